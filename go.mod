@@ -1,0 +1,3 @@
+module github.com/parkinglot/parkinglot
+
+go 1.26

@@ -1,0 +1,272 @@
+package core
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SubmitRequest is a submission. Tenant comes from the authenticated
+// identity, never from the request body.
+type SubmitRequest struct {
+	Tenant    string
+	Pool      string
+	Key       string          // idempotency key, optional
+	Recipient string          // default: Tenant
+	Payload   json.RawMessage // optional, valid JSON, at most MaxPayloadBytes
+	// At most one of MaxWait and Deadline; neither: the pool's DefaultMaxWait.
+	MaxWait  time.Duration
+	Deadline time.Time
+	// RunTimeout is the lease length; zero: the pool's RunTimeout.
+	RunTimeout time.Duration
+}
+
+// SubmitResult is the outcome of Submit.
+type SubmitResult struct {
+	Task Task
+	// Replayed is true when the key named an earlier submission with the
+	// same body and Task is that submission's task.
+	Replayed bool
+}
+
+const (
+	maxKeyLen       = 256
+	maxRecipientLen = 128
+)
+
+func (r *SubmitRequest) validate(now time.Time) error {
+	switch {
+	case r.Tenant == "" || len(r.Tenant) > maxRecipientLen:
+		return Invalid("tenant", "tenant must be 1-%d bytes", maxRecipientLen)
+	case len(r.Key) > maxKeyLen:
+		return Invalid("key", "key must be at most %d bytes, got %d", maxKeyLen, len(r.Key))
+	case len(r.Recipient) > maxRecipientLen:
+		return Invalid("recipient", "recipient must be at most %d bytes, got %d", maxRecipientLen, len(r.Recipient))
+	case len(r.Payload) > MaxPayloadBytes:
+		return Invalid("payload", "payload must be at most %d bytes, got %d", MaxPayloadBytes, len(r.Payload))
+	case len(r.Payload) > 0 && !json.Valid(r.Payload):
+		return Invalid("payload", "payload is not valid JSON")
+	case r.MaxWait != 0 && !r.Deadline.IsZero():
+		return Invalid("maxWait", "give maxWait or deadline, not both")
+	case r.MaxWait < 0:
+		return Invalid("maxWait", "maxWait must be positive, got %s", r.MaxWait)
+	case r.MaxWait > MaxWaitLimit:
+		return Invalid("maxWait", "maxWait must be at most %s, got %s", MaxWaitLimit, r.MaxWait)
+	case !r.Deadline.IsZero() && !r.Deadline.After(now):
+		return Invalid("deadline", "deadline %s is not in the future", r.Deadline.Format(time.RFC3339Nano))
+	case !r.Deadline.IsZero() && r.Deadline.Sub(now) > MaxWaitLimit:
+		return Invalid("deadline", "deadline must be within %s", MaxWaitLimit)
+	case r.RunTimeout < 0:
+		return Invalid("runTimeout", "runTimeout must be positive, got %s", r.RunTimeout)
+	case r.RunTimeout > MaxRunTimeout:
+		return Invalid("runTimeout", "runTimeout must be at most %s, got %s", MaxRunTimeout, r.RunTimeout)
+	}
+	return nil
+}
+
+// bodyHash fingerprints what a retry with the same key must repeat.
+func (r *SubmitRequest) bodyHash() string {
+	h := sha256.New()
+	var n [8]byte
+	field := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	field([]byte(r.Pool))
+	field([]byte(r.Recipient))
+	field(r.Payload)
+	field([]byte(r.MaxWait.String()))
+	if !r.Deadline.IsZero() {
+		field([]byte(r.Deadline.UTC().Format(time.RFC3339Nano)))
+	} else {
+		field(nil)
+	}
+	field([]byte(r.RunTimeout.String()))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Submit admits the task if its pool has a free slot and nothing parked
+// waits before it, parks it otherwise, and rejects it (ErrPoolFull, with the
+// rejected task in the result) when the parked depth is full.
+func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
+	now := s.clock.Now()
+	if req.Recipient == "" {
+		req.Recipient = req.Tenant
+	}
+	if err := req.validate(now); err != nil {
+		return SubmitResult{}, err
+	}
+	pool, err := s.b.Pool(ctx, req.Pool)
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	hash := req.bodyHash()
+	if req.Key != "" {
+		if res, err, ok := s.replay(ctx, req, hash); ok {
+			return res, err
+		}
+	}
+
+	t := Task{
+		ID:          newID(),
+		Key:         req.Key,
+		Tenant:      req.Tenant,
+		Pool:        req.Pool,
+		Recipient:   req.Recipient,
+		Payload:     req.Payload,
+		SubmittedAt: now,
+		Deadline:    req.Deadline,
+		RunTimeout:  req.RunTimeout,
+		BodyHash:    hash,
+	}
+	if t.Deadline.IsZero() {
+		wait := req.MaxWait
+		if wait == 0 {
+			wait = pool.DefaultMaxWait
+		}
+		t.Deadline = now.Add(wait)
+	}
+	if t.RunTimeout == 0 {
+		t.RunTimeout = pool.RunTimeout
+	}
+	var key *KeyRecord
+	if req.Key != "" {
+		key = &KeyRecord{Tenant: req.Tenant, Key: req.Key, TaskID: t.ID, BodyHash: hash}
+	}
+
+	// Admit at once when a slot looks free and nothing is parked; the
+	// conditions in the transaction decide.
+	if pool.Running < pool.Capacity && pool.Parked == 0 {
+		run := t
+		run.State = StateRunning
+		run.StartedAt = now
+		run.Lease = newLease()
+		run.LeaseExpiresAt = now.Add(run.RunTimeout)
+		txn := &Txn{
+			Pool: t.Pool, RunningDelta: 1, NeedSlot: true, FirstInLine: true,
+			Tasks:    []TaskWrite{{Task: run}},
+			Key:      key,
+			Events:   []Event{event(&run, now, EventSubmit, "", "")},
+			Messages: []Message{message(&run, MessageStarted, now)},
+		}
+		err := s.b.Commit(ctx, txn)
+		switch {
+		case err == nil:
+			run.Version = 1
+			s.started(&run, time.Time{})
+			return SubmitResult{Task: run}, nil
+		case errors.Is(err, ErrKeyExists):
+			return s.replayOrConflict(ctx, req, hash)
+		case !errors.Is(err, ErrNoCapacity):
+			return SubmitResult{}, fmt.Errorf("core: admit %s: %w", t.ID, err)
+		}
+	}
+
+	// Park. The queue message is sent after the commit; Unsent marks the
+	// window in which a crash would lose it, and the sweeper closes it.
+	park := t
+	park.State = StateParked
+	park.Unsent = true
+	txn := &Txn{
+		Pool: t.Pool, ParkedDelta: 1, NeedParkRoom: true,
+		Tasks:  []TaskWrite{{Task: park}},
+		Key:    key,
+		Events: []Event{event(&park, now, EventSubmit, "", "")},
+	}
+	err = s.b.Commit(ctx, txn)
+	switch {
+	case err == nil:
+		park.Version = 1
+		park = s.send(ctx, park)
+		// A release that raced this park may have found the queue empty.
+		s.wake(ctx, park.Pool, time.Time{})
+		return SubmitResult{Task: park}, nil
+	case errors.Is(err, ErrKeyExists):
+		return s.replayOrConflict(ctx, req, hash)
+	case !errors.Is(err, ErrPoolFull):
+		return SubmitResult{}, fmt.Errorf("core: park %s: %w", t.ID, err)
+	}
+
+	// Reject: the task is recorded, audited and its outcome delivered.
+	rej := t
+	rej.State = StateRejected
+	rej.EndedAt = now
+	txn = &Txn{
+		Pool:     t.Pool,
+		Tasks:    []TaskWrite{{Task: rej}},
+		Key:      key,
+		Events:   []Event{event(&rej, now, EventSubmit, "", "parked depth full")},
+		Messages: []Message{message(&rej, MessageType(StateRejected), now)},
+	}
+	err = s.b.Commit(ctx, txn)
+	switch {
+	case err == nil:
+		rej.Version = 1
+		s.ended(&rej)
+		return SubmitResult{Task: rej}, ErrPoolFull
+	case errors.Is(err, ErrKeyExists):
+		return s.replayOrConflict(ctx, req, hash)
+	}
+	return SubmitResult{}, fmt.Errorf("core: reject %s: %w", t.ID, err)
+}
+
+// send enqueues a parked task and clears its Unsent flag. Failures are left
+// to the sweeper, which re-sends tasks still flagged after OutboxGrace.
+func (s *Scheduler) send(ctx context.Context, t Task) Task {
+	if err := s.b.Send(ctx, t.Pool, Parked{TaskID: t.ID, Tenant: t.Tenant, Deadline: t.Deadline}); err != nil {
+		s.log.WarnContext(ctx, "parking queue send failed; the sweeper will re-send", "task", t.ID, "err", err)
+		return t
+	}
+	for range maxRetries {
+		if t.State != StateParked || !t.Unsent {
+			return t
+		}
+		next := t
+		next.Unsent = false
+		err := s.b.Commit(ctx, &Txn{Tasks: []TaskWrite{{Task: next, Expect: t.Version}}})
+		if err == nil {
+			next.Version++
+			return next
+		}
+		if !errors.Is(err, ErrConflict) {
+			break
+		}
+		if t, err = s.b.Task(ctx, t.ID); err != nil {
+			break
+		}
+	}
+	return t
+}
+
+// replay returns the earlier submission of req.Key, if there is one.
+func (s *Scheduler) replay(ctx context.Context, req SubmitRequest, hash string) (SubmitResult, error, bool) {
+	rec, err := s.b.Key(ctx, req.Tenant, req.Key)
+	if errors.Is(err, ErrNotFound) {
+		return SubmitResult{}, nil, false
+	}
+	if err != nil {
+		return SubmitResult{}, fmt.Errorf("core: read key: %w", err), true
+	}
+	if rec.BodyHash != hash {
+		return SubmitResult{}, ErrKeyConflict, true
+	}
+	t, err := s.b.Task(ctx, rec.TaskID)
+	if err != nil {
+		return SubmitResult{}, fmt.Errorf("core: read task %s of key: %w", rec.TaskID, err), true
+	}
+	return SubmitResult{Task: t, Replayed: true}, nil, true
+}
+
+func (s *Scheduler) replayOrConflict(ctx context.Context, req SubmitRequest, hash string) (SubmitResult, error) {
+	res, err, ok := s.replay(ctx, req, hash)
+	if !ok {
+		return SubmitResult{}, fmt.Errorf("core: key %q vanished after a conflict", req.Key)
+	}
+	return res, err
+}

@@ -1,0 +1,125 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// sweepBatch bounds one index page of the sweep.
+const sweepBatch = 256
+
+// SweepStats reports what one Sweep did.
+type SweepStats struct {
+	Expired  int // parked tasks past their deadline
+	TimedOut int // running tasks past their lease end
+	Resent   int // parked tasks whose queue message was re-sent
+	Started  int // parked tasks started by the safety-net dispatch
+	Purged   int // mailbox messages and audit events past retention
+}
+
+// Sweep is the safety net that repairs what crashes and lost wake-ups leave:
+// it expires parked tasks past their deadline, times out running tasks past
+// their lease end (freeing their slots), re-sends queue messages of parked
+// tasks still flagged Unsent after OutboxGrace, dispatches every pool with a
+// free slot and parked work, and, at most every PurgeEvery, purges past
+// retention. It is safe to run concurrently with everything, also with other
+// sweeps.
+func (s *Scheduler) Sweep(ctx context.Context) (SweepStats, error) {
+	var st SweepStats
+	var errs []error
+	now := s.clock.Now()
+
+	if err := s.sweepDue(ctx, now, &st); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.sweepUnsent(ctx, now, &st); err != nil {
+		errs = append(errs, err)
+	}
+	pools, err := s.b.Pools(ctx)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("core: sweep: list pools: %w", err))
+	}
+	for _, p := range pools {
+		if p.Parked == 0 || p.Running >= p.Capacity {
+			continue
+		}
+		n, err := s.Dispatch(ctx, p.Name)
+		st.Started += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("core: sweep: dispatch %s: %w", p.Name, err))
+		}
+	}
+	if last := s.lastPurge.Load(); now.UnixNano()-last >= int64(s.cfg.PurgeEvery) && s.lastPurge.CompareAndSwap(last, now.UnixNano()) {
+		n, err := s.b.Purge(ctx, now.Add(-s.cfg.MailboxRetention), now.Add(-s.cfg.AuditRetention))
+		st.Purged = n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("core: sweep: purge: %w", err))
+		}
+	}
+	return st, errors.Join(errs...)
+}
+
+func (s *Scheduler) sweepDue(ctx context.Context, now time.Time, st *SweepStats) error {
+	for {
+		ids, err := s.b.Due(ctx, now, sweepBatch)
+		if err != nil {
+			return fmt.Errorf("core: sweep: due index: %w", err)
+		}
+		progress := 0
+		for _, id := range ids {
+			t, err := s.b.Task(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("core: sweep: read %s: %w", id, err)
+			}
+			due := t.DueAt()
+			if due.IsZero() || due.After(now) {
+				continue // the index was stale: the task moved on
+			}
+			switch t.State {
+			case StateParked:
+				_, err := s.finish(ctx, t, StateExpired, EventExpire, "deadline passed before a slot freed", now, nil)
+				if err == nil {
+					st.Expired++
+					progress++
+				} else if !errors.Is(err, ErrConflict) {
+					return fmt.Errorf("core: sweep: expire %s: %w", id, err)
+				}
+			case StateRunning:
+				if s.reclaim(ctx, t, now) {
+					st.TimedOut++
+					progress++
+				}
+			}
+		}
+		if len(ids) < sweepBatch || progress == 0 {
+			return nil
+		}
+	}
+}
+
+func (s *Scheduler) sweepUnsent(ctx context.Context, now time.Time, st *SweepStats) error {
+	ids, err := s.b.Unsent(ctx, sweepBatch)
+	if err != nil {
+		return fmt.Errorf("core: sweep: unsent index: %w", err)
+	}
+	for _, id := range ids {
+		t, err := s.b.Task(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("core: sweep: read %s: %w", id, err)
+		}
+		if t.State != StateParked || !t.Unsent || now.Sub(t.SubmittedAt) < s.cfg.OutboxGrace {
+			continue // moved on, or its submitter may still be sending
+		}
+		s.send(ctx, t)
+		st.Resent++
+	}
+	return nil
+}

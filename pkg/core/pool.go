@@ -1,0 +1,74 @@
+package core
+
+import (
+	"fmt"
+	"time"
+)
+
+// PoolConfig is a pool's configuration.
+type PoolConfig struct {
+	Name string
+	// Capacity is the hard limit of tasks running at once.
+	Capacity int
+	// MaxParked bounds the parked depth; submissions past it are rejected.
+	MaxParked int
+	// DefaultMaxWait is how long a task may stay parked when the submission
+	// names neither maxWait nor deadline.
+	DefaultMaxWait time.Duration
+	// RunTimeout is the lease length when the submission names none.
+	RunTimeout time.Duration
+}
+
+// Validate names the first bad field.
+func (c PoolConfig) Validate() error {
+	switch {
+	case !validName(c.Name):
+		return Invalid("name", "pool name %q must be 1-64 characters of [A-Za-z0-9_.-]", c.Name)
+	case c.Capacity < 1:
+		return Invalid("capacity", "pool %s: capacity must be at least 1, got %d", c.Name, c.Capacity)
+	case c.MaxParked < 0:
+		return Invalid("maxParked", "pool %s: maxParked must not be negative, got %d", c.Name, c.MaxParked)
+	case c.DefaultMaxWait <= 0:
+		return Invalid("defaultMaxWait", "pool %s: defaultMaxWait must be positive, got %s", c.Name, c.DefaultMaxWait)
+	case c.RunTimeout <= 0:
+		return Invalid("runTimeout", "pool %s: runTimeout must be positive, got %s", c.Name, c.RunTimeout)
+	}
+	return nil
+}
+
+// Pool is a pool's configuration with its counters, as one item holds them.
+type Pool struct {
+	PoolConfig
+	Running int // tasks holding a slot
+	Parked  int // tasks in state parked
+}
+
+// PoolStats is what the pools routes report.
+type PoolStats struct {
+	Name      string
+	Capacity  int
+	Running   int
+	Parked    int
+	MaxParked int
+}
+
+func (p Pool) stats() PoolStats {
+	return PoolStats{Name: p.Name, Capacity: p.Capacity, Running: p.Running, Parked: p.Parked, MaxParked: p.MaxParked}
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func (p Pool) String() string {
+	return fmt.Sprintf("%s(%d/%d running, %d/%d parked)", p.Name, p.Running, p.Capacity, p.Parked, p.MaxParked)
+}

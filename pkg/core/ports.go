@@ -1,0 +1,159 @@
+package core
+
+import (
+	"context"
+	"time"
+)
+
+// The ports below are what a backend implements. Each is sized to one
+// DynamoDB or SQS call pattern (docs/architecture.md maps them): single-item
+// reads, one small atomic transaction per transition, index queries, and an
+// at-least-once queue. None needs a global lock.
+
+// PoolStore holds one item per pool: its configuration and counters.
+type PoolStore interface {
+	// PutPool creates the pool or updates its configuration, keeping its
+	// counters. Lowering capacity below running is allowed: admission then
+	// waits until running drops below the new capacity.
+	PutPool(ctx context.Context, cfg PoolConfig) error
+	// Pool returns the pool item, or ErrPoolNotFound.
+	Pool(ctx context.Context, name string) (Pool, error)
+	// Pools returns every pool item, ordered by name.
+	Pools(ctx context.Context) ([]Pool, error)
+}
+
+// TaskStore reads task and idempotency-key items and the due-time indexes.
+// Writes go through Committer.
+type TaskStore interface {
+	// Task returns the task item, or ErrNotFound.
+	Task(ctx context.Context, id string) (Task, error)
+	// Key returns the idempotency key item, or ErrNotFound.
+	Key(ctx context.Context, tenant, key string) (KeyRecord, error)
+	// Due returns up to limit ids of non-terminal tasks whose DueAt is at or
+	// before t, soonest first. The index may be stale: core re-reads each task.
+	Due(ctx context.Context, t time.Time, limit int) ([]string, error)
+	// Unsent returns up to limit ids of tasks whose Unsent flag is set.
+	Unsent(ctx context.Context, limit int) ([]string, error)
+}
+
+// KeyRecord maps a tenant's idempotency key to the task it created.
+type KeyRecord struct {
+	Tenant   string
+	Key      string
+	TaskID   string
+	BodyHash string
+}
+
+// Committer applies one transition atomically: all of it or none of it.
+type Committer interface {
+	// Commit checks every condition of txn and applies every write, or
+	// applies nothing and returns ErrConflict, ErrNoCapacity, ErrPoolFull,
+	// ErrKeyExists or ErrPoolNotFound (wrapped) naming the first condition
+	// that failed, or another error if the outcome is unknown.
+	Commit(ctx context.Context, txn *Txn) error
+}
+
+// Txn is one transition: the pool item's counters and conditions, the task
+// items it writes, an optional idempotency key, and the audit events and
+// mailbox messages written with it. On DynamoDB it is one
+// TransactWriteItems call.
+type Txn struct {
+	Pool string
+	// RunningDelta and ParkedDelta change the pool's counters.
+	RunningDelta int
+	ParkedDelta  int
+	// NeedSlot requires running < capacity before the write.
+	NeedSlot bool
+	// FirstInLine requires parked == 0 before the write, so that a new
+	// submission does not overtake parked tasks.
+	FirstInLine bool
+	// NeedParkRoom requires parked < maxParked before the write.
+	NeedParkRoom bool
+
+	Tasks    []TaskWrite
+	Key      *KeyRecord // written only if absent
+	Events   []Event
+	Messages []Message
+}
+
+// TaskWrite puts a task item if its stored version equals Expect (0: the
+// item must not exist). The stored version becomes Expect+1.
+type TaskWrite struct {
+	Task   Task
+	Expect int64
+}
+
+// ParkingQueue holds parked work per pool: at-least-once, roughly FIFO per
+// tenant, fair between tenants (an SQS FIFO queue per pool with a message
+// group per tenant). Consumers must be idempotent.
+type ParkingQueue interface {
+	// Send enqueues a parked task. Sending the same task twice may deliver
+	// it twice.
+	Send(ctx context.Context, pool string, p Parked) error
+	// Receive returns up to max messages, each hidden from other receivers
+	// until deleted, released, or the backend's visibility timeout ends.
+	Receive(ctx context.Context, pool string, max int) ([]Delivery, error)
+	// Delete removes a received message.
+	Delete(ctx context.Context, pool string, receipt string) error
+	// Release makes a received message visible again at once.
+	Release(ctx context.Context, pool string, receipt string) error
+}
+
+// Parked is the queue message for a parked task.
+type Parked struct {
+	TaskID   string
+	Tenant   string
+	Deadline time.Time
+}
+
+// Delivery is a received queue message.
+type Delivery struct {
+	Parked
+	Receipt string
+}
+
+// MailboxStore reads recipients' mailboxes. Messages are written by Commit,
+// which assigns each a cursor greater than that of every message of the same
+// mailbox committed before it.
+type MailboxStore interface {
+	// Messages returns up to limit messages of (tenant, recipient) with a
+	// cursor greater than both after and the mailbox's acknowledged cursor,
+	// in cursor order.
+	Messages(ctx context.Context, tenant, recipient string, after Cursor, limit int) ([]Message, error)
+	// Ack records that messages up to and including upTo are handled.
+	// The acknowledged cursor never moves back.
+	Ack(ctx context.Context, tenant, recipient string, upTo Cursor) error
+}
+
+// MailboxWatcher is implemented by backends that can signal new mailbox
+// messages; core long-polls by polling the others.
+type MailboxWatcher interface {
+	// WatchMailbox returns a channel that receives a value after a message
+	// lands in (tenant, recipient), and a function that stops the watch.
+	WatchMailbox(tenant, recipient string) (<-chan struct{}, func())
+}
+
+// AuditStore queries the audit trail, written by Commit.
+type AuditStore interface {
+	// Events returns up to q.Limit events of q.Tenant with From <= At < To,
+	// after q.After in (At, Seq) order, filtered by q.Pool and q.TaskID when set.
+	Events(ctx context.Context, q AuditQuery) ([]Event, error)
+}
+
+// Retention removes mailbox messages and audit events past their retention.
+type Retention interface {
+	// Purge deletes messages created before messagesBefore and events
+	// before eventsBefore, and reports how many it deleted.
+	Purge(ctx context.Context, messagesBefore, eventsBefore time.Time) (int, error)
+}
+
+// Backend is everything core needs from a store.
+type Backend interface {
+	PoolStore
+	TaskStore
+	Committer
+	ParkingQueue
+	MailboxStore
+	AuditStore
+	Retention
+}

@@ -1,0 +1,252 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Limits on outside input.
+const (
+	// MaxPayloadBytes bounds a task's payload and result.
+	MaxPayloadBytes = 256 << 10
+	// MaxWaitLimit bounds maxWait and how far ahead a deadline may be.
+	MaxWaitLimit = 14 * 24 * time.Hour
+	// MaxRunTimeout bounds runTimeout and a heartbeat's extension.
+	MaxRunTimeout = 7 * 24 * time.Hour
+	// MaxMailboxWait bounds a mailbox long poll.
+	MaxMailboxWait = 20 * time.Second
+	// MaxPageLimit bounds a page of mailbox messages or audit events.
+	MaxPageLimit = 1000
+	// DefaultPageLimit is a page's size when the query names none.
+	DefaultPageLimit = 100
+)
+
+// Observer is told about starts and outcomes, for metrics. Calls are made
+// after the transition is committed, on the caller's goroutine.
+type Observer interface {
+	// Started is called when a task starts. wake is the time from the
+	// release of a slot to this start when the start was a wake-up, else -1.
+	Started(t *Task, wake time.Duration)
+	// Ended is called when a task reaches a terminal state.
+	Ended(t *Task)
+}
+
+// Config configures a Scheduler. Zero fields take the defaults documented on
+// each; WithDefaults fills them.
+type Config struct {
+	// Backend stores everything. Required.
+	Backend Backend
+	// Clock tells the time. Default: SystemClock.
+	Clock Clock
+	// Logger receives warnings about repairs left to the sweeper. Default: discard.
+	Logger *slog.Logger
+	// Observer is told about starts and outcomes. Default: none.
+	Observer Observer
+	// Wake is called after a slot is released or a task is parked, to start
+	// parked work. Default: dispatch the pool inline, on the caller's goroutine.
+	Wake func(ctx context.Context, pool string, freedAt time.Time)
+	// OutboxGrace is how long after parking a task whose queue message may
+	// not have been sent waits before the sweeper re-sends it. Default: 30s.
+	OutboxGrace time.Duration
+	// MailboxRetention is how long mailbox messages are kept. Default: 7 days.
+	MailboxRetention time.Duration
+	// AuditRetention is how long audit events are kept. Default: 30 days.
+	AuditRetention time.Duration
+	// PurgeEvery is how often Sweep also purges past retention. Default: 1m.
+	PurgeEvery time.Duration
+	// MailboxPoll is the poll interval of a mailbox long poll on backends
+	// that are not MailboxWatchers. Default: 100ms.
+	MailboxPoll time.Duration
+}
+
+// WithDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.OutboxGrace == 0 {
+		c.OutboxGrace = 30 * time.Second
+	}
+	if c.MailboxRetention == 0 {
+		c.MailboxRetention = 7 * 24 * time.Hour
+	}
+	if c.AuditRetention == 0 {
+		c.AuditRetention = 30 * 24 * time.Hour
+	}
+	if c.PurgeEvery == 0 {
+		c.PurgeEvery = time.Minute
+	}
+	if c.MailboxPoll == 0 {
+		c.MailboxPoll = 100 * time.Millisecond
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Backend == nil:
+		return errors.New("core: Config.Backend is required")
+	case c.OutboxGrace < 0:
+		return errors.New("core: Config.OutboxGrace must not be negative")
+	case c.MailboxRetention < 0 || c.AuditRetention < 0:
+		return errors.New("core: retention must not be negative")
+	case c.PurgeEvery < 0 || c.MailboxPoll < 0:
+		return errors.New("core: intervals must not be negative")
+	}
+	return nil
+}
+
+// Scheduler runs the task lifecycle over a Backend. It is safe for
+// concurrent use, also by several Schedulers (processes) over one backend.
+type Scheduler struct {
+	cfg       Config
+	b         Backend
+	clock     Clock
+	log       *slog.Logger
+	obs       Observer
+	lastPurge atomic.Int64
+}
+
+// New returns a Scheduler for cfg, or an error naming the bad field.
+func New(cfg Config) (*Scheduler, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Scheduler{cfg: cfg, b: cfg.Backend, clock: cfg.Clock, log: cfg.Logger, obs: cfg.Observer}
+	return s, nil
+}
+
+// Backend returns the scheduler's backend.
+func (s *Scheduler) Backend() Backend { return s.b }
+
+// Clock returns the scheduler's clock.
+func (s *Scheduler) Clock() Clock { return s.clock }
+
+// PutPool creates or reconfigures a pool.
+func (s *Scheduler) PutPool(ctx context.Context, cfg PoolConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := s.b.PutPool(ctx, cfg); err != nil {
+		return err
+	}
+	// A raised capacity may free slots for parked work.
+	s.wake(ctx, cfg.Name, time.Time{})
+	return nil
+}
+
+// Pool returns one pool's counters.
+func (s *Scheduler) Pool(ctx context.Context, name string) (PoolStats, error) {
+	p, err := s.b.Pool(ctx, name)
+	if err != nil {
+		return PoolStats{}, err
+	}
+	return p.stats(), nil
+}
+
+// Pools returns every pool's counters, by name.
+func (s *Scheduler) Pools(ctx context.Context) ([]PoolStats, error) {
+	ps, err := s.b.Pools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PoolStats, len(ps))
+	for i, p := range ps {
+		out[i] = p.stats()
+	}
+	return out, nil
+}
+
+// Task returns tenant's task id; another tenant's task is ErrNotFound.
+func (s *Scheduler) Task(ctx context.Context, tenant, id string) (Task, error) {
+	t, err := s.b.Task(ctx, id)
+	if err != nil {
+		return Task{}, err
+	}
+	if t.Tenant != tenant {
+		return Task{}, ErrNotFound
+	}
+	return t, nil
+}
+
+func (s *Scheduler) wake(ctx context.Context, pool string, freedAt time.Time) {
+	if s.cfg.Wake != nil {
+		s.cfg.Wake(ctx, pool, freedAt)
+		return
+	}
+	if _, err := s.dispatch(ctx, pool, freedAt); err != nil {
+		// The sweeper dispatches every pool with free slots and parked work.
+		s.log.WarnContext(ctx, "wake failed; the sweeper will retry", "pool", pool, "err", err)
+	}
+}
+
+func (s *Scheduler) started(t *Task, freedAt time.Time) {
+	if s.obs == nil {
+		return
+	}
+	wake := time.Duration(-1)
+	if !freedAt.IsZero() {
+		wake = t.StartedAt.Sub(freedAt)
+	}
+	s.obs.Started(t, wake)
+}
+
+func (s *Scheduler) ended(t *Task) {
+	if s.obs != nil {
+		s.obs.Ended(t)
+	}
+}
+
+// finish commits the transition of t (as read, at t.Version) to the terminal
+// state to, releasing its slot or parked place, with its audit event and
+// outcome message. edit, if set, fills outcome fields on the new task.
+func (s *Scheduler) finish(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task)) (Task, error) {
+	next := t
+	next.State = to
+	next.EndedAt = now
+	next.Unsent = false
+	if edit != nil {
+		edit(&next)
+	}
+	txn := &Txn{Pool: t.Pool, Tasks: []TaskWrite{{Task: next, Expect: t.Version}}}
+	switch t.State {
+	case StateRunning:
+		txn.RunningDelta = -1
+	case StateParked:
+		txn.ParkedDelta = -1
+	}
+	txn.Events = []Event{event(&next, now, evType, t.State, detail)}
+	txn.Messages = []Message{message(&next, MessageType(to), now)}
+	if err := s.b.Commit(ctx, txn); err != nil {
+		return Task{}, err
+	}
+	next.Version = t.Version + 1
+	s.ended(&next)
+	return next, nil
+}
+
+func event(t *Task, at time.Time, typ string, from State, detail string) Event {
+	return Event{At: at, Tenant: t.Tenant, Pool: t.Pool, TaskID: t.ID, Type: typ, From: from, To: t.State, Detail: detail}
+}
+
+func message(t *Task, typ MessageType, at time.Time) Message {
+	m := Message{Tenant: t.Tenant, Recipient: t.Recipient, TaskID: t.ID, Pool: t.Pool, Type: typ, At: at}
+	switch typ {
+	case MessageStarted:
+		m.Lease = t.Lease
+	default:
+		m.Result = t.Result
+		m.Error = t.Error
+	}
+	return m
+}
+
+// maxRetries bounds compare-and-set retries of one operation.
+const maxRetries = 16

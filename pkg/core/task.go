@@ -1,0 +1,112 @@
+package core
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// State is a task's lifecycle state.
+type State string
+
+// Task states. Parked and running are the only non-terminal ones.
+const (
+	StateParked    State = "parked"
+	StateRunning   State = "running"
+	StateSucceeded State = "succeeded"
+	StateFailed    State = "failed"
+	StateExpired   State = "expired"
+	StateRejected  State = "rejected"
+	StateCancelled State = "cancelled"
+	StateTimedOut  State = "timed_out"
+)
+
+// Terminal reports whether s never changes again.
+func (s State) Terminal() bool { return s != StateParked && s != StateRunning && s != "" }
+
+// Task is one unit of work submitted to a pool.
+type Task struct {
+	ID        string
+	Key       string // idempotency key, may be empty
+	Tenant    string
+	Pool      string
+	Recipient string
+	State     State
+	Payload   json.RawMessage
+
+	SubmittedAt    time.Time
+	Deadline       time.Time // a parked task never starts at or after it
+	RunTimeout     time.Duration
+	StartedAt      time.Time
+	Lease          string // current or last lease token
+	LeaseExpiresAt time.Time
+	EndedAt        time.Time
+	Result         json.RawMessage
+	Error          string
+
+	// BodyHash fingerprints the submission for idempotent retries.
+	BodyHash string
+	// Unsent is set while a parked task's queue message may not have been
+	// sent yet (the outbox flag); the sweeper re-sends such tasks.
+	Unsent bool
+	// Version is the compare-and-set token, incremented by every write.
+	// Backends own it: Commit sets it to the expected version + 1.
+	Version int64
+}
+
+// DueAt is when the sweeper must look at the task: the deadline of a parked
+// task, the lease end of a running one, zero for a terminal one.
+func (t *Task) DueAt() time.Time {
+	switch t.State {
+	case StateParked:
+		return t.Deadline
+	case StateRunning:
+		return t.LeaseExpiresAt
+	}
+	return time.Time{}
+}
+
+// MessageType is the kind of a mailbox message.
+type MessageType string
+
+// Message types: "started" carries the lease; the others are outcomes.
+const (
+	MessageStarted MessageType = "started"
+)
+
+// Message is one entry of a recipient's mailbox.
+type Message struct {
+	Cursor    Cursor
+	Tenant    string
+	Recipient string
+	TaskID    string
+	Pool      string
+	Type      MessageType // started, or the terminal state's name
+	Lease     string      // on started
+	Result    json.RawMessage
+	Error     string
+	At        time.Time
+}
+
+// Event is one audit record of a transition.
+type Event struct {
+	Seq    uint64 // assigned by the backend; orders events with equal At
+	At     time.Time
+	Tenant string
+	Pool   string
+	TaskID string
+	Type   string // submit, start, expire, complete, cancel, timeout, reject
+	From   State  // empty on submit
+	To     State
+	Detail string
+}
+
+// Event types.
+const (
+	EventSubmit   = "submit"
+	EventStart    = "start"
+	EventComplete = "complete"
+	EventCancel   = "cancel"
+	EventExpire   = "expire"
+	EventTimeout  = "timeout"
+	EventReject   = "reject"
+)

@@ -1,0 +1,102 @@
+package memstore
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/parkinglot/parkinglot/pkg/core"
+)
+
+// mailbox is one recipient's mailbox item group: its messages in cursor
+// order, the acknowledged cursor and the long-poll watchers.
+type mailbox struct {
+	mu       sync.Mutex
+	msgs     []core.Message
+	seq      uint64
+	acked    core.Cursor
+	watchers map[chan struct{}]struct{}
+}
+
+func (s *Store) mailboxesOf(msgs []core.Message) map[string]*mailbox {
+	if len(msgs) == 0 {
+		return nil
+	}
+	m := make(map[string]*mailbox, len(msgs))
+	for _, msg := range msgs {
+		k := msg.Tenant + "\x00" + msg.Recipient
+		if _, ok := m[k]; !ok {
+			m[k] = load[mailbox](&s.mailboxes, k)
+		}
+	}
+	return m
+}
+
+// append adds m with the next cursor; the caller holds b.mu.
+func (b *mailbox) append(m core.Message) {
+	b.seq++
+	m.Cursor = core.Cursor(b.seq)
+	b.msgs = append(b.msgs, m)
+	for ch := range b.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Messages returns messages after max(after, acked), in cursor order.
+func (s *Store) Messages(_ context.Context, tenant, recipient string, after core.Cursor, limit int) ([]core.Message, error) {
+	b := peek[mailbox](&s.mailboxes, tenant+"\x00"+recipient)
+	if b == nil {
+		return nil, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	from := max(after, b.acked)
+	i := sort.Search(len(b.msgs), func(i int) bool { return b.msgs[i].Cursor > from })
+	n := min(limit, len(b.msgs)-i)
+	if n <= 0 {
+		return nil, nil
+	}
+	return append([]core.Message(nil), b.msgs[i:i+n]...), nil
+}
+
+// Ack moves the acknowledged cursor forward to upTo.
+func (s *Store) Ack(_ context.Context, tenant, recipient string, upTo core.Cursor) error {
+	b := load[mailbox](&s.mailboxes, tenant+"\x00"+recipient)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.acked = max(b.acked, upTo)
+	return nil
+}
+
+// WatchMailbox signals new messages of (tenant, recipient).
+func (s *Store) WatchMailbox(tenant, recipient string) (<-chan struct{}, func()) {
+	b := load[mailbox](&s.mailboxes, tenant+"\x00"+recipient)
+	ch := make(chan struct{}, 1)
+	b.mu.Lock()
+	if b.watchers == nil {
+		b.watchers = make(map[chan struct{}]struct{})
+	}
+	b.watchers[ch] = struct{}{}
+	b.mu.Unlock()
+	return ch, func() {
+		b.mu.Lock()
+		delete(b.watchers, ch)
+		b.mu.Unlock()
+	}
+}
+
+// purge drops messages created before t; the caller holds b.mu.
+func (b *mailbox) purge(t time.Time) int {
+	n := 0
+	for n < len(b.msgs) && b.msgs[n].At.Before(t) {
+		n++
+	}
+	if n > 0 {
+		b.msgs = append(b.msgs[:0:0], b.msgs[n:]...)
+	}
+	return n
+}
