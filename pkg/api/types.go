@@ -153,18 +153,18 @@ func timePtr(t time.Time) *time.Time {
 	return &u
 }
 
-// FromTask converts a core task. The lease is shown only while it runs.
+// FromTask converts a core task. The lease token is shown only while the
+// task runs.
 func FromTask(t *core.Task) Task {
 	out := Task{
 		ID: t.ID, Key: t.Key, Tenant: t.Tenant, Pool: t.Pool, Recipient: t.Recipient,
 		State: string(t.State), Payload: t.Payload,
 		SubmittedAt: t.SubmittedAt.UTC(), Deadline: t.Deadline.UTC(),
-		StartedAt: timePtr(t.StartedAt), EndedAt: timePtr(t.EndedAt),
-		Result: t.Result, Error: t.Error,
+		StartedAt: timePtr(t.StartedAt), LeaseExpiresAt: timePtr(t.LeaseExpiresAt),
+		EndedAt: timePtr(t.EndedAt), Result: t.Result, Error: t.Error,
 	}
 	if t.State == core.StateRunning {
 		out.Lease = t.Lease
-		out.LeaseExpiresAt = timePtr(t.LeaseExpiresAt)
 	}
 	return out
 }
