@@ -1,0 +1,42 @@
+# Parkinglot. `make run` starts the native server on the built-in sample
+# config; `make test` runs every test (what CI runs).
+GO      ?= go
+BIN     := bin/parkinglot
+CONFIG  ?=
+PKGS    := ./...
+
+.PHONY: build run test vet fmt-check bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/parkinglot
+
+run: build
+	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
+
+# Everything, under the race detector. Fuzz targets run their seed corpora.
+test: fmt-check vet
+	$(GO) test -race -count=1 -timeout 25m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Benchmarks (reported, not asserted): see docs/benchmarks.md.
+BENCHTIME ?= 2s
+COUNT     ?= 5
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) $(PKGS)
+
+# Run each fuzz target for FUZZTIME (default 10s).
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin
