@@ -1,0 +1,332 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/parkinglot/parkinglot/pkg/core"
+)
+
+// Store types that Validate accepts. cmd/parkinglot decides which are built.
+const (
+	StoreMemory   = "memory"
+	StoreEmbedded = "embedded"
+	StoreAWS      = "aws"
+	StorePostgres = "postgres"
+)
+
+// Log formats.
+const (
+	LogAuto = "auto" // text on a terminal, JSON otherwise
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// Config is the server's configuration. Zero fields take the defaults
+// documented on each; WithDefaults fills them, Validate checks the result.
+type Config struct {
+	// Listen is the HTTP listen address. Default: 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// Store selects the backend.
+	Store Store `yaml:"store"`
+	// Auth maps bearer tokens to tenants.
+	Auth Auth `yaml:"auth"`
+	// Pools are created or reconfigured at start-up. At least one.
+	Pools []Pool `yaml:"pools"`
+	// SweepInterval is how often the sweeper runs (expiry, lease reclaim,
+	// outbox re-send, safety-net dispatch). Default: 250ms.
+	SweepInterval time.Duration `yaml:"sweepInterval"`
+	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
+	// Default: 25s (mailbox long polls last up to 20s).
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// Log configures the server's logs.
+	Log Log `yaml:"log"`
+}
+
+// Store selects and configures the backend.
+type Store struct {
+	// Type is memory, embedded, aws or postgres. Default: memory.
+	Type string `yaml:"type"`
+	// Path is the data directory of the embedded store. Default: ./data.
+	Path string `yaml:"path"`
+}
+
+// Auth configures authentication.
+type Auth struct {
+	// Tokens map bearer tokens to tenants. With none, the server accepts
+	// loopback clients only, all as tenant "default".
+	Tokens []Token `yaml:"tokens"`
+}
+
+// Token maps one bearer token to its tenant.
+type Token struct {
+	Token  string `yaml:"token"`
+	Tenant string `yaml:"tenant"`
+}
+
+// Pool is one pool's configuration.
+type Pool struct {
+	// Name is 1-64 characters of [A-Za-z0-9_.-]. Required.
+	Name string `yaml:"name"`
+	// Capacity is the hard limit of tasks running at once. Required, >= 1.
+	Capacity int `yaml:"capacity"`
+	// MaxParked bounds the parked depth; 0 parks nothing (a submission that
+	// finds no free slot is rejected).
+	MaxParked int `yaml:"maxParked"`
+	// DefaultMaxWait is how long a task may stay parked when the submission
+	// names no deadline. Default: 10m.
+	DefaultMaxWait time.Duration `yaml:"defaultMaxWait"`
+	// RunTimeout is the lease length when the submission names none.
+	// Default: 5m.
+	RunTimeout time.Duration `yaml:"runTimeout"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default: info.
+	Level string `yaml:"level"`
+	// Format is auto, text or json. Default: auto.
+	Format string `yaml:"format"`
+}
+
+// Defaults.
+const (
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultStorePath       = "./data"
+	DefaultSweepInterval   = 250 * time.Millisecond
+	DefaultShutdownTimeout = 25 * time.Second
+	DefaultMaxWait         = 10 * time.Minute
+	DefaultRunTimeout      = 5 * time.Minute
+	DefaultLogLevel        = "info"
+)
+
+// Sample is the built-in configuration that `parkinglot serve` uses
+// without --config.
+const Sample = `# parkinglot serve configuration
+listen: 127.0.0.1:8080
+store:
+  type: memory            # later: embedded | aws | postgres
+auth:
+  tokens:                 # bearer token -> tenant
+    - token: dev-token
+      tenant: acme
+pools:
+  - name: gpu
+    capacity: 4
+    maxParked: 1000
+    defaultMaxWait: 10m
+    runTimeout: 5m
+  - name: cpu
+    capacity: 16
+    maxParked: 10000
+    defaultMaxWait: 10m
+    runTimeout: 5m
+sweepInterval: 250ms
+log:
+  level: info
+  format: auto
+`
+
+// FieldError names the configuration field that is wrong, as a path such
+// as pools[1].capacity.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Load reads, parses and validates the file at path.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML strictly (unknown keys are errors), fills defaults and
+// validates. Errors name the field.
+func Parse(b []byte) (Config, error) {
+	var c Config
+	if err := decode(b, &c); err != nil {
+		return Config{}, err
+	}
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// WithDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Store.Type == "" {
+		c.Store.Type = StoreMemory
+	}
+	if c.Store.Path == "" {
+		c.Store.Path = DefaultStorePath
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = DefaultLogLevel
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = LogAuto
+	}
+	pools := make([]Pool, len(c.Pools))
+	for i, p := range c.Pools {
+		if p.DefaultMaxWait == 0 {
+			p.DefaultMaxWait = DefaultMaxWait
+		}
+		if p.RunTimeout == 0 {
+			p.RunTimeout = DefaultRunTimeout
+		}
+		pools[i] = p
+	}
+	c.Pools = pools
+	c.Auth.Tokens = append([]Token(nil), c.Auth.Tokens...)
+	return c
+}
+
+// Validate returns a *FieldError naming the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Listen == "":
+		return fieldErr("listen", "must not be empty")
+	case c.SweepInterval <= 0:
+		return fieldErr("sweepInterval", "must be positive, got %s", c.SweepInterval)
+	case c.ShutdownTimeout <= 0:
+		return fieldErr("shutdownTimeout", "must be positive, got %s", c.ShutdownTimeout)
+	}
+	switch c.Store.Type {
+	case StoreMemory, StoreEmbedded, StoreAWS, StorePostgres:
+	default:
+		return fieldErr("store.type", "unknown store type %q (memory, embedded, aws or postgres)", c.Store.Type)
+	}
+	if c.Store.Type == StoreEmbedded && c.Store.Path == "" {
+		return fieldErr("store.path", "must not be empty")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fieldErr("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case LogAuto, LogText, LogJSON:
+	default:
+		return fieldErr("log.format", "must be auto, text or json, got %q", c.Log.Format)
+	}
+
+	tokens := make(map[string]int, len(c.Auth.Tokens))
+	for i, t := range c.Auth.Tokens {
+		f := fmt.Sprintf("auth.tokens[%d]", i)
+		switch {
+		case t.Token == "":
+			return fieldErr(f+".token", "must not be empty")
+		case len(t.Token) > 4096:
+			return fieldErr(f+".token", "must be at most 4096 bytes")
+		case t.Tenant == "":
+			return fieldErr(f+".tenant", "must not be empty")
+		case len(t.Tenant) > 128:
+			return fieldErr(f+".tenant", "must be at most 128 bytes")
+		}
+		if j, dup := tokens[t.Token]; dup {
+			// Never echo the secret.
+			return fieldErr(f+".token", "duplicate token (also auth.tokens[%d])", j)
+		}
+		tokens[t.Token] = i
+	}
+
+	if len(c.Pools) == 0 {
+		return fieldErr("pools", "at least one pool is required")
+	}
+	names := make(map[string]int, len(c.Pools))
+	for i, p := range c.Pools {
+		f := fmt.Sprintf("pools[%d]", i)
+		switch {
+		case !validName(p.Name):
+			return fieldErr(f+".name", "must be 1-64 characters of [A-Za-z0-9_.-], got %q", clip(p.Name))
+		case p.Capacity < 1:
+			return fieldErr(f+".capacity", "must be at least 1, got %d", p.Capacity)
+		case p.MaxParked < 0:
+			return fieldErr(f+".maxParked", "must not be negative, got %d", p.MaxParked)
+		case p.DefaultMaxWait <= 0:
+			return fieldErr(f+".defaultMaxWait", "must be positive, got %s", p.DefaultMaxWait)
+		case p.DefaultMaxWait > core.MaxWaitLimit:
+			return fieldErr(f+".defaultMaxWait", "must be at most %s, got %s", core.MaxWaitLimit, p.DefaultMaxWait)
+		case p.RunTimeout <= 0:
+			return fieldErr(f+".runTimeout", "must be positive, got %s", p.RunTimeout)
+		case p.RunTimeout > core.MaxRunTimeout:
+			return fieldErr(f+".runTimeout", "must be at most %s, got %s", core.MaxRunTimeout, p.RunTimeout)
+		}
+		if j, dup := names[p.Name]; dup {
+			return fieldErr(f+".name", "duplicate pool name %q (also pools[%d])", p.Name, j)
+		}
+		names[p.Name] = i
+		// Core has the last word on a pool's configuration.
+		if err := p.Core().Validate(); err != nil {
+			var ie *core.InvalidError
+			if errors.As(err, &ie) {
+				return fieldErr(f+"."+ie.Field, "%s", ie.Reason)
+			}
+			return fieldErr(f, "%v", err)
+		}
+	}
+	return nil
+}
+
+// Core returns the pool's core configuration.
+func (p Pool) Core() core.PoolConfig {
+	return core.PoolConfig{
+		Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked,
+		DefaultMaxWait: p.DefaultMaxWait, RunTimeout: p.RunTimeout,
+	}
+}
+
+// TokenMap returns the tokens as bearer token -> tenant.
+func (a Auth) TokenMap() map[string]string {
+	m := make(map[string]string, len(a.Tokens))
+	for _, t := range a.Tokens {
+		m[t.Token] = t.Tenant
+	}
+	return m
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

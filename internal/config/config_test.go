@@ -1,0 +1,165 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/internal/config"
+)
+
+func TestSample(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse([]byte(config.Sample))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:8080", c.Listen)
+	require.Equal(t, config.StoreMemory, c.Store.Type)
+	require.Equal(t, map[string]string{"dev-token": "acme"}, c.Auth.TokenMap())
+	require.Len(t, c.Pools, 2)
+	require.Equal(t, config.Pool{Name: "gpu", Capacity: 4, MaxParked: 1000, DefaultMaxWait: 10 * time.Minute, RunTimeout: 5 * time.Minute}, c.Pools[0])
+	require.Equal(t, 250*time.Millisecond, c.SweepInterval)
+	for _, p := range c.Pools {
+		require.NoError(t, p.Core().Validate())
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse([]byte("pools:\n  - name: a\n    capacity: 2\n"))
+	require.NoError(t, err)
+	require.Equal(t, config.DefaultListen, c.Listen)
+	require.Equal(t, config.StoreMemory, c.Store.Type)
+	require.Equal(t, config.DefaultStorePath, c.Store.Path)
+	require.Equal(t, config.DefaultSweepInterval, c.SweepInterval)
+	require.Equal(t, config.DefaultShutdownTimeout, c.ShutdownTimeout)
+	require.Equal(t, "info", c.Log.Level)
+	require.Equal(t, config.LogAuto, c.Log.Format)
+	require.Empty(t, c.Auth.Tokens)
+	require.Equal(t, config.Pool{Name: "a", Capacity: 2, DefaultMaxWait: config.DefaultMaxWait, RunTimeout: config.DefaultRunTimeout}, c.Pools[0])
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "parkinglot.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(config.Sample), 0o600))
+	c, err := config.Load(path)
+	require.NoError(t, err)
+	require.Len(t, c.Pools, 2)
+
+	_, err = config.Load(filepath.Join(dir, "missing.yaml"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("pools:\n  - name: a\n    capacity: 0\n"), 0o600))
+	_, err = config.Load(bad)
+	require.ErrorContains(t, err, "pools[0].capacity: must be at least 1")
+	require.ErrorContains(t, err, bad)
+}
+
+const okPools = `
+pools:
+  - name: gpu
+    capacity: 4
+  - name: cpu
+    capacity: 8
+`
+
+func TestInvalid(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, yaml, field, reason string
+	}{
+		{"capacity zero", "pools:\n  - name: a\n    capacity: 1\n  - name: b\n    capacity: 0\n", "pools[1].capacity", "must be at least 1"},
+		{"capacity not int", "pools:\n  - name: a\n    capacity: four\n", "pools[0].capacity", "not an integer"},
+		{"capacity huge", "pools:\n  - name: a\n    capacity: 99999999999999\n", "pools[0].capacity", "not an integer"},
+		{"negative maxParked", "pools:\n  - name: a\n    capacity: 1\n    maxParked: -1\n", "pools[0].maxParked", "must not be negative"},
+		{"bad duration", "pools:\n  - name: a\n    capacity: 1\n    runTimeout: soon\n", "pools[0].runTimeout", "not a duration"},
+		{"negative wait", "pools:\n  - name: a\n    capacity: 1\n    defaultMaxWait: -1s\n", "pools[0].defaultMaxWait", "must be positive"},
+		{"wait too long", "pools:\n  - name: a\n    capacity: 1\n    defaultMaxWait: 10000h\n", "pools[0].defaultMaxWait", "at most"},
+		{"bad pool name", "pools:\n  - name: a b\n    capacity: 1\n", "pools[0].name", "A-Za-z0-9"},
+		{"missing pool name", "pools:\n  - capacity: 1\n", "pools[0].name", "A-Za-z0-9"},
+		{"duplicate pool", "pools:\n  - name: a\n    capacity: 1\n  - name: a\n    capacity: 2\n", "pools[1].name", "duplicate pool name"},
+		{"no pools", "listen: 127.0.0.1:1\n", "pools", "at least one pool"},
+		{"pools not a list", "pools: gpu\n", "pools", "must be a list"},
+		{"unknown top key", "listn: x\n" + okPools, "listn", "unknown field"},
+		{"unknown pool key", "pools:\n  - name: a\n    capacity: 1\n    cap: 2\n", "pools[0].cap", "unknown field"},
+		{"unknown store key", "store:\n  typ: memory\n" + okPools, "store.typ", "unknown field"},
+		{"repeated key", "listen: a\nlisten: b\n" + okPools, "listen", "repeated key"},
+		{"store type", "store:\n  type: redis\n" + okPools, "store.type", "unknown store type"},
+		{"empty token", "auth:\n  tokens:\n    - token: \"\"\n      tenant: acme\n" + okPools, "auth.tokens[0].token", "must not be empty"},
+		{"empty tenant", "auth:\n  tokens:\n    - token: t1\n" + okPools, "auth.tokens[0].tenant", "must not be empty"},
+		{"duplicate token", "auth:\n  tokens:\n    - token: t1\n      tenant: a\n    - token: t1\n      tenant: b\n" + okPools, "auth.tokens[1].token", "duplicate token"},
+		{"sweep interval", "sweepInterval: -1s\n" + okPools, "sweepInterval", "must be positive"},
+		{"log level", "log:\n  level: loud\n" + okPools, "log.level", "must be debug"},
+		{"log format", "log:\n  format: xml\n" + okPools, "log.format", "must be auto"},
+		{"alias", "listen: &x 1\n", "listen", "aliases"},
+		{"top level list", "- 1\n- 2\n", "(top level)", "mapping"},
+		{"listen mapping", "listen:\n  a: b\n" + okPools, "listen", "single value"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Parse([]byte(tc.yaml))
+			require.Error(t, err)
+			var fe *config.FieldError
+			require.True(t, errors.As(err, &fe), "%v is not a FieldError", err)
+			require.Equal(t, tc.field, fe.Field, "%v", err)
+			require.Contains(t, fe.Reason, tc.reason)
+			require.True(t, strings.HasPrefix(err.Error(), tc.field+": "), "%v", err)
+		})
+	}
+}
+
+func TestDuplicateTokenNotEchoed(t *testing.T) {
+	t.Parallel()
+	_, err := config.Parse([]byte("auth:\n  tokens:\n    - token: s3cret\n      tenant: a\n    - token: s3cret\n      tenant: b\n" + okPools))
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "s3cret")
+}
+
+func TestSyntaxError(t *testing.T) {
+	t.Parallel()
+	_, err := config.Parse([]byte("pools: [\n"))
+	require.ErrorContains(t, err, "yaml:")
+}
+
+func TestEmbeddedStore(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse([]byte("store:\n  type: embedded\n  path: /var/lib/parkinglot\n" + okPools))
+	require.NoError(t, err)
+	require.Equal(t, config.Store{Type: config.StoreEmbedded, Path: "/var/lib/parkinglot"}, c.Store)
+}
+
+// FuzzParse: never a panic; a parsed config is valid; a config that parses
+// as YAML but fails validation names a field.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(config.Sample))
+	f.Add([]byte(okPools))
+	f.Add([]byte("pools:\n  - name: a\n    capacity: 0\n"))
+	f.Add([]byte("a: &x [*x, *x]\n"))
+	f.Add([]byte("pools: {}\n"))
+	f.Add([]byte("auth:\n  tokens: [{token: a, tenant: b}, {token: a, tenant: c}]\n" + okPools))
+	f.Add([]byte("sweepInterval: 9999999999999999999h\n"))
+	f.Add([]byte("\x00\xff"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := config.Parse(b)
+		if err == nil {
+			require.NoError(t, c.Validate())
+			require.NotEmpty(t, c.Pools)
+			return
+		}
+		var fe *config.FieldError
+		if errors.As(err, &fe) {
+			require.NotEmpty(t, fe.Field)
+			return
+		}
+		require.True(t, strings.HasPrefix(err.Error(), "yaml: "), "error neither names a field nor is a YAML syntax error: %v", err)
+	})
+}
