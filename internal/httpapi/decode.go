@@ -1,0 +1,222 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parkinglot/parkinglot/pkg/api"
+	"github.com/parkinglot/parkinglot/pkg/core"
+)
+
+// maxBodyBytes bounds a request body: a payload or result at its limit plus
+// room for the other fields (an error text of 4 KiB may take six bytes a
+// character once escaped).
+const maxBodyBytes = core.MaxPayloadBytes + 64<<10
+
+// decodeBody decodes the JSON object of r's body into v strictly: the body
+// must be one JSON object whose keys are exactly v's JSON field names, each
+// at most once, with values of the right types, and nothing after it. An
+// empty body counts as {}. Failures are *core.InvalidError naming the field,
+// or *tooLargeError.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &tooLargeError{field: "body", msg: fmt.Sprintf("the request body must be at most %d bytes", mbe.Limit)}
+		}
+		return core.Invalid("body", "reading the request body: %v", err)
+	}
+	return decodeJSON(data, v)
+}
+
+func decodeJSON(data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = []byte("{}")
+	}
+	if err := checkKeys(data, fieldNames(v)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return core.Invalid(te.Field, "%s must be a JSON %s, got %s", te.Field, jsonKind(te.Type), te.Value)
+		}
+		return core.Invalid("body", "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return nil
+}
+
+// checkKeys walks the top-level object of data: it must be an object, its
+// keys must be in allowed (exact case), none twice, and nothing may follow.
+func checkKeys(data []byte, allowed map[string]bool) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	malformed := func(err error) error {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return core.Invalid("body", "malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return core.Invalid("body", "malformed JSON: unexpected end of the body")
+		}
+		return core.Invalid("body", "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return malformed(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return core.Invalid("body", "the request body must be a JSON object")
+	}
+	seen := make(map[string]bool, len(allowed))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return malformed(err)
+		}
+		key, _ := tok.(string)
+		if !allowed[key] {
+			return core.Invalid(clip(key), "unknown field %q", clip(key))
+		}
+		if seen[key] {
+			return core.Invalid(key, "field %q is given more than once", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return malformed(err)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return malformed(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return core.Invalid("body", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// fieldNames returns the JSON names of the fields of the struct v points to.
+func fieldNames(v any) map[string]bool {
+	t := reflect.TypeOf(v).Elem()
+	names := make(map[string]bool, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	return names
+}
+
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	}
+	return "object"
+}
+
+// rawJSON drops an explicit JSON null, which means "absent".
+func rawJSON(m json.RawMessage) json.RawMessage {
+	if string(bytes.TrimSpace(m)) == "null" {
+		return nil
+	}
+	return m
+}
+
+// parseQuery parses r's query string, refusing malformed ones, parameters
+// not in allowed and parameters given twice.
+func parseQuery(r *http.Request, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, core.Invalid("query", "malformed query string: %v", err)
+	}
+	for k, vs := range q {
+		known := false
+		for _, a := range allowed {
+			known = known || k == a
+		}
+		switch {
+		case !known:
+			return nil, core.Invalid(clip(k), "unknown query parameter %q; this route takes %s", clip(k), strings.Join(allowed, ", "))
+		case len(vs) > 1:
+			return nil, core.Invalid(k, "query parameter %q is given more than once", k)
+		}
+	}
+	return q, nil
+}
+
+// parseLimit parses a page size in 1..core.MaxPageLimit; empty is zero, the
+// default.
+func parseLimit(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > core.MaxPageLimit {
+		return 0, core.Invalid("limit", "limit must be an integer from 1 to %d, got %q", core.MaxPageLimit, clip(s))
+	}
+	return n, nil
+}
+
+// parseWait parses a long-poll wait: a Go duration from 0 to
+// core.MaxMailboxWait; empty is zero, no wait.
+func parseWait(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > core.MaxMailboxWait {
+		return 0, core.Invalid("wait", "wait must be a Go duration from 0s to %s, got %q", core.MaxMailboxWait, clip(s))
+	}
+	return d, nil
+}
+
+// optDuration parses an optional positive duration field; empty is zero.
+func optDuration(field, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return api.ParseDuration(field, s)
+}
+
+// optTime parses an optional RFC 3339 field; empty is the zero time.
+func optTime(field, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return api.ParseTime(field, s)
+}
+
+// renameField re-labels a cursor parse error with the field it came in.
+func renameField(err error, field string) error {
+	var inv *core.InvalidError
+	if errors.As(err, &inv) {
+		return &core.InvalidError{Field: field, Reason: inv.Reason}
+	}
+	return err
+}

@@ -1,0 +1,95 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/parkinglot/parkinglot/pkg/api"
+	"github.com/parkinglot/parkinglot/pkg/core"
+)
+
+// errTooLarge marks input over a size limit: 413 payload_too_large.
+var errTooLarge = errors.New("payload too large")
+
+// tooLargeError names the field (or "body") that is over its limit.
+type tooLargeError struct {
+	field string
+	msg   string
+}
+
+func (e *tooLargeError) Error() string        { return e.msg }
+func (e *tooLargeError) Is(target error) bool { return target == errTooLarge }
+
+// retryAfterSeconds is the Retry-After of a 429: parked depth frees as slots
+// do, so a client should come back soon, not at once.
+const retryAfterSeconds = "1"
+
+// status maps an error of core or of the decoding of a request to its
+// status, code and the field it names. Unknown errors are 500 internal.
+func status(err error) (int, string, string) {
+	var inv *core.InvalidError
+	var big *tooLargeError
+	switch {
+	case errors.As(err, &big):
+		return http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, big.field
+	case errors.As(err, &inv):
+		return http.StatusBadRequest, api.CodeInvalidRequest, inv.Field
+	case errors.Is(err, core.ErrInvalid):
+		return http.StatusBadRequest, api.CodeInvalidRequest, ""
+	case errors.Is(err, core.ErrPoolNotFound):
+		return http.StatusNotFound, api.CodePoolNotFound, ""
+	case errors.Is(err, core.ErrNotFound):
+		return http.StatusNotFound, api.CodeNotFound, ""
+	case errors.Is(err, core.ErrPoolFull):
+		return http.StatusTooManyRequests, api.CodePoolFull, ""
+	case errors.Is(err, core.ErrKeyConflict):
+		return http.StatusConflict, api.CodeKeyConflict, "key"
+	case errors.Is(err, core.ErrLeaseLost):
+		return http.StatusConflict, api.CodeLeaseLost, "lease"
+	case errors.Is(err, core.ErrInvalidState):
+		return http.StatusConflict, api.CodeInvalidState, ""
+	}
+	return http.StatusInternalServerError, api.CodeInternal, ""
+}
+
+// fail writes the error response of err. Internal errors are logged and
+// their text is not shown.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, apiCode, field := status(err)
+	msg := err.Error()
+	if code == http.StatusInternalServerError {
+		msg = "internal error"
+		level := "internal error serving request"
+		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+			// The client went away; nobody reads the answer.
+			h.log.DebugContext(r.Context(), "request cancelled by the client", "method", r.Method, "path", r.URL.Path)
+		} else {
+			h.log.ErrorContext(r.Context(), level, "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+	}
+	writeError(w, code, apiCode, msg, field)
+}
+
+func writeError(w http.ResponseWriter, code int, apiCode, msg, field string) {
+	writeJSON(w, code, api.Error{Error: api.ErrorDetail{Code: apiCode, Message: msg, Field: field}})
+}
+
+// writeJSON encodes v before writing anything, so that an encoding failure
+// is still a well-formed 500.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		buf.Reset()
+		code = http.StatusInternalServerError
+		_ = json.NewEncoder(&buf).Encode(api.Error{Error: api.ErrorDetail{Code: api.CodeInternal, Message: "internal error"}})
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes()) // a failed write means the client left
+}
