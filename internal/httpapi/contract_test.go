@@ -1,0 +1,56 @@
+package httpapi_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/parkinglot/parkinglot/internal/httpapi"
+	"github.com/parkinglot/parkinglot/internal/httpapi/httpapitest"
+	"github.com/parkinglot/parkinglot/pkg/core"
+	"github.com/parkinglot/parkinglot/pkg/memstore"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// TestContract runs the HTTP contract suite against the handler over core
+// and the memory backend, on the real clock, behind a real HTTP server.
+func TestContract(t *testing.T) {
+	t.Parallel()
+	httpapitest.Run(t, func(t *testing.T, pools []core.PoolConfig) httpapitest.Target {
+		s, err := core.New(core.Config{Backend: memstore.New(memstore.Options{})})
+		require.NoError(t, err)
+		for _, p := range pools {
+			require.NoError(t, s.PutPool(context.Background(), p))
+		}
+		srv := httptest.NewServer(httpapi.New(httpapi.Options{
+			Scheduler: s,
+			Auth:      httpapi.NewTokenAuth(map[string]string{"acme-secret": "acme", "globex-secret": "globex"}),
+			Logger:    slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		}))
+		tr := &http.Transport{}
+		t.Cleanup(func() {
+			tr.CloseIdleConnections()
+			srv.Close()
+		})
+		return httpapitest.Target{
+			BaseURL: srv.URL, AcmeToken: "acme-secret", GlobexToken: "globex-secret",
+			Client: &http.Client{Transport: tr},
+		}
+	})
+}
+
+// testWriter sends log lines to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
