@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/term"
+
+	"github.com/parkinglot/parkinglot/internal/config"
+	"github.com/parkinglot/parkinglot/internal/httpapi"
+	"github.com/parkinglot/parkinglot/internal/metrics"
+	"github.com/parkinglot/parkinglot/pkg/core"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration `file` (YAML); default: the built-in sample")
+	printSample := fs.Bool("print-sample", false, "print the built-in sample configuration and exit")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: parkinglot serve [--config FILE]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "parkinglot serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if *printSample {
+		fmt.Fprint(stdout, config.Sample)
+		return exitOK
+	}
+
+	var cfg config.Config
+	var err error
+	source := "built-in sample"
+	if *path != "" {
+		source = *path
+		cfg, err = config.Load(*path)
+	} else {
+		cfg, err = config.Parse([]byte(config.Sample))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "parkinglot serve: %v\n", err)
+		return exitUsage
+	}
+	log := newLogger(cfg.Log, stderr)
+	if err := runServer(ctx, cfg, source, log); err != nil {
+		log.Error("server failed", "err", err)
+		return exitOther
+	}
+	return exitOK
+}
+
+// newLogger logs text on a terminal and JSON otherwise, unless cfg says.
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.Format
+	if format == config.LogAuto {
+		format = config.LogJSON
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = config.LogText
+		}
+	}
+	if format == config.LogText {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// runServer serves until ctx is done, then shuts down gracefully: it stops
+// accepting, ends mailbox long polls, drains in-flight requests for up to
+// cfg.ShutdownTimeout, stops the sweeper and closes the store.
+func runServer(ctx context.Context, cfg config.Config, source string, log *slog.Logger) (err error) {
+	backend, closeStore, err := openStore(ctx, cfg.Store, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := closeStore(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+		}
+	}()
+
+	obs := metrics.NewObserver()
+	sched, err := core.New(core.Config{Backend: backend, Logger: log, Observer: obs})
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(cfg.Pools))
+	for i, p := range cfg.Pools {
+		if err := sched.PutPool(ctx, p.Core()); err != nil {
+			return fmt.Errorf("pools[%d] %s: %w", i, p.Name, err)
+		}
+		names[i] = fmt.Sprintf("%s(capacity %d)", p.Name, p.Capacity)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(obs, metrics.NewPoolCollector(sched, 5*time.Second),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Long polls end at once when shutdown starts, with an empty page.
+	draining, stopPolls := context.WithCancel(context.Background())
+	defer stopPolls()
+	api := httpapi.New(httpapi.Options{Scheduler: sched, Auth: httpapi.NewTokenAuth(cfg.Auth.TokenMap()), Logger: log})
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", endLongPolls(draining, api))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if draining.Err() != nil {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("parkinglot listening", "addr", "http://"+ln.Addr().String(), "store", cfg.Store.Type,
+		"config", source, "pools", strings.Join(names, ", "), "sweepInterval", cfg.SweepInterval.String())
+	if len(cfg.Auth.Tokens) == 0 {
+		log.Warn(`no auth tokens configured: accepting loopback clients only, all as tenant "default"`)
+	} else {
+		log.Info("bearer token auth", "tokens", len(cfg.Auth.Tokens))
+	}
+
+	sweepCtx, stopSweeper := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sweep(sweepCtx, sched, cfg.SweepInterval, log)
+	}()
+	defer func() {
+		stopSweeper()
+		wg.Wait()
+	}()
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "drainTimeout", cfg.ShutdownTimeout.String())
+	stopPolls()
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("drain requests: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// endLongPolls ends mailbox reads when draining is done, so that a long
+// poll does not hold the shutdown for its full wait. Other requests keep
+// their own context and drain normally.
+func endLongPolls(draining context.Context, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/v1/mailbox/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(draining, cancel)
+		defer stop()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// sweep runs the scheduler's sweeper every interval until ctx is done.
+func sweep(ctx context.Context, s *core.Scheduler, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := s.Sweep(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("sweep failed; retrying at the next tick", "err", err)
+		}
+		if st != (core.SweepStats{}) {
+			log.Debug("sweep", "expired", st.Expired, "timedOut", st.TimedOut, "resent", st.Resent, "started", st.Started, "purged", st.Purged)
+		}
+	}
+}

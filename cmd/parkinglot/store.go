@@ -1,0 +1,23 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/parkinglot/parkinglot/internal/config"
+	"github.com/parkinglot/parkinglot/pkg/core"
+	"github.com/parkinglot/parkinglot/pkg/memstore"
+)
+
+// openStore builds the backend that cfg names. The returned function
+// releases it at shutdown.
+func openStore(_ context.Context, cfg config.Store, _ *slog.Logger) (core.Backend, func() error, error) {
+	switch cfg.Type {
+	case config.StoreMemory:
+		return memstore.New(memstore.Options{}), func() error { return nil }, nil
+	case config.StoreEmbedded, config.StoreAWS, config.StorePostgres:
+		return nil, nil, fmt.Errorf("store.type: the %q store is not built into this binary yet; use \"memory\"", cfg.Type)
+	}
+	return nil, nil, fmt.Errorf("store.type: unknown store type %q", cfg.Type)
+}
