@@ -33,9 +33,11 @@ type env struct {
 	run    string // unique suffix of this run's recipients and keys
 }
 
-func (e env) as(t *testing.T, token string) caller { return caller{t: t, target: e.target, token: token} }
-func (e env) acme(t *testing.T) caller             { return e.as(t, e.target.AcmeToken) }
-func (e env) globex(t *testing.T) caller           { return e.as(t, e.target.GlobexToken) }
+func (e env) as(t *testing.T, token string) caller {
+	return caller{t: t, target: e.target, token: token}
+}
+func (e env) acme(t *testing.T) caller   { return e.as(t, e.target.AcmeToken) }
+func (e env) globex(t *testing.T) caller { return e.as(t, e.target.GlobexToken) }
 
 // recipient returns a mailbox name of this run only.
 func (e env) recipient(name string) string { return name + "-" + e.run }
