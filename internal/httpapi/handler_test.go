@@ -1,9 +1,12 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -84,4 +87,291 @@ func TestSubmitCompleteFlow(t *testing.T) {
 	done := decode[api.TaskBody](t, body).Task
 	require.Equal(t, "succeeded", done.State)
 	require.JSONEq(t, `[1]`, string(done.Result))
+}
+
+// submitTask submits body to pool as acme and requires status code.
+func (b *bundle) submitTask(t *testing.T, pool, body string, code int) api.Task {
+	t.Helper()
+	c, _, out := b.do(t, "tok-acme", "POST", "/v1/pools/"+pool+"/tasks", body)
+	require.Equal(t, code, c, "%s", out)
+	return decode[api.TaskBody](t, out).Task
+}
+
+func (b *bundle) getTask(t *testing.T, id string) api.Task {
+	t.Helper()
+	c, _, out := b.do(t, "tok-acme", "GET", "/v1/tasks/"+id, "")
+	require.Equal(t, http.StatusOK, c, "%s", out)
+	return decode[api.TaskBody](t, out).Task
+}
+
+func (b *bundle) errorOf(t *testing.T, code int, out []byte, wantCode int, apiCode, field string) {
+	t.Helper()
+	require.Equal(t, wantCode, code, "%s", out)
+	e := decode[api.Error](t, out)
+	require.Equal(t, apiCode, e.Error.Code, "%s", out)
+	require.Equal(t, field, e.Error.Field, "%s", out)
+}
+
+// mailboxTypes lists (task, type) of acme's messages to recipient.
+func (b *bundle) mailboxTypes(t *testing.T, recipient string) []string {
+	t.Helper()
+	page, err := b.sched.Mailbox(context.Background(), core.MailboxRequest{Tenant: "acme", Recipient: recipient, Limit: core.MaxPageLimit})
+	require.NoError(t, err)
+	var out []string
+	for _, m := range page.Messages {
+		out = append(out, m.TaskID+" "+string(m.Type))
+	}
+	return out
+}
+
+func TestTimesHaveNanoseconds(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, _, raw := b.do(t, "tok-acme", "POST", "/v1/pools/cpu/tasks", `{"maxWait":"90s","runTimeout":"45s"}`)
+	var body struct {
+		Task map[string]any `json:"task"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &body))
+	require.Equal(t, "2026-03-01T12:00:00.123456789Z", body.Task["submittedAt"])
+	require.Equal(t, "2026-03-01T12:00:00.123456789Z", body.Task["startedAt"])
+	require.Equal(t, "2026-03-01T12:01:30.123456789Z", body.Task["deadline"])
+	require.Equal(t, "2026-03-01T12:00:45.123456789Z", body.Task["leaseExpiresAt"])
+}
+
+func TestLeaseLostAtLeaseEnd(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.submitTask(t, "gpu", `{"runTimeout":"30s"}`, http.StatusCreated)
+	hb := `{"lease":"` + a.Lease + `"}`
+
+	b.clock.Advance(30*time.Second - time.Nanosecond)
+	code, _, out := b.do(t, "tok-acme", "POST", "/v1/tasks/"+a.ID+"/heartbeat", `{"lease":"`+a.Lease+`","extend":"10s"}`)
+	require.Equal(t, http.StatusOK, code, "%s", out)
+	require.Equal(t, b.clock.Now().Add(10*time.Second), decode[api.HeartbeatResponse](t, out).LeaseExpiresAt)
+
+	// The lease ends at now+10s exactly: at that instant it is lost.
+	b.clock.Advance(10 * time.Second)
+	code, _, out = b.do(t, "tok-acme", "POST", "/v1/tasks/"+a.ID+"/heartbeat", hb)
+	b.errorOf(t, code, out, http.StatusConflict, api.CodeLeaseLost, "lease")
+	code, _, out = b.do(t, "tok-acme", "POST", "/v1/tasks/"+a.ID+"/complete", `{"lease":"`+a.Lease+`","status":"succeeded"}`)
+	b.errorOf(t, code, out, http.StatusConflict, api.CodeLeaseLost, "lease")
+
+	got := b.getTask(t, a.ID)
+	require.Equal(t, "timed_out", got.State)
+	require.Equal(t, b.clock.Now(), *got.EndedAt)
+	require.Equal(t, []string{a.ID + " started", a.ID + " timed_out"}, b.mailboxTypes(t, "acme"))
+	p, err := b.sched.Pool(context.Background(), "gpu")
+	require.NoError(t, err)
+	require.Equal(t, 0, p.Running)
+}
+
+func TestParkedTaskExpires(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.submitTask(t, "gpu", `{}`, http.StatusCreated)
+	p := b.submitTask(t, "gpu", `{"maxWait":"5s"}`, http.StatusCreated)
+	require.Equal(t, "parked", p.State)
+	require.Equal(t, b.clock.Now().Add(5*time.Second), p.Deadline)
+
+	// Before the deadline the sweep leaves it parked.
+	b.clock.Advance(5*time.Second - time.Nanosecond)
+	_, err := b.sched.Sweep(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "parked", b.getTask(t, p.ID).State)
+
+	b.clock.Advance(time.Nanosecond)
+	st, err := b.sched.Sweep(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Expired)
+	got := b.getTask(t, p.ID)
+	require.Equal(t, "expired", got.State)
+	require.Nil(t, got.StartedAt)
+
+	// Completing the running task now starts nothing.
+	code, _, out := b.do(t, "tok-acme", "POST", "/v1/tasks/"+a.ID+"/complete", `{"lease":"`+a.Lease+`","status":"succeeded"}`)
+	require.Equal(t, http.StatusOK, code, "%s", out)
+	require.Equal(t, []string{a.ID + " started", p.ID + " expired", a.ID + " succeeded"}, b.mailboxTypes(t, "acme"))
+}
+
+func TestDeadlineAgainstSchedulerClock(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	now := b.clock.Now()
+	past := now.Add(-time.Nanosecond).Format(time.RFC3339Nano)
+	code, _, out := b.do(t, "tok-acme", "POST", "/v1/pools/cpu/tasks", `{"deadline":"`+past+`"}`)
+	b.errorOf(t, code, out, http.StatusBadRequest, api.CodeInvalidRequest, "deadline")
+	code, _, out = b.do(t, "tok-acme", "POST", "/v1/pools/cpu/tasks", `{"deadline":"`+now.Format(time.RFC3339Nano)+`"}`)
+	b.errorOf(t, code, out, http.StatusBadRequest, api.CodeInvalidRequest, "deadline")
+
+	soon := now.Add(time.Nanosecond)
+	got := b.submitTask(t, "cpu", `{"deadline":"`+soon.Format(time.RFC3339Nano)+`"}`, http.StatusCreated)
+	require.Equal(t, soon, got.Deadline)
+	require.Equal(t, 1, b.pool(t, "cpu").Running)
+}
+
+func (b *bundle) pool(t *testing.T, name string) core.PoolStats {
+	t.Helper()
+	p, err := b.sched.Pool(context.Background(), name)
+	require.NoError(t, err)
+	return p
+}
+
+func TestPoolFullRetryAfter(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.submitTask(t, "gpu", `{}`, http.StatusCreated)
+	b.submitTask(t, "gpu", `{}`, http.StatusCreated)
+	code, hdr, out := b.do(t, "tok-acme", "POST", "/v1/pools/gpu/tasks", `{"key":"k1"}`)
+	b.errorOf(t, code, out, http.StatusTooManyRequests, api.CodePoolFull, "")
+	require.Equal(t, "1", hdr.Get("Retry-After"))
+	rej := decode[api.Error](t, out).Task
+	require.NotNil(t, rej)
+	require.Equal(t, "rejected", rej.State)
+	// A replay of the rejected submission returns it again, as it was.
+	code, _, out = b.do(t, "tok-acme", "POST", "/v1/pools/gpu/tasks", `{"key":"k1"}`)
+	require.Equal(t, http.StatusOK, code, "%s", out)
+	require.Equal(t, *rej, decode[api.TaskBody](t, out).Task)
+}
+
+func TestTokenAuth(t *testing.T) {
+	t.Parallel()
+	req := func(remote, authz string) *http.Request {
+		r := httptest.NewRequest("GET", "/v1/pools", nil)
+		r.RemoteAddr = remote
+		if authz != "" {
+			r.Header.Set("Authorization", authz)
+		}
+		return r
+	}
+	open := httpapi.NewTokenAuth(nil)
+	for _, remote := range []string{"127.0.0.1:4000", "[::1]:4000", "127.9.9.9:1"} {
+		tenant, err := open.Tenant(req(remote, ""))
+		require.NoError(t, err, remote)
+		require.Equal(t, "default", tenant)
+	}
+	for _, remote := range []string{"10.0.0.1:4000", "[2001:db8::1]:80", "", "localhost:80"} {
+		_, err := open.Tenant(req(remote, "Bearer anything"))
+		require.ErrorIs(t, err, httpapi.ErrNotLoopback, remote)
+	}
+
+	tok := httpapi.NewTokenAuth(map[string]string{"s3cret": "acme", "other": "globex"})
+	for authz, want := range map[string]string{"Bearer s3cret": "acme", "bearer other": "globex", "BEARER  s3cret ": "acme"} {
+		tenant, err := tok.Tenant(req("10.0.0.1:4000", authz))
+		require.NoError(t, err, authz)
+		require.Equal(t, want, tenant, authz)
+	}
+	for authz, want := range map[string]error{"": httpapi.ErrNoToken, "Bearer": httpapi.ErrNoToken, "Basic s3cret": httpapi.ErrNoToken,
+		"Bearer S3CRET": httpapi.ErrBadToken, "Bearer s3cret2": httpapi.ErrBadToken} {
+		_, err := tok.Tenant(req("127.0.0.1:4000", authz))
+		require.ErrorIs(t, err, want, authz)
+	}
+}
+
+func TestLoopbackOnlyWithoutTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	h := httpapi.New(httpapi.Options{Scheduler: b.sched})
+	r := httptest.NewRequest("POST", "/v1/pools/cpu/tasks", strings.NewReader(`{}`))
+	r.RemoteAddr = "127.0.0.1:5555"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	require.Equal(t, "default", decode[api.TaskBody](t, rec.Body.Bytes()).Task.Tenant)
+
+	r = httptest.NewRequest("GET", "/v1/pools", nil)
+	r.RemoteAddr = "192.0.2.7:5555"
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	require.Equal(t, http.StatusUnauthorized, rec.Code)
+	require.Equal(t, api.CodeUnauthorized, decode[api.Error](t, rec.Body.Bytes()).Error.Code)
+	require.NotEmpty(t, rec.Header().Get("WWW-Authenticate"))
+}
+
+// faulty wraps the memory backend and fails or panics on task reads.
+type faulty struct {
+	*memstore.Store
+	panics bool
+}
+
+func (f *faulty) Task(ctx context.Context, id string) (core.Task, error) {
+	if f.panics {
+		panic("backend exploded")
+	}
+	return core.Task{}, errors.New("dynamo: read task: secret connection string")
+}
+
+func TestInternalErrorsAreLoggedNotShown(t *testing.T) {
+	t.Parallel()
+	for _, panics := range []bool{false, true} {
+		var logs bytes.Buffer
+		s, err := core.New(core.Config{Backend: &faulty{Store: memstore.New(memstore.Options{}), panics: panics}})
+		require.NoError(t, err)
+		h := httpapi.New(httpapi.Options{
+			Scheduler: s,
+			Auth:      httpapi.NewTokenAuth(map[string]string{"t": "acme"}),
+			Logger:    slog.New(slog.NewJSONHandler(&logs, nil)),
+		})
+		r := httptest.NewRequest("GET", "/v1/tasks/abc", nil)
+		r.Header.Set("Authorization", "Bearer t")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		require.Equal(t, http.StatusInternalServerError, rec.Code)
+		e := decode[api.Error](t, rec.Body.Bytes())
+		require.Equal(t, api.CodeInternal, e.Error.Code)
+		require.Equal(t, "internal error", e.Error.Message)
+		require.NotContains(t, rec.Body.String(), "secret")
+		require.NotContains(t, rec.Body.String(), "exploded")
+		if panics {
+			require.Contains(t, logs.String(), "backend exploded")
+		} else {
+			require.Contains(t, logs.String(), "secret connection string")
+		}
+		require.Contains(t, logs.String(), `"level":"ERROR"`)
+	}
+}
+
+func TestBodyOverLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	body := `{"payload":"` + strings.Repeat("x", 1<<20) + `"}`
+	code, _, out := b.do(t, "tok-acme", "POST", "/v1/pools/cpu/tasks", body)
+	b.errorOf(t, code, out, http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "body")
+	// A payload of exactly the limit is accepted.
+	exact := `"` + strings.Repeat("x", core.MaxPayloadBytes-2) + `"`
+	got := b.submitTask(t, "cpu", `{"payload":`+exact+`}`, http.StatusCreated)
+	require.Len(t, got.Payload, core.MaxPayloadBytes)
+	code, _, out = b.do(t, "tok-acme", "POST", "/v1/pools/cpu/tasks", `{"payload":"x`+exact[1:]+`}`)
+	b.errorOf(t, code, out, http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, "payload")
+	require.Equal(t, 1, b.pool(t, "cpu").Running)
+}
+
+func TestNullMeansAbsent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	got := b.submitTask(t, "cpu", `{"payload":null,"key":"n"}`, http.StatusCreated)
+	require.Nil(t, got.Payload)
+	// The same submission without the null field is a replay.
+	again := b.submitTask(t, "cpu", `{"key":"n"}`, http.StatusOK)
+	require.Equal(t, got.ID, again.ID)
+}
+
+func TestLongPollEndsWithTheClient(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := httptest.NewRequestWithContext(ctx, "GET", "/v1/mailbox/idle?wait=20s", nil)
+	r.Header.Set("Authorization", "Bearer tok-acme")
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.h.ServeHTTP(rec, r)
+	}()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long poll outlived its request")
+	}
+	require.Less(t, rec.Code, 500, rec.Body.String())
 }
