@@ -1,0 +1,420 @@
+package awsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/parkinglot/parkinglot/pkg/core"
+)
+
+// maxCommitAttempts bounds the attempts of one Commit that lose only the
+// race for a mailbox sequence number (or meet a transaction conflict or
+// throttling reported as a cancellation reason).
+const maxCommitAttempts = 64
+
+// maxTxnItems is DynamoDB's limit on the items of one transaction.
+const maxTxnItems = 100
+
+type partKind int
+
+const (
+	partTask partKind = iota
+	partKey
+	partPool
+	partHead
+	partMessage
+	partEvent
+)
+
+// part names what one item of a TransactWriteItems call is.
+type part struct {
+	kind partKind
+	i    int    // index in txn.Tasks
+	mbox string // mailbox partition key, for heads and messages
+}
+
+// Commit applies txn as one TransactWriteItems call; see core.Committer.
+//
+// The items are, in order: each task's put (conditioned on its version), the
+// idempotency key's put (attribute_not_exists), the pool's conditional
+// counter update, each mailbox's sequence update (SET seq = n+k conditioned
+// on seq = n), the mailbox messages with sort keys n+1..n+k, and the audit
+// events. When the only failed conditions are mailbox sequences (another
+// writer took the number) or event sort keys, Commit retries with fresh
+// numbers: that is not a conflict of the transition.
+func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
+	if err := checkTxn(txn); err != nil {
+		return err
+	}
+	boxes := mailboxOrder(txn.Messages)
+	seqs := make(map[string]uint64, len(boxes))
+	for attempt := 1; ; attempt++ {
+		for _, b := range boxes {
+			if _, ok := seqs[b]; ok {
+				continue
+			}
+			n, err := s.mailboxSeq(ctx, b)
+			if err != nil {
+				return err
+			}
+			seqs[b] = n
+		}
+		items, parts, err := s.buildTxn(txn, boxes, seqs)
+		if err != nil {
+			return err
+		}
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+			TransactItems:          items,
+			ReturnConsumedCapacity: s.rcc,
+		})
+		if err == nil {
+			for _, b := range boxes {
+				s.seqs.put(b, seqs[b]+uint64(countIn(txn.Messages, b)))
+			}
+			return nil
+		}
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) {
+			return fmt.Errorf("awsstore: commit %s: %w", describe(txn), err)
+		}
+		wait, err := s.cancelled(ctx, txn, parts, tce.CancellationReasons, seqs)
+		if err != nil {
+			return err
+		}
+		if attempt >= maxCommitAttempts {
+			return fmt.Errorf("awsstore: commit %s: gave up after %d attempts lost to other writers", describe(txn), attempt)
+		}
+		if wait {
+			if err := backoff(ctx, attempt); err != nil {
+				return fmt.Errorf("awsstore: commit %s: %w", describe(txn), err)
+			}
+		}
+	}
+}
+
+func checkTxn(txn *core.Txn) error {
+	seen := make(map[string]bool, len(txn.Tasks))
+	for _, w := range txn.Tasks {
+		if seen[w.Task.ID] {
+			return fmt.Errorf("awsstore: commit: task %s written twice", w.Task.ID)
+		}
+		seen[w.Task.ID] = true
+	}
+	n := len(txn.Tasks) + len(txn.Events) + 2*len(txn.Messages) + 2
+	if n > maxTxnItems {
+		return fmt.Errorf("awsstore: commit: %d items exceed a transaction's %d", n, maxTxnItems)
+	}
+	return nil
+}
+
+func describe(txn *core.Txn) string {
+	if len(txn.Tasks) > 0 {
+		return "task " + txn.Tasks[0].Task.ID
+	}
+	return "pool " + txn.Pool
+}
+
+func mailboxOrder(msgs []core.Message) []string {
+	var out []string
+	seen := map[string]bool{}
+	for i := range msgs {
+		k := mboxPK(msgs[i].Tenant, msgs[i].Recipient)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func countIn(msgs []core.Message, box string) int {
+	n := 0
+	for i := range msgs {
+		if mboxPK(msgs[i].Tenant, msgs[i].Recipient) == box {
+			n++
+		}
+	}
+	return n
+}
+
+// poolTouched reports whether txn reads or writes the pool item.
+func poolTouched(txn *core.Txn) bool {
+	return txn.Pool != "" && (txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom)
+}
+
+func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64) ([]types.TransactWriteItem, []part, error) {
+	var items []types.TransactWriteItem
+	var parts []part
+	add := func(it types.TransactWriteItem, p part) {
+		items = append(items, it)
+		parts = append(parts, p)
+	}
+
+	for i, w := range txn.Tasks {
+		av, err := s.encodeTask(&w.Task, w.Expect+1)
+		if err != nil {
+			return nil, nil, err
+		}
+		put := &types.Put{TableName: s.table, Item: av}
+		if w.Expect == 0 {
+			put.ConditionExpression = aws.String("attribute_not_exists(pk)")
+		} else {
+			put.ConditionExpression = aws.String("version = :v")
+			put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": num(w.Expect)}
+		}
+		add(types.TransactWriteItem{Put: put}, part{kind: partTask, i: i})
+	}
+
+	if k := txn.Key; k != nil {
+		av, err := attributevalue.MarshalMap(keyItem{
+			PK: keyPK(k.Tenant, k.Key), SK: skKey, Tenant: k.Tenant, Key: k.Key, TaskID: k.TaskID, BodyHash: k.BodyHash,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("awsstore: encode key: %w", err)
+		}
+		add(types.TransactWriteItem{Put: &types.Put{
+			TableName: s.table, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		}}, part{kind: partKey})
+	}
+
+	if poolTouched(txn) {
+		it, err := s.poolWrite(txn)
+		if err != nil {
+			return nil, nil, err
+		}
+		add(it, part{kind: partPool})
+	}
+
+	for _, b := range boxes {
+		cur := seqs[b]
+		next := cur + uint64(countIn(txn.Messages, b))
+		upd := &types.Update{
+			TableName:        s.table,
+			Key:              itemKey(b, skHead),
+			UpdateExpression: aws.String("SET seq = :n"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":n": num(next),
+			},
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}
+		if cur == 0 {
+			upd.ConditionExpression = aws.String("attribute_not_exists(seq)")
+		} else {
+			upd.ConditionExpression = aws.String("seq = :c")
+			upd.ExpressionAttributeValues[":c"] = num(cur)
+		}
+		add(types.TransactWriteItem{Update: upd}, part{kind: partHead, mbox: b})
+	}
+	next := make(map[string]uint64, len(boxes))
+	for i := range txn.Messages {
+		m := &txn.Messages[i]
+		b := mboxPK(m.Tenant, m.Recipient)
+		next[b]++
+		av, err := s.encodeMessage(m, seqs[b]+next[b])
+		if err != nil {
+			return nil, nil, err
+		}
+		add(types.TransactWriteItem{Put: &types.Put{
+			TableName: s.table, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		}}, part{kind: partMessage, mbox: b})
+	}
+
+	// Event sequence numbers: random high bits make events of equal At from
+	// different transactions unique; the low byte orders one transaction's
+	// events. The put is conditioned on absence, so a collision retries.
+	base := rand.Uint64() >> 1 &^ 0xff
+	for i := range txn.Events {
+		av, err := s.encodeEvent(&txn.Events[i], base|uint64(i&0xff))
+		if err != nil {
+			return nil, nil, err
+		}
+		add(types.TransactWriteItem{Put: &types.Put{
+			TableName: s.table, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		}}, part{kind: partEvent})
+	}
+	return items, parts, nil
+}
+
+// poolWrite is the pool item's part: the counter update with the admission
+// conditions, or a bare condition check when the counters do not move.
+func (s *Store) poolWrite(txn *core.Txn) (types.TransactWriteItem, error) {
+	cond := expression.AttributeExists(expression.Name(attrPK))
+	if txn.NeedSlot {
+		cond = cond.And(expression.Name("running").LessThan(expression.Name("capacity")))
+	}
+	if txn.FirstInLine {
+		cond = cond.And(expression.Name("parked").Equal(expression.Value(0)))
+	}
+	if txn.NeedParkRoom {
+		cond = cond.And(expression.Name("parked").LessThan(expression.Name("maxParked")))
+	}
+	b := expression.NewBuilder().WithCondition(cond)
+	hasUpdate := txn.RunningDelta != 0 || txn.ParkedDelta != 0
+	if hasUpdate {
+		var upd expression.UpdateBuilder
+		if txn.RunningDelta != 0 {
+			upd = upd.Set(expression.Name("running"), expression.Name("running").Plus(expression.Value(txn.RunningDelta)))
+		}
+		if txn.ParkedDelta != 0 {
+			upd = upd.Set(expression.Name("parked"), expression.Name("parked").Plus(expression.Value(txn.ParkedDelta)))
+		}
+		b = b.WithUpdate(upd)
+	}
+	ex, err := b.Build()
+	if err != nil {
+		return types.TransactWriteItem{}, fmt.Errorf("awsstore: pool %s condition: %w", txn.Pool, err)
+	}
+	key := itemKey(poolPK(txn.Pool), skPool)
+	if !hasUpdate {
+		return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+			TableName: s.table, Key: key, ConditionExpression: ex.Condition(),
+			ExpressionAttributeNames: ex.Names(), ExpressionAttributeValues: ex.Values(),
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}}, nil
+	}
+	return types.TransactWriteItem{Update: &types.Update{
+		TableName: s.table, Key: key, UpdateExpression: ex.Update(), ConditionExpression: ex.Condition(),
+		ExpressionAttributeNames: ex.Names(), ExpressionAttributeValues: ex.Values(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}}, nil
+}
+
+// cancelled turns the cancellation reasons of a transaction into the core
+// error of the first item that failed, or reports that the transaction is
+// to be retried (wait: after a backoff). It updates seqs from the mailbox
+// items returned with failed sequence conditions.
+func (s *Store) cancelled(ctx context.Context, txn *core.Txn, parts []part, reasons []types.CancellationReason, seqs map[string]uint64) (wait bool, err error) {
+	if len(reasons) != len(parts) {
+		return false, fmt.Errorf("awsstore: commit %s: transaction cancelled with %d reasons for %d items", describe(txn), len(reasons), len(parts))
+	}
+	retry := false
+	for i, r := range reasons {
+		code := aws.ToString(r.Code)
+		switch code {
+		case "", "None":
+			continue
+		case "ConditionalCheckFailed":
+		case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded":
+			retry, wait = true, true
+			continue
+		default:
+			return false, fmt.Errorf("awsstore: commit %s: transaction cancelled: %s: %s", describe(txn), code, aws.ToString(r.Message))
+		}
+		p := parts[i]
+		switch p.kind {
+		case partTask:
+			return false, fmt.Errorf("awsstore: commit task %s: %w", txn.Tasks[p.i].Task.ID, core.ErrConflict)
+		case partKey:
+			return false, fmt.Errorf("awsstore: commit key %q: %w", txn.Key.Key, core.ErrKeyExists)
+		case partPool:
+			perr, err := s.poolFailure(ctx, txn, r.Item)
+			if err != nil || perr != nil {
+				return false, errors.Join(perr, err)
+			}
+			retry, wait = true, true // the condition held again by the time we looked
+		case partHead:
+			s.seqs.forget(p.mbox)
+			delete(seqs, p.mbox)
+			if v, ok := r.Item["seq"].(*types.AttributeValueMemberN); ok {
+				var n uint64
+				if _, err := fmt.Sscan(v.Value, &n); err == nil {
+					seqs[p.mbox] = n
+				}
+			}
+			retry = true
+		case partMessage, partEvent:
+			retry = true
+		}
+	}
+	if !retry {
+		return false, fmt.Errorf("awsstore: commit %s: transaction cancelled without a reason", describe(txn))
+	}
+	return wait, nil
+}
+
+// poolFailure names the pool condition that failed, from the pool item as
+// it was (returned with the cancellation, or read now).
+func (s *Store) poolFailure(ctx context.Context, txn *core.Txn, old map[string]types.AttributeValue) (error, error) {
+	if old == nil {
+		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName: s.table, Key: itemKey(poolPK(txn.Pool), skPool), ConsistentRead: aws.Bool(true),
+			ReturnConsumedCapacity: s.rcc,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("awsstore: commit: read pool %s: %w", txn.Pool, err)
+		}
+		old = out.Item
+	}
+	if old == nil {
+		return fmt.Errorf("awsstore: commit: %w: %s", core.ErrPoolNotFound, txn.Pool), nil
+	}
+	p, err := decodePool(old)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case txn.NeedSlot && p.Running >= p.Capacity, txn.FirstInLine && p.Parked > 0:
+		return fmt.Errorf("awsstore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity), nil
+	case txn.NeedParkRoom && p.Parked >= p.MaxParked:
+		return fmt.Errorf("awsstore: commit pool %s: %w", txn.Pool, core.ErrPoolFull), nil
+	}
+	return nil, nil
+}
+
+// mailboxSeq returns the last sequence number of mailbox b: from the cache,
+// or read strongly consistent.
+func (s *Store) mailboxSeq(ctx context.Context, b string) (uint64, error) {
+	if n, ok := s.seqs.get(b); ok {
+		return n, nil
+	}
+	head, err := s.head(ctx, b)
+	if err != nil {
+		return 0, err
+	}
+	s.seqs.put(b, head.Seq)
+	return head.Seq, nil
+}
+
+type headItem struct {
+	Seq   uint64 `dynamodbav:"seq"`
+	Acked uint64 `dynamodbav:"acked"`
+}
+
+func (s *Store) head(ctx context.Context, b string) (headItem, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: s.table, Key: itemKey(b, skHead), ConsistentRead: aws.Bool(true),
+		ReturnConsumedCapacity: s.rcc,
+	})
+	if err != nil {
+		return headItem{}, fmt.Errorf("awsstore: read mailbox: %w", err)
+	}
+	var h headItem
+	if err := attributevalue.UnmarshalMap(out.Item, &h); err != nil {
+		return headItem{}, fmt.Errorf("awsstore: decode mailbox: %w", err)
+	}
+	return h, nil
+}
+
+// backoff waits a jittered, exponentially growing time bounded by 200ms, or
+// until ctx ends.
+func backoff(ctx context.Context, attempt int) error {
+	d := min(5*time.Millisecond<<min(attempt, 6), 200*time.Millisecond)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,103 @@
+// Package awsstore is the DynamoDB + SQS backend of Parkinglot: core's ports
+// over one DynamoDB table and one SQS FIFO queue per pool, with the
+// semantics of pkg/memstore.
+//
+// # Table layout (single table, keys pk and sk, on-demand billing)
+//
+//	item            pk                          sk                      notes
+//	pool            POOL#<pool>                 POOL                    capacity, maxParked, running, parked; pools_p = POOLS
+//	task            TASK#<id>                   TASK                    every task field and version; due_p/due_at, unsent_p when indexed
+//	idempotency key KEY#<tenant>#<key>          KEY                     taskId, bodyHash
+//	mailbox         MBOX#<tenant>#<recipient>   HEAD                    seq (last cursor given), acked (acknowledged cursor)
+//	message         MBOX#<tenant>#<recipient>   MSG#<cursor, 20 digits> exp_p/exp_at, TTL expires
+//	audit event     AUDIT#<tenant>              EV#<At ns, 20>#<Seq, 20> exp_p/exp_at, TTL expires
+//
+// Tenant, key and recipient components have '%' and '#' escaped, so that
+// keys of different components never collide. Global secondary indexes, all
+// sparse and KEYS_ONLY:
+//
+//	index   partition key               sort key   holds
+//	due     due_p = DUE#<shard>         due_at     non-terminal tasks by due time: deadline if parked, lease end if running
+//	unsent  unsent_p = UNSENT#<shard>   pk         parked tasks whose queue message may be unsent (the outbox flag)
+//	pools   pools_p = POOLS             pk         pool items (counter updates do not touch it: KEYS_ONLY)
+//	expiry  exp_p = EXP#M|E#<shard>     exp_at     messages (M) and events (E) by creation time, for Purge
+//
+// A terminal task's put omits due_p and unsent_p, which removes it from
+// those indexes. Shards (Options.IndexShards, hash of the item key) spread
+// index writes over several index partitions; readers query every shard.
+//
+// # Access patterns
+//
+//	pattern                                   served by
+//	Pool(name), admission conditions          GetItem / conditional Update of POOL#<pool>
+//	Pools()                                   Query pools index, then BatchGetItem (consistent) of the pool items
+//	Task(id), Key(tenant, key)                GetItem, strongly consistent
+//	Commit (every transition)                 one TransactWriteItems (below)
+//	Due(t, limit)                             Query due index per shard, due_at <= t, merged by due time
+//	Unsent(limit)                             Query unsent index per shard
+//	Messages(tenant, recipient, after)        GetItem HEAD (acked, seq), then Query MSG# keys in (max(after, acked), seq]
+//	Ack(tenant, recipient, upTo)              Update HEAD SET acked conditioned on acked < upTo
+//	Events(tenant, [from, to), pool?, task?)  Query AUDIT#<tenant> sk BETWEEN (from|after) AND to, FilterExpression on pool/task
+//	Purge(before)                             Query expiry index per kind and shard, exp_at < before, BatchWriteItem deletes of 25
+//	parked work                               SQS FIFO queue per pool (QueueName), group = tenant, dedup id = task id
+//
+// # Commit
+//
+// A transition is one TransactWriteItems call: each task's put conditioned
+// on its version (attribute_not_exists for a new task), the idempotency
+// key's put conditioned on absence, the pool's counter update conditioned on
+// running < capacity (NeedSlot), parked = 0 (FirstInLine) and
+// parked < maxParked (NeedParkRoom), each mailbox's sequence update, the
+// message puts and the event puts. Cancellation reasons are translated into
+// the core error of the first failing item, in that order: ErrConflict,
+// ErrKeyExists, then ErrPoolNotFound, ErrNoCapacity or ErrPoolFull decided
+// from the pool item returned with the failure (ReturnValuesOnConditionCheck
+// Failure ALL_OLD). Any other error leaves the outcome unknown and is
+// returned as is; the SDK's retries of one call reuse its ClientRequestToken,
+// so DynamoDB applies a retried transaction at most once.
+//
+// # Mailbox cursors
+//
+// A mailbox's HEAD item holds seq, the last cursor given out. Commit reads it
+// (or takes the value this process saw last), and the transaction sets
+// seq = n+k conditioned on seq = n and puts the k messages with cursors
+// n+1..n+k. A message committed after a reader saw cursor c therefore gets a
+// cursor above c: the cursor is taken in the same atomic step that makes the
+// message visible, unlike a time-based key, which a slow transaction would
+// land behind a cursor a reader already passed. When only that condition
+// fails, another writer took the number: Commit retries with the returned
+// seq (it is not a conflict of the transition). The price is that one
+// mailbox's messages are serialized on one item: at most about 500
+// transactions per second per recipient (the item's 1,000 write units per
+// second at 2 units per transactional write), and less under contention,
+// where each writer that loses needs another round trip.
+//
+// # Audit events
+//
+// An event's sort key is (At, Seq): Seq is random in its high bits (unique
+// among equal At, the put is conditioned on absence) and the event's index
+// in its transaction in the low byte (ordered within a transition). One
+// tenant's events share one partition: about 1,000 writes per second per
+// tenant.
+//
+// # Parking queue
+//
+// One SQS FIFO queue per pool, named Options.QueuePrefix + pool + ".fifo",
+// message group per tenant (fair interleaving between tenants, FIFO within
+// one), deduplication id = task id. Receive hides messages for
+// Options.Visibility, Delete removes one, Release sets its visibility to 0.
+// SQS and DynamoDB share no transaction: core's outbox flag (Task.Unsent, the
+// unsent index) and its sweeper close the gap.
+//
+// # Retries and retention
+//
+// Build the SDK clients once, with NewRetryer: throttling and 5xx are
+// retried with backoff, bounded by the caller's context. Messages and events
+// carry a TTL attribute (expires) for retention; correctness never waits on
+// TTL, and Purge deletes past-retention items itself.
+//
+// # Limits
+//
+// A task item holds its payload and result: both together must fit
+// DynamoDB's 400 KB item limit (core allows 256 KB each).
+package awsstore

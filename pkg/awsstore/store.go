@@ -1,0 +1,422 @@
+package awsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/parkinglot/parkinglot/pkg/core"
+)
+
+// DynamoDBAPI is the part of the DynamoDB client the backend calls.
+type DynamoDBAPI interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
+}
+
+// SQSAPI is the part of the SQS client the backend calls.
+type SQSAPI interface {
+	GetQueueUrl(ctx context.Context, in *sqs.GetQueueUrlInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueUrlOutput, error)
+	CreateQueue(ctx context.Context, in *sqs.CreateQueueInput, optFns ...func(*sqs.Options)) (*sqs.CreateQueueOutput, error)
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
+var (
+	_ DynamoDBAPI = (*dynamodb.Client)(nil)
+	_ SQSAPI      = (*sqs.Client)(nil)
+)
+
+// Options configure a Store. Zero fields take the defaults documented on
+// each; WithDefaults fills them and Validate names the first bad field.
+type Options struct {
+	// DynamoDB is the table's client, built once by the caller (with
+	// NewRetryer as its retryer). Required.
+	DynamoDB DynamoDBAPI
+	// SQS is the parking queues' client, built once by the caller. Required.
+	SQS SQSAPI
+	// Table is the DynamoDB table name. Required.
+	Table string
+	// QueuePrefix starts every parking queue's name. Default: "parkinglot-".
+	QueuePrefix string
+	// Visibility is how long a received parking message stays hidden unless
+	// deleted or released; whole seconds, 1s to 12h. Default: 30s.
+	Visibility time.Duration
+	// ReceiveWait is the SQS long-poll wait of Receive; whole seconds, 0 to
+	// 20s. Default: 0 (short poll).
+	ReceiveWait time.Duration
+	// IndexShards spreads the due, unsent and expiry indexes over this many
+	// index partitions, 1 to 64. Default: 4.
+	IndexShards int
+	// MessageRetention and EventRetention set the TTL attribute of mailbox
+	// messages and audit events. Set them to core's MailboxRetention and
+	// AuditRetention. Defaults: 7 days and 30 days.
+	MessageRetention time.Duration
+	EventRetention   time.Duration
+	// CreateQueues makes PutPool create the pool's parking queue if missing
+	// (local use; deployments create queues with the stack).
+	CreateQueues bool
+	// ReturnConsumedCapacity asks DynamoDB to report the capacity each call
+	// consumed, for RequestCounter. Default: off.
+	ReturnConsumedCapacity bool
+}
+
+// WithDefaults returns a copy of o with zero fields set to their defaults.
+func (o Options) WithDefaults() Options {
+	if o.QueuePrefix == "" {
+		o.QueuePrefix = "parkinglot-"
+	}
+	if o.Visibility == 0 {
+		o.Visibility = 30 * time.Second
+	}
+	if o.IndexShards == 0 {
+		o.IndexShards = 4
+	}
+	if o.MessageRetention == 0 {
+		o.MessageRetention = 7 * 24 * time.Hour
+	}
+	if o.EventRetention == 0 {
+		o.EventRetention = 30 * 24 * time.Hour
+	}
+	return o
+}
+
+// Validate names the first bad field.
+func (o Options) Validate() error {
+	switch {
+	case o.DynamoDB == nil:
+		return errors.New("awsstore: Options.DynamoDB is required")
+	case o.SQS == nil:
+		return errors.New("awsstore: Options.SQS is required")
+	case o.Table == "":
+		return errors.New("awsstore: Options.Table is required")
+	case !validQueueChars(o.QueuePrefix) || len(o.QueuePrefix) > 40:
+		return fmt.Errorf("awsstore: Options.QueuePrefix %q must be at most 40 characters of [A-Za-z0-9_-]", o.QueuePrefix)
+	case o.Visibility < time.Second || o.Visibility > 12*time.Hour || o.Visibility%time.Second != 0:
+		return fmt.Errorf("awsstore: Options.Visibility must be whole seconds from 1s to 12h, got %s", o.Visibility)
+	case o.ReceiveWait < 0 || o.ReceiveWait > 20*time.Second || o.ReceiveWait%time.Second != 0:
+		return fmt.Errorf("awsstore: Options.ReceiveWait must be whole seconds from 0 to 20s, got %s", o.ReceiveWait)
+	case o.IndexShards < 1 || o.IndexShards > 64:
+		return fmt.Errorf("awsstore: Options.IndexShards must be 1-64, got %d", o.IndexShards)
+	case o.MessageRetention < time.Second || o.EventRetention < time.Second:
+		return errors.New("awsstore: Options.MessageRetention and EventRetention must be at least 1s")
+	}
+	return nil
+}
+
+// Store is the DynamoDB + SQS backend. It is safe for concurrent use, also
+// by several processes over one table.
+type Store struct {
+	opts   Options
+	db     DynamoDBAPI
+	sqs    SQSAPI
+	table  *string
+	rcc    types.ReturnConsumedCapacity
+	queues sync.Map // pool -> queue URL
+	seqs   seqCache
+}
+
+var _ core.Backend = (*Store)(nil)
+
+// New returns a Store over opts, or an error naming the bad option. It makes
+// no AWS call; CreateResources creates the table and queues for local use.
+func New(_ context.Context, opts Options) (*Store, error) {
+	opts = opts.WithDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{opts: opts, db: opts.DynamoDB, sqs: opts.SQS, table: aws.String(opts.Table)}
+	if opts.ReturnConsumedCapacity {
+		s.rcc = types.ReturnConsumedCapacityIndexes
+	}
+	s.seqs.m = make(map[string]uint64)
+	return s, nil
+}
+
+// Options returns the store's options, with defaults filled.
+func (s *Store) Options() Options { return s.opts }
+
+// PutPool creates the pool item or updates its configuration, keeping its
+// counters; with Options.CreateQueues it also creates the pool's queue.
+func (s *Store) PutPool(ctx context.Context, cfg core.PoolConfig) error {
+	upd := expression.Set(expression.Name("name"), expression.Value(cfg.Name)).
+		Set(expression.Name(attrPools), expression.Value(poolsPartition)).
+		Set(expression.Name("capacity"), expression.Value(cfg.Capacity)).
+		Set(expression.Name("maxParked"), expression.Value(cfg.MaxParked)).
+		Set(expression.Name("defaultMaxWait"), expression.Value(int64(cfg.DefaultMaxWait))).
+		Set(expression.Name("runTimeout"), expression.Value(int64(cfg.RunTimeout))).
+		Set(expression.Name("running"), expression.IfNotExists(expression.Name("running"), expression.Value(0))).
+		Set(expression.Name("parked"), expression.IfNotExists(expression.Name("parked"), expression.Value(0)))
+	ex, err := expression.NewBuilder().WithUpdate(upd).Build()
+	if err != nil {
+		return fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 s.table,
+		Key:                       itemKey(poolPK(cfg.Name), skPool),
+		UpdateExpression:          ex.Update(),
+		ExpressionAttributeNames:  ex.Names(),
+		ExpressionAttributeValues: ex.Values(),
+		ReturnConsumedCapacity:    s.rcc,
+	})
+	if err != nil {
+		return fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+	}
+	if s.opts.CreateQueues {
+		if err := s.createQueue(ctx, cfg.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Pool returns the pool item, read strongly consistent.
+func (s *Store) Pool(ctx context.Context, name string) (core.Pool, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: s.table, Key: itemKey(poolPK(name), skPool), ConsistentRead: aws.Bool(true),
+		ReturnConsumedCapacity: s.rcc,
+	})
+	if err != nil {
+		return core.Pool{}, fmt.Errorf("awsstore: read pool %s: %w", name, err)
+	}
+	if out.Item == nil {
+		return core.Pool{}, fmt.Errorf("awsstore: pool %s: %w", name, core.ErrPoolNotFound)
+	}
+	return decodePool(out.Item)
+}
+
+// Pools lists pools through the pools index, then reads each pool item
+// strongly consistent. A pool created a moment ago may be missing while the
+// index catches up.
+func (s *Store) Pools(ctx context.Context) ([]core.Pool, error) {
+	var keys []map[string]types.AttributeValue
+	var start map[string]types.AttributeValue
+	for {
+		out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 s.table,
+			IndexName:                 aws.String(indexPools),
+			KeyConditionExpression:    aws.String("#p = :p"),
+			ExpressionAttributeNames:  map[string]string{"#p": attrPools},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":p": &types.AttributeValueMemberS{Value: poolsPartition}},
+			ExclusiveStartKey:         start,
+			ReturnConsumedCapacity:    s.rcc,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("awsstore: list pools: %w", err)
+		}
+		for _, it := range out.Items {
+			keys = append(keys, map[string]types.AttributeValue{attrPK: it[attrPK], attrSK: it[attrSK]})
+		}
+		if out.LastEvaluatedKey == nil {
+			break
+		}
+		start = out.LastEvaluatedKey
+	}
+	items, err := s.batchGet(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("awsstore: read pools: %w", err)
+	}
+	pools := make([]core.Pool, 0, len(items))
+	for _, it := range items {
+		p, err := decodePool(it)
+		if err != nil {
+			return nil, err
+		}
+		pools = append(pools, p)
+	}
+	sortPools(pools)
+	return pools, nil
+}
+
+// batchGet reads keys strongly consistent, 100 per call, retrying
+// unprocessed keys.
+func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
+	var items []map[string]types.AttributeValue
+	for len(keys) > 0 {
+		n := min(len(keys), 100)
+		req := map[string]types.KeysAndAttributes{s.opts.Table: {Keys: keys[:n], ConsistentRead: aws.Bool(true)}}
+		keys = keys[n:]
+		for attempt := 0; len(req) > 0; attempt++ {
+			if attempt > 0 {
+				if err := backoff(ctx, attempt); err != nil {
+					return nil, err
+				}
+			}
+			out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req, ReturnConsumedCapacity: s.rcc})
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, out.Responses[s.opts.Table]...)
+			req = out.UnprocessedKeys
+		}
+	}
+	return items, nil
+}
+
+// Task returns the task item, read strongly consistent.
+func (s *Store) Task(ctx context.Context, id string) (core.Task, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: s.table, Key: itemKey(taskPK(id), skTask), ConsistentRead: aws.Bool(true),
+		ReturnConsumedCapacity: s.rcc,
+	})
+	if err != nil {
+		return core.Task{}, fmt.Errorf("awsstore: read task %s: %w", id, err)
+	}
+	if out.Item == nil {
+		return core.Task{}, fmt.Errorf("awsstore: task %s: %w", id, core.ErrNotFound)
+	}
+	return decodeTask(out.Item)
+}
+
+// Key returns the idempotency key item, read strongly consistent.
+func (s *Store) Key(ctx context.Context, tenant, key string) (core.KeyRecord, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: s.table, Key: itemKey(keyPK(tenant, key), skKey), ConsistentRead: aws.Bool(true),
+		ReturnConsumedCapacity: s.rcc,
+	})
+	if err != nil {
+		return core.KeyRecord{}, fmt.Errorf("awsstore: read key: %w", err)
+	}
+	if out.Item == nil {
+		return core.KeyRecord{}, fmt.Errorf("awsstore: key: %w", core.ErrNotFound)
+	}
+	var it keyItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return core.KeyRecord{}, fmt.Errorf("awsstore: decode key: %w", err)
+	}
+	return core.KeyRecord{Tenant: it.Tenant, Key: it.Key, TaskID: it.TaskID, BodyHash: it.BodyHash}, nil
+}
+
+// Due returns up to limit ids of tasks due at or before t, soonest first,
+// merging the due index's shards. The index is eventually consistent.
+func (s *Store) Due(ctx context.Context, t time.Time, limit int) ([]string, error) {
+	type due struct {
+		id string
+		at int64
+	}
+	var all []due
+	for shard := range s.opts.IndexShards {
+		out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 s.table,
+			IndexName:                 aws.String(indexDue),
+			KeyConditionExpression:    aws.String("#p = :p AND #a <= :t"),
+			ExpressionAttributeNames:  map[string]string{"#p": attrDueP, "#a": attrDueAt},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":p": str(shardKey("DUE", shard)), ":t": num(t.UnixNano())},
+			Limit:                     aws.Int32(int32(min(limit, 1000))),
+			ReturnConsumedCapacity:    s.rcc,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("awsstore: due index: %w", err)
+		}
+		for _, it := range out.Items {
+			var k struct {
+				PK    string `dynamodbav:"pk"`
+				DueAt int64  `dynamodbav:"due_at"`
+			}
+			if err := attributevalue.UnmarshalMap(it, &k); err != nil {
+				return nil, fmt.Errorf("awsstore: due index: %w", err)
+			}
+			all = append(all, due{id: strings.TrimPrefix(k.PK, prefixTask), at: k.DueAt})
+		}
+	}
+	sortBy(all, func(a, b due) int { return compareInt(a.at, b.at) })
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	ids := make([]string, len(all))
+	for i, d := range all {
+		ids[i] = d.id
+	}
+	return ids, nil
+}
+
+// Unsent returns up to limit ids of tasks flagged Unsent, from the sparse
+// unsent index.
+func (s *Store) Unsent(ctx context.Context, limit int) ([]string, error) {
+	var ids []string
+	for shard := 0; shard < s.opts.IndexShards && len(ids) < limit; shard++ {
+		out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 s.table,
+			IndexName:                 aws.String(indexUnsent),
+			KeyConditionExpression:    aws.String("#p = :p"),
+			ExpressionAttributeNames:  map[string]string{"#p": attrUnsentP},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":p": str(shardKey("UNSENT", shard))},
+			Limit:                     aws.Int32(int32(min(limit-len(ids), 1000))),
+			ReturnConsumedCapacity:    s.rcc,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("awsstore: unsent index: %w", err)
+		}
+		for _, it := range out.Items {
+			pk, ok := it[attrPK].(*types.AttributeValueMemberS)
+			if !ok {
+				return nil, errors.New("awsstore: unsent index: item without pk")
+			}
+			ids = append(ids, strings.TrimPrefix(pk.Value, prefixTask))
+		}
+	}
+	return ids, nil
+}
+
+// shard picks the index shard of an item key.
+func (s *Store) shard(key string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(s.opts.IndexShards))
+}
+
+func shardKey(kind string, shard int) string { return fmt.Sprintf("%s#%d", kind, shard) }
+
+// seqCache remembers the last mailbox sequence this process saw per mailbox,
+// so that a Commit usually needs no read of the mailbox item. A stale entry
+// costs one failed condition and a retry, never a wrong cursor.
+type seqCache struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+const seqCacheMax = 4096
+
+func (c *seqCache) get(k string) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[k]
+	return v, ok
+}
+
+func (c *seqCache) put(k string, v uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= seqCacheMax {
+		clear(c.m)
+	}
+	if v > c.m[k] {
+		c.m[k] = v
+	}
+}
+
+func (c *seqCache) forget(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, k)
+}
