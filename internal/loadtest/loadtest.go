@@ -157,13 +157,13 @@ type run struct {
 	leaseLost atomic.Int64
 	errs      errorLog
 
-	outcomes atomic.Int64 // first outcomes received
-	accepted atomic.Int64
-	done     chan struct{} // closed when every accepted task has an outcome
-	doneOnce sync.Once
+	outcomes  atomic.Int64 // first outcomes received
+	accepted  atomic.Int64
+	done      chan struct{} // closed when every accepted task has an outcome
+	doneOnce  sync.Once
 	submitted atomic.Bool
-	bar      *progressbar.ProgressBar
-	workerWG sync.WaitGroup
+	bar       *progressbar.ProgressBar
+	workerWG  sync.WaitGroup
 }
 
 // Run drives the server described by cfg and reports what it saw.
