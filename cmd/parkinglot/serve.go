@@ -123,9 +123,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	draining, stopPolls := context.WithCancel(context.Background())
 	defer stopPolls()
 	api := httpapi.New(httpapi.Options{Scheduler: sched, Auth: httpapi.NewTokenAuth(cfg.Auth.TokenMap()), Logger: log})
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", endLongPolls(draining, api))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	healthz := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Err() != nil {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
 			return
@@ -133,14 +131,14 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	root := routes(endLongPolls(draining, api), healthz, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -186,6 +184,29 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// routes serves GET /healthz and GET /metrics itself and everything else
+// with the API handler, which answers unknown paths with its JSON 404. No
+// http.ServeMux: it would redirect uncleaned paths instead.
+func routes(api, healthz, metrics http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz", "/metrics":
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				w.Header().Set("Allow", "GET, HEAD")
+				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+				return
+			}
+			if r.URL.Path == "/healthz" {
+				healthz.ServeHTTP(w, r)
+			} else {
+				metrics.ServeHTTP(w, r)
+			}
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
 }
 
 // endLongPolls ends mailbox reads when draining is done, so that a long

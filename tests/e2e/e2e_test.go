@@ -1,0 +1,343 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/parkinglot/parkinglot/internal/httpapi/httpapitest"
+	"github.com/parkinglot/parkinglot/pkg/api"
+	"github.com/parkinglot/parkinglot/pkg/client"
+	"github.com/parkinglot/parkinglot/pkg/core"
+	"github.com/parkinglot/parkinglot/tests/testserver"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "parkinglot-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "parkinglot")
+	build := exec.Command("go", "build", "-o", bin, "github.com/parkinglot/parkinglot/cmd/parkinglot")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "go build:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+const twoTenants = `
+listen: 127.0.0.1:0
+sweepInterval: 20ms
+shutdownTimeout: 10s
+log: {level: debug, format: json}
+auth:
+  tokens:
+    - {token: acme-token, tenant: acme}
+    - {token: globex-token, tenant: globex}
+`
+
+const twoPools = `
+pools:
+  - {name: gpu, capacity: 1, maxParked: 1, defaultMaxWait: 1m, runTimeout: 1m}
+  - {name: cpu, capacity: 2, maxParked: 10, defaultMaxWait: 1m, runTimeout: 300ms}
+`
+
+type bundle struct {
+	srv          *testserver.Server
+	acme, globex *client.Client
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	srv := testserver.Start(t, bin, twoTenants+twoPools)
+	acme, err := client.New(srv.URL, "acme-token")
+	require.NoError(t, err)
+	globex, err := client.New(srv.URL, "globex-token")
+	require.NoError(t, err)
+	t.Cleanup(acme.CloseIdleConnections)
+	t.Cleanup(globex.CloseIdleConnections)
+	return bundle{srv: srv, acme: acme, globex: globex}
+}
+
+// TestContract runs the HTTP API v1 contract suite against the binary.
+func TestContract(t *testing.T) {
+	t.Parallel()
+	httpapitest.Run(t, func(t *testing.T, pools []core.PoolConfig) httpapitest.Target {
+		var b strings.Builder
+		b.WriteString(twoTenants + "pools:\n")
+		for _, p := range pools {
+			fmt.Fprintf(&b, "  - {name: %s, capacity: %d, maxParked: %d, defaultMaxWait: %s, runTimeout: %s}\n",
+				p.Name, p.Capacity, p.MaxParked, p.DefaultMaxWait, p.RunTimeout)
+		}
+		srv := testserver.Start(t, bin, b.String())
+		hc := &http.Client{Transport: &http.Transport{}}
+		t.Cleanup(hc.CloseIdleConnections)
+		return httpapitest.Target{BaseURL: srv.URL, AcmeToken: "acme-token", GlobexToken: "globex-token", Client: hc}
+	})
+}
+
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+
+	// Submit: runs at once; the next parks; the one after is rejected.
+	a, err := b.acme.Submit(ctx, "gpu", api.SubmitRequest{Payload: json.RawMessage(`{"job":"a"}`)})
+	require.NoError(t, err)
+	require.Equal(t, "running", a.Task.State)
+	p, err := b.acme.Submit(ctx, "gpu", api.SubmitRequest{Recipient: "worker"})
+	require.NoError(t, err)
+	require.Equal(t, "parked", p.Task.State)
+	_, err = b.acme.Submit(ctx, "gpu", api.SubmitRequest{})
+	require.Equal(t, http.StatusTooManyRequests, client.StatusOf(err))
+	require.Equal(t, api.CodePoolFull, client.Code(err))
+
+	pool, err := b.acme.Pool(ctx, "gpu")
+	require.NoError(t, err)
+	require.Equal(t, api.Pool{Name: "gpu", Capacity: 1, Running: 1, Parked: 1, MaxParked: 1}, pool)
+
+	// The started message carries the lease; completing wakes the parked task.
+	page, err := b.acme.Mailbox(ctx, "acme", client.MailboxOptions{})
+	require.NoError(t, err)
+	require.Len(t, page.Messages, 2)
+	require.Equal(t, "started", page.Messages[0].Type)
+	require.Equal(t, a.Task.Lease, page.Messages[0].Lease)
+	require.Equal(t, "rejected", page.Messages[1].Type)
+
+	_, err = b.acme.Complete(ctx, a.Task.ID, api.CompleteRequest{Lease: "not-the-lease", Status: "succeeded"})
+	require.Equal(t, api.CodeLeaseLost, client.Code(err))
+	done, err := b.acme.Complete(ctx, a.Task.ID, api.CompleteRequest{Lease: a.Task.Lease, Status: "succeeded", Result: json.RawMessage(`42`)})
+	require.NoError(t, err)
+	require.Equal(t, "succeeded", done.State)
+
+	// The woken task's started message reaches its recipient's long poll.
+	wp, err := b.acme.Mailbox(ctx, "worker", client.MailboxOptions{Wait: 5 * time.Second})
+	require.NoError(t, err)
+	require.Len(t, wp.Messages, 1)
+	require.Equal(t, "started", wp.Messages[0].Type)
+	require.Equal(t, p.Task.ID, wp.Messages[0].TaskID)
+	require.NoError(t, b.acme.Ack(ctx, "worker", wp.Next))
+	again, err := b.acme.Mailbox(ctx, "worker", client.MailboxOptions{})
+	require.NoError(t, err)
+	require.Empty(t, again.Messages)
+
+	// Cancel the woken task: its slot frees and its outcome is delivered.
+	c, err := b.acme.Cancel(ctx, p.Task.ID)
+	require.NoError(t, err)
+	require.Equal(t, "cancelled", c.State)
+	_, err = b.acme.Cancel(ctx, a.Task.ID)
+	require.Equal(t, http.StatusConflict, client.StatusOf(err))
+	out, err := b.acme.Mailbox(ctx, "worker", client.MailboxOptions{After: wp.Next})
+	require.NoError(t, err)
+	require.Len(t, out.Messages, 1)
+	require.Equal(t, "cancelled", out.Messages[0].Type)
+
+	// The audit trail has every transition of the woken task, in order.
+	ev, err := b.acme.Audit(ctx, client.AuditQuery{Task: p.Task.ID})
+	require.NoError(t, err)
+	var trail []string
+	for _, e := range ev.Events {
+		trail = append(trail, e.Type+":"+e.From+">"+e.To)
+	}
+	require.Equal(t, []string{"submit:>parked", "start:parked>running", "cancel:running>cancelled"}, trail)
+
+	// Tenant isolation: globex sees none of it.
+	_, err = b.globex.Task(ctx, a.Task.ID)
+	require.Equal(t, http.StatusNotFound, client.StatusOf(err))
+	gev, err := b.globex.Audit(ctx, client.AuditQuery{})
+	require.NoError(t, err)
+	require.Empty(t, gev.Events)
+
+	// A lease that is not renewed ends: the sweeper times the task out.
+	r, err := b.globex.Submit(ctx, "cpu", api.SubmitRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "running", r.Task.State)
+	to, err := b.globex.Mailbox(ctx, "globex", client.MailboxOptions{After: "", Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, to.Messages, 1)
+	last, err := b.globex.Mailbox(ctx, "globex", client.MailboxOptions{After: to.Next, Wait: 10 * time.Second})
+	require.NoError(t, err)
+	require.Len(t, last.Messages, 1)
+	require.Equal(t, "timed_out", last.Messages[0].Type)
+	_, err = b.globex.Heartbeat(ctx, r.Task.ID, r.Task.Lease, 0)
+	require.Equal(t, api.CodeLeaseLost, client.Code(err))
+
+	require.Equal(t, 0, b.srv.Stop(t, 15*time.Second))
+	require.Contains(t, b.srv.Log(), `"msg":"stopped"`)
+}
+
+func TestBadRequests(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	send := func(method, path, token, body string) (int, api.Error) {
+		req, err := http.NewRequest(method, b.srv.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var e api.Error
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 400 {
+			require.NoError(t, json.Unmarshal(raw, &e), "%s", raw)
+		}
+		return resp.StatusCode, e
+	}
+	cases := []struct {
+		method, path, token, body string
+		status                    int
+		code, field               string
+	}{
+		{"GET", "/v1/pools", "", "", 401, api.CodeUnauthorized, ""},
+		{"GET", "/v1/pools", "wrong", "", 401, api.CodeUnauthorized, ""},
+		{"POST", "/v1/pools/nope/tasks", "acme-token", `{}`, 404, api.CodePoolNotFound, ""},
+		{"POST", "/v1/pools/gpu/tasks", "acme-token", `{"maxWait":"soon"}`, 400, api.CodeInvalidRequest, "maxWait"},
+		{"POST", "/v1/pools/gpu/tasks", "acme-token", `{"bogus":1}`, 400, api.CodeInvalidRequest, "bogus"},
+		{"POST", "/v1/pools/gpu/tasks", "acme-token", `{`, 400, api.CodeInvalidRequest, ""},
+		{"GET", "/v1/tasks/nope", "acme-token", "", 404, api.CodeNotFound, ""},
+		{"GET", "/v1/mailbox/acme?wait=1h", "acme-token", "", 400, api.CodeInvalidRequest, "wait"},
+		{"DELETE", "/v1/pools", "acme-token", "", 405, api.CodeMethodNotAllowed, ""},
+	}
+	for _, tc := range cases {
+		status, e := send(tc.method, tc.path, tc.token, tc.body)
+		require.Equal(t, tc.status, status, "%s %s %s", tc.method, tc.path, tc.body)
+		require.Equal(t, tc.code, e.Error.Code, "%s %s %s", tc.method, tc.path, tc.body)
+		if tc.field != "" {
+			require.Equal(t, tc.field, e.Error.Field, "%s %s %s", tc.method, tc.path, tc.body)
+		}
+	}
+	// Nothing was created by the bad requests.
+	pools, err := b.acme.Pools(context.Background())
+	require.NoError(t, err)
+	for _, p := range pools {
+		require.Zero(t, p.Running+p.Parked, p.Name)
+	}
+}
+
+func TestHealthzAndMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a, err := b.acme.Submit(ctx, "cpu", api.SubmitRequest{})
+	require.NoError(t, err)
+	_, err = b.acme.Submit(ctx, "cpu", api.SubmitRequest{})
+	require.NoError(t, err)
+	_, err = b.acme.Submit(ctx, "cpu", api.SubmitRequest{})
+	require.NoError(t, err)
+	_, err = b.acme.Complete(ctx, a.Task.ID, api.CompleteRequest{Lease: a.Task.Lease, Status: "failed", Error: "boom"})
+	require.NoError(t, err)
+
+	get := func(path string) string {
+		resp, err := http.Get(b.srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(body)
+	}
+	require.Equal(t, "ok\n", get("/healthz"))
+	m := get("/metrics")
+	for _, want := range []string{
+		`parkinglot_pool_capacity{pool="cpu"} 2`,
+		`parkinglot_pool_capacity{pool="gpu"} 1`,
+		`parkinglot_pool_running{pool="cpu"} 2`,
+		`parkinglot_pool_parked{pool="cpu"} 0`,
+		`parkinglot_pool_max_parked{pool="cpu"} 10`,
+		`parkinglot_task_outcomes_total{outcome="failed",pool="cpu"} 1`,
+		`parkinglot_task_starts_total{kind="immediate",pool="cpu"} 2`,
+		`parkinglot_task_starts_total{kind="wake",pool="cpu"} 1`,
+		`parkinglot_wake_latency_seconds_count{pool="cpu"} 1`,
+		`parkinglot_wake_latency_seconds_bucket{pool="cpu",le="0.0001"}`,
+		`parkinglot_pool_scrape_ok 1`,
+	} {
+		require.Contains(t, m, want)
+	}
+}
+
+func TestShutdownEndsLongPolls(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	polled := make(chan error, 1)
+	wrote := make(chan struct{})
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) },
+	})
+	var page api.MailboxPage
+	go func() {
+		var err error
+		page, err = b.acme.Mailbox(ctx, "acme", client.MailboxOptions{Wait: 20 * time.Second})
+		polled <- err
+	}()
+	select {
+	case <-wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the long poll was not sent")
+	}
+	start := time.Now()
+	require.Equal(t, 0, b.srv.Stop(t, 15*time.Second))
+	require.Less(t, time.Since(start), 10*time.Second, "shutdown waited for the long poll's full wait")
+	select {
+	case err := <-polled:
+		require.NoError(t, err, "the long poll was cut off instead of answered")
+		require.Empty(t, page.Messages)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long poll did not end with the server")
+	}
+}
+
+func TestInvalidConfig(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"pools[1].capacity: must be at least 1": twoTenants + "pools:\n  - {name: a, capacity: 1}\n  - {name: b, capacity: 0}\n",
+		"pools[0].cap: unknown field":           twoTenants + "pools:\n  - {name: a, cap: 1}\n",
+		"auth.tokens[1].token: duplicate token": "auth:\n  tokens:\n    - {token: x, tenant: a}\n    - {token: x, tenant: b}\n" + twoPools,
+	}
+	for want, cfg := range cases {
+		path := filepath.Join(t.TempDir(), "bad.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, "serve", "--config", path)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee, "serve accepted a bad config")
+		require.NotZero(t, ee.ExitCode())
+		require.Contains(t, stderr.String(), want)
+	}
+	// A store that is not built fails at start-up too.
+	path := filepath.Join(t.TempDir(), "aws.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("listen: 127.0.0.1:0\nstore: {type: postgres}\n"+twoPools), 0o600))
+	out, err := exec.Command(bin, "serve", "--config", path).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "store.type")
+}
