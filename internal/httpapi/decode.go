@@ -88,10 +88,10 @@ func checkKeys(data []byte, allowed map[string]bool) error {
 		}
 		key, _ := tok.(string)
 		if !allowed[key] {
-			return core.Invalid(clip(key), "unknown field %q", clip(key))
+			return core.Invalid(nameOr(key, "body"), "unknown field %q", clip(key))
 		}
 		if seen[key] {
-			return core.Invalid(key, "field %q is given more than once", key)
+			return core.Invalid(nameOr(key, "body"), "field %q is given more than once", clip(key))
 		}
 		seen[key] = true
 		var skip json.RawMessage
@@ -162,9 +162,9 @@ func parseQuery(r *http.Request, allowed ...string) (url.Values, error) {
 		}
 		switch {
 		case !known:
-			return nil, core.Invalid(clip(k), "unknown query parameter %q; this route takes %s", clip(k), strings.Join(allowed, ", "))
+			return nil, core.Invalid(nameOr(k, "query"), "unknown query parameter %q; this route takes %s", clip(k), strings.Join(allowed, ", "))
 		case len(vs) > 1:
-			return nil, core.Invalid(k, "query parameter %q is given more than once", k)
+			return nil, core.Invalid(nameOr(k, "query"), "query parameter %q is given more than once", clip(k))
 		}
 	}
 	return q, nil
@@ -219,4 +219,13 @@ func renameField(err error, field string) error {
 		return &core.InvalidError{Field: field, Reason: inv.Reason}
 	}
 	return err
+}
+
+// nameOr is the field name an error names: name, clipped, or def when the
+// name is empty.
+func nameOr(name, def string) string {
+	if name == "" {
+		return def
+	}
+	return clip(name)
 }
