@@ -2,9 +2,10 @@ package loadtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -134,6 +135,7 @@ type task struct {
 	// submitted: the submission's answer named the task (it was accepted,
 	// or rejected with its outcome in the mailbox).
 	submitted bool
+	short     bool // submitted with the short maxWait
 	crash     bool
 
 	// Filled by the workers, under run.mu.
@@ -304,8 +306,8 @@ func (r *run) submitOne(ctx context.Context, i int) {
 	pool := r.cfg.Pools[i%len(r.cfg.Pools)]
 	ti := (i / len(r.cfg.Pools)) % len(r.tenants)
 	w := (i / (len(r.cfg.Pools) * len(r.tenants))) % r.cfg.Workers
-	wait := r.cfg.MaxWait
-	if fraction(fmt.Sprint("short", i)) < r.cfg.ShortWaitFraction {
+	wait, short := r.cfg.MaxWait, fraction(fmt.Sprint("short", i)) < r.cfg.ShortWaitFraction
+	if short {
 		wait = r.cfg.ShortWait
 	}
 	req := api.SubmitRequest{
@@ -335,7 +337,7 @@ func (r *run) submitOne(ctx context.Context, i int) {
 		tk = &task{id: t.ID}
 		r.tasks[t.ID] = tk
 	}
-	tk.pool, tk.tenant, tk.deadline, tk.submitted = t.Pool, ti, t.Deadline, true
+	tk.pool, tk.tenant, tk.deadline, tk.submitted, tk.short = t.Pool, ti, t.Deadline, true, short
 	if r.tenants[ti].name == "" {
 		r.tenants[ti].name = t.Tenant
 	}
@@ -344,9 +346,8 @@ func (r *run) submitOne(ctx context.Context, i int) {
 
 // fraction maps s to [0, 1) deterministically.
 func fraction(s string) float64 {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	return float64(h.Sum64()>>11) / float64(1<<53)
+	h := sha256.Sum256([]byte(s))
+	return float64(binary.BigEndian.Uint64(h[:8])>>11) / float64(1<<53)
 }
 
 // worker long-polls one recipient's mailbox until ctx is done: a started

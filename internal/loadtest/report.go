@@ -17,6 +17,7 @@ type Report struct {
 	Submitted int // submissions answered with a task (accepted or rejected)
 	Accepted  int // of them, parked or running at submit
 	Rejected  int // of them, rejected at submit (pool full)
+	ShortWait int // of them, submitted with the short maxWait
 	Started   int // tasks with a started message
 	Completed int // completions acknowledged by the server
 	Crashed   int // started tasks whose worker never completed them
@@ -73,6 +74,9 @@ func (r *run) report(elapsed time.Duration) Report {
 	for _, tk := range r.tasks {
 		if tk.submitted {
 			rep.Submitted++
+		}
+		if tk.short {
+			rep.ShortWait++
 		}
 		switch {
 		case len(tk.outcomes) == 0:
@@ -203,6 +207,9 @@ func summarize(d []time.Duration) WakeStats {
 // Print writes the report for a person.
 func (r Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "submitted %d (accepted %d, rejected at submit %d) in %s\n", r.Submitted, r.Accepted, r.Rejected, r.Elapsed.Round(time.Millisecond))
+	if r.ShortWait > 0 {
+		fmt.Fprintf(w, "submitted with the short maxWait: %d\n", r.ShortWait)
+	}
 	fmt.Fprintf(w, "started %d, completed %d, crashed %d (lease timed out), completions refused as lease lost %d\n", r.Started, r.Completed, r.Crashed, r.LeaseLost)
 	var outs []string
 	for k, v := range r.Outcomes {

@@ -1,0 +1,86 @@
+package load
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/parkinglot/parkinglot/internal/loadtest"
+	"github.com/parkinglot/parkinglot/tests/testserver"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const config = `
+listen: 127.0.0.1:0
+sweepInterval: 50ms
+log: {level: info, format: json}
+auth:
+  tokens:
+    - {token: acme-token, tenant: acme}
+    - {token: globex-token, tenant: globex}
+    - {token: initech-token, tenant: initech}
+pools:
+  - {name: render, capacity: 24, maxParked: 20000, defaultMaxWait: 2m, runTimeout: 2s}
+  - {name: train, capacity: 8, maxParked: 20000, defaultMaxWait: 2m, runTimeout: 2s}
+`
+
+func TestLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test: skipped with -short")
+	}
+	bin := testserver.Build(t) // without -race, whatever the test runs under
+	srv := testserver.Start(t, bin, config)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg := loadtest.Config{
+		Server:            srv.URL,
+		Tokens:            []string{"acme-token", "globex-token", "initech-token"},
+		Submissions:       10_000,
+		Submitters:        32,
+		Workers:           4,
+		Hold:              2 * time.Millisecond,
+		CrashFraction:     0.02,
+		RunTimeout:        2 * time.Second,
+		MaxWait:           2 * time.Minute,
+		ShortWaitFraction: 0.01,
+		ShortWait:         20 * time.Millisecond,
+		Timeout:           150 * time.Second,
+	}
+	rep, err := loadtest.Run(ctx, cfg)
+	require.NoError(t, err)
+	var b strings.Builder
+	rep.Print(&b)
+	t.Logf("load test report:\n%s", b.String())
+
+	require.Empty(t, rep.Errors)
+	require.Equal(t, 10_000, rep.Submitted)
+	require.Equal(t, 10_000, rep.Accepted, "nothing is rejected: maxParked exceeds the submissions")
+
+	// The independent observer: hard capacity by the workers' own clocks,
+	// exactly one outcome per task in the mailboxes, no start after a deadline.
+	require.Zero(t, rep.OverCapacity, "over-capacity instants; max overlap %v", rep.MaxOverlap)
+	require.Zero(t, rep.NoOutcome, "tasks without an outcome")
+	require.Zero(t, rep.DupOutcome, "tasks with more than one outcome")
+	require.Zero(t, rep.DupStarts, "tasks started twice")
+	require.Zero(t, rep.LateStarts, "tasks started at or after their deadline")
+
+	// The load was real: both pools ran at capacity, crashes were injected
+	// and their leases timed out, short-wait tasks expired.
+	require.Equal(t, 24, rep.MaxOverlap["render"])
+	require.Equal(t, 8, rep.MaxOverlap["train"])
+	require.Greater(t, rep.Crashed, 100)
+	require.Equal(t, rep.Crashed, rep.Outcomes["timed_out"], "every crashed task, and only those, timed out")
+	require.Equal(t, rep.Completed, rep.Outcomes["succeeded"])
+	require.Positive(t, rep.Outcomes["expired"])
+	require.LessOrEqual(t, rep.Outcomes["expired"], rep.ShortWait, "only short-wait tasks may expire")
+	require.Equal(t, 10_000, rep.Outcomes["succeeded"]+rep.Outcomes["timed_out"]+rep.Outcomes["expired"])
+	require.Greater(t, rep.Wake.N, 5000)
+
+	require.Equal(t, 0, srv.Stop(t, 30*time.Second))
+}
