@@ -1,9 +1,11 @@
 package httpapitest
 
 import (
-	"encoding/json"
+	"context"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -400,11 +402,23 @@ func testLongPoll(t *testing.T, e env) {
 
 // pollOnce is a GET as acme that reports failures instead of failing.
 func pollOnce(target Target, path string) (response, error) {
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(target.BaseURL, "/")+path, nil)
+	return send(target, target.AcmeToken, http.MethodGet, path, "")
+}
+
+// send is a request that reports failures instead of failing, for use off
+// the test's goroutine.
+func send(target Target, token, method, path, body string) (response, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(target.BaseURL, "/")+path, rd)
 	if err != nil {
 		return response{}, err
 	}
-	req.Header.Set("Authorization", "Bearer "+target.AcmeToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	cl := target.Client
 	if cl == nil {
 		cl = http.DefaultClient
@@ -414,9 +428,54 @@ func pollOnce(target Target, path string) (response, error) {
 		return response{}, err
 	}
 	defer res.Body.Close()
-	var raw json.RawMessage
-	if err := json.NewDecoder(res.Body).Decode(&raw); err != nil {
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
 		return response{}, err
 	}
-	return response{code: res.StatusCode, hdr: res.Header, body: raw}, nil
+	return response{code: res.StatusCode, hdr: res.Header, body: data}, nil
+}
+
+// testConcurrentSubmits: submissions racing for a pool never start more than
+// its capacity nor park more than its depth; the rest are rejected.
+func testConcurrentSubmits(t *testing.T, e env) {
+	const n = 24
+	rcpt := e.recipient("race")
+	results := make(chan response, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		token := e.target.AcmeToken
+		if i%2 == 1 {
+			token = e.target.GlobexToken
+		}
+		wg.Go(func() {
+			r, err := send(e.target, token, http.MethodPost, "/v1/pools/ct-race/tasks", `{"recipient":"`+rcpt+`"}`)
+			if err != nil {
+				errs <- err
+				return
+			}
+			results <- r
+		})
+	}
+	wg.Wait()
+	close(results)
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	count := map[string]int{}
+	for r := range results {
+		switch r.code {
+		case http.StatusCreated:
+			count[expect[taskBody](t, r, http.StatusCreated).Task.State]++
+		case http.StatusTooManyRequests:
+			e := requireError(t, r, http.StatusTooManyRequests, "pool_full", "")
+			require.NotNil(t, e.Task)
+			count[e.Task.State]++
+		default:
+			require.FailNow(t, "unexpected status", "%d: %s", r.code, r.body)
+		}
+	}
+	require.Equal(t, map[string]int{"running": 2, "parked": 5, "rejected": n - 7}, count)
+	require.Equal(t, pool{Name: "ct-race", Capacity: 2, Running: 2, Parked: 5, MaxParked: 5}, getPool(t, e.acme(t), "ct-race"))
 }
