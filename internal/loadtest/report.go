@@ -136,15 +136,11 @@ func (r *run) report(elapsed time.Duration) Report {
 	return rep
 }
 
-// wakeLatency reads every tenant's audit trail of the run and pairs each
+// wakeLatency reads every tenant's audit trail of the run's tasks and pairs each
 // freed slot of a pool that had parked work with the pool's next
 // parked->running start.
 func (r *run) wakeLatency(ctx context.Context) (WakeStats, error) {
-	type ev struct {
-		at       time.Time
-		from, to string
-	}
-	byPool := map[string][]ev{}
+	byPool := map[string][]auditEvent{}
 	from := r.t0.Add(-time.Minute)
 	to := time.Now().Add(time.Minute)
 	for _, t := range r.tenants {
@@ -154,11 +150,14 @@ func (r *run) wakeLatency(ctx context.Context) (WakeStats, error) {
 			if err != nil {
 				return WakeStats{}, err
 			}
+			r.mu.Lock()
 			for _, e := range page.Events {
-				if _, ours := r.pools[e.Pool]; ours {
-					byPool[e.Pool] = append(byPool[e.Pool], ev{e.At, e.From, e.To})
+				// Only this run's tasks: the tenants may have others.
+				if _, ours := r.tasks[e.TaskID]; ours {
+					byPool[e.Pool] = append(byPool[e.Pool], auditEvent{e.At, e.From, e.To})
 				}
 			}
+			r.mu.Unlock()
 			if page.Next == "" || len(page.Events) == 0 {
 				break
 			}
@@ -167,29 +166,44 @@ func (r *run) wakeLatency(ctx context.Context) (WakeStats, error) {
 	}
 	var lat []time.Duration
 	for _, es := range byPool {
-		slices.SortStableFunc(es, func(a, b ev) int { return a.at.Compare(b.at) })
-		parked := 0
-		var freed []time.Time // slots freed while work was parked, oldest first
-		for _, e := range es {
-			switch {
-			case e.from == "" && e.to == "parked":
-				parked++
-			case e.from == "parked" && e.to == "running":
-				parked--
-				if len(freed) > 0 {
-					lat = append(lat, e.at.Sub(freed[0]))
-					freed = freed[1:]
-				}
-			case e.from == "parked":
-				parked-- // expired or cancelled while parked
-			case e.from == "running" && e.to != "running":
-				if parked > 0 {
-					freed = append(freed, e.at)
-				}
+		slices.SortStableFunc(es, func(a, b auditEvent) int { return a.at.Compare(b.at) })
+		lat = append(lat, pairWakes(es)...)
+	}
+	return summarize(lat), nil
+}
+
+// auditEvent is the part of an audit event wake pairing reads.
+type auditEvent struct {
+	at       time.Time
+	from, to string
+}
+
+// pairWakes pairs each slot freed while work was parked (a running task
+// reaching a terminal state) with the pool's next parked->running start,
+// oldest first, over one pool's events in time order.
+func pairWakes(es []auditEvent) []time.Duration {
+	var lat []time.Duration
+	parked := 0
+	var freed []time.Time
+	for _, e := range es {
+		switch {
+		case e.from == "" && e.to == "parked":
+			parked++
+		case e.from == "parked" && e.to == "running":
+			parked--
+			if len(freed) > 0 {
+				lat = append(lat, e.at.Sub(freed[0]))
+				freed = freed[1:]
+			}
+		case e.from == "parked":
+			parked-- // expired or cancelled while parked
+		case e.from == "running" && e.to != "running":
+			if parked > 0 {
+				freed = append(freed, e.at)
 			}
 		}
 	}
-	return summarize(lat), nil
+	return lat
 }
 
 func summarize(d []time.Duration) WakeStats {

@@ -75,7 +75,7 @@ func TestLoad(t *testing.T) {
 	require.Equal(t, 24, rep.MaxOverlap["render"])
 	require.Equal(t, 8, rep.MaxOverlap["train"])
 	require.Greater(t, rep.Crashed, 100)
-	require.Equal(t, rep.Crashed, rep.Outcomes["timed_out"], "every crashed task, and only those, timed out")
+	require.Equal(t, rep.Crashed+rep.LeaseLost, rep.Outcomes["timed_out"], "timed out: the crashed tasks and those whose lease ended before their completion")
 	require.Equal(t, rep.Completed, rep.Outcomes["succeeded"])
 	require.Positive(t, rep.Outcomes["expired"])
 	require.LessOrEqual(t, rep.Outcomes["expired"], rep.ShortWait, "only short-wait tasks may expire")
