@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/internal/config"
+	"github.com/parkinglot/parkinglot/pkg/client"
+)
+
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := runCmd(t)
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "usage: parkinglot")
+	code, _, stderr = runCmd(t, "frobnicate")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, `unknown command "frobnicate"`)
+	code, stdout, _ := runCmd(t, "help")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, stdout, "Exit codes")
+	code, _, _ = runCmd(t, "status")
+	require.Equal(t, exitUsage, code)
+	code, _, _ = runCmd(t, "pools", "a", "b")
+	require.Equal(t, exitUsage, code)
+	code, _, _ = runCmd(t, "submit", "gpu", "--server", "not a url")
+	require.Equal(t, exitUsage, code)
+}
+
+func TestServePrintSample(t *testing.T) {
+	t.Parallel()
+	code, stdout, _ := runCmd(t, "serve", "--print-sample")
+	require.Equal(t, exitOK, code)
+	require.Equal(t, config.Sample, stdout)
+	_, err := config.Parse([]byte(stdout))
+	require.NoError(t, err)
+}
+
+func TestServeInvalidConfig(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("pools:\n  - {name: a, capacity: 1}\n  - {name: b, capacity: 0}\n"), 0o600))
+	code, _, stderr := runCmd(t, "serve", "--config", path)
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "pools[1].capacity: must be at least 1")
+
+	code, _, stderr = runCmd(t, "serve", "--config", filepath.Join(t.TempDir(), "missing.yaml"))
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "no such file")
+}
+
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	cases := map[int]int{
+		http.StatusBadRequest: exitUsage, http.StatusRequestEntityTooLarge: exitUsage,
+		http.StatusNotFound: exitNotFound, http.StatusConflict: exitConflict,
+		http.StatusTooManyRequests: exitRejected, http.StatusUnauthorized: exitUnauthorized,
+		http.StatusInternalServerError: exitOther,
+	}
+	for status, want := range cases {
+		require.Equal(t, want, exitCode(&client.Error{Status: status}), status)
+	}
+	require.Equal(t, exitUsage, exitCode(usagef("bad")))
+	require.Equal(t, exitOther, exitCode(context.DeadlineExceeded))
+}
+
+func TestParseInterspersed(t *testing.T) {
+	t.Parallel()
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	a := fs.String("a", "", "")
+	b := fs.Bool("b", false, "")
+	pos, err := parseInterspersed(fs, []string{"one", "-a", "x", "two", "-b", "--", "-three"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"one", "two", "-three"}, pos)
+	require.Equal(t, "x", *a)
+	require.True(t, *b)
+}
+
+func TestRoutes(t *testing.T) {
+	t.Parallel()
+	named := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(name)) })
+	}
+	h := routes(named("api"), named("healthz"), named("metrics"))
+	for path, want := range map[string]string{
+		"/healthz": "healthz", "/metrics": "metrics", "/v1/pools": "api", "/v1/tasks//cancel": "api", "/": "api",
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		require.Equal(t, want, rec.Body.String(), path)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/healthz", nil))
+	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+}
