@@ -22,7 +22,10 @@ func testTenantIsolation(t *testing.T, e env) {
 	rcpt := e.recipient("iso")
 	a := submit(t, acme, "ct-tenants", object{"recipient": rcpt}, http.StatusCreated)
 
-	requireError(t, globex.get("/v1/tasks/"+a.ID), http.StatusNotFound, "not_found", "")
+	theirs := requireError(t, globex.get("/v1/tasks/"+a.ID), http.StatusNotFound, "not_found", "")
+	// Nothing tells another tenant's task from a task that does not exist.
+	none := requireError(t, globex.get("/v1/tasks/ffffffffffffffffffffffff"), http.StatusNotFound, "not_found", "")
+	require.Equal(t, strings.ReplaceAll(none.Error.Message, "ffffffffffffffffffffffff", a.ID), theirs.Error.Message)
 	requireError(t, heartbeat(globex, a.ID, object{"lease": a.Lease}), http.StatusNotFound, "not_found", "")
 	requireError(t, complete(globex, a.ID, object{"lease": a.Lease, "status": "succeeded"}), http.StatusNotFound, "not_found", "")
 	requireError(t, cancel(globex, a.ID), http.StatusNotFound, "not_found", "")
