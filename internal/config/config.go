@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -209,9 +210,10 @@ func (c Config) WithDefaults() Config {
 
 // Validate returns a *FieldError naming the first bad field.
 func (c Config) Validate() error {
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		return fieldErr("listen", "must be host:port, such as 127.0.0.1:8080 or :8080, got %q", clip(c.Listen))
+	}
 	switch {
-	case c.Listen == "":
-		return fieldErr("listen", "must not be empty")
 	case c.SweepInterval <= 0:
 		return fieldErr("sweepInterval", "must be positive, got %s", c.SweepInterval)
 	case c.ShutdownTimeout <= 0:

@@ -100,6 +100,7 @@ func TestInvalid(t *testing.T) {
 		{"log format", "log:\n  format: xml\n" + okPools, "log.format", "must be auto"},
 		{"alias", "listen: &x 1\n", "listen", "aliases"},
 		{"top level list", "- 1\n- 2\n", "(top level)", "mapping"},
+		{"listen no port", "listen: localhost\n" + okPools, "listen", "host:port"},
 		{"listen mapping", "listen:\n  a: b\n" + okPools, "listen", "single value"},
 	}
 	for _, tc := range cases {

@@ -120,10 +120,9 @@ func (c Config) validate() error {
 	return nil
 }
 
-// tenant is one token's tenant with its workers' clients.
+// tenant is one token's client.
 type tenant struct {
-	name string
-	c    *client.Client
+	c *client.Client
 }
 
 // task is what the run knows of one submitted task.
@@ -149,7 +148,7 @@ type task struct {
 type run struct {
 	id      string
 	cfg     Config
-	tenants []tenant
+	tenants []tenant // by token, in order
 	pools   map[string]api.Pool
 	t0      time.Time
 
@@ -204,8 +203,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 
 	r.submit(ctx)
+	r.mu.Lock()
 	r.submitted.Store(true)
 	r.checkDone()
+	r.mu.Unlock()
 	select {
 	case <-r.done:
 	case <-ctx.Done():
@@ -338,10 +339,11 @@ func (r *run) submitOne(ctx context.Context, i int) {
 		r.tasks[t.ID] = tk
 	}
 	tk.pool, tk.tenant, tk.deadline, tk.submitted, tk.short = t.Pool, ti, t.Deadline, true, short
-	if r.tenants[ti].name == "" {
-		r.tenants[ti].name = t.Tenant
-	}
 	r.accepted.Add(1)
+	if len(tk.outcomes) > 0 {
+		// The outcome arrived before the submission's answer.
+		r.outcome()
+	}
 }
 
 // fraction maps s to [0, 1) deterministically.
@@ -427,16 +429,20 @@ func (r *run) handle(ctx context.Context, ti int, msgs []api.Message, work bool)
 			continue
 		}
 		tk.outcomes = append(tk.outcomes, m.Type)
-		first := len(tk.outcomes) == 1
-		r.mu.Unlock()
-		if first {
-			r.outcomes.Add(1)
-			if r.bar != nil {
-				_ = r.bar.Add(1)
-			}
-			r.checkDone()
+		if len(tk.outcomes) == 1 && tk.submitted {
+			r.outcome()
 		}
+		r.mu.Unlock()
 	}
+}
+
+// outcome counts the first outcome of a submitted task. r.mu is held.
+func (r *run) outcome() {
+	r.outcomes.Add(1)
+	if r.bar != nil {
+		_ = r.bar.Add(1)
+	}
+	r.checkDone()
 }
 
 // complete holds a started task, then completes it.
@@ -471,10 +477,8 @@ func (r *run) complete(ctx context.Context, ti int, tk *task, lease string) {
 	}
 }
 
-// checkDone ends the run once every submission is answered and as many
-// first outcomes have arrived as tasks were accepted. Every mailbox of the
-// run is its own (recipient names carry the run's id), so every outcome in
-// them is of a task this run submitted.
+// checkDone ends the run once every submission is answered and every
+// submitted task has an outcome.
 func (r *run) checkDone() {
 	if r.submitted.Load() && r.outcomes.Load() >= r.accepted.Load() {
 		r.doneOnce.Do(func() { close(r.done) })
