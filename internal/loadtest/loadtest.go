@@ -143,6 +143,9 @@ type task struct {
 	end      time.Duration // since run.t0: complete sent, or the lease promise
 	outcomes []string
 	startAt  time.Time // server time of the first started message
+	// delivery is the time from the start to the worker's receipt of the
+	// started message (wall clocks of one machine).
+	delivery time.Duration
 }
 
 type run struct {
@@ -418,6 +421,7 @@ func (r *run) handle(ctx context.Context, ti int, msgs []api.Message, work bool)
 			tk.end = now + m.At.Add(r.cfg.RunTimeout).Sub(recvWall)
 			if tk.starts == 1 {
 				tk.startAt = m.At
+				tk.delivery = recvWall.Sub(m.At)
 			}
 			tk.crash = fraction(m.TaskID) < r.cfg.CrashFraction
 			crash, first := tk.crash, tk.starts == 1

@@ -29,6 +29,9 @@ type Report struct {
 	LifecyclesPerSec float64
 	// Wake is the server-side wake latency, from the audit trail.
 	Wake WakeStats
+	// Delivery is the time from a task's start to its worker's receipt of
+	// the started message (long poll and client side included).
+	Delivery WakeStats
 
 	// The independent observer's findings, by the workers' own clocks.
 
@@ -48,9 +51,9 @@ type Report struct {
 	Errors []string
 }
 
-// WakeStats summarises wake latencies: slot freed (a running task of the
-// pool reached a terminal state while the pool had parked work) to the
-// next parked task of the pool started.
+// WakeStats summarises latencies. For Report.Wake: slot freed (a running
+// task of the pool reached a terminal state while the pool had parked
+// work) to the next parked task of the pool started.
 type WakeStats struct {
 	N             int
 	P50, P95, P99 time.Duration
@@ -71,6 +74,7 @@ func (r *run) report(elapsed time.Duration) Report {
 		delta int
 	}
 	edges := map[string][]edge{}
+	var deliveries []time.Duration
 	for _, tk := range r.tasks {
 		if tk.submitted {
 			rep.Submitted++
@@ -96,6 +100,7 @@ func (r *run) report(elapsed time.Duration) Report {
 			continue
 		}
 		rep.Started++
+		deliveries = append(deliveries, tk.delivery)
 		if tk.starts > 1 {
 			rep.DupStarts++
 		}
@@ -108,6 +113,7 @@ func (r *run) report(elapsed time.Duration) Report {
 		edges[tk.pool] = append(edges[tk.pool], edge{tk.recv, +1}, edge{tk.end, -1})
 	}
 	rep.Accepted = rep.Submitted - rep.Rejected
+	rep.Delivery = summarize(deliveries)
 	rep.Completed = int(r.completes.Load())
 	rep.LeaseLost = int(r.leaseLost.Load())
 	ended := 0
@@ -234,6 +240,8 @@ func (r Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "lifecycles/s: %.0f\n", r.LifecyclesPerSec)
 	fmt.Fprintf(w, "wake latency (server, from the audit trail; %d wakes): p50 %s  p95 %s  p99 %s  max %s\n",
 		r.Wake.N, r.Wake.P50, r.Wake.P95, r.Wake.P99, r.Wake.Max)
+	fmt.Fprintf(w, "started message delivery (start to worker receipt): p50 %s  p95 %s  p99 %s  max %s\n",
+		r.Delivery.P50, r.Delivery.P95, r.Delivery.P99, r.Delivery.Max)
 	fmt.Fprintln(w, "independent observer (workers' own timestamps):")
 	fmt.Fprintf(w, "  over-capacity starts: %d (max overlap by pool: %v)\n", r.OverCapacity, r.MaxOverlap)
 	fmt.Fprintf(w, "  tasks without exactly one outcome: %d (none %d, more than one %d); duplicate starts: %d\n",
