@@ -11,17 +11,14 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
-// errTooLarge marks input over a size limit: 413 payload_too_large.
-var errTooLarge = errors.New("payload too large")
-
-// tooLargeError names the field (or "body") that is over its limit.
+// tooLargeError is input over a size limit, 413 payload_too_large; field
+// names it ("payload", "result", or "body" for the whole request body).
 type tooLargeError struct {
 	field string
 	msg   string
 }
 
-func (e *tooLargeError) Error() string        { return e.msg }
-func (e *tooLargeError) Is(target error) bool { return target == errTooLarge }
+func (e *tooLargeError) Error() string { return e.msg }
 
 // retryAfterSeconds is the Retry-After of a 429: parked depth frees as slots
 // do, so a client should come back soon, not at once.
@@ -62,12 +59,11 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	msg := err.Error()
 	if code == http.StatusInternalServerError {
 		msg = "internal error"
-		level := "internal error serving request"
 		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 			// The client went away; nobody reads the answer.
 			h.log.DebugContext(r.Context(), "request cancelled by the client", "method", r.Method, "path", r.URL.Path)
 		} else {
-			h.log.ErrorContext(r.Context(), level, "method", r.Method, "path", r.URL.Path, "err", err)
+			h.log.ErrorContext(r.Context(), "internal error serving request", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 	}
 	writeError(w, code, apiCode, msg, field)
