@@ -1,7 +1,9 @@
 package memstore
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -17,15 +19,22 @@ type queue struct {
 	ring     []string          // tenants with ready messages, in turn order
 	turn     int
 	inflight map[string]inflight // receipt -> message
-	seq      uint64
+	seq      uint64              // last receipt number
+	sent     uint64              // last send number
+}
+
+// queued is a message with its send number, which orders its group.
+type queued struct {
+	p    core.Parked
+	sent uint64
 }
 
 type group struct {
-	msgs []core.Parked
+	msgs []queued // in send order
 }
 
 type inflight struct {
-	p         core.Parked
+	m         queued
 	visibleAt time.Time
 }
 
@@ -39,29 +48,28 @@ func (s *Store) queue(pool string) *queue {
 	return q // locked
 }
 
-// push adds p at the back (or, when returned, the front) of its group;
-// the caller holds q.mu.
-func (q *queue) push(p core.Parked, front bool) {
-	g := q.groups[p.Tenant]
+// push adds m to its group in send order, so that a message that returns
+// (released, or past its visibility timeout) takes back its place; the
+// caller holds q.mu.
+func (q *queue) push(m queued) {
+	g := q.groups[m.p.Tenant]
 	if g == nil {
 		g = &group{}
-		q.groups[p.Tenant] = g
+		q.groups[m.p.Tenant] = g
 	}
 	if len(g.msgs) == 0 {
-		q.ring = append(q.ring, p.Tenant)
+		q.ring = append(q.ring, m.p.Tenant)
 	}
-	if front {
-		g.msgs = append([]core.Parked{p}, g.msgs...)
-	} else {
-		g.msgs = append(g.msgs, p)
-	}
+	i, _ := slices.BinarySearchFunc(g.msgs, m.sent, func(e queued, sent uint64) int { return cmp.Compare(e.sent, sent) })
+	g.msgs = slices.Insert(g.msgs, i, m)
 }
 
 // Send enqueues p.
 func (s *Store) Send(_ context.Context, pool string, p core.Parked) error {
 	q := s.queue(pool)
 	defer q.mu.Unlock()
-	q.push(p, false)
+	q.sent++
+	q.push(queued{p: p, sent: q.sent})
 	return nil
 }
 
@@ -73,7 +81,7 @@ func (s *Store) Receive(_ context.Context, pool string, max int) ([]core.Deliver
 	for r, m := range q.inflight {
 		if !now.Before(m.visibleAt) {
 			delete(q.inflight, r)
-			q.push(m.p, true)
+			q.push(m.m)
 		}
 	}
 	var out []core.Delivery
@@ -83,8 +91,8 @@ func (s *Store) Receive(_ context.Context, pool string, max int) ([]core.Deliver
 		}
 		tenant := q.ring[q.turn]
 		g := q.groups[tenant]
-		p := g.msgs[0]
-		g.msgs[0] = core.Parked{}
+		m := g.msgs[0]
+		g.msgs[0] = queued{}
 		g.msgs = g.msgs[1:]
 		if len(g.msgs) == 0 {
 			q.ring = append(q.ring[:q.turn], q.ring[q.turn+1:]...)
@@ -94,8 +102,8 @@ func (s *Store) Receive(_ context.Context, pool string, max int) ([]core.Deliver
 		}
 		q.seq++
 		receipt := strconv.FormatUint(q.seq, 36)
-		q.inflight[receipt] = inflight{p: p, visibleAt: now.Add(s.visibility)}
-		out = append(out, core.Delivery{Parked: p, Receipt: receipt})
+		q.inflight[receipt] = inflight{m: m, visibleAt: now.Add(s.visibility)}
+		out = append(out, core.Delivery{Parked: m.p, Receipt: receipt})
 	}
 	return out, nil
 }
@@ -108,13 +116,13 @@ func (s *Store) Delete(_ context.Context, pool, receipt string) error {
 	return nil
 }
 
-// Release makes a received message visible again, at the front of its group.
+// Release makes a received message visible again, at its place in its group.
 func (s *Store) Release(_ context.Context, pool, receipt string) error {
 	q := s.queue(pool)
 	defer q.mu.Unlock()
 	if m, ok := q.inflight[receipt]; ok {
 		delete(q.inflight, receipt)
-		q.push(m.p, true)
+		q.push(m.m)
 	}
 	return nil
 }
