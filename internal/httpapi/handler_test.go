@@ -375,3 +375,33 @@ func TestLongPollEndsWithTheClient(t *testing.T) {
 	}
 	require.Less(t, rec.Code, 500, rec.Body.String())
 }
+
+func TestAuditWindowOnSchedulerClock(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	t0 := b.clock.Now()
+	first := b.submitTask(t, "cpu", `{}`, http.StatusCreated)
+	b.clock.Advance(time.Hour)
+	t1 := b.clock.Now()
+	second := b.submitTask(t, "cpu", `{}`, http.StatusCreated)
+	ids := func(query string) []string {
+		t.Helper()
+		code, _, out := b.do(t, "tok-acme", "GET", "/v1/audit"+query, "")
+		require.Equal(t, http.StatusOK, code, "%s", out)
+		var got []string
+		for _, e := range decode[api.AuditPage](t, out).Events {
+			got = append(got, e.TaskID)
+		}
+		return got
+	}
+	f := func(ts time.Time) string { return ts.Format(time.RFC3339Nano) }
+	require.Equal(t, []string{first.ID, second.ID}, ids(""))
+	require.Equal(t, []string{first.ID}, ids("?from="+f(t0)+"&to="+f(t1)))
+	require.Equal(t, []string{second.ID}, ids("?from="+f(t1)))
+	require.Empty(t, ids("?to="+f(t0)))
+	// The default window is the last 24 hours.
+	b.clock.Advance(23 * time.Hour)
+	require.Equal(t, []string{second.ID}, ids(""))
+	code, _, out := b.do(t, "tok-acme", "GET", "/v1/audit?from="+f(t0.Add(-31*24*time.Hour)), "")
+	b.errorOf(t, code, out, http.StatusBadRequest, api.CodeInvalidRequest, "to")
+}
