@@ -110,6 +110,8 @@ func (c Config) validate() error {
 	switch {
 	case len(c.Tokens) == 0:
 		return errors.New("loadtest: at least one token (tenant) is required")
+	case len(slices.Compact(slices.Sorted(slices.Values(c.Tokens)))) != len(c.Tokens):
+		return errors.New("loadtest: tokens must be distinct, one per tenant")
 	case c.Submissions < 0 || c.Submitters < 1 || c.Workers < 1:
 		return errors.New("loadtest: submissions, submitters and workers must be positive")
 	case c.CrashFraction < 0 || c.CrashFraction > 1 || c.ShortWaitFraction < 0 || c.ShortWaitFraction > 1:

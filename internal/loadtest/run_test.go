@@ -121,4 +121,6 @@ func TestConfigErrors(t *testing.T) {
 	require.ErrorContains(t, err, "token")
 	_, err = loadtest.Run(context.Background(), loadtest.Config{Tokens: []string{"x"}, CrashFraction: 2})
 	require.ErrorContains(t, err, "fractions")
+	_, err = loadtest.Run(context.Background(), loadtest.Config{Tokens: []string{"x", "y", "x"}})
+	require.ErrorContains(t, err, "distinct")
 }
