@@ -143,13 +143,14 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("parkinglot listening", "addr", "http://"+ln.Addr().String(), "store", cfg.Store.Type,
-		"config", source, "pools", strings.Join(names, ", "), "sweepInterval", cfg.SweepInterval.String())
 	if len(cfg.Auth.Tokens) == 0 {
 		log.Warn(`no auth tokens configured: accepting loopback clients only, all as tenant "default"`)
 	} else {
 		log.Info("bearer token auth", "tokens", len(cfg.Auth.Tokens))
 	}
+	// Logged last: it tells scripts and tests that the server is up.
+	log.Info("parkinglot listening", "addr", "http://"+ln.Addr().String(), "store", cfg.Store.Type,
+		"config", source, "pools", strings.Join(names, ", "), "sweepInterval", cfg.SweepInterval.String())
 
 	sweepCtx, stopSweeper := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -341,3 +341,17 @@ func TestInvalidConfig(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, string(out), "store.type")
 }
+
+func TestNoTokensLoopbackOnly(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\nlog: {format: json}\n"+twoPools)
+	require.Contains(t, srv.Log(), `accepting loopback clients only, all as tenant \"default\"`)
+	c, err := client.New(srv.URL, "")
+	require.NoError(t, err)
+	defer c.CloseIdleConnections()
+	res, err := c.Submit(context.Background(), "gpu", api.SubmitRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "default", res.Task.Tenant)
+	require.Equal(t, "default", res.Task.Recipient)
+	require.Equal(t, 0, srv.Stop(t, 15*time.Second))
+}
