@@ -23,3 +23,8 @@ func TestContract(t *testing.T) {
 	t.Parallel()
 	coretest.Exercise(t, newBackend)
 }
+
+func TestProperty(t *testing.T) {
+	t.Parallel()
+	coretest.Property(t, newBackend)
+}
