@@ -359,9 +359,25 @@ func fraction(s string) float64 {
 
 // worker long-polls one recipient's mailbox until ctx is done: a started
 // message is held and completed (or, for a crash, left to time out);
-// outcome messages are recorded. It returns its cursor.
+// outcome messages are recorded. Acks go out in the background, latest
+// cursor only, so that they do not delay the next poll. It returns its
+// cursor.
 func (r *run) worker(ctx context.Context, ti int, rcpt, after string) string {
 	c := r.tenants[ti].c
+	acks := make(chan string, 1)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		for upTo := range acks {
+			if err := c.Ack(ctx, rcpt, upTo); err != nil && ctx.Err() == nil {
+				r.errs.add(fmt.Errorf("ack %s: %w", rcpt, err))
+			}
+		}
+	}()
+	defer func() {
+		close(acks)
+		<-acked
+	}()
 	for ctx.Err() == nil {
 		page, err := c.Mailbox(ctx, rcpt, client.MailboxOptions{After: after, Limit: 1000, Wait: 2 * time.Second})
 		if err != nil {
@@ -374,12 +390,26 @@ func (r *run) worker(ctx context.Context, ti int, rcpt, after string) string {
 		r.handle(ctx, ti, page.Messages, true)
 		if len(page.Messages) > 0 {
 			after = page.Next
-			if err := c.Ack(ctx, rcpt, page.Next); err != nil && ctx.Err() == nil {
-				r.errs.add(fmt.Errorf("ack %s: %w", rcpt, err))
-			}
+			latest(acks, page.Next)
 		}
 	}
 	return after
+}
+
+// latest puts v in the one-slot channel ch, replacing a value not yet taken.
+// There is one sender.
+func latest(ch chan string, v string) {
+	for {
+		select {
+		case ch <- v:
+			return
+		default:
+			select {
+			case <-ch:
+			default:
+			}
+		}
+	}
 }
 
 // drain reads what is left in a mailbox after the run.
