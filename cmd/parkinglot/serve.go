@@ -67,6 +67,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("server failed", "err", err)
 		return exitOther
 	}
+	log.Info("stopped")
 	return exitOK
 }
 
@@ -183,8 +184,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
-	log.Info("stopped")
-	return nil
+	return nil // the deferred calls stop the sweeper, then close the store
 }
 
 // routes serves GET /healthz and GET /metrics itself and everything else
