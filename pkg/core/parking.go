@@ -21,7 +21,7 @@ func (s *Scheduler) Dispatch(ctx context.Context, pool string) (int, error) {
 // dispatch is Dispatch with the time the slot was freed, when a release
 // triggered it, for the wake-latency observation of the first start.
 func (s *Scheduler) dispatch(ctx context.Context, name string, freedAt time.Time) (int, error) {
-	started := 0
+	started, contended := 0, 0
 	for {
 		p, err := s.b.Pool(ctx, name)
 		if err != nil {
@@ -67,7 +67,14 @@ func (s *Scheduler) dispatch(ctx context.Context, name string, freedAt time.Time
 			}
 		}
 		if full {
-			return started, nil
+			// Another start took the slot between the pool read and this
+			// one. Read the pool again rather than return: a release that
+			// happened while this dispatcher held the messages found the
+			// queue empty, and its wake-up relies on this dispatcher.
+			contended++
+			if contended >= maxRetries {
+				return started, fmt.Errorf("core: dispatch %s: %w after %d attempts", name, ErrNoCapacity, contended)
+			}
 		}
 	}
 }
