@@ -36,6 +36,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T, clock core.Clock) core
 	t.Run("Concurrency", func(t *testing.T) {
 		t.Parallel()
 		exerciseConcurrency(t, newBackend)
+		exerciseRaces(t, newBackend)
 	})
 }
 
