@@ -72,11 +72,15 @@ func (x *dueIndex) before(t time.Time, limit int) []string {
 		sh := &x.shards[i]
 		sh.mu.Lock()
 		var keep []dueEntry
+		seen := map[string]bool{}
 		for sh.h.Len() > 0 && !sh.h[0].at.After(t) && len(keep) < limit {
 			e := heap.Pop(&sh.h).(dueEntry)
-			if cur, ok := sh.cur[e.id]; !ok || !cur.Equal(e.at) {
-				continue // stale: the task moved on
+			if cur, ok := sh.cur[e.id]; !ok || !cur.Equal(e.at) || seen[e.id] {
+				// Stale (the task moved on), or a duplicate left by a
+				// task that came back to an earlier due time.
+				continue
 			}
+			seen[e.id] = true
 			keep = append(keep, e)
 		}
 		for _, e := range keep {
