@@ -407,6 +407,20 @@ func exercisePorts(t *testing.T, newBackend NewBackend) {
 		ended.State = core.StateExpired
 		put(ended)
 		require.Equal(t, []string{"p3"}, due(time.Hour, 10))
+
+		// A lease cut short and extended again returns to an earlier due
+		// time: the task is still listed once.
+		back := testTask("r", "acme", "p", core.StateRunning, T0)
+		back.LeaseExpiresAt = T0.Add(6 * time.Minute)
+		put(back)
+		back = tasks["r"]
+		back.LeaseExpiresAt = T0.Add(7 * time.Minute)
+		put(back)
+		back = tasks["r"]
+		back.LeaseExpiresAt = T0.Add(6 * time.Minute)
+		put(back)
+		require.Equal(t, []string{"p3", "r"}, due(time.Hour, 10))
+		require.Equal(t, []string{"p3", "r"}, due(time.Hour, 2))
 	})
 
 	t.Run("UnsentIndex", func(t *testing.T) {
