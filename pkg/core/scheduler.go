@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -89,15 +90,22 @@ func (c Config) WithDefaults() Config {
 }
 
 func (c Config) validate() error {
-	switch {
-	case c.Backend == nil:
+	if c.Backend == nil {
 		return errors.New("core: Config.Backend is required")
-	case c.OutboxGrace < 0:
-		return errors.New("core: Config.OutboxGrace must not be negative")
-	case c.MailboxRetention < 0 || c.AuditRetention < 0:
-		return errors.New("core: retention must not be negative")
-	case c.PurgeEvery < 0 || c.MailboxPoll < 0:
-		return errors.New("core: intervals must not be negative")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"OutboxGrace", c.OutboxGrace},
+		{"MailboxRetention", c.MailboxRetention},
+		{"AuditRetention", c.AuditRetention},
+		{"PurgeEvery", c.PurgeEvery},
+		{"MailboxPoll", c.MailboxPoll},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("core: Config.%s must not be negative, got %s", d.name, d.v)
+		}
 	}
 	return nil
 }
