@@ -132,7 +132,18 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	root := routes(endLongPolls(draining, api), healthz, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "parkinglot", Name: "http_requests_in_flight",
+		Help: "API requests being served, mailbox long polls included.",
+	})
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "parkinglot", Name: "http_requests_total",
+		Help: "API requests served, by status code and method.",
+	}, []string{"code", "method"})
+	reg.MustRegister(inFlight, requests)
+	apiHandler := promhttp.InstrumentHandlerInFlight(inFlight,
+		promhttp.InstrumentHandlerCounter(requests, endLongPolls(draining, api)))
+	root := routes(apiHandler, healthz, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -7,8 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptrace"
-	"os"
+		"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -279,6 +278,7 @@ func TestHealthzAndMetrics(t *testing.T) {
 		`parkinglot_wake_latency_seconds_count{pool="cpu"} 1`,
 		`parkinglot_wake_latency_seconds_bucket{pool="cpu",le="0.0001"}`,
 		`parkinglot_pool_scrape_ok 1`,
+		`parkinglot_http_requests_total{code="201",method="post"} 3`,
 	} {
 		require.Contains(t, m, want)
 	}
@@ -288,20 +288,22 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	polled := make(chan error, 1)
-	wrote := make(chan struct{})
-	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) },
-	})
 	var page api.MailboxPage
 	go func() {
 		var err error
-		page, err = b.acme.Mailbox(ctx, "acme", client.MailboxOptions{Wait: 20 * time.Second})
+		page, err = b.acme.Mailbox(context.Background(), "acme", client.MailboxOptions{Wait: 20 * time.Second})
 		polled <- err
 	}()
-	select {
-	case <-wrote:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the long poll was not sent")
+	// Wait until the poll is inside the handler: a request still in the
+	// listener's backlog at shutdown is reset, as it should be.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(scrape(t, b.srv.URL), "\nparkinglot_http_requests_in_flight 1\n") {
+		require.True(t, time.Now().Before(deadline), "the long poll did not reach the handler")
+		select {
+		case err := <-polled:
+			t.Fatalf("the long poll ended early: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	start := time.Now()
 	require.Equal(t, 0, b.srv.Stop(t, 15*time.Second))
@@ -354,4 +356,14 @@ func TestNoTokensLoopbackOnly(t *testing.T) {
 	require.Equal(t, "default", res.Task.Tenant)
 	require.Equal(t, "default", res.Task.Recipient)
 	require.Equal(t, 0, srv.Stop(t, 15*time.Second))
+}
+
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
 }
