@@ -163,9 +163,9 @@ type run struct {
 	leaseLost atomic.Int64
 	errs      errorLog
 
-	outcomes  atomic.Int64 // first outcomes received
-	accepted  atomic.Int64
-	done      chan struct{} // closed when every accepted task has an outcome
+	outcomes  atomic.Int64  // submitted tasks with an outcome
+	accepted  atomic.Int64  // submissions answered with a task
+	done      chan struct{} // closed when every submitted task has an outcome
 	doneOnce  sync.Once
 	submitted atomic.Bool
 	bar       *progressbar.ProgressBar
@@ -180,6 +180,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	defer cfg.HTTPClient.CloseIdleConnections()
 
 	r := &run{id: fmt.Sprintf("lt%x", time.Now().UnixNano()&0xffffffffff), cfg: cfg, tasks: make(map[string]*task, cfg.Submissions), done: make(chan struct{})}
 	if err := r.setup(ctx); err != nil {
@@ -224,7 +225,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 
 	// Drain every mailbox, so that a duplicate outcome delivered late is
-	// counted too. Then wait for the holds of started tasks to end.
+	// counted too.
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancelDrain()
 	for ti := range r.tenants {
