@@ -64,7 +64,34 @@ func exerciseConcurrency(t *testing.T, newBackend NewBackend) {
 			ids       []string
 			wg        sync.WaitGroup
 		)
-		errs := make(chan error, workers)
+		errs := make(chan error, workers+2)
+		// Extra dispatchers and a sweeper race the workers' own wake-ups.
+		stop := make(chan struct{})
+		var side sync.WaitGroup
+		for i := range 2 {
+			side.Add(1)
+			go func() {
+				defer side.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					var err error
+					if i == 0 {
+						_, err = tb.s.Sweep(tb.ctx)
+					} else {
+						_, err = tb.s.Dispatch(tb.ctx, "p")
+					}
+					if err != nil {
+						errs <- fmt.Errorf("side %d: %w", i, err)
+						return
+					}
+					runtime.Gosched()
+				}
+			}()
+		}
 		for w := range workers {
 			wg.Add(1)
 			go func() {
@@ -83,6 +110,8 @@ func exerciseConcurrency(t *testing.T, newBackend NewBackend) {
 			}()
 		}
 		wg.Wait()
+		close(stop)
+		side.Wait()
 		close(errs)
 		for err := range errs {
 			t.Error(err)
@@ -159,7 +188,9 @@ func concurrencyWorker(ctx context.Context, s *core.Scheduler, w, n int, hold fu
 			}
 			start = time.Now()
 		}
-		for range rng.IntN(4) {
+		// Hold the slot for a moment of work.
+		work := time.Duration(rng.IntN(300)) * time.Microsecond
+		for time.Since(start) < work {
 			runtime.Gosched()
 		}
 		end := time.Now()
