@@ -1,4 +1,4 @@
-package boltstore
+package pebblestore
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
@@ -14,49 +14,46 @@ import (
 // Events answers an audit query; see core.AuditStore. Events of a tenant
 // are stored in (At, Seq) order, so a query is one range scan.
 func (s *Store) Events(_ context.Context, q core.AuditQuery) ([]core.Event, error) {
-	prefix := appendStr(nil, q.Tenant)
-	start := appendTime(bytes.Clone(prefix), q.From)
+	prefix := appendStr(key(spaceAudit, len(q.Tenant)+1), q.Tenant)
+	start := eventKey(q.Tenant, q.From, 0)
 	if !q.After.IsZero() {
-		if a := appendU64(appendTime(bytes.Clone(prefix), q.After.At), q.After.Seq+1); bytes.Compare(a, start) > 0 {
+		if a := eventKey(q.Tenant, q.After.At, q.After.Seq+1); bytes.Compare(a, start) > 0 {
 			start = a
 		}
 	}
 	end := appendTime(bytes.Clone(prefix), q.To)
 	var out []core.Event
-	err := s.view("events", func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketAudit).Cursor()
-		for k, v := c.Seek(start); k != nil && len(out) < q.Limit; k, v = c.Next() {
-			if bytes.Compare(k, end) >= 0 {
-				break
-			}
-			var e core.Event
-			if err := decode(v, &e); err != nil {
-				return err
-			}
-			if q.Pool != "" && e.Pool != q.Pool || q.TaskID != "" && e.TaskID != q.TaskID {
-				continue
-			}
-			out = append(out, e)
+	err := scan(s.db, prefix, start, func(k, v []byte) (bool, error) {
+		if len(out) >= q.Limit || bytes.Compare(k, end) >= 0 {
+			return false, nil
 		}
-		return nil
+		var e core.Event
+		if err := decode(v, &e); err != nil {
+			return false, err
+		}
+		if q.Pool != "" && e.Pool != q.Pool || q.TaskID != "" && e.TaskID != q.TaskID {
+			return true, nil
+		}
+		out = append(out, e)
+		return true, nil
 	})
 	return out, err
 }
 
-// purgeChunk bounds the deletions of one purge transaction, so that purging
-// never holds the writer long: requests queue behind at most one chunk.
+// purgeChunk bounds the deletions of one purge batch, so that purging never
+// holds the writer long: requests queue behind at most one chunk.
 const purgeChunk = 1000
 
 // Purge removes messages and events past retention, one bounded chunk per
-// transaction. Messages go in commit order up to the first one created at
-// or after messagesBefore; events go per tenant, by time.
+// batch. Messages go in commit order up to the first one created at or
+// after messagesBefore; events go per tenant, by time.
 func (s *Store) Purge(ctx context.Context, messagesBefore, eventsBefore time.Time) (int, error) {
 	total := 0
 	for {
 		n := 0
-		err := s.do(ctx, func(tx *bolt.Tx, _ *batch) (func(), error) {
+		err := s.do(ctx, func(w *pebble.Batch, _ *batch) (func(), error) {
 			var err error
-			n, err = purgeMessages(tx, messagesBefore)
+			n, err = purgeMessages(w, messagesBefore)
 			return nil, err
 		})
 		if err != nil {
@@ -67,12 +64,12 @@ func (s *Store) Purge(ctx context.Context, messagesBefore, eventsBefore time.Tim
 			break
 		}
 	}
-	resume := []byte{}
+	resume := []byte{spaceAudit}
 	for resume != nil {
 		n := 0
-		err := s.do(ctx, func(tx *bolt.Tx, _ *batch) (func(), error) {
+		err := s.do(ctx, func(w *pebble.Batch, _ *batch) (func(), error) {
 			var err error
-			n, resume, err = purgeEvents(tx, resume, eventsBefore)
+			n, resume, err = purgeEvents(w, resume, eventsBefore)
 			return nil, err
 		})
 		if err != nil {
@@ -84,67 +81,66 @@ func (s *Store) Purge(ctx context.Context, messagesBefore, eventsBefore time.Tim
 }
 
 // purgeMessages deletes up to purgeChunk messages created before t.
-func purgeMessages(tx *bolt.Tx, t time.Time) (int, error) {
-	mlog, mbox := tx.Bucket(bucketMlog), tx.Bucket(bucketMbox)
-	var cursors, boxes [][]byte
-	c := mlog.Cursor()
-	for k, v := c.First(); k != nil && len(cursors) < purgeChunk; k, v = c.Next() {
-		if len(v) < 8 {
-			return 0, fmt.Errorf("boltstore: message log: %w: malformed entry %x", ErrCorrupt, v)
+func purgeMessages(w *pebble.Batch, t time.Time) (int, error) {
+	var logKeys, msgKeys [][]byte
+	err := scan(w, []byte{spaceMlog}, nil, func(k, v []byte) (bool, error) {
+		if len(v) < 8 || len(k) != 9 {
+			return false, fmt.Errorf("pebblestore: message log: %w: malformed entry %x", ErrCorrupt, v)
 		}
-		if !readTime(v).Before(t) {
-			break
+		if len(logKeys) == purgeChunk || !readTime(v).Before(t) {
+			return false, nil
 		}
-		cursors = append(cursors, bytes.Clone(k))
-		boxes = append(boxes, append(bytes.Clone(v[8:]), k...))
+		logKeys = append(logKeys, bytes.Clone(k))
+		msgKeys = append(msgKeys, messageKey(v[8:], core.Cursor(readU64(k[1:]))))
+		return true, nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	for i := range cursors {
-		if err := mbox.Delete(boxes[i]); err != nil {
-			return 0, fmt.Errorf("boltstore: purge message: %w", err)
+	for i := range logKeys {
+		if err := w.Delete(msgKeys[i], nil); err != nil {
+			return 0, fmt.Errorf("pebblestore: purge message: %w", err)
 		}
-		if err := mlog.Delete(cursors[i]); err != nil {
-			return 0, fmt.Errorf("boltstore: purge message log: %w", err)
+		if err := w.Delete(logKeys[i], nil); err != nil {
+			return 0, fmt.Errorf("pebblestore: purge message log: %w", err)
 		}
 	}
-	return len(cursors), nil
+	return len(logKeys), nil
 }
 
 // purgeEvents deletes up to purgeChunk events before t, scanning tenants
 // from the key resume on. It returns where to resume, nil when done.
-func purgeEvents(tx *bolt.Tx, resume []byte, t time.Time) (int, []byte, error) {
-	audit := tx.Bucket(bucketAudit)
+func purgeEvents(w *pebble.Batch, resume []byte, t time.Time) (int, []byte, error) {
 	var del [][]byte
-	c := audit.Cursor()
-	k, _ := c.Seek(resume)
-	for k != nil {
-		_, rest, err := readStr(k)
-		if err != nil || len(rest) != 16 {
-			return 0, nil, fmt.Errorf("boltstore: audit: %w: malformed key %x", ErrCorrupt, k)
-		}
-		if readTime(rest).Before(t) {
-			if len(del) == purgeChunk {
-				resume = bytes.Clone(k)
-				break
+	next := resume
+	for next != nil && len(del) < purgeChunk {
+		start := next
+		next = nil
+		err := scan(w, []byte{spaceAudit}, start, func(k, _ []byte) (bool, error) {
+			_, rest, err := readStr(k[1:])
+			if err != nil || len(rest) != 16 {
+				return false, fmt.Errorf("pebblestore: audit: %w: malformed key %x", ErrCorrupt, k)
 			}
-			del = append(del, bytes.Clone(k))
-			k, _ = c.Next()
-			continue
+			if len(del) == purgeChunk {
+				next = bytes.Clone(k)
+				return false, nil
+			}
+			if readTime(rest).Before(t) {
+				del = append(del, bytes.Clone(k))
+				return true, nil
+			}
+			// The rest of this tenant is recent: go on with the next tenant.
+			next = prefixEnd(k[:len(k)-16])
+			return false, nil
+		})
+		if err != nil {
+			return 0, nil, err
 		}
-		// The rest of this tenant is recent: skip to the next tenant.
-		next := prefixEnd(k[:len(k)-len(rest)])
-		if next == nil {
-			k = nil
-			break
-		}
-		k, _ = c.Seek(next)
-	}
-	if k == nil {
-		resume = nil
 	}
 	for _, d := range del {
-		if err := audit.Delete(d); err != nil {
-			return 0, nil, fmt.Errorf("boltstore: purge event: %w", err)
+		if err := w.Delete(d, nil); err != nil {
+			return 0, nil, fmt.Errorf("pebblestore: purge event: %w", err)
 		}
 	}
-	return len(del), resume, nil
+	return len(del), next, nil
 }

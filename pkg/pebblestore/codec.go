@@ -1,4 +1,4 @@
-package boltstore
+package pebblestore
 
 import (
 	"encoding/binary"
@@ -10,33 +10,38 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
-// ErrCorrupt marks a data file whose content fails a check: a bad checksum,
-// a value that does not decode, a file shorter than its own metadata says.
+// ErrCorrupt marks stored data that fails a check: a bad checksum, a value
+// that does not decode, a table file whose size differs from the manifest's,
+// a store whose data is gone.
 var ErrCorrupt = errors.New("data file is corrupt")
 
-// Buckets. Each holds one kind of item; keys are built so that a bucket
-// scan in key order is the order its queries need.
-var (
-	bucketMeta   = []byte("meta")   // "format" -> format version, "seq" -> last sequence number
-	bucketPools  = []byte("pools")  // name -> core.Pool
-	bucketTasks  = []byte("tasks")  // id -> core.Task
-	bucketKeys   = []byte("keys")   // str(tenant) key -> core.KeyRecord
-	bucketDue    = []byte("due")    // time(dueAt) id -> empty
-	bucketUnsent = []byte("unsent") // id -> empty
-	bucketQueue  = []byte("queue")  // str(pool) seq -> core.Parked
-	bucketMbox   = []byte("mbox")   // str(tenant) str(recipient) cursor -> core.Message
-	bucketMlog   = []byte("mlog")   // cursor -> time(at) str(tenant) str(recipient)
-	bucketAcks   = []byte("acks")   // str(tenant) str(recipient) -> cursor
-	bucketAudit  = []byte("audit")  // str(tenant) time(at) seq -> core.Event
-
-	allBuckets = [][]byte{bucketMeta, bucketPools, bucketTasks, bucketKeys, bucketDue, bucketUnsent,
-		bucketQueue, bucketMbox, bucketMlog, bucketAcks, bucketAudit}
-
-	metaFormat = []byte("format")
-	metaSeq    = []byte("seq")
+// Key spaces. Every key starts with one byte naming what it holds; the
+// rest is built so that a scan in key order is the order its queries need.
+const (
+	spaceMeta   byte = 'm' // "format" -> format version, "seq" -> last sequence number
+	spacePools  byte = 'p' // name -> core.Pool
+	spaceTasks  byte = 't' // id -> core.Task
+	spaceKeys   byte = 'k' // str(tenant) key -> core.KeyRecord
+	spaceDue    byte = 'd' // time(dueAt) id -> empty
+	spaceUnsent byte = 'u' // id -> empty
+	spaceQueue  byte = 'q' // str(pool) seq -> core.Parked
+	spaceMbox   byte = 'b' // str(tenant) str(recipient) cursor -> core.Message
+	spaceMlog   byte = 'l' // cursor -> time(at) str(tenant) str(recipient)
+	spaceAcks   byte = 'a' // str(tenant) str(recipient) -> cursor
+	spaceAudit  byte = 'e' // str(tenant) time(at) seq -> core.Event
 )
 
-// formatVersion is the layout of the buckets above.
+var (
+	keyFormat = []byte{spaceMeta, 'f'}
+	keySeq    = []byte{spaceMeta, 's'}
+)
+
+// key starts a key in space.
+func key(space byte, extra int) []byte {
+	return append(make([]byte, 0, 1+extra), space)
+}
+
+// formatVersion is the layout of the key spaces above.
 const formatVersion = 1
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -58,7 +63,7 @@ func encode(v any) ([]byte, error) {
 	case *core.Parked:
 		encParked(&e, v)
 	default:
-		return nil, fmt.Errorf("boltstore: encode %T: unknown kind", v)
+		return nil, fmt.Errorf("pebblestore: encode %T: unknown kind", v)
 	}
 	binary.BigEndian.PutUint32(e.b, crc32.Checksum(e.b[4:], castagnoli))
 	return e.b, nil
@@ -67,7 +72,7 @@ func encode(v any) ([]byte, error) {
 // decode checks b's CRC and decodes it into v.
 func decode(b []byte, v any) error {
 	if len(b) < 4 || binary.BigEndian.Uint32(b) != crc32.Checksum(b[4:], castagnoli) {
-		return fmt.Errorf("boltstore: %T: %w: checksum mismatch", v, ErrCorrupt)
+		return fmt.Errorf("pebblestore: %T: %w: checksum mismatch", v, ErrCorrupt)
 	}
 	d := dec{b: b[4:]}
 	switch v := v.(type) {
@@ -84,13 +89,13 @@ func decode(b []byte, v any) error {
 	case *core.Parked:
 		decParked(&d, v)
 	default:
-		return fmt.Errorf("boltstore: decode %T: unknown kind", v)
+		return fmt.Errorf("pebblestore: decode %T: unknown kind", v)
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%d bytes left over", len(d.b))
 	}
 	if d.err != nil {
-		return fmt.Errorf("boltstore: %T: %w: %v", v, ErrCorrupt, d.err)
+		return fmt.Errorf("pebblestore: %T: %w: %v", v, ErrCorrupt, d.err)
 	}
 	return nil
 }
@@ -113,7 +118,8 @@ func readTime(b []byte) time.Time {
 
 func appendU64(b []byte, n uint64) []byte { return binary.BigEndian.AppendUint64(b, n) }
 
-// mailboxKey is the key prefix of one mailbox.
+// mailboxKey identifies one mailbox; keys of its messages and of its ack
+// add a space byte in front.
 func mailboxKey(tenant, recipient string) []byte {
 	return appendStr(appendStr(make([]byte, 0, len(tenant)+len(recipient)+4), tenant), recipient)
 }
@@ -135,7 +141,17 @@ func prefixEnd(p []byte) []byte {
 func readStr(b []byte) (str, rest []byte, err error) {
 	n, w := binary.Uvarint(b)
 	if w <= 0 || uint64(len(b)-w) < n {
-		return nil, nil, fmt.Errorf("boltstore: %w: malformed key %x", ErrCorrupt, b)
+		return nil, nil, fmt.Errorf("pebblestore: %w: malformed key %x", ErrCorrupt, b)
 	}
 	return b[w : w+int(n)], b[w+int(n):], nil
+}
+
+// messageKey is the key of the message at cursor c of mailbox box.
+func messageKey(box []byte, c core.Cursor) []byte {
+	return appendU64(append(key(spaceMbox, len(box)+8), box...), uint64(c))
+}
+
+// eventKey is the key of a tenant's event: in (At, Seq) order per tenant.
+func eventKey(tenant string, at time.Time, seq uint64) []byte {
+	return appendU64(appendTime(appendStr(key(spaceAudit, len(tenant)+18), tenant), at), seq)
 }

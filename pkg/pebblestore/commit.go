@@ -1,68 +1,72 @@
-package boltstore
+package pebblestore
 
 import (
 	"context"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
 // Commit applies txn atomically and durably; see core.Committer.
 func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
-	return s.do(ctx, func(tx *bolt.Tx, b *batch) (func(), error) {
-		return s.applyTxn(tx, b, txn)
+	return s.do(ctx, func(w *pebble.Batch, b *batch) (func(), error) {
+		return s.applyTxn(w, b, txn)
 	})
 }
 
-// applyTxn checks every condition of txn against tx, then writes it.
-func (s *Store) applyTxn(tx *bolt.Tx, b *batch, txn *core.Txn) (func(), error) {
-	pools := tx.Bucket(bucketPools)
-	tasks := tx.Bucket(bucketTasks)
+func taskKey(id string) []byte { return append(key(spaceTasks, len(id)), id...) }
 
+// applyTxn checks every condition of txn against w (the store as left by
+// the requests before it in the group), then writes it.
+func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), error) {
 	// Check every condition.
 	var pool *core.Pool
+	var poolKey []byte
 	if txn.Pool != "" && (txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom) {
-		v := pools.Get([]byte(txn.Pool))
-		if v == nil {
-			return nil, refuse(fmt.Errorf("boltstore: commit: %w: %s", core.ErrPoolNotFound, txn.Pool))
-		}
+		poolKey = append(key(spacePools, len(txn.Pool)), txn.Pool...)
 		pool = new(core.Pool)
-		if err := decode(v, pool); err != nil {
+		ok, err := getValue(w, poolKey, pool)
+		if err != nil {
 			return nil, err
+		}
+		if !ok {
+			return nil, refuse(fmt.Errorf("pebblestore: commit: %w: %s", core.ErrPoolNotFound, txn.Pool))
 		}
 	}
 	olds := make([]core.Task, len(txn.Tasks))
-	for i, w := range txn.Tasks {
+	for i, tw := range txn.Tasks {
 		for _, u := range txn.Tasks[:i] {
-			if u.Task.ID == w.Task.ID {
-				return nil, refuse(fmt.Errorf("boltstore: commit: task %s written twice", w.Task.ID))
+			if u.Task.ID == tw.Task.ID {
+				return nil, refuse(fmt.Errorf("pebblestore: commit: task %s written twice", tw.Task.ID))
 			}
 		}
-		v := tasks.Get([]byte(w.Task.ID))
-		if v != nil {
-			if err := decode(v, &olds[i]); err != nil {
-				return nil, err
-			}
+		ok, err := getValue(w, taskKey(tw.Task.ID), &olds[i])
+		if err != nil {
+			return nil, err
 		}
-		if w.Expect == 0 && v != nil || w.Expect != 0 && (v == nil || olds[i].Version != w.Expect) {
-			return nil, refuse(fmt.Errorf("boltstore: commit task %s: %w", w.Task.ID, core.ErrConflict))
+		if tw.Expect == 0 && ok || tw.Expect != 0 && (!ok || olds[i].Version != tw.Expect) {
+			return nil, refuse(fmt.Errorf("pebblestore: commit task %s: %w", tw.Task.ID, core.ErrConflict))
 		}
 	}
-	var keyKey []byte
+	var kk []byte
 	if txn.Key != nil {
-		keyKey = append(appendStr(nil, txn.Key.Tenant), txn.Key.Key...)
-		if tx.Bucket(bucketKeys).Get(keyKey) != nil {
-			return nil, refuse(fmt.Errorf("boltstore: commit key %q: %w", txn.Key.Key, core.ErrKeyExists))
+		kk = keyKey(txn.Key.Tenant, txn.Key.Key)
+		_, ok, err := get(w, kk)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return nil, refuse(fmt.Errorf("pebblestore: commit key %q: %w", txn.Key.Key, core.ErrKeyExists))
 		}
 	}
 	if pool != nil {
 		switch {
 		case txn.NeedSlot && pool.Running >= pool.Capacity, txn.FirstInLine && pool.Parked > 0:
-			return nil, refuse(fmt.Errorf("boltstore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity))
+			return nil, refuse(fmt.Errorf("pebblestore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity))
 		case txn.NeedParkRoom && pool.Parked >= pool.MaxParked:
-			return nil, refuse(fmt.Errorf("boltstore: commit pool %s: %w", txn.Pool, core.ErrPoolFull))
+			return nil, refuse(fmt.Errorf("pebblestore: commit pool %s: %w", txn.Pool, core.ErrPoolFull))
 		}
 	}
 
@@ -70,70 +74,62 @@ func (s *Store) applyTxn(tx *bolt.Tx, b *batch, txn *core.Txn) (func(), error) {
 	if pool != nil {
 		pool.Running += txn.RunningDelta
 		pool.Parked += txn.ParkedDelta
-		if err := putValue(pools, []byte(txn.Pool), pool); err != nil {
+		if err := putValue(w, poolKey, pool); err != nil {
 			return nil, err
 		}
 	}
-	due, unsent := tx.Bucket(bucketDue), tx.Bucket(bucketUnsent)
-	for i, w := range txn.Tasks {
-		t := w.Task
-		t.Version = w.Expect + 1
-		id := []byte(t.ID)
-		if err := putValue(tasks, id, &t); err != nil {
+	for i, tw := range txn.Tasks {
+		t := tw.Task
+		t.Version = tw.Expect + 1
+		if err := putValue(w, taskKey(t.ID), &t); err != nil {
 			return nil, err
 		}
 		if oldDue, newDue := olds[i].DueAt(), t.DueAt(); !oldDue.Equal(newDue) {
 			if !oldDue.IsZero() {
-				if err := due.Delete(append(appendTime(nil, oldDue), id...)); err != nil {
-					return nil, fmt.Errorf("boltstore: unindex due %s: %w", t.ID, err)
+				if err := w.Delete(append(appendTime(key(spaceDue, 8+len(t.ID)), oldDue), t.ID...), nil); err != nil {
+					return nil, fmt.Errorf("pebblestore: unindex due %s: %w", t.ID, err)
 				}
 			}
 			if !newDue.IsZero() {
-				if err := due.Put(append(appendTime(nil, newDue), id...), nil); err != nil {
-					return nil, fmt.Errorf("boltstore: index due %s: %w", t.ID, err)
+				if err := w.Set(append(appendTime(key(spaceDue, 8+len(t.ID)), newDue), t.ID...), nil, nil); err != nil {
+					return nil, fmt.Errorf("pebblestore: index due %s: %w", t.ID, err)
 				}
 			}
 		}
 		var err error
+		uk := append(key(spaceUnsent, len(t.ID)), t.ID...)
 		switch {
 		case t.Unsent && !olds[i].Unsent:
-			err = unsent.Put(id, nil)
+			err = w.Set(uk, nil, nil)
 		case !t.Unsent && olds[i].Unsent:
-			err = unsent.Delete(id)
+			err = w.Delete(uk, nil)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("boltstore: index unsent %s: %w", t.ID, err)
+			return nil, fmt.Errorf("pebblestore: index unsent %s: %w", t.ID, err)
 		}
 	}
 	if txn.Key != nil {
-		if err := putValue(tx.Bucket(bucketKeys), keyKey, txn.Key); err != nil {
+		if err := putValue(w, kk, txn.Key); err != nil {
 			return nil, err
 		}
 	}
 	var boxes []string
-	if len(txn.Messages) > 0 {
-		mbox, mlog := tx.Bucket(bucketMbox), tx.Bucket(bucketMlog)
-		for _, m := range txn.Messages {
-			m.Cursor = core.Cursor(b.next())
-			box := mailboxKey(m.Tenant, m.Recipient)
-			cur := appendU64(nil, uint64(m.Cursor))
-			if err := putValue(mbox, append(box, cur...), &m); err != nil {
-				return nil, err
-			}
-			if err := mlog.Put(cur, append(appendTime(nil, m.At), box...)); err != nil {
-				return nil, fmt.Errorf("boltstore: log message: %w", err)
-			}
-			boxes = append(boxes, string(box))
+	for _, m := range txn.Messages {
+		m.Cursor = core.Cursor(b.next())
+		box := mailboxKey(m.Tenant, m.Recipient)
+		if err := putValue(w, messageKey(box, m.Cursor), &m); err != nil {
+			return nil, err
 		}
+		lk := appendU64(key(spaceMlog, 8), uint64(m.Cursor))
+		if err := w.Set(lk, append(appendTime(nil, m.At), box...), nil); err != nil {
+			return nil, fmt.Errorf("pebblestore: log message: %w", err)
+		}
+		boxes = append(boxes, string(box))
 	}
-	if len(txn.Events) > 0 {
-		audit := tx.Bucket(bucketAudit)
-		for _, e := range txn.Events {
-			e.Seq = b.next()
-			k := appendU64(appendTime(appendStr(nil, e.Tenant), e.At), e.Seq)
-			if err := putValue(audit, k, &e); err != nil {
-				return nil, err
-			}
+	for _, e := range txn.Events {
+		e.Seq = b.next()
+		if err := putValue(w, eventKey(e.Tenant, e.At, e.Seq), &e); err != nil {
+			return nil, err
 		}
 	}
 	if len(boxes) == 0 {

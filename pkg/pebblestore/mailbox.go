@@ -1,53 +1,59 @@
-package boltstore
+package pebblestore
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
+func ackKey(box []byte) []byte { return append(key(spaceAcks, len(box)), box...) }
+
 // Messages returns messages after max(after, acked), in cursor order.
 func (s *Store) Messages(_ context.Context, tenant, recipient string, after core.Cursor, limit int) ([]core.Message, error) {
 	box := mailboxKey(tenant, recipient)
+	from := after
+	v, ok, err := get(s.db, ackKey(box))
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if len(v) != 8 {
+			return nil, fmt.Errorf("pebblestore: ack of %s/%s: %w: malformed cursor", tenant, recipient, ErrCorrupt)
+		}
+		from = max(from, core.Cursor(readU64(v)))
+	}
+	prefix := append(key(spaceMbox, len(box)), box...)
 	var out []core.Message
-	err := s.view("messages", func(tx *bolt.Tx) error {
-		from := after
-		if v := tx.Bucket(bucketAcks).Get(box); v != nil {
-			if len(v) != 8 {
-				return fmt.Errorf("boltstore: ack of %s/%s: %w: malformed cursor", tenant, recipient, ErrCorrupt)
-			}
-			from = max(from, core.Cursor(readU64(v)))
+	err = scan(s.db, prefix, messageKey(box, from+1), func(_, v []byte) (bool, error) {
+		if len(out) >= limit {
+			return false, nil
 		}
-		c := tx.Bucket(bucketMbox).Cursor()
-		for k, v := c.Seek(appendU64(bytes.Clone(box), uint64(from)+1)); k != nil && len(out) < limit; k, v = c.Next() {
-			if !bytes.HasPrefix(k, box) {
-				break
-			}
-			var m core.Message
-			if err := decode(v, &m); err != nil {
-				return err
-			}
-			out = append(out, m)
+		var m core.Message
+		if err := decode(v, &m); err != nil {
+			return false, err
 		}
-		return nil
+		out = append(out, m)
+		return true, nil
 	})
 	return out, err
 }
 
 // Ack moves the acknowledged cursor forward to upTo, durably.
 func (s *Store) Ack(ctx context.Context, tenant, recipient string, upTo core.Cursor) error {
-	box := mailboxKey(tenant, recipient)
-	return s.do(ctx, func(tx *bolt.Tx, _ *batch) (func(), error) {
-		acks := tx.Bucket(bucketAcks)
-		if v := acks.Get(box); len(v) == 8 && core.Cursor(readU64(v)) >= upTo {
+	k := ackKey(mailboxKey(tenant, recipient))
+	return s.do(ctx, func(w *pebble.Batch, _ *batch) (func(), error) {
+		v, ok, err := get(w, k)
+		if err != nil {
+			return nil, err
+		}
+		if ok && len(v) == 8 && core.Cursor(readU64(v)) >= upTo {
 			return nil, nil
 		}
-		if err := acks.Put(box, appendU64(nil, uint64(upTo))); err != nil {
-			return nil, fmt.Errorf("boltstore: ack: %w", err)
+		if err := w.Set(k, appendU64(nil, uint64(upTo)), nil); err != nil {
+			return nil, fmt.Errorf("pebblestore: ack: %w", err)
 		}
 		return nil, nil
 	})

@@ -1,4 +1,4 @@
-package boltstore
+package pebblestore
 
 import (
 	"context"
@@ -7,14 +7,14 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
 // queue is one pool's parking queue: FIFO per tenant (an SQS message group),
 // round-robin between tenants, at-least-once with a visibility timeout.
-// Messages are stored under the pool's prefix of the queue bucket, by
+// Messages are stored under the pool's prefix of the queue key space, by
 // sequence number; this in-memory copy, rebuilt at start-up, orders them and
 // tracks which are in flight. In-flight state is not stored: after a
 // restart every undeleted message is visible again.
@@ -62,30 +62,30 @@ func (q *queue) push(m qmsg, front bool) {
 }
 
 func queueKey(pool string, seq uint64) []byte {
-	return appendU64(appendStr(nil, pool), seq)
+	return appendU64(appendStr(key(spaceQueue, len(pool)+10), pool), seq)
 }
 
-// loadQueues rebuilds every pool's queue from the queue bucket, in order.
-func (s *Store) loadQueues(tx *bolt.Tx) error {
-	return tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
-		pool, rest, err := readStr(k)
+// loadQueues rebuilds every pool's queue from the stored messages, in order.
+func (s *Store) loadQueues() error {
+	return scan(s.db, []byte{spaceQueue}, nil, func(k, v []byte) (bool, error) {
+		pool, rest, err := readStr(k[1:])
 		if err != nil || len(rest) != 8 {
-			return fmt.Errorf("boltstore: queue: %w: malformed key %x", ErrCorrupt, k)
+			return false, fmt.Errorf("pebblestore: queue: %w: malformed key %x", ErrCorrupt, k)
 		}
 		var p core.Parked
 		if err := decode(v, &p); err != nil {
-			return err
+			return false, err
 		}
 		s.queue(string(pool)).push(qmsg{seq: readU64(rest), p: p}, false)
-		return nil
+		return true, nil
 	})
 }
 
 // Send enqueues p durably.
 func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
-	return s.do(ctx, func(tx *bolt.Tx, b *batch) (func(), error) {
+	return s.do(ctx, func(w *pebble.Batch, b *batch) (func(), error) {
 		m := qmsg{seq: b.next(), p: p}
-		if err := putValue(tx.Bucket(bucketQueue), queueKey(pool, m.seq), &m.p); err != nil {
+		if err := putValue(w, queueKey(pool, m.seq), &m.p); err != nil {
 			return nil, err
 		}
 		return func() {
@@ -147,9 +147,9 @@ func (s *Store) Delete(_ context.Context, pool, receipt string) error {
 	if !ok {
 		return nil
 	}
-	return s.doAsync(func(tx *bolt.Tx, _ *batch) (func(), error) {
-		if err := tx.Bucket(bucketQueue).Delete(queueKey(pool, m.m.seq)); err != nil {
-			return nil, fmt.Errorf("boltstore: delete queue message: %w", err)
+	return s.doAsync(func(w *pebble.Batch, _ *batch) (func(), error) {
+		if err := w.Delete(queueKey(pool, m.m.seq), nil); err != nil {
+			return nil, fmt.Errorf("pebblestore: delete queue message: %w", err)
 		}
 		return nil, nil
 	})

@@ -1,27 +1,35 @@
-package boltstore
+package pebblestore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"golang.org/x/sys/unix"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
-// FileName is the data file's name inside the data directory.
-const FileName = "parkinglot.db"
+// Files of the store's own beside Pebble's in the data directory.
+const (
+	// LockFile is held by one process at a time.
+	LockFile = "parkinglot.lock"
+	// MarkerFile is written once the store is created: a directory that has
+	// it but whose Pebble data lacks the store's format version lost its data.
+	MarkerFile = "parkinglot.store"
+)
 
 // ErrClosed is returned by calls on a closed Store.
-var ErrClosed = errors.New("boltstore: store is closed")
+var ErrClosed = errors.New("pebblestore: store is closed")
 
 // Options configure a Store. Zero fields take the defaults documented on each.
 type Options struct {
@@ -30,15 +38,13 @@ type Options struct {
 	// Visibility is how long a received queue message stays hidden unless
 	// deleted or released. Default: 30s.
 	Visibility time.Duration
-	// MaxBatch bounds how many requests share one transaction and fsync.
+	// MaxBatch bounds how many requests share one batch and fsync.
 	// 1 syncs every request on its own. Default: 1024.
 	MaxBatch int
-	// LockTimeout is how long Open waits for another process to release the
-	// data directory. Default: 10ms (fail at once).
-	LockTimeout time.Duration
-	// InitialMmapSize is the size bbolt maps at open, so that a growing file
-	// rarely remaps under readers. Default: 256 MiB.
-	InitialMmapSize int
+	// CacheSize is Pebble's block cache in bytes. Default: 32 MiB.
+	CacheSize int64
+	// Logger receives Pebble's error reports. Default: discard.
+	Logger *slog.Logger
 }
 
 // WithDefaults returns a copy of o with zero fields set to their defaults.
@@ -52,11 +58,11 @@ func (o Options) WithDefaults() Options {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 1024
 	}
-	if o.LockTimeout == 0 {
-		o.LockTimeout = 10 * time.Millisecond
+	if o.CacheSize == 0 {
+		o.CacheSize = 32 << 20
 	}
-	if o.InitialMmapSize == 0 {
-		o.InitialMmapSize = 256 << 20
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -64,26 +70,25 @@ func (o Options) WithDefaults() Options {
 func (o Options) validate() error {
 	switch {
 	case o.Visibility < 0:
-		return errors.New("boltstore: Options.Visibility must not be negative")
+		return errors.New("pebblestore: Options.Visibility must not be negative")
 	case o.MaxBatch < 1:
-		return errors.New("boltstore: Options.MaxBatch must be at least 1")
-	case o.LockTimeout < 0:
-		return errors.New("boltstore: Options.LockTimeout must not be negative")
-	case o.InitialMmapSize < 0:
-		return errors.New("boltstore: Options.InitialMmapSize must not be negative")
+		return errors.New("pebblestore: Options.MaxBatch must be at least 1")
+	case o.CacheSize < 0:
+		return errors.New("pebblestore: Options.CacheSize must not be negative")
 	}
 	return nil
 }
 
-// Store is the bbolt backend. Open one with Open; Close it when done.
+// Store is the Pebble backend. Open one with Open; Close it when done.
 type Store struct {
-	db         *bolt.DB
+	db         *pebble.DB
+	lock       *os.File
 	path       string
 	clock      core.Clock
 	visibility time.Duration
 	maxBatch   int
 
-	// The writer goroutine owns every write transaction and seq.
+	// The writer goroutine owns every write batch and seq.
 	ops     chan *op
 	stopped chan struct{}
 	closeMu sync.RWMutex
@@ -102,136 +107,226 @@ var (
 
 // Open opens (creating if needed) the store in directory path. It fails at
 // once if another process has the directory open, and with an error wrapping
-// ErrCorrupt if the data file fails its checks.
+// ErrCorrupt if the data fails its checks.
 func Open(path string, opts Options) (*Store, error) {
 	opts = opts.WithDefaults()
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(path, 0o750); err != nil {
-		return nil, fmt.Errorf("boltstore: create data directory: %w", err)
+		return nil, fmt.Errorf("pebblestore: create data directory: %w", err)
 	}
-	file := filepath.Join(path, FileName)
-	db, err := openBolt(file, opts)
+	lock, err := lockDir(path)
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("boltstore: data directory %s is in use by another process", path)
-		}
 		return nil, err
 	}
 	s := &Store{
-		db: db, path: path, clock: opts.Clock, visibility: opts.Visibility, maxBatch: opts.MaxBatch,
+		lock: lock, path: path, clock: opts.Clock, visibility: opts.Visibility, maxBatch: opts.MaxBatch,
 		ops: make(chan *op, opts.MaxBatch), stopped: make(chan struct{}),
 		watchers: make(map[string]map[chan struct{}]struct{}),
 	}
-	if err := s.load(file); err != nil {
-		_ = db.Close()
+	if err := s.open(opts); err != nil {
+		_ = lock.Close()
 		return nil, err
 	}
 	go s.run()
 	return s, nil
 }
 
-// openBolt opens the bbolt file, turning bbolt's panics and faults on a
-// damaged file into errors.
-func openBolt(file string, opts Options) (db *bolt.DB, err error) {
-	if err := precheck(file); err != nil {
-		return nil, err
-	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer guard(&err, "open "+file)
-	db, err = bolt.Open(file, 0o600, &bolt.Options{
-		Timeout:         opts.LockTimeout,
-		FreelistType:    bolt.FreelistMapType,
-		InitialMmapSize: opts.InitialMmapSize,
-	})
-	var pathErr *fs.PathError
-	switch {
-	case err == nil:
-		return db, nil
-	case errors.Is(err, bolterrors.ErrTimeout), errors.As(err, &pathErr):
-		return nil, fmt.Errorf("boltstore: open %s: %w", file, err)
-	}
-	// Anything else bbolt refuses is the file's content: bad meta pages,
-	// wrong magic or version, a size that does not fit its metadata.
-	return nil, fmt.Errorf("boltstore: open %s: %w: %v", file, ErrCorrupt, err)
-}
-
-// guard turns a panic or memory fault of bbolt on a damaged file into an
-// error wrapping ErrCorrupt. Defer it first in functions that touch the map.
-func guard(err *error, what string) {
-	if r := recover(); r != nil {
-		*err = fmt.Errorf("boltstore: %s: %w: %v", what, ErrCorrupt, r)
-	}
-}
-
-// load checks the file against its own metadata, creates the buckets of a
-// new file, and reads the sequence number and the parking queues.
-func (s *Store) load(file string) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer guard(&err, "load "+file)
-	fi, err := os.Stat(file)
+// lockDir takes the directory's lock file, or fails at once.
+func lockDir(path string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(path, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("boltstore: %w", err)
+		return nil, fmt.Errorf("pebblestore: lock data directory: %w", err)
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
-		if size := tx.Size(); fi.Size() < size {
-			return fmt.Errorf("boltstore: %s: %w: file is %d bytes, its metadata says %d (truncated)", file, ErrCorrupt, fi.Size(), size)
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("pebblestore: data directory %s is in use by another process", path)
 		}
-		if hasBuckets(tx) {
-			return s.check(file, tx)
-		}
-		return errNew
+		return nil, fmt.Errorf("pebblestore: lock data directory %s: %w", path, err)
+	}
+	return f, nil
+}
+
+func (s *Store) open(opts Options) (err error) {
+	defer guard(&err, "open "+s.path)
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	db, err := pebble.Open(s.path, &pebble.Options{
+		Cache:  cache,
+		Logger: pebbleLogger{opts.Logger},
+		// The plain file system: Pebble's default wraps it in a disk-health
+		// checker whose goroutine a failed Open leaves running.
+		FS: vfs.Default,
+		// Damaged data found by a read is that read's error (wrapping
+		// ErrCorrupt), not the end of the process.
+		EventListener: &pebble.EventListener{
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				opts.Logger.Error("pebblestore: data file is corrupt", "path", info.Path, "err", info.Details)
+			},
+			BackgroundError: func(err error) {
+				opts.Logger.Error("pebblestore: background error", "err", err)
+			},
+		},
+		FormatMajorVersion: pebble.FormatNewest,
 	})
-	if !errors.Is(err, errNew) {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("pebblestore: open %s: %w", s.path, err)
+	case err != nil:
+		// Pebble refuses what it finds: a damaged or missing manifest, WAL
+		// or table, a table whose size differs from the manifest's.
+		return fmt.Errorf("pebblestore: open %s: %w: %v", s.path, ErrCorrupt, err)
+	}
+	s.db = db
+	if err := s.check(); err != nil {
+		_ = db.Close()
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucket(name); err != nil {
-				return fmt.Errorf("boltstore: create bucket %s: %w", name, err)
-			}
-		}
-		return tx.Bucket(bucketMeta).Put(metaFormat, appendU64(nil, formatVersion))
-	})
+	return nil
 }
 
-var errNew = errors.New("new file")
-
-// check verifies an existing file's format and buckets, and reads the
-// sequence number and the parking queues.
-func (s *Store) check(file string, tx *bolt.Tx) error {
-	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		return fmt.Errorf("boltstore: %s: %w: bucket %q missing", file, ErrCorrupt, bucketMeta)
+// check verifies the tables Pebble lists against the files on disk, the
+// store's format, and reads the sequence number and the parking queues. A
+// new directory gets its format version.
+func (s *Store) check() error {
+	tables, err := s.db.SSTables()
+	if err != nil {
+		return corrupt(fmt.Errorf("pebblestore: list tables of %s: %w", s.path, err))
 	}
-	v := meta.Get(metaFormat)
-	if len(v) != 8 {
-		return fmt.Errorf("boltstore: %s: %w: no format version", file, ErrCorrupt)
-	}
-	if f := readU64(v); f != formatVersion {
-		return fmt.Errorf("boltstore: %s: format version %d, this build reads %d", file, f, formatVersion)
-	}
-	for _, name := range allBuckets {
-		if tx.Bucket(name) == nil {
-			return fmt.Errorf("boltstore: %s: %w: bucket %q missing", file, ErrCorrupt, name)
+	for _, level := range tables {
+		for _, t := range level {
+			if t.Virtual {
+				continue
+			}
+			name := filepath.Join(s.path, fmt.Sprintf("%06d.sst", t.BackingSSTNum))
+			fi, err := os.Stat(name)
+			switch {
+			case err != nil:
+				return fmt.Errorf("pebblestore: %s: %w: %v", s.path, ErrCorrupt, err)
+			case uint64(fi.Size()) != t.Size:
+				return fmt.Errorf("pebblestore: %s: %w: %s is %d bytes, the manifest says %d (truncated)", s.path, ErrCorrupt, name, fi.Size(), t.Size)
+			}
 		}
 	}
-	if v := meta.Get(metaSeq); v != nil {
+	marker := filepath.Join(s.path, MarkerFile)
+	_, merr := os.Stat(marker)
+	v, ok, err := get(s.db, keyFormat)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if merr == nil {
+			return fmt.Errorf("pebblestore: %s: %w: the store's data is gone (damaged or missing MANIFEST or WAL)", s.path, ErrCorrupt)
+		}
+		if it, err := s.db.NewIter(nil); err == nil {
+			nonEmpty := it.First()
+			_ = it.Close()
+			if nonEmpty {
+				return fmt.Errorf("pebblestore: %s: %w: no format version", s.path, ErrCorrupt)
+			}
+		}
+		if err := s.db.Set(keyFormat, appendU64(nil, formatVersion), pebble.Sync); err != nil {
+			return fmt.Errorf("pebblestore: write format version: %w", err)
+		}
+		if err := writeMarker(marker); err != nil {
+			return err
+		}
+		return nil
+	}
+	if errors.Is(merr, fs.ErrNotExist) {
+		// A store made before the marker existed, or the marker was lost
+		// after a crash between the two writes: the data is there.
+		if err := writeMarker(marker); err != nil {
+			return err
+		}
+	}
+	if len(v) != 8 {
+		return fmt.Errorf("pebblestore: %s: %w: malformed format version", s.path, ErrCorrupt)
+	}
+	if f := readU64(v); f != formatVersion {
+		return fmt.Errorf("pebblestore: %s: format version %d, this build reads %d", s.path, f, formatVersion)
+	}
+	if v, ok, err := get(s.db, keySeq); err != nil {
+		return err
+	} else if ok {
 		if len(v) != 8 {
-			return fmt.Errorf("boltstore: %s: %w: malformed sequence number", file, ErrCorrupt)
+			return fmt.Errorf("pebblestore: %s: %w: malformed sequence number", s.path, ErrCorrupt)
 		}
 		s.seq = readU64(v)
 	}
-	return s.loadQueues(tx)
+	return s.loadQueues()
 }
 
-func hasBuckets(tx *bolt.Tx) bool {
-	k, _ := tx.Cursor().First()
-	return k != nil
+// writeMarker writes and syncs the marker file and its directory entry.
+func writeMarker(name string) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("pebblestore: write marker: %w", err)
+	}
+	_, err = f.WriteString("parkinglot pebblestore format 1\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(name))
+	}
+	if err != nil {
+		return fmt.Errorf("pebblestore: write marker: %w", err)
+	}
+	return nil
 }
 
-// Close stops the writer after the requests already made and closes the file.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// guard turns a panic while reading damaged data into an error wrapping
+// ErrCorrupt. Defer it in functions that decode stored data.
+func guard(err *error, what string) {
+	if r := recover(); r != nil {
+		if f, ok := r.(pebbleFatal); ok {
+			panic(f) // Pebble cannot go on; neither can the store
+		}
+		*err = fmt.Errorf("pebblestore: %s: %w: %v", what, ErrCorrupt, r)
+	}
+}
+
+// corrupt marks Pebble's corruption errors with ErrCorrupt.
+func corrupt(err error) error {
+	if err != nil && pebble.IsCorruptionError(err) && !errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return err
+}
+
+// pebbleLogger passes Pebble's errors to slog. Pebble calls Fatalf when it
+// cannot go on (a failed WAL or MANIFEST sync): that panics with a
+// pebbleFatal, which guard lets through.
+type pebbleLogger struct{ log *slog.Logger }
+
+type pebbleFatal string
+
+func (l pebbleLogger) Infof(string, ...any) {}
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := "pebble: " + fmt.Sprintf(format, args...)
+	l.log.Error(msg)
+	panic(pebbleFatal(msg))
+}
+
+// Close stops the writer after the requests already made and closes the store.
 func (s *Store) Close() error {
 	s.closeMu.Lock()
 	if s.closed {
@@ -242,62 +337,117 @@ func (s *Store) Close() error {
 	close(s.ops)
 	s.closeMu.Unlock()
 	<-s.stopped
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("boltstore: close: %w", err)
+	err := s.closeDB()
+	if lerr := s.lock.Close(); err == nil && lerr != nil {
+		err = lerr
+	}
+	if err != nil {
+		return fmt.Errorf("pebblestore: close: %w", err)
 	}
 	return nil
+}
+
+// closeDB closes Pebble. After a read of damaged data Pebble may find a
+// table reference still held and panic; that is reported as an error.
+func (s *Store) closeDB() (err error) {
+	defer guard(&err, "close")
+	return s.db.Close()
 }
 
 // Path returns the data directory.
 func (s *Store) Path() string { return s.path }
 
-// view runs fn in a read transaction, guarded against a damaged file.
-func (s *Store) view(what string, fn func(tx *bolt.Tx) error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer guard(&err, what)
-	return s.db.View(fn)
+// get returns a copy of the value at k.
+func get(r pebble.Reader, k []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, corrupt(fmt.Errorf("pebblestore: get: %w", err))
+	}
+	out := bytes.Clone(v)
+	_ = closer.Close()
+	return out, true, nil
+}
+
+// getValue decodes the value at k into v.
+func getValue(r pebble.Reader, k []byte, v any) (found bool, err error) {
+	defer guard(&err, "get")
+	b, closer, err := r.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, corrupt(fmt.Errorf("pebblestore: get: %w", err))
+	}
+	defer closer.Close()
+	return true, decode(b, v)
+}
+
+// scan calls fn for the keys with prefix p from key start on (nil: all),
+// in order, until fn returns false.
+func scan(r pebble.Reader, p, start []byte, fn func(k, v []byte) (bool, error)) (err error) {
+	defer guard(&err, "scan")
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return corrupt(fmt.Errorf("pebblestore: scan: %w", err))
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil && cerr != nil {
+			err = corrupt(fmt.Errorf("pebblestore: scan: %w", cerr))
+		}
+	}()
+	ok := it.First()
+	if start != nil {
+		ok = it.SeekGE(start)
+	}
+	for ; ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return corrupt(fmt.Errorf("pebblestore: scan: %w", err))
+		}
+		more, err := fn(it.Key(), v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
 }
 
 // PutPool creates the pool or updates its configuration, keeping counters.
 func (s *Store) PutPool(ctx context.Context, cfg core.PoolConfig) error {
-	return s.do(ctx, func(tx *bolt.Tx, _ *batch) (func(), error) {
-		b := tx.Bucket(bucketPools)
+	return s.do(ctx, func(w *pebble.Batch, _ *batch) (func(), error) {
+		k := append(key(spacePools, len(cfg.Name)), cfg.Name...)
 		var p core.Pool
-		if v := b.Get([]byte(cfg.Name)); v != nil {
-			if err := decode(v, &p); err != nil {
-				return nil, err
-			}
+		if _, err := getValue(w, k, &p); err != nil {
+			return nil, err
 		}
 		p.PoolConfig = cfg
-		return nil, putValue(b, []byte(cfg.Name), &p)
+		return nil, putValue(w, k, &p)
 	})
 }
 
 // Pool returns the pool item.
 func (s *Store) Pool(_ context.Context, name string) (core.Pool, error) {
 	var p core.Pool
-	err := s.view("pool", func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketPools).Get([]byte(name))
-		if v == nil {
-			return core.ErrPoolNotFound
-		}
-		return decode(v, &p)
-	})
+	ok, err := getValue(s.db, append(key(spacePools, len(name)), name...), &p)
+	if err == nil && !ok {
+		err = core.ErrPoolNotFound
+	}
 	return p, err
 }
 
 // Pools returns every pool item by name.
 func (s *Store) Pools(_ context.Context) ([]core.Pool, error) {
 	var out []core.Pool
-	err := s.view("pools", func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketPools).ForEach(func(_, v []byte) error {
-			var p core.Pool
-			if err := decode(v, &p); err != nil {
-				return err
-			}
-			out = append(out, p)
-			return nil
-		})
+	err := scan(s.db, []byte{spacePools}, nil, func(_, v []byte) (bool, error) {
+		var p core.Pool
+		if err := decode(v, &p); err != nil {
+			return false, err
+		}
+		out = append(out, p)
+		return true, nil
 	})
 	return out, err
 }
@@ -305,45 +455,40 @@ func (s *Store) Pools(_ context.Context) ([]core.Pool, error) {
 // Task returns the task item.
 func (s *Store) Task(_ context.Context, id string) (core.Task, error) {
 	var t core.Task
-	err := s.view("task", func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketTasks).Get([]byte(id))
-		if v == nil {
-			return core.ErrNotFound
-		}
-		return decode(v, &t)
-	})
+	ok, err := getValue(s.db, append(key(spaceTasks, len(id)), id...), &t)
+	if err == nil && !ok {
+		err = core.ErrNotFound
+	}
 	return t, err
 }
 
 // Key returns the idempotency key item.
-func (s *Store) Key(_ context.Context, tenant, key string) (core.KeyRecord, error) {
+func (s *Store) Key(_ context.Context, tenant, k string) (core.KeyRecord, error) {
 	var rec core.KeyRecord
-	err := s.view("key", func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketKeys).Get(append(appendStr(nil, tenant), key...))
-		if v == nil {
-			return core.ErrNotFound
-		}
-		return decode(v, &rec)
-	})
+	ok, err := getValue(s.db, keyKey(tenant, k), &rec)
+	if err == nil && !ok {
+		err = core.ErrNotFound
+	}
 	return rec, err
+}
+
+func keyKey(tenant, k string) []byte {
+	return append(appendStr(key(spaceKeys, len(tenant)+len(k)+2), tenant), k...)
 }
 
 // Due returns ids of non-terminal tasks due at or before t, soonest first.
 func (s *Store) Due(_ context.Context, t time.Time, limit int) ([]string, error) {
 	var ids []string
-	end := appendTime(nil, t)
-	err := s.view("due", func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDue).Cursor()
-		for k, _ := c.First(); k != nil && len(ids) < limit; k, _ = c.Next() {
-			if len(k) < 8 {
-				return fmt.Errorf("boltstore: due: %w: malformed key %x", ErrCorrupt, k)
-			}
-			if string(k[:8]) > string(end) {
-				break
-			}
-			ids = append(ids, string(k[8:]))
+	end := appendTime(key(spaceDue, 8), t)
+	err := scan(s.db, []byte{spaceDue}, nil, func(k, _ []byte) (bool, error) {
+		if len(k) < 9 {
+			return false, fmt.Errorf("pebblestore: due: %w: malformed key %x", ErrCorrupt, k)
 		}
-		return nil
+		if bytes.Compare(k[:9], end) > 0 || len(ids) >= limit {
+			return false, nil
+		}
+		ids = append(ids, string(k[9:]))
+		return true, nil
 	})
 	return ids, err
 }
@@ -351,23 +496,23 @@ func (s *Store) Due(_ context.Context, t time.Time, limit int) ([]string, error)
 // Unsent returns ids of tasks flagged Unsent.
 func (s *Store) Unsent(_ context.Context, limit int) ([]string, error) {
 	var ids []string
-	err := s.view("unsent", func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketUnsent).Cursor()
-		for k, _ := c.First(); k != nil && len(ids) < limit; k, _ = c.Next() {
-			ids = append(ids, string(k))
+	err := scan(s.db, []byte{spaceUnsent}, nil, func(k, _ []byte) (bool, error) {
+		if len(ids) >= limit {
+			return false, nil
 		}
-		return nil
+		ids = append(ids, string(k[1:]))
+		return true, nil
 	})
 	return ids, err
 }
 
-func putValue(b *bolt.Bucket, k []byte, v any) error {
+func putValue(w *pebble.Batch, k []byte, v any) error {
 	enc, err := encode(v)
 	if err != nil {
 		return err
 	}
-	if err := b.Put(k, enc); err != nil {
-		return fmt.Errorf("boltstore: put: %w", err)
+	if err := w.Set(k, enc, nil); err != nil {
+		return fmt.Errorf("pebblestore: put: %w", err)
 	}
 	return nil
 }

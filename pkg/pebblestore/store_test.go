@@ -1,4 +1,4 @@
-package boltstore_test
+package pebblestore_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/parkinglot/parkinglot/pkg/boltstore"
 	"github.com/parkinglot/parkinglot/pkg/core"
+	"github.com/parkinglot/parkinglot/pkg/pebblestore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -26,7 +27,7 @@ type bundle struct {
 	ctx   context.Context
 	dir   string
 	clock *core.StubClock
-	store *boltstore.Store
+	store *pebblestore.Store
 	sched *core.Scheduler
 }
 
@@ -40,7 +41,7 @@ func setup(t *testing.T) *bundle {
 // open (re)opens the store on b.dir and closes it when the test ends.
 func (b *bundle) open(t *testing.T) {
 	t.Helper()
-	s, err := boltstore.Open(b.dir, boltstore.Options{Clock: b.clock})
+	s, err := pebblestore.Open(b.dir, pebblestore.Options{Clock: b.clock})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	b.store = s
@@ -501,10 +502,10 @@ func TestReopenKeepsEverything(t *testing.T) {
 func TestSecondOpenFails(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	_, err := boltstore.Open(b.dir, boltstore.Options{})
+	_, err := pebblestore.Open(b.dir, pebblestore.Options{})
 	require.ErrorContains(t, err, "data directory "+b.dir+" is in use by another process")
 	require.NoError(t, b.store.Close())
-	s, err := boltstore.Open(b.dir, boltstore.Options{})
+	s, err := pebblestore.Open(b.dir, pebblestore.Options{})
 	require.NoError(t, err, "free again after Close")
 	require.NoError(t, s.Close())
 }
@@ -514,15 +515,14 @@ func TestClosed(t *testing.T) {
 	b := setup(t)
 	require.NoError(t, b.store.Close())
 	require.NoError(t, b.store.Close(), "Close twice is harmless")
-	require.ErrorIs(t, b.store.Commit(b.ctx, &core.Txn{}), boltstore.ErrClosed)
+	require.ErrorIs(t, b.store.Commit(b.ctx, &core.Txn{}), pebblestore.ErrClosed)
 }
 
 // populated returns a closed data directory with some of everything in it.
-func populated(t *testing.T) string {
+func populated(t *testing.T, flush bool) string {
 	t.Helper()
 	b := &bundle{ctx: t.Context(), dir: t.TempDir(), clock: core.NewStubClock(t0)}
-	// A small map keeps bbolt from growing the file far ahead of its data.
-	s, err := boltstore.Open(b.dir, boltstore.Options{Clock: b.clock, InitialMmapSize: 1 << 16})
+	s, err := pebblestore.Open(b.dir, pebblestore.Options{Clock: b.clock})
 	require.NoError(t, err)
 	b.store = s
 	b.sched, err = core.New(core.Config{Backend: s, Clock: b.clock})
@@ -533,12 +533,15 @@ func populated(t *testing.T) string {
 		require.NoError(t, err)
 		require.NotEqual(t, core.StateRejected, res.Task.State)
 	}
+	if flush {
+		require.NoError(t, pebblestore.Flush(b.store))
+	}
 	require.NoError(t, b.store.Close())
 	return b.dir
 }
 
 // readAll reads everything populated wrote, as a comparable summary.
-func readAll(s *boltstore.Store) (string, error) {
+func readAll(s *pebblestore.Store) (string, error) {
 	ctx := context.Background()
 	pools, err := s.Pools(ctx)
 	if err != nil {
@@ -567,92 +570,116 @@ func readAll(s *boltstore.Store) (string, error) {
 	return fmt.Sprintf("%v\n%v\n%v\n%v", pools, msgs, evs, tasks), nil
 }
 
-func TestTruncatedFile(t *testing.T) {
-	t.Parallel()
-	dir := populated(t)
-	file := filepath.Join(dir, boltstore.FileName)
-	fi, err := os.Stat(file)
+// damage copies the data directory dir, applies hurt to the named file of
+// the copy, and reports whether the copy fails with ErrCorrupt at Open or
+// at a full read (true), or reads exactly want (false). Anything else —
+// another error, a panic, different data — fails the test.
+func damage(t *testing.T, dir, name, want string, hurt func([]byte) []byte) bool {
+	t.Helper()
+	cp := t.TempDir()
+	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	ref, err := boltstore.Open(dir, boltstore.Options{})
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		if e.Name() == name {
+			data = hurt(slices.Clone(data))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(cp, e.Name()), data, 0o600))
+	}
+	s, err := pebblestore.Open(cp, pebblestore.Options{})
+	if err != nil {
+		require.ErrorIs(t, err, pebblestore.ErrCorrupt, "%s", name)
+		return true
+	}
+	defer func() { require.NoError(t, s.Close()) }()
+	got, err := readAll(s)
+	if err != nil {
+		require.ErrorIs(t, err, pebblestore.ErrCorrupt, "%s", name)
+		return true
+	}
+	require.Equal(t, want, got, "%s: damage went unnoticed and changed the data", name)
+	return false
+}
+
+func reference(t *testing.T, dir string) string {
+	t.Helper()
+	ref, err := pebblestore.Open(dir, pebblestore.Options{})
 	require.NoError(t, err)
 	want, err := readAll(ref)
 	require.NoError(t, err)
 	require.NoError(t, ref.Close())
-	data, err := os.ReadFile(file)
+	return want
+}
+
+func filesLike(t *testing.T, dir, suffix string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	detected := 0
-	for _, size := range []int64{0, 100, 4096, 3 * 4096, fi.Size() / 64, fi.Size() / 8, fi.Size() / 2, fi.Size() - 4096} {
-		cp := t.TempDir()
-		require.NoError(t, os.WriteFile(filepath.Join(cp, boltstore.FileName), data[:size], 0o600))
-		s, err := boltstore.Open(cp, boltstore.Options{})
-		if size == 0 {
-			// An empty file is a new store (a crash before bbolt's first write).
-			require.NoError(t, err)
-			require.NoError(t, s.Close())
-			continue
+	var out []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), suffix) || strings.HasPrefix(e.Name(), suffix) {
+			out = append(out, e.Name())
 		}
-		if err != nil {
-			require.ErrorIs(t, err, boltstore.ErrCorrupt, "size %d", size)
-			require.ErrorContains(t, err, "parkinglot.db")
-			detected++
-			continue
-		}
-		// bbolt grows its file ahead of use: cutting only unused pages
-		// loses nothing.
-		got, err := readAll(s)
-		require.NoError(t, err, "size %d", size)
-		require.Equal(t, want, got, "size %d", size)
-		require.NoError(t, s.Close())
 	}
-	require.GreaterOrEqual(t, detected, 3)
+	require.NotEmpty(t, out, suffix)
+	return out
+}
+
+func TestTruncatedFile(t *testing.T) {
+	t.Parallel()
+	dir := populated(t, true)
+	want := reference(t, dir)
+	for _, name := range filesLike(t, dir, ".sst") {
+		for _, frac := range []int{0, 1, 2, 3} {
+			detected := damage(t, dir, name, want, func(b []byte) []byte { return b[:len(b)*frac/4] })
+			require.True(t, detected, "%s cut to %d/4", name, frac)
+		}
+	}
+	// Pebble keeps the previous MANIFEST for a while: cutting that one
+	// loses nothing; cutting the current one is detected.
+	detected := 0
+	for _, name := range filesLike(t, dir, "MANIFEST") {
+		for _, frac := range []int{0, 1, 2, 3} {
+			if damage(t, dir, name, want, func(b []byte) []byte { return b[:len(b)*frac/4] }) {
+				detected++
+			}
+		}
+	}
+	require.GreaterOrEqual(t, detected, 4)
 }
 
 func TestCorruptedFile(t *testing.T) {
 	t.Parallel()
-	dir := populated(t)
-	file := filepath.Join(dir, boltstore.FileName)
-	data, err := os.ReadFile(file)
-	require.NoError(t, err)
-	// Flip bytes in every page in turn: Open or a full read reports
-	// ErrCorrupt, or (when the page was free or its damage is harmless to
-	// bbolt's structure and our checksums) reads succeed, never a panic.
-	ref, err := boltstore.Open(dir, boltstore.Options{})
-	require.NoError(t, err)
-	want, err := readAll(ref)
-	require.NoError(t, err)
-	require.NoError(t, ref.Close())
-	detected := 0
-	var silent []int
-	cp := t.TempDir()
-	for off := 16; off < min(len(data), 256*4096); off += 4096 / 2 {
-		bad := slices.Clone(data)
-		for i := off; i < off+64 && i < len(bad); i++ {
-			bad[i] ^= 0x5a
+	for _, flush := range []bool{true, false} {
+		dir := populated(t, flush)
+		want := reference(t, dir)
+		detected := 0
+		for _, suffix := range []string{".sst", "MANIFEST", ".log"} {
+			if !flush && suffix == ".sst" {
+				continue
+			}
+			for _, name := range filesLike(t, dir, suffix) {
+				size := fileSize(t, filepath.Join(dir, name))
+				for off := int64(0); off < size; off += max(1, size/40) {
+					if damage(t, dir, name, want, func(b []byte) []byte {
+						for i := off; i < off+8 && i < int64(len(b)); i++ {
+							b[i] ^= 0x5a
+						}
+						return b
+					}) {
+						detected++
+					}
+				}
+			}
 		}
-		require.NoError(t, os.WriteFile(filepath.Join(cp, boltstore.FileName), bad, 0o600))
-		s, err := boltstore.Open(cp, boltstore.Options{})
-		if err != nil {
-			require.ErrorIs(t, err, boltstore.ErrCorrupt, "offset %d", off)
-			detected++
-			continue
-		}
-		got, err := readAll(s)
-		if err != nil {
-			require.ErrorIs(t, err, boltstore.ErrCorrupt, "offset %d", off)
-			detected++
-		} else if got != want {
-			silent = append(silent, off)
-		}
-		require.NoError(t, s.Close())
+		require.Positive(t, detected)
 	}
-	t.Logf("%d pages, %d damages detected, silent: %v", len(data)/4096, detected, silent)
-	require.Positive(t, detected)
-	// Both meta pages damaged: Open refuses the file.
-	bad := slices.Clone(data)
-	bad[20] ^= 1
-	bad[4096+20] ^= 1
-	cp = t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(cp, boltstore.FileName), bad, 0o600))
-	_, err = boltstore.Open(cp, boltstore.Options{})
-	require.ErrorIs(t, err, boltstore.ErrCorrupt)
+}
+
+func fileSize(t *testing.T, name string) int64 {
+	t.Helper()
+	fi, err := os.Stat(name)
+	require.NoError(t, err)
+	return fi.Size()
 }

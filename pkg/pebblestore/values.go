@@ -1,4 +1,4 @@
-package boltstore
+package pebblestore
 
 import (
 	"encoding/binary"
@@ -12,7 +12,7 @@ import (
 // Values are stored in a compact binary form that round-trips every field
 // exactly (nil and empty JSON stay distinct, times keep their zone), behind
 // a CRC-32C of the whole value. Each kind starts with a tag byte, so that a
-// value read from the wrong bucket is caught too.
+// value read from the wrong key space is caught too.
 const (
 	tagPool byte = iota + 1
 	tagTask

@@ -1,21 +1,20 @@
-package boltstore
+package pebblestore
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // op is one write request for the writer goroutine.
 type op struct {
-	// apply checks the request's conditions in tx and writes it. It returns
+	// apply checks the request's conditions in w and writes it. It returns
 	// a refusal (see refuse) having written nothing, or any other error
-	// after which the whole transaction is abandoned. post runs after the
-	// transaction is durable.
-	apply func(tx *bolt.Tx, b *batch) (post func(), err error)
+	// after which the whole batch is abandoned. post runs after the
+	// batch is durable.
+	apply func(w *pebble.Batch, b *batch) (post func(), err error)
 	done  chan error // nil: nobody waits
 }
 
@@ -38,7 +37,7 @@ func (r refusal) Unwrap() error { return r.err }
 func refuse(err error) error { return refusal{err} }
 
 // do hands apply to the writer and waits until it is durable or refused.
-func (s *Store) do(ctx context.Context, apply func(*bolt.Tx, *batch) (func(), error)) error {
+func (s *Store) do(ctx context.Context, apply func(*pebble.Batch, *batch) (func(), error)) error {
 	o := &op{apply: apply, done: make(chan error, 1)}
 	if err := s.enqueue(o); err != nil {
 		return err
@@ -51,12 +50,12 @@ func (s *Store) do(ctx context.Context, apply func(*bolt.Tx, *batch) (func(), er
 		}
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("boltstore: outcome unknown: %w", ctx.Err())
+		return fmt.Errorf("pebblestore: outcome unknown: %w", ctx.Err())
 	}
 }
 
 // doAsync hands apply to the writer without waiting.
-func (s *Store) doAsync(apply func(*bolt.Tx, *batch) (func(), error)) error {
+func (s *Store) doAsync(apply func(*pebble.Batch, *batch) (func(), error)) error {
 	return s.enqueue(&op{apply: apply})
 }
 
@@ -71,7 +70,7 @@ func (s *Store) enqueue(o *op) error {
 }
 
 // run is the writer: it takes every request waiting, up to maxBatch, and
-// commits them in one transaction with one fsync.
+// commits them in one batch with one fsync.
 func (s *Store) run() {
 	defer close(s.stopped)
 	group := make([]*op, 0, s.maxBatch)
@@ -97,9 +96,9 @@ func (s *Store) run() {
 	}
 }
 
-// commit applies group in one transaction. If a request fails in a way that
-// may have left part of its writes, the transaction is abandoned and each
-// request is retried in a transaction of its own.
+// commit applies group in one batch, synced once. If a request fails in a way that
+// may have left part of its writes, the batch is abandoned and each request
+// is retried in a batch of its own.
 func (s *Store) commit(group []*op) {
 	errs := make([]error, len(group))
 	err := s.tryCommit(group, errs)
@@ -120,21 +119,13 @@ func (s *Store) commit(group []*op) {
 }
 
 func (s *Store) tryCommit(group []*op, errs []error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer guard(&err, "commit")
-	tx, err := s.db.Begin(true)
-	if err != nil {
-		return fmt.Errorf("boltstore: begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
+	w := s.db.NewIndexedBatch()
+	defer w.Close()
 	b := &batch{seq: s.seq}
 	posts := make([]func(), 0, len(group))
 	for i, o := range group {
-		post, err := o.apply(tx, b)
+		post, err := o.apply(w, b)
 		if err != nil {
 			var r refusal
 			if !errors.As(err, &r) {
@@ -148,12 +139,14 @@ func (s *Store) tryCommit(group []*op, errs []error) (err error) {
 		}
 	}
 	if b.seq != s.seq {
-		if err := tx.Bucket(bucketMeta).Put(metaSeq, appendU64(nil, b.seq)); err != nil {
-			return fmt.Errorf("boltstore: put seq: %w", err)
+		if err := w.Set(keySeq, appendU64(nil, b.seq), nil); err != nil {
+			return fmt.Errorf("pebblestore: put seq: %w", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("boltstore: commit: %w", err)
+	if !w.Empty() {
+		if err := w.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("pebblestore: commit: %w", err)
+		}
 	}
 	s.seq = b.seq
 	for _, p := range posts {
