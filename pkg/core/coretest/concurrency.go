@@ -149,6 +149,112 @@ func exerciseConcurrency(t *testing.T, newBackend NewBackend) {
 		require.Zero(t, running)
 		require.Zero(t, parked)
 	})
+
+	t.Run("SameKeyConcurrently", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t, newBackend, poolCfg("p", 1, 50))
+		const n = 8
+		results := make(chan core.SubmitResult, n*5)
+		errs := make(chan error, n*5)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := range 5 {
+					res, err := tb.s.Submit(tb.ctx, core.SubmitRequest{Tenant: "acme", Pool: "p", Key: fmt.Sprintf("key-%d", k), Payload: []byte(`{"k":1}`)})
+					if err != nil {
+						errs <- fmt.Errorf("submitter %d key %d: %w", i, k, err)
+						continue
+					}
+					results <- res
+				}
+			}()
+		}
+		wg.Wait()
+		close(results)
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		byKey := map[string]map[string]bool{}
+		fresh := map[string]int{}
+		for res := range results {
+			if byKey[res.Task.Key] == nil {
+				byKey[res.Task.Key] = map[string]bool{}
+			}
+			byKey[res.Task.Key][res.Task.ID] = true
+			if !res.Replayed {
+				fresh[res.Task.Key]++
+			}
+		}
+		require.Len(t, byKey, 5)
+		for key, ids := range byKey {
+			require.Len(t, ids, 1, "key %s made several tasks", key)
+			require.Equal(t, 1, fresh[key], "key %s: submissions not replayed", key)
+		}
+		st := tb.stats(t, "p")
+		require.Equal(t, 1, st.Running)
+		require.Equal(t, 4, st.Parked)
+	})
+
+	t.Run("RacingEnds", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t, newBackend, poolCfg("p", 2, 50))
+		var tasks []core.Task
+		for range 20 {
+			tasks = append(tasks, tb.submit(t, "acme", "p"))
+		}
+		var wg sync.WaitGroup
+		for _, task := range tasks {
+			// The holder completes, the tenant cancels, and, for tasks
+			// still parked, a dispatcher may start them meanwhile.
+			wg.Add(3)
+			go func() {
+				defer wg.Done()
+				lease := task.Lease
+				if lease == "" {
+					lease = "none"
+				}
+				_, err := tb.s.Complete(tb.ctx, core.CompleteRequest{Tenant: "acme", TaskID: task.ID, Lease: lease, Status: core.StateSucceeded})
+				if err != nil && !errorsIs(err, core.ErrLeaseLost) {
+					t.Errorf("complete %s: %v", task.ID, err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				_, err := tb.s.Cancel(tb.ctx, "acme", task.ID)
+				if err != nil && !errorsIs(err, core.ErrInvalidState) {
+					t.Errorf("cancel %s: %v", task.ID, err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if _, err := tb.s.Dispatch(tb.ctx, "p"); err != nil {
+					t.Errorf("dispatch: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		for _, task := range tasks {
+			got := tb.task(t, "acme", task.ID)
+			if got.State == core.StateRunning {
+				tb.complete(t, got, core.StateSucceeded)
+				got = tb.task(t, "acme", task.ID)
+			}
+			require.True(t, got.State == core.StateSucceeded || got.State == core.StateCancelled, "%s ended %s", task.ID, got.State)
+			var outcomes []core.MessageType
+			for _, m := range tb.messagesOf(t, "acme", "acme", task.ID) {
+				if m.Type != core.MessageStarted {
+					outcomes = append(outcomes, m.Type)
+				}
+			}
+			require.Equal(t, []core.MessageType{core.MessageType(got.State)}, outcomes)
+			tr := tb.transitions(t, "acme", task.ID)
+			require.Equal(t, got.State, tr[len(tr)-1].To)
+		}
+		require.Equal(t, core.PoolStats{Name: "p", Capacity: 2, MaxParked: 50}, tb.stats(t, "p"))
+	})
 }
 
 // concurrencyWorker submits n tasks one after another, waits for each to
