@@ -1,8 +1,10 @@
 package pebblestore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -46,19 +48,15 @@ func (s *Store) queue(pool string) *queue {
 	return v.(*queue)
 }
 
-// push adds m at the back (or, when returned, the front) of its group; the
-// caller holds q.mu.
-func (q *queue) push(m qmsg, front bool) {
+// push adds m to its group in send (sequence) order, so that a message
+// that returns from flight takes its old place; the caller holds q.mu.
+func (q *queue) push(m qmsg) {
 	g := q.groups[m.p.Tenant]
 	if len(g) == 0 {
 		q.ring = append(q.ring, m.p.Tenant)
 	}
-	if front {
-		g = append([]qmsg{m}, g...)
-	} else {
-		g = append(g, m)
-	}
-	q.groups[m.p.Tenant] = g
+	i, _ := slices.BinarySearchFunc(g, m.seq, func(e qmsg, seq uint64) int { return cmp.Compare(e.seq, seq) })
+	q.groups[m.p.Tenant] = slices.Insert(g, i, m)
 }
 
 func queueKey(pool string, seq uint64) []byte {
@@ -76,7 +74,7 @@ func (s *Store) loadQueues() error {
 		if err := decode(v, &p); err != nil {
 			return false, err
 		}
-		s.queue(string(pool)).push(qmsg{seq: readU64(rest), p: p}, false)
+		s.queue(string(pool)).push(qmsg{seq: readU64(rest), p: p})
 		return true, nil
 	})
 }
@@ -91,7 +89,7 @@ func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
 		return func() {
 			q := s.queue(pool)
 			q.mu.Lock()
-			q.push(m, false)
+			q.push(m)
 			q.mu.Unlock()
 		}, nil
 	})
@@ -106,7 +104,7 @@ func (s *Store) Receive(_ context.Context, pool string, max int) ([]core.Deliver
 	for r, m := range q.inflight {
 		if !now.Before(m.visibleAt) {
 			delete(q.inflight, r)
-			q.push(m.m, true)
+			q.push(m.m)
 		}
 	}
 	var out []core.Delivery
@@ -155,14 +153,14 @@ func (s *Store) Delete(_ context.Context, pool, receipt string) error {
 	})
 }
 
-// Release makes a received message visible again, at the front of its group.
+// Release makes a received message visible again, in its place in its group.
 func (s *Store) Release(_ context.Context, pool, receipt string) error {
 	q := s.queue(pool)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if m, ok := q.inflight[receipt]; ok {
 		delete(q.inflight, receipt)
-		q.push(m.m, true)
+		q.push(m.m)
 	}
 	return nil
 }
