@@ -43,9 +43,9 @@ func ExampleNew() {
 	msg := page.Messages[0]
 	fmt.Println("message:", msg.Type, msg.Lease == submitted.Task.Lease)
 
-	var done api.TaskBody
+	var done api.Task
 	_ = json.Unmarshal(call("POST", "/v1/tasks/"+msg.TaskID+"/complete", `{"lease":"`+msg.Lease+`","status":"succeeded"}`), &done)
-	fmt.Println("state:", done.Task.State)
+	fmt.Println("state:", done.State)
 
 	fmt.Printf("%s", call("GET", "/v1/pools/gpu", ""))
 	// Output:

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,18 @@ func decode[T any](t *testing.T, data []byte) T {
 	return v
 }
 
+// decodeTask decodes a bare Task strictly: a field that is not a Task field,
+// such as a "task" wrapper, fails.
+func decodeTask(t *testing.T, data []byte) api.Task {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var v api.Task
+	require.NoError(t, dec.Decode(&v), "body %s", data)
+	require.NotEmpty(t, v.ID, "body %s", data)
+	return v
+}
+
 func TestSubmitCompleteFlow(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -84,9 +97,62 @@ func TestSubmitCompleteFlow(t *testing.T) {
 
 	code, _, body = b.do(t, "tok-acme", "POST", "/v1/tasks/"+task.ID+"/complete", `{"lease":"`+task.Lease+`","status":"succeeded","result":[1]}`)
 	require.Equal(t, http.StatusOK, code, "%s", body)
-	done := decode[api.TaskBody](t, body).Task
+	done := decodeTask(t, body)
+	require.Equal(t, task.ID, done.ID)
 	require.Equal(t, "succeeded", done.State)
 	require.JSONEq(t, `[1]`, string(done.Result))
+}
+
+// TestTaskShapes: submit answers {"task": Task}; GET, complete and cancel
+// answer the bare Task, whose top-level fields are Task fields only.
+func TestTaskShapes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	taskFields := map[string]bool{}
+	typ := reflect.TypeFor[api.Task]()
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		taskFields[name] = true
+	}
+	keys := func(body []byte) []string {
+		var o map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(body, &o), "body %s", body)
+		var out []string
+		for k := range o {
+			out = append(out, k)
+		}
+		return out
+	}
+	bare := func(code int, body []byte) api.Task {
+		t.Helper()
+		require.Equal(t, http.StatusOK, code, "%s", body)
+		for _, k := range keys(body) {
+			require.True(t, taskFields[k], "field %q of %s is not a Task field", k, body)
+		}
+		return decodeTask(t, body)
+	}
+
+	code, _, body := b.do(t, "tok-acme", "POST", "/v1/pools/gpu/tasks", `{}`)
+	require.Equal(t, http.StatusCreated, code, "%s", body)
+	require.Equal(t, []string{"task"}, keys(body))
+	a := decode[api.TaskBody](t, body).Task
+	p := b.submitTask(t, "gpu", `{}`, http.StatusCreated)
+	require.Equal(t, "parked", p.State)
+
+	code, _, body = b.do(t, "tok-acme", "GET", "/v1/tasks/"+a.ID, "")
+	require.Equal(t, a, bare(code, body))
+
+	code, _, body = b.do(t, "tok-acme", "POST", "/v1/tasks/"+p.ID+"/cancel", "")
+	got := bare(code, body)
+	require.Equal(t, p.ID, got.ID)
+	require.Equal(t, "cancelled", got.State)
+
+	code, _, body = b.do(t, "tok-acme", "POST", "/v1/tasks/"+a.ID+"/complete", `{"lease":"`+a.Lease+`","status":"failed","error":"boom"}`)
+	got = bare(code, body)
+	require.Equal(t, a.ID, got.ID)
+	require.Equal(t, "failed", got.State)
+	require.Equal(t, "boom", got.Error)
+	require.Empty(t, got.Lease)
 }
 
 // submitTask submits body to pool as acme and requires status code.
@@ -101,7 +167,7 @@ func (b *bundle) getTask(t *testing.T, id string) api.Task {
 	t.Helper()
 	c, _, out := b.do(t, "tok-acme", "GET", "/v1/tasks/"+id, "")
 	require.Equal(t, http.StatusOK, c, "%s", out)
-	return decode[api.TaskBody](t, out).Task
+	return decodeTask(t, out)
 }
 
 func (b *bundle) errorOf(t *testing.T, code int, out []byte, wantCode int, apiCode, field string) {

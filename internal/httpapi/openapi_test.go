@@ -179,6 +179,26 @@ func TestOpenAPISchemas(t *testing.T) {
 	}
 }
 
+// TestOpenAPITaskResponses: submit answers a TaskBody ({"task": Task}) and
+// its 429 an Error with the task; reading, completing and cancelling a task
+// answer the bare Task.
+func TestOpenAPITaskResponses(t *testing.T) {
+	t.Parallel()
+	doc := loadSpec(t)
+	paths := child(t, doc, "paths")
+	for _, c := range []struct{ path, method, code, schema string }{
+		{"/v1/pools/{pool}/tasks", "post", "201", "TaskBody"},
+		{"/v1/pools/{pool}/tasks", "post", "200", "TaskBody"},
+		{"/v1/pools/{pool}/tasks", "post", "429", "Error"},
+		{"/v1/tasks/{id}", "get", "200", "Task"},
+		{"/v1/tasks/{id}/complete", "post", "200", "Task"},
+		{"/v1/tasks/{id}/cancel", "post", "200", "Task"},
+	} {
+		s := child(t, paths, c.path, c.method, "responses", c.code, "content", "application/json", "schema")
+		require.Equal(t, "#/components/schemas/"+c.schema, s["$ref"], "%s %s %s", c.method, c.path, c.code)
+	}
+}
+
 // TestOpenAPIEnums: the enums list exactly the constants of the code.
 func TestOpenAPIEnums(t *testing.T) {
 	t.Parallel()

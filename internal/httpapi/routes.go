@@ -76,7 +76,7 @@ func (h *handler) task(w http.ResponseWriter, r *http.Request, tenant string, p 
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.TaskBody{Task: api.FromTask(&t)})
+	writeJSON(w, http.StatusOK, api.FromTask(&t))
 }
 
 // heartbeat serves POST /v1/tasks/{id}/heartbeat.
@@ -119,7 +119,7 @@ func (h *handler) complete(w http.ResponseWriter, r *http.Request, tenant string
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.TaskBody{Task: api.FromTask(&t)})
+	writeJSON(w, http.StatusOK, api.FromTask(&t))
 }
 
 // cancel serves POST /v1/tasks/{id}/cancel. The body, if any, must be {}.
@@ -134,7 +134,7 @@ func (h *handler) cancel(w http.ResponseWriter, r *http.Request, tenant string, 
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.TaskBody{Task: api.FromTask(&t)})
+	writeJSON(w, http.StatusOK, api.FromTask(&t))
 }
 
 // mailbox serves GET /v1/mailbox/{recipient}?after=&limit=&wait=.

@@ -26,8 +26,9 @@ type Task struct {
 	Error          string          `json:"error,omitempty"`
 }
 
-// TaskBody is the body of the submit response and of GET /v1/tasks/{id}'s
-// sibling routes that return a task under a "task" key.
+// TaskBody is the body of the submit response (201 or 200): the task under
+// a "task" key. GET /v1/tasks/{id} and POST /v1/tasks/{id}/complete and
+// /cancel answer the bare Task.
 type TaskBody struct {
 	Task Task `json:"task"`
 }

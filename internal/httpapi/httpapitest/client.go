@@ -121,6 +121,7 @@ type task struct {
 	Error          string          `json:"error"`
 }
 
+// taskBody is the submit response: the task under "task".
 type taskBody struct {
 	Task task `json:"task"`
 }
@@ -194,6 +195,38 @@ func requireFields(t *testing.T, obj object, allowed []string, required ...strin
 	for k := range obj {
 		require.Contains(t, allowed, k, "object %v has unexpected field %q", obj, k)
 	}
+}
+
+// taskRequired are the fields every Task carries.
+var taskRequired = []string{"id", "tenant", "pool", "recipient", "state", "submittedAt", "deadline"}
+
+// expectTask requires status code and a bare Task as the body (GET
+// /v1/tasks/{id}, complete, cancel): a JSON object whose top-level fields
+// are all Task fields, with the ones every task has.
+func expectTask(t *testing.T, r response, code int) task {
+	t.Helper()
+	require.Equal(t, code, r.code, "body: %s", r.body)
+	require.True(t, strings.HasPrefix(r.hdr.Get("Content-Type"), "application/json"), "content type %q", r.hdr.Get("Content-Type"))
+	var raw object
+	require.NoError(t, json.Unmarshal(r.body, &raw), "body: %s", r.body)
+	requireFields(t, raw, taskFields, taskRequired...)
+	tk := expect[task](t, r, code)
+	require.NotEmpty(t, tk.ID, "body: %s", r.body)
+	return tk
+}
+
+// expectSubmitted requires status code and the submit response: an object
+// with "task" alone, whose fields are Task fields.
+func expectSubmitted(t *testing.T, r response, code int) task {
+	t.Helper()
+	require.Equal(t, code, r.code, "body: %s", r.body)
+	var raw object
+	require.NoError(t, json.Unmarshal(r.body, &raw), "body: %s", r.body)
+	requireFields(t, raw, []string{"task"}, "task")
+	inner, ok := raw["task"].(map[string]any)
+	require.True(t, ok, "task is not an object in %s", r.body)
+	requireFields(t, inner, taskFields, taskRequired...)
+	return expect[taskBody](t, r, code).Task
 }
 
 // requireError checks the error shape, status, code and field of r.

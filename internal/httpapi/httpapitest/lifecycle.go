@@ -15,7 +15,7 @@ func testWalkthrough(t *testing.T, e env) {
 	acme := e.acme(t)
 	rcpt := e.recipient("walk")
 	r := acme.send(http.MethodPost, "/v1/pools/ct-flow/tasks", object{"recipient": rcpt, "payload": object{"job": "render", "frames": 3}})
-	created := expect[taskBody](t, r, http.StatusCreated).Task
+	created := expectSubmitted(t, r, http.StatusCreated)
 	require.True(t, strings.HasPrefix(r.hdr.Get("Content-Type"), "application/json"), "content type %q", r.hdr.Get("Content-Type"))
 	outer := rawObject(t, r)
 	requireFields(t, outer, []string{"task"}, "task")
@@ -51,7 +51,10 @@ func testWalkthrough(t *testing.T, e env) {
 
 	// Complete with the lease from the message.
 	r = complete(acme, msg.TaskID, object{"lease": msg.Lease, "status": "succeeded", "result": object{"url": "s3://out/1"}})
-	done := expect[taskBody](t, r, http.StatusOK).Task
+	done := expectTask(t, r, http.StatusOK)
+	requireFields(t, rawObject(t, r), taskFields,
+		"id", "tenant", "pool", "recipient", "state", "payload", "submittedAt", "deadline", "startedAt", "endedAt", "result")
+	require.Equal(t, created.ID, done.ID)
 	require.Equal(t, "succeeded", done.State)
 	require.JSONEq(t, `{"url":"s3://out/1"}`, string(done.Result))
 	require.Empty(t, done.Lease, "the lease is shown only while the task runs")
@@ -98,7 +101,7 @@ func testParkAndWake(t *testing.T, e env) {
 	a := submit(t, acme, "ct-wake", object{"recipient": rcpt}, http.StatusCreated)
 	require.Equal(t, "running", a.State)
 	r := acme.send(http.MethodPost, "/v1/pools/ct-wake/tasks", object{"recipient": rcpt})
-	b := expect[taskBody](t, r, http.StatusCreated).Task
+	b := expectSubmitted(t, r, http.StatusCreated)
 	require.Equal(t, "parked", b.State)
 	require.Empty(t, b.Lease)
 	require.Empty(t, b.StartedAt)
@@ -108,7 +111,7 @@ func testParkAndWake(t *testing.T, e env) {
 	p := getPool(t, acme, "ct-wake")
 	require.Equal(t, pool{Name: "ct-wake", Capacity: 1, Running: 1, Parked: 1, MaxParked: 5}, p)
 
-	expect[taskBody](t, complete(acme, a.ID, object{"lease": a.Lease, "status": "succeeded"}), http.StatusOK)
+	expectTask(t, complete(acme, a.ID, object{"lease": a.Lease, "status": "succeeded"}), http.StatusOK)
 	m := awaitMessage(t, acme, rcpt, b.ID, "started")
 	require.NotEmpty(t, m.Lease)
 	got := getTask(t, acme, b.ID)
@@ -122,7 +125,7 @@ func testParkAndWake(t *testing.T, e env) {
 	require.Equal(t, "parked", evs[1].From)
 	require.Equal(t, "running", evs[1].To)
 
-	expect[taskBody](t, complete(acme, b.ID, object{"lease": m.Lease, "status": "succeeded"}), http.StatusOK)
+	expectTask(t, complete(acme, b.ID, object{"lease": m.Lease, "status": "succeeded"}), http.StatusOK)
 	require.Equal(t, pool{Name: "ct-wake", Capacity: 1, Running: 0, Parked: 0, MaxParked: 5}, getPool(t, acme, "ct-wake"))
 }
 
@@ -154,8 +157,8 @@ func testPoolFull(t *testing.T, e env) {
 	require.Len(t, evs, 1)
 	require.Equal(t, "rejected", evs[0].To)
 
-	expect[taskBody](t, cancel(acme, b.ID), http.StatusOK)
-	expect[taskBody](t, cancel(acme, a.ID), http.StatusOK)
+	expectTask(t, cancel(acme, b.ID), http.StatusOK)
+	expectTask(t, cancel(acme, a.ID), http.StatusOK)
 }
 
 // testIdempotency: the same key and body replays the task with 200; another
@@ -221,7 +224,7 @@ func testHeartbeat(t *testing.T, e env) {
 
 	requireError(t, heartbeat(acme, a.ID, object{"lease": "not-the-lease"}), http.StatusConflict, "lease_lost", "")
 	require.Equal(t, "running", getTask(t, acme, a.ID).State)
-	expect[taskBody](t, complete(acme, a.ID, object{"lease": a.Lease, "status": "succeeded"}), http.StatusOK)
+	expectTask(t, complete(acme, a.ID, object{"lease": a.Lease, "status": "succeeded"}), http.StatusOK)
 	requireError(t, heartbeat(acme, a.ID, object{"lease": a.Lease}), http.StatusConflict, "lease_lost", "")
 }
 
@@ -232,10 +235,10 @@ func testCompleteRepeat(t *testing.T, e env) {
 	rcpt := e.recipient("repeat")
 	a := submit(t, acme, "ct-lease", object{"recipient": rcpt}, http.StatusCreated)
 	body := object{"lease": a.Lease, "status": "failed", "error": "disk full"}
-	first := expect[taskBody](t, complete(acme, a.ID, body), http.StatusOK).Task
+	first := expectTask(t, complete(acme, a.ID, body), http.StatusOK)
 	require.Equal(t, "failed", first.State)
 	require.Equal(t, "disk full", first.Error)
-	second := expect[taskBody](t, complete(acme, a.ID, body), http.StatusOK).Task
+	second := expectTask(t, complete(acme, a.ID, body), http.StatusOK)
 	require.Equal(t, first, second)
 	requireError(t, complete(acme, a.ID, object{"lease": a.Lease, "status": "succeeded"}), http.StatusConflict, "lease_lost", "")
 	requireError(t, complete(acme, a.ID, object{"lease": "other", "status": "failed"}), http.StatusConflict, "lease_lost", "")
@@ -275,7 +278,7 @@ func testNoStartAfterDeadline(t *testing.T, e env) {
 	require.True(t, deadline.Sub(requireTime(t, b.SubmittedAt)) == 300*time.Millisecond, "deadline %s", b.Deadline)
 	waitPast(deadline)
 
-	expect[taskBody](t, complete(acme, a.ID, object{"lease": a.Lease, "status": "succeeded"}), http.StatusOK)
+	expectTask(t, complete(acme, a.ID, object{"lease": a.Lease, "status": "succeeded"}), http.StatusOK)
 	awaitMessage(t, acme, rcpt, b.ID, "expired")
 	got := getTask(t, acme, b.ID)
 	require.Equal(t, "expired", got.State)
@@ -295,8 +298,8 @@ func testDeadline(t *testing.T, e env) {
 	// A non-UTC offset names the same instant.
 	b := submit(t, acme, "ct-keys", object{"recipient": e.recipient("deadline"), "deadline": want.In(time.FixedZone("", 2*3600)).Format(time.RFC3339Nano)}, http.StatusCreated)
 	require.True(t, requireTime(t, b.Deadline).Equal(want))
-	expect[taskBody](t, cancel(acme, a.ID), http.StatusOK)
-	expect[taskBody](t, cancel(acme, b.ID), http.StatusOK)
+	expectTask(t, cancel(acme, a.ID), http.StatusOK)
+	expectTask(t, cancel(acme, b.ID), http.StatusOK)
 }
 
 // testCancel: parked and running tasks cancel (a running one frees its
@@ -308,21 +311,21 @@ func testCancel(t *testing.T, e env) {
 	b := submit(t, acme, "ct-cancel", object{"recipient": rcpt}, http.StatusCreated)
 	require.Equal(t, []string{"running", "parked"}, []string{a.State, b.State})
 
-	got := expect[taskBody](t, cancel(acme, b.ID), http.StatusOK).Task
+	got := expectTask(t, cancel(acme, b.ID), http.StatusOK)
 	require.Equal(t, "cancelled", got.State)
 	requireTime(t, got.EndedAt)
-	require.Equal(t, "cancelled", expect[taskBody](t, cancel(acme, b.ID), http.StatusOK).Task.State)
+	require.Equal(t, "cancelled", expectTask(t, cancel(acme, b.ID), http.StatusOK).State)
 	require.Equal(t, pool{Name: "ct-cancel", Capacity: 1, Running: 1, Parked: 0, MaxParked: 5}, getPool(t, acme, "ct-cancel"))
 
 	// A body, if any, must be an empty object.
-	require.Equal(t, "cancelled", expect[taskBody](t, acme.raw(http.MethodPost, "/v1/tasks/"+a.ID+"/cancel", "{}"), http.StatusOK).Task.State)
+	require.Equal(t, "cancelled", expectTask(t, acme.raw(http.MethodPost, "/v1/tasks/"+a.ID+"/cancel", "{}"), http.StatusOK).State)
 	require.Equal(t, pool{Name: "ct-cancel", Capacity: 1, Running: 0, Parked: 0, MaxParked: 5}, getPool(t, acme, "ct-cancel"))
 	requireError(t, complete(acme, a.ID, object{"lease": a.Lease, "status": "succeeded"}), http.StatusConflict, "lease_lost", "")
 	requireError(t, heartbeat(acme, a.ID, object{"lease": a.Lease}), http.StatusConflict, "lease_lost", "")
 
 	c := submit(t, acme, "ct-cancel", object{"recipient": rcpt}, http.StatusCreated)
 	require.Equal(t, "running", c.State)
-	expect[taskBody](t, complete(acme, c.ID, object{"lease": c.Lease, "status": "succeeded"}), http.StatusOK)
+	expectTask(t, complete(acme, c.ID, object{"lease": c.Lease, "status": "succeeded"}), http.StatusOK)
 	requireError(t, cancel(acme, c.ID), http.StatusConflict, "invalid_state", "")
 	require.Equal(t, "succeeded", getTask(t, acme, c.ID).State)
 

@@ -93,12 +93,12 @@ func Run(t *testing.T, newTarget func(t *testing.T, pools []core.PoolConfig) Tar
 // submit submits body to pool as c and requires status code.
 func submit(t *testing.T, c caller, pool string, body any, code int) task {
 	t.Helper()
-	return expect[taskBody](t, c.send(http.MethodPost, "/v1/pools/"+pool+"/tasks", body), code).Task
+	return expectSubmitted(t, c.send(http.MethodPost, "/v1/pools/"+pool+"/tasks", body), code)
 }
 
 func getTask(t *testing.T, c caller, id string) task {
 	t.Helper()
-	return expect[taskBody](t, c.get("/v1/tasks/"+id), http.StatusOK).Task
+	return expectTask(t, c.get("/v1/tasks/"+id), http.StatusOK)
 }
 
 func complete(c caller, id string, body any) response {
