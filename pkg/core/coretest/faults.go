@@ -40,6 +40,7 @@ type FaultInjector struct {
 	mu       sync.Mutex
 	cfg      FaultConfig
 	rng      *rand.Rand
+	lost     map[string]bool // task id -> its last send was lost
 	injected atomic.Int64
 }
 
@@ -47,7 +48,7 @@ var _ core.Backend = (*FaultInjector)(nil)
 
 // NewFaultInjector wraps b.
 func NewFaultInjector(b core.Backend, cfg FaultConfig) *FaultInjector {
-	f := &FaultInjector{Backend: b}
+	f := &FaultInjector{Backend: b, lost: map[string]bool{}}
 	f.SetConfig(cfg)
 	return f
 }
@@ -58,6 +59,24 @@ func (f *FaultInjector) SetConfig(cfg FaultConfig) {
 	defer f.mu.Unlock()
 	f.cfg = cfg
 	f.rng = rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
+}
+
+// Lost reports whether the last send of task id was lost, so that no queue
+// message of it may exist unless an earlier send put one there.
+func (f *FaultInjector) Lost(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lost[id]
+}
+
+func (f *FaultInjector) setLost(id string, lost bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if lost {
+		f.lost[id] = true
+	} else {
+		delete(f.lost, id)
+	}
 }
 
 // Injected reports how many faults were injected so far.
@@ -84,11 +103,13 @@ func (f *FaultInjector) pick(n int) int {
 // failure after the fact.
 func (f *FaultInjector) Send(ctx context.Context, pool string, p core.Parked) error {
 	if f.roll(func(c FaultConfig) float64 { return c.SendLost }) {
+		f.setLost(p.TaskID, true)
 		return fmt.Errorf("send %s: %w (message lost)", p.TaskID, ErrInjected)
 	}
 	if err := f.Backend.Send(ctx, pool, p); err != nil {
 		return err
 	}
+	f.setLost(p.TaskID, false)
 	if f.roll(func(c FaultConfig) float64 { return c.SendTwice }) {
 		if err := f.Backend.Send(ctx, pool, p); err != nil {
 			return err

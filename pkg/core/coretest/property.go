@@ -18,8 +18,8 @@ import (
 // several tenants to two pools with repeated idempotency keys, completions
 // with right, wrong and repeated leases, heartbeats, cancels, clock
 // advances, sweeps, dispatches and capacity changes) over newBackend wrapped
-// in a FaultInjector that duplicates queue messages and fails sends and
-// deletes after the fact. After every step it compares the backend's state
+// in a FaultInjector that duplicates queue messages, loses some sends, and
+// fails sends and deletes after the fact. After every step it compares the backend's state
 // with a simple reference model and checks the invariants of the design from
 // the backend's own items, messages and events, not from what core reports.
 func Property(t *testing.T, newBackend func(t *testing.T, clock core.Clock) core.Backend) {
@@ -124,7 +124,7 @@ type prop struct {
 func newProp(t *testing.T, newBackend NewBackend, seed uint64) *prop {
 	clock := core.NewStubClock(T0)
 	inner := newBackend(t, clock)
-	faults := NewFaultInjector(inner, FaultConfig{Seed: seed, SendTwice: 0.2, SendFailsAfter: 0.15, ReceiveTwice: 0.25, DeleteFailsAfter: 0.15})
+	faults := NewFaultInjector(inner, FaultConfig{Seed: seed, SendTwice: 0.2, SendFailsAfter: 0.15, SendLost: 0.1, ReceiveTwice: 0.25, DeleteFailsAfter: 0.15})
 	s, err := core.New(core.Config{
 		Backend: faults, Clock: clock, OutboxGrace: 30 * time.Second,
 		MailboxRetention: 365 * 24 * time.Hour, AuditRetention: 365 * 24 * time.Hour,
@@ -540,6 +540,9 @@ func (p *prop) checkInvariants(afterSweep bool) {
 		} else {
 			require.Empty(t, outcomes[id], p.msg("outcome for live task %s (%s)", id, bt.State))
 		}
+		if p.faults.Lost(id) && bt.State == core.StateParked {
+			require.True(t, bt.Unsent, p.msg("%s: its queue message was lost, yet it is not flagged Unsent", id))
+		}
 		if bt.StartedAt.IsZero() {
 			require.Empty(t, starts[id], p.msg("started message for unstarted %s", id))
 		} else {
@@ -574,7 +577,9 @@ func (p *prop) checkInvariants(afterSweep bool) {
 		// (4) after a sweep, a free slot leaves no parked live task.
 		if afterSweep && running < pool.Capacity {
 			for id, bt := range tasks {
-				if bt.Pool == name && bt.State == core.StateParked && p.now.Before(bt.Deadline) {
+				// A task whose queue message was lost waits, flagged Unsent,
+				// for a sweep past the outbox grace to send it again.
+				if bt.Pool == name && bt.State == core.StateParked && p.now.Before(bt.Deadline) && !p.faults.Lost(id) {
 					t.Fatalf("%s", p.msg("pool %s has %d/%d running after a sweep, yet %s is parked", name, running, pool.Capacity, id))
 				}
 			}
