@@ -8,15 +8,22 @@ import (
 	"github.com/parkinglot/parkinglot/internal/config"
 	"github.com/parkinglot/parkinglot/pkg/core"
 	"github.com/parkinglot/parkinglot/pkg/memstore"
+	"github.com/parkinglot/parkinglot/pkg/pebblestore"
 )
 
 // openStore builds the backend that cfg names. The returned function
 // releases it at shutdown.
-func openStore(_ context.Context, cfg config.Store, _ *slog.Logger) (core.Backend, func() error, error) {
+func openStore(_ context.Context, cfg config.Store, log *slog.Logger) (core.Backend, func() error, error) {
 	switch cfg.Type {
 	case config.StoreMemory:
 		return memstore.New(memstore.Options{}), func() error { return nil }, nil
-	case config.StoreEmbedded, config.StoreAWS, config.StorePostgres:
+	case config.StoreEmbedded:
+		s, err := pebblestore.Open(cfg.Path, pebblestore.Options{Logger: log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: %w", err)
+		}
+		return s, s.Close, nil
+	case config.StoreAWS, config.StorePostgres:
 		return nil, nil, fmt.Errorf("store.type: the %q store is not built into this binary yet; use \"memory\"", cfg.Type)
 	}
 	return nil, nil, fmt.Errorf("store.type: unknown store type %q", cfg.Type)
