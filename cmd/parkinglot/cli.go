@@ -408,9 +408,11 @@ func parseTimeFlag(name, v string) (time.Time, error) {
 	return t, nil
 }
 
+// showTask prints a task that status, complete or cancel got; with --json,
+// the bare Task, as the API answers those routes.
 func showTask(e *env, t *api.Task) error {
 	if e.json {
-		writeJSON(e.stdout, api.TaskBody{Task: *t})
+		writeJSON(e.stdout, t)
 		return nil
 	}
 	printTask(e.stdout, t)

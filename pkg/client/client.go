@@ -127,9 +127,9 @@ func (c *Client) Submit(ctx context.Context, pool string, req api.SubmitRequest)
 
 // Task returns a task.
 func (c *Client) Task(ctx context.Context, id string) (api.Task, error) {
-	var t taskOrBody
+	var t api.Task
 	_, err := c.do(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id), nil, nil, &t)
-	return t.Task, err
+	return t, err
 }
 
 // Heartbeat extends a running task's lease; extend zero means the task's
@@ -146,16 +146,16 @@ func (c *Client) Heartbeat(ctx context.Context, id, lease string, extend time.Du
 
 // Complete records a running task's outcome (status succeeded or failed).
 func (c *Client) Complete(ctx context.Context, id string, req api.CompleteRequest) (api.Task, error) {
-	var t taskOrBody
+	var t api.Task
 	_, err := c.do(ctx, http.MethodPost, "/v1/tasks/"+url.PathEscape(id)+"/complete", nil, req, &t)
-	return t.Task, err
+	return t, err
 }
 
 // Cancel cancels a parked or running task.
 func (c *Client) Cancel(ctx context.Context, id string) (api.Task, error) {
-	var t taskOrBody
+	var t api.Task
 	_, err := c.do(ctx, http.MethodPost, "/v1/tasks/"+url.PathEscape(id)+"/cancel", nil, struct{}{}, &t)
-	return t.Task, err
+	return t, err
 }
 
 // MailboxOptions page through a mailbox.
@@ -236,24 +236,6 @@ func (c *Client) Pool(ctx context.Context, name string) (api.Pool, error) {
 	var p api.Pool
 	_, err := c.do(ctx, http.MethodGet, "/v1/pools/"+url.PathEscape(name), nil, nil, &p)
 	return p, err
-}
-
-// taskOrBody decodes a task sent bare or under a "task" key.
-type taskOrBody struct{ Task api.Task }
-
-func (t *taskOrBody) UnmarshalJSON(b []byte) error {
-	var probe struct {
-		Task *api.Task `json:"task"`
-		ID   string    `json:"id"`
-	}
-	if err := json.Unmarshal(b, &probe); err != nil {
-		return err
-	}
-	if probe.Task != nil && probe.ID == "" {
-		t.Task = *probe.Task
-		return nil
-	}
-	return json.Unmarshal(b, &t.Task)
 }
 
 // maxResponse bounds a response body (a mailbox page of 1,000 messages

@@ -89,15 +89,18 @@ func TestLifecycle(t *testing.T) {
 
 	done, err := b.acme.Complete(ctx, a.Task.ID, api.CompleteRequest{Lease: a.Task.Lease, Status: "succeeded", Result: json.RawMessage(`"ok"`)})
 	require.NoError(t, err)
+	require.Equal(t, a.Task.ID, done.ID)
 	require.Equal(t, "succeeded", done.State)
 	require.JSONEq(t, `"ok"`, string(done.Result))
 
 	woken, err := b.acme.Task(ctx, p.Task.ID)
 	require.NoError(t, err)
+	require.Equal(t, p.Task.ID, woken.ID)
 	require.Equal(t, "running", woken.State)
 
 	c, err := b.acme.Cancel(ctx, p.Task.ID)
 	require.NoError(t, err)
+	require.Equal(t, p.Task.ID, c.ID)
 	require.Equal(t, "cancelled", c.State)
 
 	page, err := b.acme.Mailbox(ctx, "acme", client.MailboxOptions{Limit: 100})

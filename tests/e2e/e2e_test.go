@@ -134,6 +134,7 @@ func TestLifecycle(t *testing.T) {
 	require.Equal(t, api.CodeLeaseLost, client.Code(err))
 	done, err := b.acme.Complete(ctx, a.Task.ID, api.CompleteRequest{Lease: a.Task.Lease, Status: "succeeded", Result: json.RawMessage(`42`)})
 	require.NoError(t, err)
+	require.Equal(t, a.Task.ID, done.ID)
 	require.Equal(t, "succeeded", done.State)
 
 	// The woken task's started message reaches its recipient's long poll.
@@ -150,6 +151,7 @@ func TestLifecycle(t *testing.T) {
 	// Cancel the woken task: its slot frees and its outcome is delivered.
 	c, err := b.acme.Cancel(ctx, p.Task.ID)
 	require.NoError(t, err)
+	require.Equal(t, p.Task.ID, c.ID)
 	require.Equal(t, "cancelled", c.State)
 	_, err = b.acme.Cancel(ctx, a.Task.ID)
 	require.Equal(t, http.StatusConflict, client.StatusOf(err))
