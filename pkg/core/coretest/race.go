@@ -64,14 +64,16 @@ func exerciseRaces(t *testing.T, newBackend NewBackend) {
 		require.NoError(t, err)
 		require.NoError(t, quiet.PutPool(ctx, poolCfg("p", 1, 5)))
 
-		sub := func() core.Task {
-			res, err := quiet.Submit(ctx, core.SubmitRequest{Tenant: "acme", Pool: "p"})
+		// b and c belong to different tenants, so that a FIFO queue with a
+		// message group per tenant hands them to two receivers at once.
+		sub := func(tenant string) core.Task {
+			res, err := quiet.Submit(ctx, core.SubmitRequest{Tenant: tenant, Pool: "p"})
 			require.NoError(t, err)
 			return res.Task
 		}
-		a := sub()
-		b := sub()
-		c := sub()
+		a := sub("acme")
+		b := sub("acme")
+		c := sub("globex")
 		require.Equal(t, core.StateParked, c.State)
 		_, err = quiet.Complete(ctx, core.CompleteRequest{Tenant: "acme", TaskID: a.ID, Lease: a.Lease, Status: core.StateSucceeded})
 		require.NoError(t, err)
@@ -89,7 +91,7 @@ func exerciseRaces(t *testing.T, newBackend NewBackend) {
 				task, err := inner.Task(ctx, id)
 				require.NoError(t, err)
 				if task.State == core.StateRunning {
-					_, err := waking.Complete(ctx, core.CompleteRequest{Tenant: "acme", TaskID: id, Lease: task.Lease, Status: core.StateSucceeded})
+					_, err := waking.Complete(ctx, core.CompleteRequest{Tenant: task.Tenant, TaskID: id, Lease: task.Lease, Status: core.StateSucceeded})
 					require.NoError(t, err)
 				}
 			}
