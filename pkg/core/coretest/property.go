@@ -29,7 +29,7 @@ func Property(t *testing.T, newBackend func(t *testing.T, clock core.Clock) core
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
 			t.Logf("seed %d (rerun with PropertySeed)", seed)
-			PropertySeed(t, newBackend, seed, 250)
+			PropertySeed(t, newBackend, seed, 200)
 		})
 	}
 }
