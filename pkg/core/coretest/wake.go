@@ -189,8 +189,14 @@ func exerciseWakeAndIsolation(t *testing.T, newBackend NewBackend) {
 		}
 		res, err := tb.s.Submit(tb.ctx, core.SubmitRequest{Tenant: "acme", Pool: "p", Recipient: "worker"})
 		require.NoError(t, err)
-		// The message lands when the task is rejected or started; park
-		// then cancel, so that an outcome reaches the worker's mailbox.
+		require.Equal(t, core.StateParked, res.Task.State)
+		// Parking writes no message; the cancel's outcome is the first
+		// message of the worker's mailbox.
+		select {
+		case r := <-done:
+			t.Fatalf("long poll returned without a message: %+v %v", r.page, r.err)
+		default:
+		}
 		_, err = tb.s.Cancel(tb.ctx, "acme", res.Task.ID)
 		require.NoError(t, err)
 		select {
