@@ -19,7 +19,20 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/pebblestore"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(cleanup{m})
+}
+
+// cleanup removes the benchmarks' shared data set after the run.
+type cleanup struct{ m *testing.M }
+
+func (c cleanup) Run() int {
+	code := c.m.Run()
+	if auditDir != "" {
+		_ = os.RemoveAll(auditDir)
+	}
+	return code
+}
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 

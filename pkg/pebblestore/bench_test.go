@@ -1,0 +1,327 @@
+package pebblestore_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parkinglot/parkinglot/pkg/core"
+	"github.com/parkinglot/parkinglot/pkg/memstore"
+	"github.com/parkinglot/parkinglot/pkg/pebblestore"
+)
+
+var auditEvents = flag.Int("audit-events", 1_000_000, "events in the store of BenchmarkAudit and BenchmarkStartup")
+
+type backendKind struct {
+	name string
+	open func(b *testing.B) (core.Backend, string)
+}
+
+var kinds = []backendKind{
+	{"memory", func(*testing.B) (core.Backend, string) { return memstore.New(memstore.Options{}), "" }},
+	{"embedded", func(b *testing.B) (core.Backend, string) {
+		dir := b.TempDir()
+		s, err := pebblestore.Open(dir, pebblestore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s, dir
+	}},
+}
+
+func benchScheduler(b *testing.B, backend core.Backend, pools ...core.PoolConfig) *core.Scheduler {
+	b.Helper()
+	s, err := core.New(core.Config{Backend: backend})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range pools {
+		if err := s.PutPool(context.Background(), p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
+
+func dirBytes(b *testing.B, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err == nil {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// BenchmarkLifecycle measures submit → start → complete with zero hold time
+// through core.Scheduler, from 64 goroutines, on the memory store and on
+// this one (durable: every transition fsync'd, in groups). One op is one
+// whole lifecycle: two commits, each with its audit event and message. On
+// the embedded store it also reports the data directory's bytes per
+// lifecycle after the run.
+func BenchmarkLifecycle(b *testing.B) {
+	for _, k := range kinds {
+		b.Run("store="+k.name, func(b *testing.B) {
+			ctx := context.Background()
+			backend, dir := k.open(b)
+			s := benchScheduler(b, backend, core.PoolConfig{Name: "p", Capacity: 1 << 20, MaxParked: 1 << 20, DefaultMaxWait: time.Hour, RunTimeout: time.Hour})
+			var n atomic.Int64
+			b.SetParallelism(32) // 64 goroutines on 2 cores
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				tenant := fmt.Sprintf("t%d", n.Add(1)%8)
+				for pb.Next() {
+					res, err := s.Submit(ctx, core.SubmitRequest{Tenant: tenant, Pool: "p"})
+					if err != nil || res.Task.State != core.StateRunning {
+						b.Errorf("submit: %v %v", res.Task.State, err)
+						return
+					}
+					if _, err := s.Complete(ctx, core.CompleteRequest{Tenant: tenant, TaskID: res.Task.ID, Lease: res.Task.Lease, Status: core.StateSucceeded}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lifecycles/s")
+			if dir != "" {
+				if err := backend.(*pebblestore.Store).Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(dirBytes(b, dir))/float64(b.N), "disk-B/lifecycle")
+			}
+		})
+	}
+}
+
+// BenchmarkWake measures wake latency — a slot freed to the next parked task
+// started — from the audit trail, as pkg/memstore's benchmark of the same
+// name does: a pool of 16 slots, every submission past them parks, and a
+// permit-mode worker completes each task when its started message arrives.
+func BenchmarkWake(b *testing.B) {
+	for _, k := range kinds {
+		b.Run("store="+k.name, func(b *testing.B) {
+			backend, _ := k.open(b)
+			benchWake(b, backend)
+		})
+	}
+}
+
+func benchWake(b *testing.B, backend core.Backend) {
+	ctx := context.Background()
+	s := benchScheduler(b, backend, core.PoolConfig{Name: "p", Capacity: 16, MaxParked: 1 << 20, DefaultMaxWait: time.Hour, RunTimeout: time.Hour})
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Go(func() {
+		var after core.Cursor
+		completed := 0
+		for completed < b.N {
+			page, err := s.Mailbox(ctx, core.MailboxRequest{Tenant: "t", Recipient: "t", After: after, Limit: 1000, Wait: time.Second})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			after = page.Next
+			for _, m := range page.Messages {
+				if m.Type != core.MessageStarted {
+					continue
+				}
+				if _, err := s.Complete(ctx, core.CompleteRequest{Tenant: "t", TaskID: m.TaskID, Lease: m.Lease, Status: core.StateSucceeded}); err != nil {
+					b.Error(err)
+					return
+				}
+				completed++
+			}
+		}
+		close(done)
+	})
+	start := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.Submit(ctx, core.SubmitRequest{Tenant: "t", Pool: "p"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	b.StopTimer()
+	wg.Wait()
+	q := core.AuditQuery{Tenant: "t", From: start.Add(-time.Second), To: time.Now().Add(time.Second), Limit: core.MaxPageLimit}
+	var lat []time.Duration
+	var lastFree time.Time
+	for {
+		page, err := s.Audit(ctx, q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range page.Events {
+			switch {
+			case e.From == core.StateRunning && e.To.Terminal():
+				lastFree = e.At
+			case e.From == core.StateParked && e.To == core.StateRunning && !lastFree.IsZero():
+				lat = append(lat, e.At.Sub(lastFree))
+			}
+		}
+		if page.Next.IsZero() {
+			break
+		}
+		q.After = page.Next
+	}
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
+	b.ReportMetric(pct(0.50), "wake-p50-µs")
+	b.ReportMetric(pct(0.95), "wake-p95-µs")
+	b.ReportMetric(pct(0.99), "wake-p99-µs")
+}
+
+// The audit data set: *auditEvents events of 10 tenants, spread evenly over
+// 10 days, built once per run in a directory that TestMain removes.
+const (
+	auditTenants = 10
+	auditSpan    = 10 * 24 * time.Hour
+)
+
+var (
+	auditOnce sync.Once
+	auditDir  string
+	auditErr  error
+	auditT0   = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func auditData(b *testing.B) string {
+	auditOnce.Do(func() {
+		auditDir, auditErr = os.MkdirTemp("", "pebblestore-audit-")
+		if auditErr != nil {
+			return
+		}
+		var s *pebblestore.Store
+		s, auditErr = pebblestore.Open(auditDir, pebblestore.Options{})
+		if auditErr != nil {
+			return
+		}
+		defer func() {
+			if err := s.Close(); auditErr == nil {
+				auditErr = err
+			}
+		}()
+		const perTxn = 500
+		step := auditSpan / time.Duration(*auditEvents)
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		var errOnce sync.Once
+		for range 8 {
+			wg.Go(func() {
+				for {
+					from := int(next.Add(perTxn)) - perTxn
+					if from >= *auditEvents {
+						return
+					}
+					txn := &core.Txn{}
+					for i := from; i < min(from+perTxn, *auditEvents); i++ {
+						txn.Events = append(txn.Events, core.Event{
+							At: auditT0.Add(time.Duration(i) * step), Tenant: fmt.Sprint("tenant", i%auditTenants),
+							Pool: "p", TaskID: fmt.Sprintf("%024x", i/4), Type: core.EventStart,
+							From: core.StateParked, To: core.StateRunning,
+						})
+					}
+					if err := s.Commit(context.Background(), txn); err != nil {
+						errOnce.Do(func() { auditErr = err })
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+	if auditErr != nil {
+		b.Fatal(auditErr)
+	}
+	return auditDir
+}
+
+// BenchmarkAudit queries one tenant's 24-hour window with *auditEvents
+// events in the store (a tenth of them the tenant's, a tenth of those in
+// the window): the first page of 100, and the full export in pages of 1000.
+func BenchmarkAudit(b *testing.B) {
+	dir := auditData(b)
+	s, err := pebblestore.Open(dir, pebblestore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	sched := benchScheduler(b, s)
+	ctx := context.Background()
+	from := auditT0.Add(auditSpan / 2)
+	q := core.AuditQuery{Tenant: "tenant3", From: from, To: from.Add(24 * time.Hour)}
+	b.Run("first-page", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			page, err := sched.Audit(ctx, q)
+			if err != nil || len(page.Events) != core.DefaultPageLimit {
+				b.Fatalf("%d events, %v", len(page.Events), err)
+			}
+		}
+	})
+	b.Run("full-export", func(b *testing.B) {
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			q := q
+			q.Limit = core.MaxPageLimit
+			n = 0
+			for {
+				page, err := sched.Audit(ctx, q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += len(page.Events)
+				if page.Next.IsZero() {
+					break
+				}
+				q.After = page.Next
+			}
+		}
+		want := *auditEvents / auditTenants / 10
+		if n < want*99/100 || n > want*101/100 {
+			b.Fatalf("exported %d events, want about %d", n, want)
+		}
+		b.ReportMetric(float64(n), "events")
+	})
+}
+
+// BenchmarkStartup opens and closes the store with *auditEvents events in it.
+func BenchmarkStartup(b *testing.B) {
+	dir := auditData(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := pebblestore.Open(dir, pebblestore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(dirBytes(b, dir))/float64(*auditEvents), "disk-B/event")
+}
