@@ -117,8 +117,8 @@ func TestCompleteValidation(t *testing.T) {
 		req := ok
 		tc.edit(&req)
 		_, err := tb.s.Complete(tb.ctx, req)
+		require.ErrorIs(t, err, ErrInvalid, name)
 		requireField(t, err, tc.field)
-		_ = name
 	}
 	require.NoError(t, ok.validate())
 	failed := ok
