@@ -38,6 +38,10 @@ func Exercise(t *testing.T, newBackend func(t *testing.T, clock core.Clock) core
 		exerciseConcurrency(t, newBackend)
 		exerciseRaces(t, newBackend)
 	})
+	t.Run("Crash", func(t *testing.T) {
+		t.Parallel()
+		exerciseCrashes(t, newBackend)
+	})
 }
 
 // portBundle is what a port-level test works with.
