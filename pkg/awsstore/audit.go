@@ -43,12 +43,17 @@ func (s *Store) Events(ctx context.Context, q core.AuditQuery) ([]core.Event, er
 	}
 	var filters []string
 	if q.Pool != "" {
-		filters = append(filters, "pool = :pool")
+		filters = append(filters, "#pool = :pool")
 		in.ExpressionAttributeValues[":pool"] = str(q.Pool)
+		in.ExpressionAttributeNames = map[string]string{"#pool": "pool"}
 	}
 	if q.TaskID != "" {
-		filters = append(filters, "taskId = :task")
+		filters = append(filters, "#task = :task")
 		in.ExpressionAttributeValues[":task"] = str(q.TaskID)
+		if in.ExpressionAttributeNames == nil {
+			in.ExpressionAttributeNames = map[string]string{}
+		}
+		in.ExpressionAttributeNames["#task"] = "taskId"
 	}
 	switch len(filters) {
 	case 1:

@@ -228,12 +228,9 @@ func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64) 
 		}}, part{kind: partMessage, mbox: b})
 	}
 
-	// Event sequence numbers: random high bits make events of equal At from
-	// different transactions unique; the low byte orders one transaction's
-	// events. The put is conditioned on absence, so a collision retries.
-	base := rand.Uint64() >> 1 &^ 0xff
+	base := s.eventSeqs(len(txn.Events))
 	for i := range txn.Events {
-		av, err := s.encodeEvent(&txn.Events[i], base|uint64(i&0xff))
+		av, err := s.encodeEvent(&txn.Events[i], base+uint64(i))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -242,6 +239,19 @@ func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64) 
 		}}, part{kind: partEvent})
 	}
 	return items, parts, nil
+}
+
+// eventSeqs reserves n event sequence numbers: the clock's reading in
+// nanoseconds at the commit, or one past the last number this Store gave,
+// whichever is greater. Events of equal At are so ordered by commit within a
+// process and, across processes, by their clocks at commit. The event put is
+// conditioned on absence, so two processes that pick the same number retry.
+func (s *Store) eventSeqs(n int) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	base := max(s.lastSeq+1, uint64(max(s.opts.Clock.Now().UnixNano(), 0)))
+	s.lastSeq = base + uint64(n)
+	return base
 }
 
 // poolWrite is the pool item's part: the counter update with the admission

@@ -74,11 +74,12 @@
 //
 // # Audit events
 //
-// An event's sort key is (At, Seq): Seq is random in its high bits (unique
-// among equal At, the put is conditioned on absence) and the event's index
-// in its transaction in the low byte (ordered within a transition). One
-// tenant's events share one partition: about 1,000 writes per second per
-// tenant.
+// An event's sort key is (At, Seq): Seq is the store's clock in nanoseconds
+// at commit, made strictly increasing within a process, so that events of
+// equal At are ordered by commit (across processes, by their clocks at
+// commit); the put is conditioned on absence, and a collision between
+// processes retries with the next number. One tenant's events share one
+// partition: about 1,000 writes per second per tenant.
 //
 // # Parking queue
 //

@@ -134,25 +134,46 @@ func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
 	return nil
 }
 
-// Receive returns up to max (at most 10) parked messages, each hidden for
-// Options.Visibility. A message whose body is not a parking message is
-// deleted: it would otherwise block its message group.
+// Receive returns up to n (at most 10) parked messages, each hidden for
+// Options.Visibility, fairly between tenants: it receives a batch of up to
+// 10 messages, and while a batch comes back full another one (at most
+// receiveRounds), picks n of them tenant by tenant, the tenant this Store served
+// least recently first (FIFO within a tenant), and makes the others visible
+// again at once with one ChangeMessageVisibilityBatch call. A message whose
+// body is not a parking message is deleted: it would block its group.
 func (s *Store) Receive(ctx context.Context, pool string, n int) ([]core.Delivery, error) {
 	u, err := s.queueURL(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-		QueueUrl:            aws.String(u),
-		MaxNumberOfMessages: int32(min(10, max(1, n))),
-		VisibilityTimeout:   int32(s.opts.Visibility / time.Second),
-		WaitTimeSeconds:     int32(s.opts.ReceiveWait / time.Second),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("awsstore: receive from pool %s: %w", pool, err)
+	if err := s.expireInflight(ctx, pool, u); err != nil {
+		return nil, err
 	}
-	ds := make([]core.Delivery, 0, len(out.Messages))
-	for _, m := range out.Messages {
+	// While this call holds a batch, the batch's message groups are blocked
+	// (FIFO), so a further receive returns other tenants' messages: a deep
+	// backlog of one tenant does not hide the others from pickFair.
+	var msgs []sqstypes.Message
+	for round := 0; round < receiveRounds; round++ {
+		out, err := s.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:            aws.String(u),
+			MaxNumberOfMessages: 10,
+			VisibilityTimeout:   int32(s.opts.Visibility / time.Second),
+			WaitTimeSeconds:     int32(s.opts.ReceiveWait / time.Second),
+		})
+		if err != nil {
+			err = fmt.Errorf("awsstore: receive from pool %s: %w", pool, err)
+			if rerr := s.releaseMessages(ctx, pool, u, msgs); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			return nil, err
+		}
+		msgs = append(msgs, out.Messages...)
+		if len(out.Messages) < 10 {
+			break
+		}
+	}
+	ds := make([]core.Delivery, 0, len(msgs))
+	for _, m := range msgs {
 		var b parkedBody
 		if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &b); err != nil || b.TaskID == "" {
 			if err := s.Delete(ctx, pool, aws.ToString(m.ReceiptHandle)); err != nil {
@@ -165,7 +186,99 @@ func (s *Store) Receive(ctx context.Context, pool string, n int) ([]core.Deliver
 			Receipt: aws.ToString(m.ReceiptHandle),
 		})
 	}
-	return ds, nil
+	picked, rest := s.pickFair(pool, ds, min(10, max(1, n)))
+	if err := s.releaseAll(ctx, pool, u, rest); err != nil {
+		return nil, err
+	}
+	until := s.opts.Clock.Now().Add(s.opts.Visibility)
+	for _, d := range picked {
+		s.track(pool, d.Receipt, d.Tenant, until)
+	}
+	return picked, nil
+}
+
+// receiveRounds bounds the ReceiveMessage calls of one Receive.
+const receiveRounds = 3
+
+func (s *Store) releaseMessages(ctx context.Context, pool, u string, msgs []sqstypes.Message) error {
+	ds := make([]core.Delivery, len(msgs))
+	for i, m := range msgs {
+		ds[i].Receipt = aws.ToString(m.ReceiptHandle)
+	}
+	return s.releaseAll(ctx, pool, u, ds)
+}
+
+// pickFair picks up to n deliveries, one tenant at a time: the tenant
+// served (deleted) least recently by this Store first, ties in the order of
+// ds; within a tenant in the order of ds.
+func (s *Store) pickFair(pool string, ds []core.Delivery, n int) (picked, rest []core.Delivery) {
+	if len(ds) <= 1 && n >= 1 {
+		return ds, nil
+	}
+	var tenants []string
+	byTenant := map[string][]core.Delivery{}
+	for _, d := range ds {
+		if _, ok := byTenant[d.Tenant]; !ok {
+			tenants = append(tenants, d.Tenant)
+		}
+		byTenant[d.Tenant] = append(byTenant[d.Tenant], d)
+	}
+	s.mu.Lock()
+	last := make(map[string]uint64, len(tenants))
+	for _, t := range tenants {
+		last[t] = s.served[pool][t]
+	}
+	s.mu.Unlock()
+	turn := s.servedSerial()
+	for len(picked) < n {
+		best := ""
+		for _, t := range tenants {
+			if len(byTenant[t]) > 0 && (best == "" || last[t] < last[best]) {
+				best = t
+			}
+		}
+		if best == "" {
+			break
+		}
+		picked = append(picked, byTenant[best][0])
+		byTenant[best] = byTenant[best][1:]
+		turn++
+		last[best] = turn
+	}
+	for _, t := range tenants {
+		rest = append(rest, byTenant[t]...)
+	}
+	return picked, rest
+}
+
+func (s *Store) servedSerial() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.serial
+}
+
+// releaseAll makes ds visible again at once, 10 per call.
+func (s *Store) releaseAll(ctx context.Context, pool, u string, ds []core.Delivery) error {
+	for len(ds) > 0 {
+		k := min(len(ds), 10)
+		entries := make([]sqstypes.ChangeMessageVisibilityBatchRequestEntry, k)
+		for i, d := range ds[:k] {
+			entries[i] = sqstypes.ChangeMessageVisibilityBatchRequestEntry{
+				Id: aws.String(fmt.Sprint(i)), ReceiptHandle: aws.String(d.Receipt), VisibilityTimeout: 0,
+			}
+		}
+		ds = ds[k:]
+		out, err := s.sqs.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(u), Entries: entries})
+		if err != nil {
+			return fmt.Errorf("awsstore: hand back messages of pool %s: %w", pool, err)
+		}
+		for _, f := range out.Failed {
+			if f.SenderFault {
+				return fmt.Errorf("awsstore: hand back messages of pool %s: %s: %s", pool, aws.ToString(f.Code), aws.ToString(f.Message))
+			}
+		}
+	}
+	return nil
 }
 
 // Delete removes a received message. A receipt that is no longer valid is
@@ -176,6 +289,7 @@ func (s *Store) Delete(ctx context.Context, pool, receipt string) error {
 	if err != nil {
 		return err
 	}
+	s.untrack(pool, receipt, true)
 	_, err = s.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(u), ReceiptHandle: aws.String(receipt)})
 	if err != nil && !staleReceipt(err) {
 		return fmt.Errorf("awsstore: delete from pool %s: %w", pool, err)
@@ -189,7 +303,12 @@ func (s *Store) Release(ctx context.Context, pool, receipt string) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+	s.untrack(pool, receipt, false)
+	return s.release(ctx, pool, u, receipt)
+}
+
+func (s *Store) release(ctx context.Context, pool, u, receipt string) error {
+	_, err := s.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl: aws.String(u), ReceiptHandle: aws.String(receipt), VisibilityTimeout: 0,
 	})
 	if err != nil && !staleReceipt(err) {
@@ -211,4 +330,63 @@ func staleReceipt(err error) bool {
 		return true
 	}
 	return false
+}
+
+func (s *Store) track(pool, receipt, tenant string, until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.inflight[pool]
+	if m == nil {
+		m = make(map[string]inflight)
+		s.inflight[pool] = m
+	}
+	m[receipt] = inflight{until: until, tenant: tenant}
+}
+
+// untrack forgets a receipt; served records its tenant as served now.
+func (s *Store) untrack(pool, receipt string, served bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.inflight[pool][receipt]
+	delete(s.inflight[pool], receipt)
+	if !ok || !served {
+		return
+	}
+	m := s.served[pool]
+	if m == nil || len(m) >= servedMax {
+		m = make(map[string]uint64)
+		s.served[pool] = m
+	}
+	s.serial++
+	m[f.tenant] = s.serial
+}
+
+// inflight is a message this Store received and has not handled yet.
+type inflight struct {
+	until  time.Time // visible again then, on Options.Clock
+	tenant string
+}
+
+// servedMax bounds the tenants remembered per pool for fairness.
+const servedMax = 10000
+
+// expireInflight makes visible again the messages of pool that this Store
+// received and whose visibility has ended on Options.Clock.
+func (s *Store) expireInflight(ctx context.Context, pool, u string) error {
+	now := s.opts.Clock.Now()
+	var due []string
+	s.mu.Lock()
+	for r, f := range s.inflight[pool] {
+		if !now.Before(f.until) {
+			due = append(due, r)
+			delete(s.inflight[pool], r)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range due {
+		if err := s.release(ctx, pool, u, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }

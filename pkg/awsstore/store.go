@@ -40,6 +40,7 @@ type SQSAPI interface {
 	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
 	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
 	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
 }
 
 var (
@@ -62,6 +63,12 @@ type Options struct {
 	// Visibility is how long a received parking message stays hidden unless
 	// deleted or released; whole seconds, 1s to 12h. Default: 30s.
 	Visibility time.Duration
+	// Clock also ends the visibility of the messages this Store received:
+	// a message whose Visibility has passed on Clock is made visible again
+	// (ChangeMessageVisibility 0) before the pool's next Receive, even if
+	// SQS's own timer has not run out. Tests drive it with a stub clock.
+	// Default: core.SystemClock.
+	Clock core.Clock
 	// ReceiveWait is the SQS long-poll wait of Receive; whole seconds, 0 to
 	// 20s. Default: 0 (short poll).
 	ReceiveWait time.Duration
@@ -85,6 +92,9 @@ type Options struct {
 func (o Options) WithDefaults() Options {
 	if o.QueuePrefix == "" {
 		o.QueuePrefix = "parkinglot-"
+	}
+	if o.Clock == nil {
+		o.Clock = core.SystemClock{}
 	}
 	if o.Visibility == 0 {
 		o.Visibility = 30 * time.Second
@@ -133,7 +143,13 @@ type Store struct {
 	table  *string
 	rcc    types.ReturnConsumedCapacity
 	queues sync.Map // pool -> queue URL
-	seqs   seqCache
+
+	mu       sync.Mutex
+	inflight map[string]map[string]inflight // pool -> receipt -> message
+	served   map[string]map[string]uint64   // pool -> tenant -> serial of its last delete
+	serial   uint64
+	lastSeq  uint64 // last event sequence number given
+	seqs     seqCache
 }
 
 var _ core.Backend = (*Store)(nil)
@@ -150,6 +166,8 @@ func New(_ context.Context, opts Options) (*Store, error) {
 		s.rcc = types.ReturnConsumedCapacityIndexes
 	}
 	s.seqs.m = make(map[string]uint64)
+	s.inflight = make(map[string]map[string]inflight)
+	s.served = make(map[string]map[string]uint64)
 	return s, nil
 }
 

@@ -1,0 +1,91 @@
+package awsstore_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/pkg/awsstore"
+	"github.com/parkinglot/parkinglot/pkg/core"
+)
+
+func TestQueueName(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "pl-gpu_large.fifo", awsstore.QueueName("pl-", "gpu_large"))
+	a, b := awsstore.QueueName("pl-", "a.b"), awsstore.QueueName("pl-", "a_b")
+	require.NotEqual(t, a, b, "a '.' does not collide with a '_'")
+	require.True(t, strings.HasPrefix(a, "pl-a_b-") && strings.HasSuffix(a, ".fifo"), a)
+	long := awsstore.QueueName("parkinglot-", strings.Repeat("x", 64)+".y")
+	require.LessOrEqual(t, len(long), 80)
+	require.NotEqual(t, long, awsstore.QueueName("parkinglot-", strings.Repeat("x", 64)+".z"))
+	for _, n := range []string{a, b, long} {
+		stem := strings.TrimSuffix(n, ".fifo")
+		require.NotContains(t, stem, ".", n)
+	}
+}
+
+// TestQueueRedeliveryOnSQSTimer lets SQS's own visibility timer (1 real
+// second) run out: the unhandled message comes back, the deleted one does
+// not, and a stale receipt is harmless.
+func TestQueueRedeliveryOnSQSTimer(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{visibility: time.Second})
+	ctx := testCtx(t)
+	s := b.store
+	for i := range 2 {
+		require.NoError(t, s.Send(ctx, "p", core.Parked{TaskID: fmt.Sprint("t", i), Tenant: fmt.Sprint("tenant", i), Deadline: t0}))
+	}
+	ds, err := s.Receive(ctx, "p", 10)
+	require.NoError(t, err)
+	require.Len(t, ds, 2)
+	require.True(t, ds[0].Deadline.Equal(t0))
+	byID := map[string]core.Delivery{}
+	for _, d := range ds {
+		byID[d.TaskID] = d
+	}
+	require.NoError(t, s.Delete(ctx, "p", byID["t0"].Receipt))
+
+	var back []core.Delivery
+	require.Eventually(t, func() bool {
+		back, err = s.Receive(ctx, "p", 10)
+		require.NoError(t, err)
+		return len(back) > 0
+	}, 20*time.Second, 200*time.Millisecond, "the held message returns when SQS's timer ends")
+	require.Len(t, back, 1)
+	require.Equal(t, "t1", back[0].TaskID)
+	require.NoError(t, s.Delete(ctx, "p", back[0].Receipt))
+	require.NoError(t, s.Delete(ctx, "p", byID["t1"].Receipt), "a stale receipt is harmless")
+	require.NoError(t, s.Release(ctx, "p", byID["t1"].Receipt), "a stale receipt is harmless")
+}
+
+// TestQueueGroupsDoNotBlockEachOther: one tenant's held message blocks only
+// its own group (FIFO per tenant); another tenant's message is received.
+func TestQueueGroupsDoNotBlockEachOther(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	s := b.store
+	for i := range 12 {
+		require.NoError(t, s.Send(ctx, "p", core.Parked{TaskID: fmt.Sprintf("a%02d", i), Tenant: "acme", Deadline: t0}))
+	}
+	require.NoError(t, s.Send(ctx, "p", core.Parked{TaskID: "g0", Tenant: "globex", Deadline: t0}))
+	first, err := s.Receive(ctx, "p", 1)
+	require.NoError(t, err)
+	require.Len(t, first, 1)
+	require.Equal(t, "a00", first[0].TaskID, "the first tenant in line goes first")
+	require.NoError(t, s.Delete(ctx, "p", first[0].Receipt))
+	// acme was served last: globex is next although twelve acme messages
+	// are ahead of it in the queue.
+	next, err := s.Receive(ctx, "p", 1)
+	require.NoError(t, err)
+	require.Len(t, next, 1)
+	require.Equal(t, "g0", next[0].TaskID)
+	// While g0 is held, acme's messages still flow, in order.
+	more, err := s.Receive(ctx, "p", 2)
+	require.NoError(t, err)
+	require.Len(t, more, 2)
+	require.Equal(t, []string{"a01", "a02"}, []string{more[0].TaskID, more[1].TaskID})
+}
