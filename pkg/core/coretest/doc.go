@@ -3,8 +3,9 @@
 // core.Backend directly and then the whole task lifecycle through
 // core.Scheduler, and Property, which runs seeded random operation sequences
 // against a simple reference model while a FaultInjector duplicates queue
-// deliveries and fails calls after the fact, and checks the invariants of
-// the design after every step from the backend's own state.
+// deliveries, loses sends and fails calls and commits after the fact, and
+// checks the invariants of the design after every step from the backend's
+// own state.
 //
 //	func TestContract(t *testing.T) {
 //		coretest.Exercise(t, func(t *testing.T, clock core.Clock) core.Backend {

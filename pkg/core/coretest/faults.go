@@ -29,10 +29,14 @@ type FaultConfig struct {
 	ReceiveTwice float64
 	// DeleteFailsAfter deletes the message, then reports failure.
 	DeleteFailsAfter float64
+	// CommitFailsAfter applies a transaction, then reports failure, as
+	// when a process crashes between its write and its next step.
+	CommitFailsAfter float64
 }
 
 // FaultInjector wraps a real backend and injects the faults of an
-// at-least-once queue and of calls whose outcome the caller does not learn.
+// at-least-once queue and of calls whose outcome the caller does not learn
+// (a crash right after a write).
 // Everything else goes to the wrapped backend unchanged.
 type FaultInjector struct {
 	core.Backend
@@ -42,6 +46,7 @@ type FaultInjector struct {
 	rng      *rand.Rand
 	lost     map[string]bool // task id -> its last send was lost
 	injected atomic.Int64
+	commits  atomic.Int64 // commits reported failed after the fact
 }
 
 var _ core.Backend = (*FaultInjector)(nil)
@@ -78,6 +83,9 @@ func (f *FaultInjector) setLost(id string, lost bool) {
 		delete(f.lost, id)
 	}
 }
+
+// CommitFaults reports how many commits were reported failed after the fact.
+func (f *FaultInjector) CommitFaults() int64 { return f.commits.Load() }
 
 // Injected reports how many faults were injected so far.
 func (f *FaultInjector) Injected() int64 { return f.injected.Load() }
@@ -131,6 +139,25 @@ func (f *FaultInjector) Receive(ctx context.Context, pool string, max int) ([]co
 		ds = append(ds, ds[f.pick(len(ds))])
 	}
 	return ds, nil
+}
+
+// Commit applies txn, perhaps reporting a failure after the fact. A parked
+// task written by such a commit has had no queue message sent: it counts as
+// lost until a send succeeds.
+func (f *FaultInjector) Commit(ctx context.Context, txn *core.Txn) error {
+	if err := f.Backend.Commit(ctx, txn); err != nil {
+		return err
+	}
+	if !f.roll(func(c FaultConfig) float64 { return c.CommitFailsAfter }) {
+		return nil
+	}
+	f.commits.Add(1)
+	for _, w := range txn.Tasks {
+		if w.Task.State == core.StateParked && w.Task.Unsent && w.Expect == 0 {
+			f.setLost(w.Task.ID, true)
+		}
+	}
+	return fmt.Errorf("commit: %w (after the fact)", ErrInjected)
 }
 
 // Delete deletes the message, perhaps reporting a failure after the fact.
