@@ -98,7 +98,9 @@ func exerciseCrashes(t *testing.T, newBackend NewBackend) {
 		require.Equal(t, core.StateRunning, bt.State)
 		_, err := tb.s.Heartbeat(tb.ctx, core.HeartbeatRequest{Tenant: "acme", TaskID: b.ID, Lease: bt.Lease, Extend: 24 * time.Hour})
 		require.NoError(t, err)
-		c2, err := tb.s.Submit(tb.ctx, core.SubmitRequest{Tenant: "acme", Pool: "p", MaxWait: 24 * time.Hour})
+		// Another tenant's task, so that a FIFO queue that holds back
+		// acme's group while b's message is out still delivers it.
+		c2, err := tb.s.Submit(tb.ctx, core.SubmitRequest{Tenant: "globex", Pool: "p", MaxWait: 24 * time.Hour})
 		require.NoError(t, err)
 		require.Equal(t, core.StateParked, c2.Task.State)
 		// b's queue message was never deleted. When it comes back it is
@@ -107,7 +109,7 @@ func exerciseCrashes(t *testing.T, newBackend NewBackend) {
 		tb.complete(t, bt, core.StateSucceeded)
 		require.Equal(t, core.StateSucceeded, tb.task(t, "acme", b.ID).State)
 		require.Equal(t, []core.MessageType{core.MessageStarted, "succeeded"}, messageTypes(tb.messagesOf(t, "acme", "acme", b.ID)))
-		require.Equal(t, core.StateRunning, tb.task(t, "acme", c2.Task.ID).State)
+		require.Equal(t, core.StateRunning, tb.task(t, "globex", c2.Task.ID).State)
 		require.Equal(t, core.PoolStats{Name: "p", Capacity: 1, Running: 1, MaxParked: 5}, tb.stats(t, "p"))
 	})
 
