@@ -90,7 +90,11 @@ func (s *Scheduler) sweepDue(ctx context.Context, now time.Time, st *SweepStats)
 					return fmt.Errorf("core: sweep: expire %s: %w", id, err)
 				}
 			case StateRunning:
-				if s.reclaim(ctx, t, now) {
+				ok, err := s.reclaim(ctx, t, now)
+				if err != nil {
+					return fmt.Errorf("core: sweep: %w", err)
+				}
+				if ok {
 					st.TimedOut++
 					progress++
 				}

@@ -60,7 +60,7 @@ func (s *Scheduler) Complete(ctx context.Context, req CompleteRequest) (Task, er
 		}
 		now := s.clock.Now()
 		if !now.Before(t.LeaseExpiresAt) {
-			s.reclaim(ctx, t, now)
+			s.reclaimLapsed(ctx, t, now)
 			return Task{}, ErrLeaseLost
 		}
 		done, err := s.finish(ctx, t, req.Status, EventComplete, "", now, func(n *Task) {
@@ -108,7 +108,7 @@ func (s *Scheduler) Heartbeat(ctx context.Context, req HeartbeatRequest) (time.T
 		}
 		now := s.clock.Now()
 		if !now.Before(t.LeaseExpiresAt) {
-			s.reclaim(ctx, t, now)
+			s.reclaimLapsed(ctx, t, now)
 			return time.Time{}, ErrLeaseLost
 		}
 		ext := req.Extend
@@ -162,14 +162,24 @@ func (s *Scheduler) Cancel(ctx context.Context, tenant, id string) (Task, error)
 }
 
 // reclaim times out a running task whose lease has ended and wakes its pool.
-// A conflict means another writer got there first.
-func (s *Scheduler) reclaim(ctx context.Context, t Task, now time.Time) bool {
+// It reports whether it did; a conflict means another writer got there
+// first and is no error.
+func (s *Scheduler) reclaim(ctx context.Context, t Task, now time.Time) (bool, error) {
 	if _, err := s.finish(ctx, t, StateTimedOut, EventTimeout, "lease ended", now, nil); err != nil {
-		if !errors.Is(err, ErrConflict) {
-			s.log.WarnContext(ctx, "lease reclaim failed; the sweeper will retry", "task", t.ID, "err", err)
+		if errors.Is(err, ErrConflict) {
+			return false, nil
 		}
-		return false
+		return false, fmt.Errorf("core: time out %s: %w", t.ID, err)
 	}
 	s.wake(ctx, t.Pool, now)
-	return true
+	return true, nil
+}
+
+// reclaimLapsed reclaims the lapsed lease that a holder's call ran into.
+// The caller's answer is ErrLeaseLost whatever happens here, so a failure
+// is only logged: the sweeper reclaims the lease in any case.
+func (s *Scheduler) reclaimLapsed(ctx context.Context, t Task, now time.Time) {
+	if _, err := s.reclaim(ctx, t, now); err != nil {
+		s.log.WarnContext(ctx, "lease reclaim failed; the sweeper will retry", "task", t.ID, "err", err)
+	}
 }
