@@ -183,7 +183,10 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	switch {
 	case err == nil:
 		park.Version = 1
-		park = s.send(ctx, park)
+		if park, err = s.send(ctx, park); err != nil {
+			// The task is parked and flagged; the sweeper sends it.
+			s.log.WarnContext(ctx, "parking queue send failed; the sweeper will re-send", "task", park.ID, "err", err)
+		}
 		// A release that raced this park may have found the queue empty.
 		s.wake(ctx, park.Pool, time.Time{})
 		return SubmitResult{Task: park}, nil
@@ -216,23 +219,24 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	return SubmitResult{}, fmt.Errorf("core: reject %s: %w", t.ID, err)
 }
 
-// send enqueues a parked task and clears its Unsent flag. Failures are left
-// to the sweeper, which re-sends tasks still flagged after OutboxGrace.
-func (s *Scheduler) send(ctx context.Context, t Task) Task {
+// send enqueues a parked task and clears its Unsent flag. It returns an
+// error only when the send failed; the sweeper re-sends tasks still flagged
+// after OutboxGrace. A flag left set after a successful send costs only a
+// duplicate message, which consumers drop.
+func (s *Scheduler) send(ctx context.Context, t Task) (Task, error) {
 	if err := s.b.Send(ctx, t.Pool, Parked{TaskID: t.ID, Tenant: t.Tenant, Deadline: t.Deadline}); err != nil {
-		s.log.WarnContext(ctx, "parking queue send failed; the sweeper will re-send", "task", t.ID, "err", err)
-		return t
+		return t, fmt.Errorf("core: send parked %s: %w", t.ID, err)
 	}
 	for range maxRetries {
 		if t.State != StateParked || !t.Unsent {
-			return t
+			return t, nil
 		}
 		next := t
 		next.Unsent = false
 		err := s.b.Commit(ctx, &Txn{Tasks: []TaskWrite{{Task: next, Expect: t.Version}}})
 		if err == nil {
 			next.Version++
-			return next
+			return next, nil
 		}
 		if !errors.Is(err, ErrConflict) {
 			break
@@ -241,7 +245,7 @@ func (s *Scheduler) send(ctx context.Context, t Task) Task {
 			break
 		}
 	}
-	return t
+	return t, nil
 }
 
 // replay returns the earlier submission of req.Key, if there is one.

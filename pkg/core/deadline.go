@@ -107,6 +107,7 @@ func (s *Scheduler) sweepDue(ctx context.Context, now time.Time, st *SweepStats)
 }
 
 func (s *Scheduler) sweepUnsent(ctx context.Context, now time.Time, st *SweepStats) error {
+	var errs []error
 	ids, err := s.b.Unsent(ctx, sweepBatch)
 	if err != nil {
 		return fmt.Errorf("core: sweep: unsent index: %w", err)
@@ -122,8 +123,11 @@ func (s *Scheduler) sweepUnsent(ctx context.Context, now time.Time, st *SweepSta
 		if t.State != StateParked || !t.Unsent || now.Sub(t.SubmittedAt) < s.cfg.OutboxGrace {
 			continue // moved on, or its submitter may still be sending
 		}
-		s.send(ctx, t)
+		if _, err := s.send(ctx, t); err != nil {
+			errs = append(errs, err) // the task stays flagged for the next sweep
+			continue
+		}
 		st.Resent++
 	}
-	return nil
+	return errors.Join(errs...)
 }
