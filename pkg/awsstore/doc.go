@@ -83,12 +83,28 @@
 //
 // # Parking queue
 //
-// One SQS FIFO queue per pool, named Options.QueuePrefix + pool + ".fifo",
-// message group per tenant (fair interleaving between tenants, FIFO within
-// one), deduplication id = task id. Receive hides messages for
-// Options.Visibility, Delete removes one, Release sets its visibility to 0.
-// SQS and DynamoDB share no transaction: core's outbox flag (Task.Unsent, the
-// unsent index) and its sweeper close the gap.
+// One SQS FIFO queue per pool, named Options.QueuePrefix + pool + ".fifo"
+// (see QueueName for names SQS would refuse), message group per tenant
+// (FIFO within a tenant), deduplication id = task id. SQS and DynamoDB share
+// no transaction: core's outbox flag (Task.Unsent, the unsent index) and its
+// sweeper close the gap.
+//
+// Receive takes a batch of up to 10 messages and, while batches come back
+// full, up to two more: a held batch blocks its message groups, so the next
+// batch shows other tenants' messages behind one tenant's backlog. It picks
+// the messages asked for tenant by tenant, the tenant this Store served
+// (deleted) least recently first, and hands the rest back at once with one
+// ChangeMessageVisibilityBatch call. Delete removes a message, Release sets
+// its visibility to 0. A received message is hidden for Options.Visibility
+// by SQS's timer and also, for this Store, by Options.Clock: once its
+// visibility has passed on the clock, the pool's next Receive makes it
+// visible again first.
+//
+// A FIFO message group is blocked while any of its messages is in flight:
+// while one receiver holds a tenant's message, no receiver gets that
+// tenant's next one, and a released message comes back only when its group
+// holds nothing else. Dispatchers of one pool therefore start one tenant's
+// parked tasks one batch at a time.
 //
 // # Retries and retention
 //
