@@ -28,6 +28,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T, clock core.Clock) core
 	t.Run("Port", func(t *testing.T) {
 		t.Parallel()
 		exercisePorts(t, newBackend)
+		exercisePortRaces(t, newBackend)
 	})
 	t.Run("Lifecycle", func(t *testing.T) {
 		t.Parallel()
