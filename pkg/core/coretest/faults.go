@@ -37,7 +37,8 @@ type FaultConfig struct {
 // FaultInjector wraps a real backend and injects the faults of an
 // at-least-once queue and of calls whose outcome the caller does not learn
 // (a crash right after a write).
-// Everything else goes to the wrapped backend unchanged.
+// Everything else goes to the wrapped backend unchanged. It does not pass on
+// core.MailboxWatcher: long polls over it poll.
 type FaultInjector struct {
 	core.Backend
 
