@@ -325,3 +325,61 @@ func BenchmarkStartup(b *testing.B) {
 	}
 	b.ReportMetric(float64(dirBytes(b, dir))/float64(*auditEvents), "disk-B/event")
 }
+
+// BenchmarkGroupCommit measures durable submit-like commits (pool counter,
+// task, key, audit event, message) from 64 goroutines, with concurrent
+// commits grouped into one fsync and with one fsync each (MaxBatch 1), and
+// the p50/p99 latency of one commit.
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, maxBatch := range []int{1024, 1} {
+		b.Run(fmt.Sprintf("maxBatch=%d", maxBatch), func(b *testing.B) {
+			ctx := context.Background()
+			s, err := pebblestore.Open(b.TempDir(), pebblestore.Options{MaxBatch: maxBatch})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.PutPool(ctx, core.PoolConfig{Name: "p", Capacity: 1 << 30, MaxParked: 1, DefaultMaxWait: time.Hour, RunTimeout: time.Hour}); err != nil {
+				b.Fatal(err)
+			}
+			var mu sync.Mutex
+			var lat []time.Duration
+			var n atomic.Int64
+			now := time.Now().UTC()
+			b.SetParallelism(32)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					id := fmt.Sprintf("%024x", n.Add(1))
+					t := core.Task{ID: id, Key: id, Tenant: "acme", Pool: "p", Recipient: "acme", State: core.StateRunning,
+						SubmittedAt: now, Deadline: now.Add(time.Hour), RunTimeout: time.Hour, StartedAt: now,
+						Lease: "0123456789abcdef0123456789abcdef", LeaseExpiresAt: now.Add(time.Hour), BodyHash: "h"}
+					txn := &core.Txn{Pool: "p", RunningDelta: 1, NeedSlot: true, FirstInLine: true,
+						Tasks:    []core.TaskWrite{{Task: t}},
+						Key:      &core.KeyRecord{Tenant: "acme", Key: id, TaskID: id, BodyHash: "h"},
+						Events:   []core.Event{{At: now, Tenant: "acme", Pool: "p", TaskID: id, Type: core.EventSubmit, To: core.StateRunning}},
+						Messages: []core.Message{{Tenant: "acme", Recipient: "acme", TaskID: id, Pool: "p", Type: core.MessageStarted, Lease: t.Lease, At: now}},
+					}
+					start := time.Now()
+					if err := s.Commit(ctx, txn); err != nil {
+						b.Error(err)
+						return
+					}
+					mine = append(mine, time.Since(start))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			}
+		})
+	}
+}

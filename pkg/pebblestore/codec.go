@@ -65,8 +65,13 @@ func encode(v any) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("pebblestore: encode %T: unknown kind", v)
 	}
-	binary.BigEndian.PutUint32(e.b, crc32.Checksum(e.b[4:], castagnoli))
+	putCRC(e.b)
 	return e.b, nil
+}
+
+// putCRC sets the first four bytes of b to the CRC-32C of the rest.
+func putCRC(b []byte) {
+	binary.BigEndian.PutUint32(b, crc32.Checksum(b[4:], castagnoli))
 }
 
 // decode checks b's CRC and decodes it into v.

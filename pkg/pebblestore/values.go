@@ -107,9 +107,17 @@ func (d *dec) time() time.Time {
 	}
 	n := uint64(d.b[0])
 	d.b = d.b[1:]
+	b := d.take(n, "time")
 	var t time.Time
-	if err := t.UnmarshalBinary(d.take(n, "time")); err != nil && d.err == nil {
+	if err := t.UnmarshalBinary(b); err != nil && d.err == nil {
 		d.fail("time")
+		return time.Time{}
+	}
+	// UnmarshalBinary takes nanoseconds past a second; accept only what
+	// encoding makes.
+	if again, err := t.AppendBinary(nil); d.err == nil && (err != nil || string(again) != string(b)) {
+		d.fail("time")
+		return time.Time{}
 	}
 	return t
 }
