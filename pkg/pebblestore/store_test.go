@@ -696,3 +696,35 @@ func fileSize(t *testing.T, name string) int64 {
 	require.NoError(t, err)
 	return fi.Size()
 }
+
+// A deadline that passes while the store is closed expires the task on the
+// first sweep after the restart; it never starts, even with a free slot.
+func TestDeadlinePassedWhileDown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.putPool(t, "p", 1, 10)
+	run := b.submit(t, "acme", "p")
+	res, err := b.sched.Submit(b.ctx, core.SubmitRequest{Tenant: "acme", Pool: "p", MaxWait: time.Minute})
+	require.NoError(t, err)
+	require.Equal(t, core.StateParked, res.Task.State)
+	b.reopen(t)
+
+	b.clock.Advance(2 * time.Minute)
+	// The running task's lease (1 minute) ended too: the sweep reclaims it
+	// and expires the parked task instead of starting it.
+	st, err := b.sched.Sweep(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.TimedOut)
+	require.Equal(t, 1, st.Expired)
+	parked, err := b.store.Task(b.ctx, res.Task.ID)
+	require.NoError(t, err)
+	require.Equal(t, core.StateExpired, parked.State)
+	require.True(t, parked.StartedAt.IsZero())
+	ran, err := b.store.Task(b.ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, core.StateTimedOut, ran.State)
+	pool, err := b.store.Pool(b.ctx, "p")
+	require.NoError(t, err)
+	require.Equal(t, 0, pool.Running)
+	require.Equal(t, 0, pool.Parked)
+}
