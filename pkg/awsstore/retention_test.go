@@ -46,3 +46,39 @@ func TestRetentionTTL(t *testing.T) {
 	require.Equal(t, t0.Add(b.opts.EventRetention).Unix(), seen["AUDIT"])
 	require.Equal(t, 7*24*time.Hour, b.opts.MessageRetention)
 }
+
+// TestPurgePagesThroughBatches purges more items than one batch of 25 per
+// index shard holds, and leaves the newer ones.
+func TestPurgePagesThroughBatches(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	const old, young = 70, 5
+	for i := range old + young {
+		at := t0.Add(time.Duration(i) * time.Second)
+		require.NoError(t, b.store.Commit(ctx, &core.Txn{
+			Events:   []core.Event{{At: at, Tenant: "acme", Pool: "p", TaskID: strconv.Itoa(i), Type: core.EventSubmit, To: core.StateParked}},
+			Messages: []core.Message{{Tenant: "acme", Recipient: strconv.Itoa(i % 3), TaskID: strconv.Itoa(i), Pool: "p", Type: "expired", At: at}},
+		}))
+	}
+	cut := t0.Add(old * time.Second)
+	n, err := b.store.Purge(ctx, cut, cut)
+	require.NoError(t, err)
+	require.Equal(t, 2*old, n)
+	left := 0
+	for r := range 3 {
+		msgs, err := b.store.Messages(ctx, "acme", strconv.Itoa(r), 0, 1000)
+		require.NoError(t, err)
+		for _, m := range msgs {
+			require.False(t, m.At.Before(cut))
+		}
+		left += len(msgs)
+	}
+	require.Equal(t, young, left)
+	evs, err := b.store.Events(ctx, core.AuditQuery{Tenant: "acme", From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Limit: 1000})
+	require.NoError(t, err)
+	require.Len(t, evs, young)
+	n, err = b.store.Purge(ctx, cut, cut)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}

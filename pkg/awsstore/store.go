@@ -328,6 +328,9 @@ func (s *Store) Key(ctx context.Context, tenant, key string) (core.KeyRecord, er
 // Due returns up to limit ids of tasks due at or before t, soonest first,
 // merging the due index's shards. The index is eventually consistent.
 func (s *Store) Due(ctx context.Context, t time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	type due struct {
 		id string
 		at int64
@@ -371,6 +374,9 @@ func (s *Store) Due(ctx context.Context, t time.Time, limit int) ([]string, erro
 // Unsent returns up to limit ids of tasks flagged Unsent, from the sparse
 // unsent index.
 func (s *Store) Unsent(ctx context.Context, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	var ids []string
 	for shard := 0; shard < s.opts.IndexShards && len(ids) < limit; shard++ {
 		out, err := s.db.Query(ctx, &dynamodb.QueryInput{
