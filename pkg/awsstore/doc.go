@@ -90,7 +90,7 @@
 // sweeper close the gap.
 //
 // Receive takes a batch of up to 10 messages and, while batches come back
-// full, up to two more: a held batch blocks its message groups, so the next
+// full of one tenant's messages, up to two more: a held batch blocks its message groups, so the next
 // batch shows other tenants' messages behind one tenant's backlog. It picks
 // the messages asked for tenant by tenant, the tenant this Store served
 // (deleted) least recently first, and hands the rest back at once with one

@@ -159,6 +159,9 @@ func (s *Store) Receive(ctx context.Context, pool string, n int) ([]core.Deliver
 			MaxNumberOfMessages: 10,
 			VisibilityTimeout:   int32(s.opts.Visibility / time.Second),
 			WaitTimeSeconds:     int32(s.opts.ReceiveWait / time.Second),
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{
+				sqstypes.MessageSystemAttributeNameMessageGroupId,
+			},
 		})
 		if err != nil {
 			err = fmt.Errorf("awsstore: receive from pool %s: %w", pool, err)
@@ -168,7 +171,7 @@ func (s *Store) Receive(ctx context.Context, pool string, n int) ([]core.Deliver
 			return nil, err
 		}
 		msgs = append(msgs, out.Messages...)
-		if len(out.Messages) < 10 {
+		if len(out.Messages) < 10 || !oneGroup(msgs) {
 			break
 		}
 	}
@@ -199,6 +202,17 @@ func (s *Store) Receive(ctx context.Context, pool string, n int) ([]core.Deliver
 
 // receiveRounds bounds the ReceiveMessage calls of one Receive.
 const receiveRounds = 3
+
+// oneGroup reports whether msgs all belong to one message group, so that
+// other tenants may be waiting behind them.
+func oneGroup(msgs []sqstypes.Message) bool {
+	for _, m := range msgs[1:] {
+		if m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)] != msgs[0].Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)] {
+			return false
+		}
+	}
+	return true
+}
 
 func (s *Store) releaseMessages(ctx context.Context, pool, u string, msgs []sqstypes.Message) error {
 	ds := make([]core.Delivery, len(msgs))

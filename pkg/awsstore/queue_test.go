@@ -89,3 +89,29 @@ func TestQueueGroupsDoNotBlockEachOther(t *testing.T) {
 	require.Len(t, more, 2)
 	require.Equal(t, []string{"a01", "a02"}, []string{more[0].TaskID, more[1].TaskID})
 }
+
+// TestQueueReceiveRounds: a full batch of one tenant's messages makes
+// Receive look behind it with another batch; a full batch that already
+// shows several tenants does not.
+func TestQueueReceiveRounds(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	s := b.store
+	receives := func(pool string) int {
+		before := b.counter.Snapshot()
+		ds, err := s.Receive(ctx, pool, 1)
+		require.NoError(t, err)
+		require.Len(t, ds, 1)
+		return b.counter.Snapshot().Sub(before)["SQS.ReceiveMessage"].Calls
+	}
+	for i := range 6 {
+		require.NoError(t, s.Send(ctx, "mixed", core.Parked{TaskID: fmt.Sprint("a", i), Tenant: "acme", Deadline: t0}))
+		require.NoError(t, s.Send(ctx, "mixed", core.Parked{TaskID: fmt.Sprint("g", i), Tenant: "globex", Deadline: t0}))
+	}
+	require.Equal(t, 1, receives("mixed"))
+	for i := range 12 {
+		require.NoError(t, s.Send(ctx, "single", core.Parked{TaskID: fmt.Sprint("a", i), Tenant: "acme", Deadline: t0}))
+	}
+	require.Equal(t, 2, receives("single"), "the second batch finds the group held and ends the rounds")
+}
