@@ -33,6 +33,10 @@ var (
 	ErrKeyExists = errors.New("idempotency key exists")
 )
 
+// ErrAckBeyondNewest is returned by MailboxStore.Ack for a cursor that no
+// message of the mailbox has reached yet.
+var ErrAckBeyondNewest = &InvalidError{Field: "upTo", Reason: "cursor is beyond the newest message of this mailbox"}
+
 // InvalidError names the request field that is wrong. It matches ErrInvalid.
 type InvalidError struct {
 	Field  string

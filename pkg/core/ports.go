@@ -121,6 +121,8 @@ type MailboxStore interface {
 	// in cursor order.
 	Messages(ctx context.Context, tenant, recipient string, after Cursor, limit int) ([]Message, error)
 	// Ack records that messages up to and including upTo are handled.
+	// A cursor beyond the mailbox's newest message is ErrAckBeyondNewest:
+	// acknowledging it would hide messages not yet written.
 	// The acknowledged cursor never moves back.
 	Ack(ctx context.Context, tenant, recipient string, upTo Cursor) error
 }

@@ -63,11 +63,18 @@ func (s *Store) Messages(_ context.Context, tenant, recipient string, after core
 	return append([]core.Message(nil), b.msgs[i:i+n]...), nil
 }
 
-// Ack moves the acknowledged cursor forward to upTo.
+// Ack moves the acknowledged cursor forward to upTo, which must not be
+// beyond the newest message.
 func (s *Store) Ack(_ context.Context, tenant, recipient string, upTo core.Cursor) error {
-	b := load[mailbox](&s.mailboxes, tenant+"\x00"+recipient)
+	b := peek[mailbox](&s.mailboxes, tenant+"\x00"+recipient)
+	if b == nil {
+		return core.ErrAckBeyondNewest
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if upTo > core.Cursor(b.seq) {
+		return core.ErrAckBeyondNewest
+	}
 	b.acked = max(b.acked, upTo)
 	return nil
 }

@@ -3,6 +3,7 @@ package memstore
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -167,7 +168,11 @@ func (s *Store) Unsent(_ context.Context, limit int) ([]string, error) {
 // Commit applies txn atomically; see core.Committer.
 func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 	var pool *poolItem
-	if txn.Pool != "" && (txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom) {
+	touchesPool := txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom
+	if touchesPool && txn.Pool == "" {
+		return errors.New("memstore: commit: pool counters or conditions without a pool")
+	}
+	if touchesPool {
 		pool = peek[poolItem](&s.pools, txn.Pool)
 		if pool == nil {
 			return fmt.Errorf("memstore: commit: %w: %s", core.ErrPoolNotFound, txn.Pool)

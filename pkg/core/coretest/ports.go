@@ -280,6 +280,13 @@ func exercisePorts(t *testing.T, newBackend NewBackend) {
 		require.Equal(t, all[7:], page)
 		// Another mailbox of the tenant is not acknowledged.
 		require.Len(t, allMessages(t, pb.ctx, pb.b, "acme", "other"), 7)
+		// A cursor beyond the newest message is refused and changes nothing:
+		// acknowledging it would hide messages not yet written.
+		require.ErrorIs(t, pb.b.Ack(pb.ctx, "acme", "box", all[len(all)-1].Cursor+1), core.ErrAckBeyondNewest)
+		require.ErrorIs(t, pb.b.Ack(pb.ctx, "acme", "nobody", all[0].Cursor), core.ErrAckBeyondNewest)
+		page, err = pb.b.Messages(pb.ctx, "acme", "box", all[6].Cursor, 100)
+		require.NoError(t, err)
+		require.Equal(t, all[7:], page)
 
 		// A message committed after the ack still arrives, after the rest.
 		require.NoError(t, pb.b.Commit(pb.ctx, &core.Txn{Messages: []core.Message{msg("acme", "box", "late")}}))

@@ -129,8 +129,11 @@ func exerciseWakeAndIsolation(t *testing.T, newBackend NewBackend) {
 		page, err = tb.s.Mailbox(tb.ctx, core.MailboxRequest{Tenant: "acme", Recipient: "acme"})
 		require.NoError(t, err)
 		require.Len(t, page.Messages, 1)
-		// An ack of globex does not touch acme's mailbox.
-		require.NoError(t, tb.s.Ack(tb.ctx, "globex", "acme", page.Next))
+		// globex's mailbox of the same name has no message: acme's cursor
+		// is beyond its newest, and acme's mailbox is untouched.
+		err = tb.s.Ack(tb.ctx, "globex", "acme", page.Next)
+		require.ErrorIs(t, err, core.ErrInvalid)
+		require.ErrorIs(t, err, core.ErrAckBeyondNewest)
 		again, err := tb.s.Mailbox(tb.ctx, core.MailboxRequest{Tenant: "acme", Recipient: "acme"})
 		require.NoError(t, err)
 		require.Equal(t, page.Messages, again.Messages)
