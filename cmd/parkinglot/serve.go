@@ -63,7 +63,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := newLogger(cfg.Log, stderr)
-	if err := runServer(ctx, cfg, source, log); err != nil {
+	var hint io.Writer // a newcomer on the sample config is told what to try
+	if *path == "" {
+		hint = stderr
+	}
+	if err := runServer(ctx, cfg, source, log, hint); err != nil {
 		log.Error("server failed", "err", err)
 		return exitOther
 	}
@@ -92,7 +96,7 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 // runServer serves until ctx is done, then shuts down gracefully: it stops
 // accepting, ends mailbox long polls, drains in-flight requests for up to
 // cfg.ShutdownTimeout, stops the sweeper and closes the store.
-func runServer(ctx context.Context, cfg config.Config, source string, log *slog.Logger) (err error) {
+func runServer(ctx context.Context, cfg config.Config, source string, log *slog.Logger, hint io.Writer) (err error) {
 	backend, closeStore, err := openStore(ctx, cfg.Store, log)
 	if err != nil {
 		return err
@@ -163,6 +167,9 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	// Logged last: it tells scripts and tests that the server is up.
 	log.Info("parkinglot listening", "addr", "http://"+ln.Addr().String(), "store", cfg.Store.Type,
 		"config", source, "pools", strings.Join(names, ", "), "sweepInterval", cfg.SweepInterval.String())
+	if hint != nil {
+		firstTaskHint(hint, "http://"+ln.Addr().String(), cfg)
+	}
 
 	sweepCtx, stopSweeper := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -256,4 +263,26 @@ func sweep(ctx context.Context, s *core.Scheduler, every time.Duration, log *slo
 			log.Debug("sweep", "expired", st.Expired, "timedOut", st.TimedOut, "resent", st.Resent, "started", st.Started, "purged", st.Purged)
 		}
 	}
+}
+
+// firstTaskHint tells a newcomer on the built-in sample config how to submit
+// a first task and follow it.
+func firstTaskHint(w io.Writer, url string, cfg config.Config) {
+	auth := ""
+	if len(cfg.Auth.Tokens) > 0 {
+		auth = fmt.Sprintf(" -H 'Authorization: Bearer %s'", cfg.Auth.Tokens[0].Token)
+	}
+	recipient := "default"
+	if len(cfg.Auth.Tokens) > 0 {
+		recipient = cfg.Auth.Tokens[0].Tenant
+	}
+	fmt.Fprintf(w, `
+Submit a first task, then read its started message (with the lease) from the mailbox:
+  curl -s%[2]s -X POST %[1]s/v1/pools/%[3]s/tasks -d '{"payload": {"hello": "world"}}'
+  curl -s%[2]s '%[1]s/v1/mailbox/%[4]s?wait=5s'
+Complete it with the lease from that message, and read its outcome:
+  curl -s%[2]s -X POST %[1]s/v1/tasks/TASK_ID/complete -d '{"lease": "LEASE", "status": "succeeded"}'
+  curl -s%[2]s '%[1]s/v1/mailbox/%[4]s'
+
+`, url, auth, cfg.Pools[0].Name, recipient)
 }
