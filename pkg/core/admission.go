@@ -106,8 +106,9 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	if err != nil {
 		return SubmitResult{}, err
 	}
-	hash := req.bodyHash()
+	var hash string // only a keyed submission can be replayed
 	if req.Key != "" {
+		hash = req.bodyHash()
 		if res, err, ok := s.replay(ctx, req, hash); ok {
 			return res, err
 		}

@@ -43,7 +43,8 @@ type Task struct {
 	Result         json.RawMessage
 	Error          string
 
-	// BodyHash fingerprints the submission for idempotent retries.
+	// BodyHash fingerprints a keyed submission for idempotent retries;
+	// empty without a key.
 	BodyHash string
 	// Unsent is set while a parked task's queue message may not have been
 	// sent yet (the outbox flag); the sweeper re-sends such tasks.
