@@ -28,6 +28,7 @@ const (
 	spaceMbox   byte = 'b' // str(tenant) str(recipient) cursor -> core.Message
 	spaceMlog   byte = 'l' // cursor -> time(at) str(tenant) str(recipient)
 	spaceAcks   byte = 'a' // str(tenant) str(recipient) -> cursor
+	spaceNewest byte = 'n' // str(tenant) str(recipient) -> cursor of the newest message
 	spaceAudit  byte = 'e' // str(tenant) time(at) seq -> core.Event
 )
 

@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -24,7 +25,11 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 	// Check every condition.
 	var pool *core.Pool
 	var poolKey []byte
-	if txn.Pool != "" && (txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom) {
+	touchesPool := txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom
+	if touchesPool && txn.Pool == "" {
+		return nil, refuse(errors.New("pebblestore: commit: pool counters or conditions without a pool"))
+	}
+	if touchesPool {
 		poolKey = append(key(spacePools, len(txn.Pool)), txn.Pool...)
 		pool = new(core.Pool)
 		ok, err := getValue(w, poolKey, pool)
@@ -119,6 +124,9 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 		box := mailboxKey(m.Tenant, m.Recipient)
 		if err := putValue(w, messageKey(box, m.Cursor), &m); err != nil {
 			return nil, err
+		}
+		if err := w.Set(newestKey(box), appendU64(nil, uint64(m.Cursor)), nil); err != nil {
+			return nil, fmt.Errorf("pebblestore: newest message: %w", err)
 		}
 		lk := appendU64(key(spaceMlog, 8), uint64(m.Cursor))
 		if err := w.Set(lk, append(appendTime(nil, m.At), box...), nil); err != nil {

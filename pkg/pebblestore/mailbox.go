@@ -11,6 +11,10 @@ import (
 
 func ackKey(box []byte) []byte { return append(key(spaceAcks, len(box)), box...) }
 
+// newestKey holds the cursor of a mailbox's newest message; retention
+// does not remove it.
+func newestKey(box []byte) []byte { return append(key(spaceNewest, len(box)), box...) }
+
 // Messages returns messages after max(after, acked), in cursor order.
 func (s *Store) Messages(_ context.Context, tenant, recipient string, after core.Cursor, limit int) ([]core.Message, error) {
 	box := mailboxKey(tenant, recipient)
@@ -41,10 +45,19 @@ func (s *Store) Messages(_ context.Context, tenant, recipient string, after core
 	return out, err
 }
 
-// Ack moves the acknowledged cursor forward to upTo, durably.
+// Ack moves the acknowledged cursor forward to upTo, durably. A cursor
+// beyond the mailbox's newest message is core.ErrAckBeyondNewest.
 func (s *Store) Ack(ctx context.Context, tenant, recipient string, upTo core.Cursor) error {
-	k := ackKey(mailboxKey(tenant, recipient))
+	box := mailboxKey(tenant, recipient)
+	k := ackKey(box)
 	return s.do(ctx, func(w *pebble.Batch, _ *batch) (func(), error) {
+		newest, ok, err := get(w, newestKey(box))
+		if err != nil {
+			return nil, err
+		}
+		if !ok || len(newest) != 8 || upTo > core.Cursor(readU64(newest)) {
+			return nil, refuse(core.ErrAckBeyondNewest)
+		}
 		v, ok, err := get(w, k)
 		if err != nil {
 			return nil, err
