@@ -9,14 +9,6 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/core/coretest"
 )
 
-// fifoGroupBlocking names the contract subtests that assume a parking queue
-// in which one tenant's message can be received while another message of the
-// same tenant is held by a receiver. An SQS FIFO queue with a message group
-// per tenant (the design's parking queue) blocks a group while any of its
-// messages is in flight, so these fail by design on this backend; TestMain
-// skips them unless -skip is given.
-const fifoGroupBlocking = "TestContract/(Port|Concurrency)/(QueueAtLeastOnce|NoLostWakeupWhenReleaseRacesDispatch)$"
-
 // newBackend is the contract suites' factory: a store over a fresh table and
 // queue prefix whose parking-queue visibility follows clock (and, on SQS's
 // own timer, 5 real seconds).

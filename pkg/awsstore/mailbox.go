@@ -53,16 +53,31 @@ func (s *Store) Messages(ctx context.Context, tenant, recipient string, after co
 // or behind it leaves it.
 func (s *Store) Ack(ctx context.Context, tenant, recipient string, upTo core.Cursor) error {
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 s.table,
-		Key:                       itemKey(mboxPK(tenant, recipient), skHead),
-		UpdateExpression:          aws.String("SET acked = :c"),
-		ConditionExpression:       aws.String("attribute_not_exists(acked) OR acked < :c"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":c": num(uint64(upTo))},
-		ReturnConsumedCapacity:    s.rcc,
+		TableName:        s.table,
+		Key:              itemKey(mboxPK(tenant, recipient), skHead),
+		UpdateExpression: aws.String("SET acked = :c"),
+		// Never past the newest message (it would hide messages not yet
+		// written), never back.
+		ConditionExpression:                 aws.String("seq >= :c AND (attribute_not_exists(acked) OR acked < :c)"),
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":c": num(uint64(upTo))},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		ReturnConsumedCapacity:              s.rcc,
 	})
 	var ccf *types.ConditionalCheckFailedException
-	if err != nil && !errors.As(err, &ccf) {
+	if err == nil {
+		return nil
+	}
+	if !errors.As(err, &ccf) {
 		return fmt.Errorf("awsstore: ack: %w", err)
 	}
-	return nil
+	var seq uint64
+	if v, ok := ccf.Item["seq"].(*types.AttributeValueMemberN); ok {
+		if _, err := fmt.Sscan(v.Value, &seq); err != nil {
+			return fmt.Errorf("awsstore: ack: mailbox seq %q: %w", v.Value, err)
+		}
+	}
+	if uint64(upTo) > seq {
+		return core.ErrAckBeyondNewest
+	}
+	return nil // already acknowledged that far
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -26,14 +25,6 @@ import (
 var moto *mototest.Server
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if f := flag.Lookup("test.skip"); f != nil && f.Value.String() == "" {
-		fmt.Fprintf(os.Stderr, "awsstore: skipping contract subtests that assume no FIFO group blocking: %s\n", fifoGroupBlocking)
-		if err := flag.Set("test.skip", fifoGroupBlocking); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	s, err := mototest.Launch(ctx)
 	cancel()
