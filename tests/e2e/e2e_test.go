@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 
 const twoTenants = `
 listen: 127.0.0.1:0
+store: {type: memory}
 sweepInterval: 20ms
 shutdownTimeout: 10s
 log: {level: debug, format: json}
@@ -348,7 +349,7 @@ func TestInvalidConfig(t *testing.T) {
 
 func TestNoTokensLoopbackOnly(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\nlog: {format: json}\n"+twoPools)
+	srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\nstore: {type: memory}\nlog: {format: json}\n"+twoPools)
 	require.Contains(t, srv.Log(), `accepting loopback clients only, all as tenant \"default\"`)
 	c, err := client.New(srv.URL, "")
 	require.NoError(t, err)

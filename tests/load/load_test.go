@@ -17,6 +17,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const config = `
 listen: 127.0.0.1:0
+store: {type: memory}
 sweepInterval: 50ms
 log: {level: info, format: json}
 auth:
