@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/parkinglot/parkinglot/internal/awsconfig"
 	"github.com/parkinglot/parkinglot/internal/config"
+	"github.com/parkinglot/parkinglot/pkg/awsstore"
 	"github.com/parkinglot/parkinglot/pkg/core"
 	"github.com/parkinglot/parkinglot/pkg/memstore"
 	"github.com/parkinglot/parkinglot/pkg/pebblestore"
@@ -13,7 +15,7 @@ import (
 
 // openStore builds the backend that cfg names. The returned function
 // releases it at shutdown.
-func openStore(_ context.Context, cfg config.Store, log *slog.Logger) (core.Backend, func() error, error) {
+func openStore(ctx context.Context, cfg config.Store, log *slog.Logger) (core.Backend, func() error, error) {
 	switch cfg.Type {
 	case config.StoreMemory:
 		return memstore.New(memstore.Options{}), func() error { return nil }, nil
@@ -23,7 +25,13 @@ func openStore(_ context.Context, cfg config.Store, log *slog.Logger) (core.Back
 			return nil, nil, fmt.Errorf("store: %w", err)
 		}
 		return s, s.Close, nil
-	case config.StoreAWS, config.StorePostgres:
+	case config.StoreAWS:
+		s, err := awsconfig.Load(ctx, awsconfig.FromStore(cfg), awsstore.Options{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: %w", err)
+		}
+		return s, func() error { return nil }, nil
+	case config.StorePostgres:
 		return nil, nil, fmt.Errorf("store.type: the %q store is not built into this binary yet; use \"memory\"", cfg.Type)
 	}
 	return nil, nil, fmt.Errorf("store.type: unknown store type %q", cfg.Type)

@@ -52,6 +52,24 @@ type Store struct {
 	Type string `yaml:"type"`
 	// Path is the data directory of the embedded store. Default: ./data.
 	Path string `yaml:"path"`
+
+	// The fields below configure the aws store (DynamoDB + SQS) and are
+	// refused with any other type.
+
+	// Region is the AWS region, such as us-east-1. Required for aws.
+	Region string `yaml:"region"`
+	// Endpoint is the base URL of DynamoDB and SQS, such as
+	// http://127.0.0.1:4566 for a local emulator. Default: AWS_ENDPOINT_URL
+	// if set, else the real AWS endpoints of Region.
+	Endpoint string `yaml:"endpoint"`
+	// Table is the DynamoDB table. Required for aws.
+	Table string `yaml:"table"`
+	// QueuePrefix starts the name of every pool's SQS FIFO parking queue.
+	// Default: parkinglot-.
+	QueuePrefix string `yaml:"queuePrefix"`
+	// CreateResources creates the table and the queues if they are missing
+	// (local use; a deployment creates them with its stack). Default: false.
+	CreateResources bool `yaml:"createResources"`
 }
 
 // Auth configures authentication.
@@ -101,6 +119,7 @@ const (
 	DefaultMaxWait         = 10 * time.Minute
 	DefaultRunTimeout      = 5 * time.Minute
 	DefaultLogLevel        = "info"
+	DefaultQueuePrefix     = "parkinglot-"
 )
 
 // Sample is the built-in configuration that `parkinglot serve` uses
@@ -181,6 +200,9 @@ func (c Config) WithDefaults() Config {
 	if c.Store.Path == "" {
 		c.Store.Path = DefaultStorePath
 	}
+	if c.Store.Type == StoreAWS && c.Store.QueuePrefix == "" {
+		c.Store.QueuePrefix = DefaultQueuePrefix
+	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
 	}
@@ -226,6 +248,9 @@ func (c Config) Validate() error {
 	}
 	if c.Store.Type == StoreEmbedded && c.Store.Path == "" {
 		return fieldErr("store.path", "must not be empty")
+	}
+	if err := c.Store.validateAWS(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -76,6 +76,20 @@ func decodeValue(n *yaml.Node, v reflect.Value, path string) error {
 		}
 		v.SetInt(i)
 		return nil
+	case v.Kind() == reflect.Bool:
+		s, err := scalar(n, path)
+		if err != nil {
+			return err
+		}
+		switch s {
+		case "true":
+			v.SetBool(true)
+		case "false":
+			v.SetBool(false)
+		default:
+			return fieldErr(name(path), "%q is not true or false (line %d)", clip(s), n.Line)
+		}
+		return nil
 	case v.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			return fieldErr(name(path), "must be a list (line %d)", n.Line)
