@@ -5,7 +5,7 @@ BIN     := bin/parkinglot
 CONFIG  ?=
 PKGS    := ./...
 
-.PHONY: build run test vet fmt-check bench fuzz clean
+.PHONY: build run test vet fmt-check bench fuzz clean lambdas
 
 build:
 	$(GO) build -o $(BIN) ./cmd/parkinglot
@@ -38,5 +38,17 @@ fuzz:
 	  done; \
 	done
 
+# The four Lambda functions as dist/lambda/NAME.zip, each with its bootstrap
+# at the zip's root (provided.al2023, arm64), for infra/cdk to deploy.
+LAMBDAS := submit dispatch expire mailbox
+lambdas:
+	@mkdir -p dist/lambda
+	@for fn in $(LAMBDAS); do \
+	  dir=$$(mktemp -d) && \
+	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o $$dir/bootstrap ./functions/$$fn && \
+	  rm -f dist/lambda/$$fn.zip && (cd $$dir && zip -q -X -9 $(CURDIR)/dist/lambda/$$fn.zip bootstrap) && \
+	  rm -rf $$dir && echo "dist/lambda/$$fn.zip" || exit 1; \
+	done
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -1,0 +1,159 @@
+package lambdaapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/parkinglot/parkinglot/internal/awsconfig"
+	"github.com/parkinglot/parkinglot/pkg/core"
+)
+
+// Environment variables that LoadEnv reads, besides awsconfig's
+// (PARKINGLOT_TABLE, PARKINGLOT_QUEUE_PREFIX, AWS_REGION, AWS_ENDPOINT_URL).
+const (
+	EnvTenantClaim     = "PARKINGLOT_TENANT_CLAIM"     // default "tenant"
+	EnvTenantAttribute = "PARKINGLOT_TENANT_ATTRIBUTE" // default "tenant"
+	EnvPoolAttribute   = "PARKINGLOT_POOL_ATTRIBUTE"   // default "pool"
+	EnvEventSources    = "PARKINGLOT_EVENT_SOURCES"    // "source=tenant,source2=tenant2"
+	EnvSweepEvery      = "PARKINGLOT_SWEEP_EVERY"      // Go duration; default: one sweep per invocation
+	EnvSweepFor        = "PARKINGLOT_SWEEP_FOR"        // Go duration; default 50s
+	EnvNamespace       = "PARKINGLOT_METRICS_NAMESPACE"
+	// EnvPools is a JSON array of pools created or reconfigured at cold
+	// start: [{"name": "gpu", "capacity": 4, "maxParked": 1000,
+	// "defaultMaxWait": "10m", "runTimeout": "5m"}]. Optional.
+	EnvPools = "PARKINGLOT_POOLS"
+)
+
+// Env is a function's configuration from its environment, read once at
+// cold start.
+type Env struct {
+	Store           awsconfig.Settings
+	TenantClaim     string
+	TenantAttribute string
+	PoolAttribute   string
+	SourceTenants   map[string]string
+	SweepEvery      time.Duration
+	SweepFor        time.Duration
+	Namespace       string
+	Pools           []core.PoolConfig
+}
+
+// LoadEnv reads the environment through getenv (os.Getenv in a main), or
+// returns an error naming the bad variable.
+func LoadEnv(getenv func(string) string) (Env, error) {
+	st, err := awsconfig.FromEnv(getenv)
+	if err != nil {
+		return Env{}, err
+	}
+	e := Env{
+		Store: st, TenantClaim: getenv(EnvTenantClaim), TenantAttribute: getenv(EnvTenantAttribute),
+		PoolAttribute: getenv(EnvPoolAttribute), Namespace: getenv(EnvNamespace),
+	}
+	if e.SourceTenants, err = parseSources(getenv(EnvEventSources)); err != nil {
+		return Env{}, err
+	}
+	for _, d := range []struct {
+		name string
+		to   *time.Duration
+	}{{EnvSweepEvery, &e.SweepEvery}, {EnvSweepFor, &e.SweepFor}} {
+		v := getenv(d.name)
+		if v == "" {
+			continue
+		}
+		if *d.to, err = time.ParseDuration(v); err != nil || *d.to <= 0 {
+			return Env{}, fmt.Errorf("lambdaapi: %s must be a positive duration such as 10s, got %q", d.name, v)
+		}
+	}
+	if e.Pools, err = parsePools(getenv(EnvPools)); err != nil {
+		return Env{}, err
+	}
+	return e, nil
+}
+
+// Config returns the handler configuration of fn over s.
+func (e Env) Config(fn Function, s *core.Scheduler, log *slog.Logger, mets *Metrics) Config {
+	return Config{
+		Function: fn, Scheduler: s, TenantClaim: e.TenantClaim, TenantAttribute: e.TenantAttribute,
+		PoolAttribute: e.PoolAttribute, SourceTenants: e.SourceTenants, SweepEvery: e.SweepEvery,
+		SweepFor: e.SweepFor, Logger: log, Metrics: mets,
+	}
+}
+
+func parseSources(v string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range strings.Split(v, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		src, tenant, ok := strings.Cut(kv, "=")
+		src, tenant = strings.TrimSpace(src), strings.TrimSpace(tenant)
+		if !ok || src == "" || tenant == "" {
+			return nil, fmt.Errorf("lambdaapi: %s: %q is not source=tenant", EnvEventSources, kv)
+		}
+		if strings.HasPrefix(src, "aws.") {
+			return nil, fmt.Errorf("lambdaapi: %s: source %q is AWS's own, not a producer's", EnvEventSources, src)
+		}
+		if _, dup := out[src]; dup {
+			return nil, fmt.Errorf("lambdaapi: %s: source %q is mapped twice", EnvEventSources, src)
+		}
+		out[src] = tenant
+	}
+	return out, nil
+}
+
+type envPool struct {
+	Name           string `json:"name"`
+	Capacity       int    `json:"capacity"`
+	MaxParked      int    `json:"maxParked"`
+	DefaultMaxWait string `json:"defaultMaxWait"`
+	RunTimeout     string `json:"runTimeout"`
+}
+
+func parsePools(v string) ([]core.PoolConfig, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	var ps []envPool
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ps); err != nil {
+		return nil, fmt.Errorf("lambdaapi: %s: %w", EnvPools, err)
+	}
+	out := make([]core.PoolConfig, len(ps))
+	for i, p := range ps {
+		c := core.PoolConfig{Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked, DefaultMaxWait: 10 * time.Minute, RunTimeout: 5 * time.Minute}
+		for _, d := range []struct {
+			name, v string
+			to      *time.Duration
+		}{{"defaultMaxWait", p.DefaultMaxWait, &c.DefaultMaxWait}, {"runTimeout", p.RunTimeout, &c.RunTimeout}} {
+			if d.v == "" {
+				continue
+			}
+			var err error
+			if *d.to, err = time.ParseDuration(d.v); err != nil {
+				return nil, fmt.Errorf("lambdaapi: %s: [%d].%s: %w", EnvPools, i, d.name, err)
+			}
+		}
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("lambdaapi: %s: [%d]: %w", EnvPools, i, err)
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// PutPools creates or reconfigures pools (Env.Pools) at cold start; a pool's
+// counters are kept.
+func PutPools(ctx context.Context, s *core.Scheduler, pools []core.PoolConfig) error {
+	for _, p := range pools {
+		if err := s.PutPool(ctx, p); err != nil {
+			return fmt.Errorf("lambdaapi: put pool %s: %w", p.Name, err)
+		}
+	}
+	return nil
+}
