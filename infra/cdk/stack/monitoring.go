@@ -1,0 +1,142 @@
+package stack
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/parkinglot/parkinglot/internal/lambdaapi"
+)
+
+// SaturationRatio is the share of a pool's maxParked at which its
+// saturation alarm fires: past maxParked, submissions are rejected.
+const SaturationRatio = 0.8
+
+// monitoring adds the alarms, their SNS topic and the dashboard:
+//
+//	alarm                 metric                                            fires when
+//	DLQ-<queue>           DLQ ApproximateNumberOfMessagesVisible (max, 1m)  >= 1
+//	Errors-<function>     Lambda Errors (sum, 5m)                           >= 1
+//	Throttles-<function>  Lambda Throttles (sum, 5m)                        >= 1
+//	Saturation-<pool>     parking queue visible + in flight (max, 1m)       >= SaturationRatio * maxParked, 3 of 3 minutes
+//	Api5xx                HTTP API 5xx (sum, 5m)                            >= 5
+//
+// A pool's parking queue holds one message per parked task (awsstore),
+// so its depth is the pool's parked count as SQS sees it.
+func (s *Stack) monitoring() {
+	topic := awssns.NewTopic(s.Stack, jsii.String("Alarms"), &awssns.TopicProps{
+		DisplayName: jsii.String(s.Props.StackName + " alarms"),
+		MasterKey:   awskms.Alias_FromAliasName(s.Stack, jsii.String("SnsKey"), jsii.String("alias/aws/sns")),
+		EnforceSSL:  jsii.Bool(true),
+	})
+	if s.Props.AlarmEmail != "" {
+		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.Props.AlarmEmail), nil))
+	}
+	action := awscloudwatchactions.NewSnsAction(topic)
+	minute := awscdk.Duration_Minutes(jsii.Number(1))
+	five := awscdk.Duration_Minutes(jsii.Number(5))
+	alarm := func(id, desc string, m awscloudwatch.IMetric, threshold, periods float64) {
+		a := awscloudwatch.NewAlarm(s.Stack, jsii.String("Alarm-"+id), &awscloudwatch.AlarmProps{
+			AlarmDescription:   jsii.String(desc),
+			Metric:             m,
+			Threshold:          jsii.Number(threshold),
+			EvaluationPeriods:  jsii.Number(periods),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+		a.AddAlarmAction(action)
+		a.AddOkAction(action)
+	}
+	maxOver := func(p awscdk.Duration) *awscloudwatch.MetricOptions {
+		return &awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: p}
+	}
+	sumOver := func(p awscdk.Duration) *awscloudwatch.MetricOptions {
+		return &awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: p}
+	}
+
+	dlqs := map[string]awssqs.Queue{"submit": s.SubmitDLQ}
+	for _, p := range s.Props.Pools {
+		dlqs["pool-"+p.Name] = s.PoolDLQs[p.Name]
+	}
+	for _, id := range sortedKeys(dlqs) {
+		alarm("DLQ-"+id, "messages in the "+id+" dead-letter queue: redrive them once the cause is fixed",
+			dlqs[id].MetricApproximateNumberOfMessagesVisible(maxOver(minute)), 1, 1)
+	}
+	for _, f := range lambdaapi.Functions {
+		fn := s.Functions[f]
+		alarm("Errors-"+string(f), "function "+string(f)+" failed invocations", fn.MetricErrors(sumOver(five)), 1, 1)
+		alarm("Throttles-"+string(f), "function "+string(f)+" was throttled", fn.MetricThrottles(sumOver(five)), 1, 1)
+	}
+	depth := map[string]awscloudwatch.IMetric{}
+	for i, p := range s.Props.Pools {
+		// Metric ids are unique per pool: the dashboard graphs them together.
+		q, v, f := s.PoolQueues[p.Name], fmt.Sprintf("visible%d", i), fmt.Sprintf("inflight%d", i)
+		d := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+			Expression: jsii.String(v + " + " + f),
+			UsingMetrics: &map[string]awscloudwatch.IMetric{
+				v: q.MetricApproximateNumberOfMessagesVisible(maxOver(minute)),
+				f: q.MetricApproximateNumberOfMessagesNotVisible(maxOver(minute)),
+			},
+			Label:  jsii.String(p.Name + " parked"),
+			Period: minute,
+		})
+		depth[p.Name] = d
+		if p.MaxParked == 0 {
+			continue // parks nothing: every submission beyond capacity is rejected by design
+		}
+		alarm("Saturation-"+p.Name, fmt.Sprintf("pool %s: parked depth at %.0f%% of maxParked %d; submissions are rejected past it",
+			p.Name, SaturationRatio*100, p.MaxParked), d, math.Ceil(SaturationRatio*float64(p.MaxParked)), 3)
+	}
+	alarm("Api5xx", "HTTP API answered 5xx", s.API.MetricServerError(sumOver(five)), 5, 1)
+
+	s.dashboard(depth)
+}
+
+func (s *Stack) dashboard(depth map[string]awscloudwatch.IMetric) {
+	graph := func(title string, left ...awscloudwatch.IMetric) awscloudwatch.IWidget {
+		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
+			Title: jsii.String(title), Left: &left, Width: jsii.Number(12), Height: jsii.Number(6),
+		})
+	}
+	var inv, errs, dur, thr []awscloudwatch.IMetric
+	for _, f := range lambdaapi.Functions {
+		fn := s.Functions[f]
+		inv = append(inv, fn.MetricInvocations(nil))
+		errs = append(errs, fn.MetricErrors(nil))
+		dur = append(dur, fn.MetricDuration(&awscloudwatch.MetricOptions{Statistic: jsii.String("p99")}))
+		thr = append(thr, fn.MetricThrottles(nil))
+	}
+	var parked, dlq []awscloudwatch.IMetric
+	for _, p := range s.Props.Pools {
+		parked = append(parked, depth[p.Name])
+		dlq = append(dlq, s.PoolDLQs[p.Name].MetricApproximateNumberOfMessagesVisible(nil))
+	}
+	dlq = append(dlq, s.SubmitDLQ.MetricApproximateNumberOfMessagesVisible(nil))
+	awscloudwatch.NewDashboard(s.Stack, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
+		DashboardName: jsii.String(s.Props.StackName),
+		Widgets: &[]*[]awscloudwatch.IWidget{
+			{graph("API requests", s.API.MetricCount(nil)), graph("API errors", s.API.MetricClientError(nil), s.API.MetricServerError(nil))},
+			{graph("API latency p99", s.API.MetricLatency(&awscloudwatch.MetricOptions{Statistic: jsii.String("p99")}),
+				s.API.MetricIntegrationLatency(&awscloudwatch.MetricOptions{Statistic: jsii.String("p99")})),
+				graph("Invocations", inv...)},
+			{graph("Function errors", errs...), graph("Function duration p99", dur...)},
+			{graph("Throttles", thr...), graph("Parked per pool (queue depth)", parked...)},
+			{graph("Dead-letter queues", dlq...), graph("Submit queue", s.SubmitQueue.MetricApproximateNumberOfMessagesVisible(nil),
+				s.SubmitQueue.MetricApproximateAgeOfOldestMessage(nil))},
+			{graph("DynamoDB throttled requests", s.Table.MetricThrottledRequestsForOperations(nil)),
+				graph("DynamoDB consumed write units", s.Table.MetricConsumedWriteCapacityUnits(nil))},
+		},
+	})
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
