@@ -48,7 +48,7 @@ type Config struct {
 
 // Store selects and configures the backend.
 type Store struct {
-	// Type is memory, embedded, aws or postgres. Default: memory.
+	// Type is embedded (durable, the default), memory, aws or postgres.
 	Type string `yaml:"type"`
 	// Path is the data directory of the embedded store. Default: ./data.
 	Path string `yaml:"path"`
@@ -127,7 +127,8 @@ const (
 const Sample = `# parkinglot serve configuration
 listen: 127.0.0.1:8080
 store:
-  type: memory            # later: embedded | aws | postgres
+  type: embedded          # durable, under path; or memory
+  path: ./data
 auth:
   tokens:                 # bearer token -> tenant
     - token: dev-token
@@ -195,7 +196,7 @@ func (c Config) WithDefaults() Config {
 		c.Listen = DefaultListen
 	}
 	if c.Store.Type == "" {
-		c.Store.Type = StoreMemory
+		c.Store.Type = StoreEmbedded
 	}
 	if c.Store.Path == "" {
 		c.Store.Path = DefaultStorePath
