@@ -75,7 +75,7 @@ func (h *Handler) submitSQS(ctx context.Context, m events.SQSMessage) error {
 
 func attribute(m events.SQSMessage, name string) string {
 	a, ok := m.MessageAttributes[name]
-	if !ok || a.StringValue == nil || a.DataType != "String" {
+	if !ok || a.StringValue == nil || !strings.HasPrefix(a.DataType, "String") {
 		return ""
 	}
 	return *a.StringValue

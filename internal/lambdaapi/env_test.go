@@ -1,0 +1,69 @@
+package lambdaapi_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/internal/lambdaapi"
+	"github.com/parkinglot/parkinglot/pkg/core"
+)
+
+func TestLoadEnv(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"AWS_REGION": "eu-west-1", "PARKINGLOT_TABLE": "tbl"}
+	env := func(extra map[string]string) func(string) string {
+		return func(k string) string {
+			if v, ok := extra[k]; ok {
+				return v
+			}
+			return base[k]
+		}
+	}
+	e, err := lambdaapi.LoadEnv(env(map[string]string{
+		lambdaapi.EnvEventSources: " com.acme.orders=acme, com.globex.jobs=globex ",
+		lambdaapi.EnvSweepEvery:   "10s",
+		lambdaapi.EnvTenantClaim:  "custom:tenant",
+		lambdaapi.EnvPools:        `[{"name":"gpu","capacity":4,"maxParked":100,"runTimeout":"2m"}]`,
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "tbl", e.Store.Table)
+	require.Equal(t, map[string]string{"com.acme.orders": "acme", "com.globex.jobs": "globex"}, e.SourceTenants)
+	require.Equal(t, 10*time.Second, e.SweepEvery)
+	require.Equal(t, "custom:tenant", e.TenantClaim)
+	require.Equal(t, []core.PoolConfig{{Name: "gpu", Capacity: 4, MaxParked: 100, DefaultMaxWait: 10 * time.Minute, RunTimeout: 2 * time.Minute}}, e.Pools)
+
+	for name, extra := range map[string]map[string]string{
+		"no table":          {"PARKINGLOT_TABLE": ""},
+		"bad source":        {lambdaapi.EnvEventSources: "com.acme.orders"},
+		"aws source":        {lambdaapi.EnvEventSources: "aws.events=acme"},
+		"twice":             {lambdaapi.EnvEventSources: "a=x,a=y"},
+		"bad sweep":         {lambdaapi.EnvSweepEvery: "often"},
+		"negative sweep":    {lambdaapi.EnvSweepFor: "-1s"},
+		"bad pools":         {lambdaapi.EnvPools: `{"name":"gpu"}`},
+		"unknown pool key":  {lambdaapi.EnvPools: `[{"name":"gpu","capacity":1,"size":2}]`},
+		"invalid pool":      {lambdaapi.EnvPools: `[{"name":"gpu","capacity":0}]`},
+		"bad pool duration": {lambdaapi.EnvPools: `[{"name":"gpu","capacity":1,"runTimeout":"x"}]`},
+	} {
+		_, err := lambdaapi.LoadEnv(env(extra))
+		require.Error(t, err, name)
+	}
+}
+
+func TestWithDefaultKey(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		``:                        `{"key":"k"}`,
+		`{}`:                      `{"key":"k"}`,
+		` { "payload": 1 } `:      `{"key":"k","payload": 1 }`,
+		`{"key":"mine","a":1}`:    `{"key":"mine","a":1}`,
+		`{"a":1,"a":2}`:           `{"key":"k","a":1,"a":2}`,
+		`[]`:                      `[]`,
+		`{} {}`:                   `{} {}`,
+		`{"payload":`:             `{"payload":`,
+		`null`:                    `null`,
+	} {
+		require.Equal(t, want, string(lambdaapi.WithDefaultKey([]byte(in), "k")), "%q", in)
+	}
+}

@@ -1,0 +1,4 @@
+package lambdaapi
+
+// WithDefaultKey exposes withDefaultKey to the tests.
+var WithDefaultKey = withDefaultKey
