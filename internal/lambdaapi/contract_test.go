@@ -23,13 +23,14 @@ var claims = map[string]map[string]string{
 	"globex-secret": {"tenant": "globex", "sub": "user-2", "iss": "https://issuer.example"},
 }
 
-// functions builds the four handlers, each with its own scheduler over
-// backend, as four function instances over one table would be.
-func functions(t *testing.T, backend core.Backend, log *slog.Logger, mets *lambdaapi.Metrics) map[lambdaapi.Function]lambda.Handler {
+// functions builds the four handlers, each with its own scheduler over the
+// backend that newBackend returns, as four function instances over one table
+// would be.
+func functions(t *testing.T, newBackend func() core.Backend, log *slog.Logger, mets *lambdaapi.Metrics) map[lambdaapi.Function]lambda.Handler {
 	t.Helper()
 	out := map[lambdaapi.Function]lambda.Handler{}
 	for _, fn := range lambdaapi.Functions {
-		s, err := core.New(core.Config{Backend: backend, Logger: log, Observer: mets.Observer()})
+		s, err := core.New(core.Config{Backend: newBackend(), Logger: log, Observer: mets.Observer()})
 		require.NoError(t, err)
 		h, err := lambdaapi.New(lambdaapi.Config{Function: fn, Scheduler: s, Logger: log, Metrics: mets})
 		require.NoError(t, err)
@@ -42,14 +43,21 @@ func functions(t *testing.T, backend core.Backend, log *slog.Logger, mets *lambd
 // gateway behind a real HTTP server.
 func gatewayTarget(t *testing.T, backend core.Backend, pools []core.PoolConfig) httpapitest.Target {
 	t.Helper()
+	return gatewayTargetOf(t, func() core.Backend { return backend }, pools)
+}
+
+// gatewayTargetOf is gatewayTarget with a backend of its own for each
+// function (and one more to create the pools).
+func gatewayTargetOf[B core.Backend](t *testing.T, newBackend func() B, pools []core.PoolConfig) httpapitest.Target {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := core.New(core.Config{Backend: backend})
+	s, err := core.New(core.Config{Backend: newBackend()})
 	require.NoError(t, err)
 	for _, p := range pools {
 		require.NoError(t, s.PutPool(context.Background(), p))
 	}
 	gw, err := lambdaapi.NewGateway(lambdaapi.GatewayOptions{
-		Functions: functions(t, backend, log, lambdaapi.NewMetrics(io.Discard, "", nil)),
+		Functions: functions(t, func() core.Backend { return newBackend() }, log, lambdaapi.NewMetrics(io.Discard, "", nil)),
 		Claims:    claims,
 		Logger:    log,
 	})

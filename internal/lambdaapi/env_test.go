@@ -54,15 +54,15 @@ func TestLoadEnv(t *testing.T) {
 func TestWithDefaultKey(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		``:                        `{"key":"k"}`,
-		`{}`:                      `{"key":"k"}`,
-		` { "payload": 1 } `:      `{"key":"k","payload": 1 }`,
-		`{"key":"mine","a":1}`:    `{"key":"mine","a":1}`,
-		`{"a":1,"a":2}`:           `{"key":"k","a":1,"a":2}`,
-		`[]`:                      `[]`,
-		`{} {}`:                   `{} {}`,
-		`{"payload":`:             `{"payload":`,
-		`null`:                    `null`,
+		``:                     `{"key":"k"}`,
+		`{}`:                   `{"key":"k"}`,
+		` { "payload": 1 } `:   `{"key":"k","payload": 1 }`,
+		`{"key":"mine","a":1}`: `{"key":"mine","a":1}`,
+		`{"a":1,"a":2}`:        `{"key":"k","a":1,"a":2}`,
+		`[]`:                   `[]`,
+		`{} {}`:                `{} {}`,
+		`{"payload":`:          `{"payload":`,
+		`null`:                 `null`,
 	} {
 		require.Equal(t, want, string(lambdaapi.WithDefaultKey([]byte(in), "k")), "%q", in)
 	}
