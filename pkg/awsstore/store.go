@@ -301,7 +301,9 @@ func (s *Store) Task(ctx context.Context, id string) (core.Task, error) {
 		return core.Task{}, fmt.Errorf("awsstore: read task %s: %w", id, err)
 	}
 	if out.Item == nil {
-		return core.Task{}, fmt.Errorf("awsstore: task %s: %w", id, core.ErrNotFound)
+		// Bare, as the other backends: the HTTP API shows its text, which
+		// must not tell a missing task from another tenant's.
+		return core.Task{}, core.ErrNotFound
 	}
 	return decodeTask(out.Item)
 }
@@ -316,7 +318,7 @@ func (s *Store) Key(ctx context.Context, tenant, key string) (core.KeyRecord, er
 		return core.KeyRecord{}, fmt.Errorf("awsstore: read key: %w", err)
 	}
 	if out.Item == nil {
-		return core.KeyRecord{}, fmt.Errorf("awsstore: key: %w", core.ErrNotFound)
+		return core.KeyRecord{}, core.ErrNotFound
 	}
 	var it keyItem
 	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
