@@ -18,6 +18,18 @@ const (
 	StorePostgres = "postgres"
 )
 
+// Runtimes: how serve runs the API.
+const (
+	// RuntimeNative serves the API, the dispatcher and the sweeper in one
+	// process (the default).
+	RuntimeNative = "native"
+	// RuntimeLambda serves the API through the four Lambda handlers behind
+	// an in-process stand-in for API Gateway, with the bearer tokens' tenants
+	// as JWT claims, and runs expire every sweepInterval as a stand-in for
+	// its schedule: the serverless deployment, locally.
+	RuntimeLambda = "lambda"
+)
+
 // Log formats.
 const (
 	LogAuto = "auto" // text on a terminal, JSON otherwise
@@ -30,6 +42,8 @@ const (
 type Config struct {
 	// Listen is the HTTP listen address. Default: 127.0.0.1:8080.
 	Listen string `yaml:"listen"`
+	// Runtime is native (the default) or lambda.
+	Runtime string `yaml:"runtime"`
 	// Store selects the backend.
 	Store Store `yaml:"store"`
 	// Auth maps bearer tokens to tenants.
@@ -195,6 +209,9 @@ func (c Config) WithDefaults() Config {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
+	if c.Runtime == "" {
+		c.Runtime = RuntimeNative
+	}
 	if c.Store.Type == "" {
 		c.Store.Type = StoreEmbedded
 	}
@@ -241,6 +258,15 @@ func (c Config) Validate() error {
 		return fieldErr("sweepInterval", "must be positive, got %s", c.SweepInterval)
 	case c.ShutdownTimeout <= 0:
 		return fieldErr("shutdownTimeout", "must be positive, got %s", c.ShutdownTimeout)
+	}
+	switch c.Runtime {
+	case RuntimeNative:
+	case RuntimeLambda:
+		if len(c.Auth.Tokens) == 0 {
+			return fieldErr("auth.tokens", "runtime lambda needs at least one token: its tenant becomes the JWT claim the functions read")
+		}
+	default:
+		return fieldErr("runtime", "must be native or lambda, got %q", clip(c.Runtime))
 	}
 	switch c.Store.Type {
 	case StoreMemory, StoreEmbedded, StoreAWS, StorePostgres:

@@ -1,0 +1,30 @@
+package config_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/internal/config"
+)
+
+func TestRuntime(t *testing.T) {
+	t.Parallel()
+	const rest = "store: {type: memory}\npools: [{name: a, capacity: 1}]\n"
+	c, err := config.Parse([]byte(rest))
+	require.NoError(t, err)
+	require.Equal(t, config.RuntimeNative, c.Runtime, "native by default")
+
+	c, err = config.Parse([]byte("runtime: lambda\nauth: {tokens: [{token: t, tenant: acme}]}\n" + rest))
+	require.NoError(t, err)
+	require.Equal(t, config.RuntimeLambda, c.Runtime)
+
+	_, err = config.Parse([]byte("runtime: lambda\n" + rest))
+	var fe *config.FieldError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "auth.tokens", fe.Field)
+
+	_, err = config.Parse([]byte("runtime: serverless\n" + rest))
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "runtime", fe.Field)
+}
