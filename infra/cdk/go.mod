@@ -9,6 +9,7 @@ require (
 	github.com/aws/jsii-runtime-go v1.142.0
 	github.com/cdklabs/cdk-nag-go/cdknag/v2 v2.38.2
 	github.com/parkinglot/parkinglot v0.0.0
+	github.com/stretchr/testify v1.12.1
 )
 
 require (

@@ -1,0 +1,544 @@
+package stack
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/internal/awsconfig"
+	"github.com/parkinglot/parkinglot/internal/lambdaapi"
+	"github.com/parkinglot/parkinglot/pkg/awsstore"
+)
+
+// The tests read the synthesized template as JSON (not through the
+// assertions package's matchers, whose failures abort the test binary).
+
+type resource struct {
+	ID         string
+	Type       string
+	Props      map[string]any
+	Deletion   string
+	Dependency []any
+}
+
+func resources(t *testing.T, typ string) []resource {
+	t.Helper()
+	rs, _ := synth.template["Resources"].(map[string]any)
+	var out []resource
+	for id, r := range rs {
+		m := r.(map[string]any)
+		if m["Type"] != typ {
+			continue
+		}
+		props, _ := m["Properties"].(map[string]any)
+		del, _ := m["DeletionPolicy"].(string)
+		out = append(out, resource{ID: id, Type: typ, Props: props, Deletion: del})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func one(t *testing.T, typ string) resource {
+	t.Helper()
+	rs := resources(t, typ)
+	require.Len(t, rs, 1, "resources of type %s", typ)
+	return rs[0]
+}
+
+func ref(id string) map[string]any          { return map[string]any{"Ref": id} }
+func getAtt(id, attr string) map[string]any { return map[string]any{"Fn::GetAtt": []any{id, attr}} }
+
+// canon turns v into comparable JSON.
+func canon(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func byProp(t *testing.T, typ, key string, want any) resource {
+	t.Helper()
+	for _, r := range resources(t, typ) {
+		if canon(t, r.Props[key]) == canon(t, want) {
+			return r
+		}
+	}
+	t.Fatalf("no %s with %s = %s", typ, key, canon(t, want))
+	return resource{}
+}
+
+func tableID(t *testing.T) string { return one(t, "AWS::DynamoDB::Table").ID }
+
+func TestTableMatchesAwsstoreSchema(t *testing.T) {
+	t.Parallel()
+	tbl := one(t, "AWS::DynamoDB::Table")
+	want := awsstore.TableSchema("x")
+	p := tbl.Props
+
+	require.Equal(t, "PAY_PER_REQUEST", p["BillingMode"])
+	require.Equal(t, string(types.BillingModePayPerRequest), p["BillingMode"])
+	require.Equal(t, "Retain", tbl.Deletion, "the table outlives the stack")
+	require.Equal(t, map[string]any{"PointInTimeRecoveryEnabled": true}, p["PointInTimeRecoverySpecification"])
+	require.Equal(t, map[string]any{"AttributeName": TTLAttribute, "Enabled": true}, p["TimeToLiveSpecification"])
+
+	keys := func(ks []types.KeySchemaElement) []any {
+		var out []any
+		for _, k := range ks {
+			out = append(out, map[string]any{"AttributeName": *k.AttributeName, "KeyType": string(k.KeyType)})
+		}
+		return out
+	}
+	require.JSONEq(t, canon(t, keys(want.KeySchema)), canon(t, p["KeySchema"]))
+
+	var attrs []string
+	for _, d := range want.AttributeDefinitions {
+		attrs = append(attrs, *d.AttributeName+":"+string(d.AttributeType))
+	}
+	var got []string
+	for _, d := range p["AttributeDefinitions"].([]any) {
+		m := d.(map[string]any)
+		got = append(got, fmt.Sprint(m["AttributeName"], ":", m["AttributeType"]))
+	}
+	require.ElementsMatch(t, attrs, got)
+
+	gsis := map[string]string{}
+	for _, g := range p["GlobalSecondaryIndexes"].([]any) {
+		m := g.(map[string]any)
+		gsis[m["IndexName"].(string)] = canon(t, map[string]any{"k": m["KeySchema"], "p": m["Projection"]})
+	}
+	require.Len(t, gsis, len(want.GlobalSecondaryIndexes))
+	for _, g := range want.GlobalSecondaryIndexes {
+		require.JSONEq(t, canon(t, map[string]any{"k": keys(g.KeySchema), "p": map[string]any{"ProjectionType": string(g.Projection.ProjectionType)}}),
+			gsis[*g.IndexName], "index %s", *g.IndexName)
+	}
+}
+
+func redrive(t *testing.T, q resource) (dlqID string, max float64) {
+	t.Helper()
+	rp, ok := q.Props["RedrivePolicy"].(map[string]any)
+	require.True(t, ok, "queue %s has no redrive policy", q.ID)
+	arn := rp["deadLetterTargetArn"].(map[string]any)["Fn::GetAtt"].([]any)
+	require.Equal(t, "Arn", arn[1])
+	return arn[0].(string), rp["maxReceiveCount"].(float64)
+}
+
+func queueByID(t *testing.T, id string) resource {
+	t.Helper()
+	for _, q := range resources(t, "AWS::SQS::Queue") {
+		if q.ID == id {
+			return q
+		}
+	}
+	t.Fatalf("no queue %s", id)
+	return resource{}
+}
+
+func TestPoolQueues(t *testing.T) {
+	t.Parallel()
+	require.Len(t, resources(t, "AWS::SQS::Queue"), 2*len(synth.props.Pools)+2)
+	for _, p := range synth.props.Pools {
+		name := awsstore.QueueName(synth.props.QueuePrefix, p.Name)
+		q := byProp(t, "AWS::SQS::Queue", "QueueName", name)
+		require.Equal(t, true, q.Props["FifoQueue"], p.Name)
+		require.Equal(t, "messageGroup", q.Props["DeduplicationScope"])
+		require.Equal(t, "perMessageGroupId", q.Props["FifoThroughputLimit"])
+		require.Equal(t, true, q.Props["SqsManagedSseEnabled"])
+		require.EqualValues(t, 14*24*3600, q.Props["MessageRetentionPeriod"])
+		dlqID, max := redrive(t, q)
+		require.EqualValues(t, parkMaxReceives, max)
+		dlq := queueByID(t, dlqID)
+		require.Equal(t, true, dlq.Props["FifoQueue"], "a FIFO queue's DLQ is FIFO")
+		require.Nil(t, dlq.Props["QueueName"], "DLQ names are generated, never a pool queue's name")
+		require.Nil(t, dlq.Props["RedrivePolicy"])
+	}
+	// The name of "batch.jobs" is the hashed form SQS accepts.
+	require.NotContains(t, awsstore.QueueName(synth.props.QueuePrefix, "batch.jobs"), "batch.jobs")
+}
+
+func functionID(t *testing.T, f lambdaapi.Function) string {
+	t.Helper()
+	return byProp(t, "AWS::Lambda::Function", "Description", "Parkinglot "+string(f)).ID
+}
+
+func TestSubmitQueue(t *testing.T) {
+	t.Parallel()
+	var submit resource
+	for _, q := range resources(t, "AWS::SQS::Queue") {
+		if q.Props["FifoQueue"] == nil && q.Props["RedrivePolicy"] != nil {
+			submit = q
+		}
+	}
+	require.NotEmpty(t, submit.ID, "no standard queue with a DLQ")
+	dlqID, max := redrive(t, submit)
+	require.EqualValues(t, submitMaxReceives, max)
+	require.Nil(t, queueByID(t, dlqID).Props["FifoQueue"])
+	require.EqualValues(t, 6*timeouts[lambdaapi.Submit], submit.Props["VisibilityTimeout"])
+
+	esm := one(t, "AWS::Lambda::EventSourceMapping")
+	require.Equal(t, getAtt(submit.ID, "Arn"), esm.Props["EventSourceArn"])
+	require.Equal(t, ref(functionID(t, lambdaapi.Submit)), esm.Props["FunctionName"])
+	require.Equal(t, []any{"ReportBatchItemFailures"}, esm.Props["FunctionResponseTypes"])
+}
+
+func TestFunctions(t *testing.T) {
+	t.Parallel()
+	fns := resources(t, "AWS::Lambda::Function")
+	require.Len(t, fns, len(lambdaapi.Functions))
+	keys := map[string]bool{}
+	pools := PoolsJSON(synth.props.Pools)
+	for _, f := range lambdaapi.Functions {
+		fn := byProp(t, "AWS::Lambda::Function", "Description", "Parkinglot "+string(f))
+		p := fn.Props
+		require.Equal(t, "provided.al2023", p["Runtime"], f)
+		require.Equal(t, []any{"arm64"}, p["Architectures"])
+		require.Equal(t, "bootstrap", p["Handler"])
+		require.EqualValues(t, timeouts[f], p["Timeout"])
+		key := p["Code"].(map[string]any)["S3Key"].(string)
+		require.True(t, strings.HasSuffix(key, ".zip"), key)
+		keys[key] = true
+		env := p["Environment"].(map[string]any)["Variables"].(map[string]any)
+		require.Equal(t, ref(tableID(t)), env[awsconfig.EnvTable])
+		require.Equal(t, synth.props.QueuePrefix, env[awsconfig.EnvQueuePrefix])
+		require.Equal(t, "org", env[lambdaapi.EnvTenantClaim])
+		require.Equal(t, pools, env[lambdaapi.EnvPools])
+		if f == lambdaapi.Expire {
+			require.Equal(t, sweepEvery, env[lambdaapi.EnvSweepEvery])
+		} else {
+			require.Nil(t, env[lambdaapi.EnvSweepEvery])
+		}
+		// The environment is what the functions accept.
+		vars := map[string]string{"AWS_REGION": "us-east-1"}
+		for k, v := range env {
+			if s, ok := v.(string); ok {
+				vars[k] = s
+			} else {
+				vars[k] = "table-name"
+			}
+		}
+		e, err := lambdaapi.LoadEnv(func(k string) string { return vars[k] })
+		require.NoError(t, err, f)
+		require.Len(t, e.Pools, len(synth.props.Pools))
+		for i, p := range synth.props.Pools {
+			require.Equal(t, p.Core(), e.Pools[i])
+		}
+	}
+	require.Len(t, keys, len(lambdaapi.Functions), "each function has its own code asset")
+
+	// Each asset is the function's own zip, shipped as is (no bundling).
+	b, err := os.ReadFile(filepath.Join(synth.outdir, synth.props.StackName+".assets.json"))
+	require.NoError(t, err)
+	var manifest struct {
+		Files map[string]struct {
+			Source struct{ Path, Packaging string }
+		}
+	}
+	require.NoError(t, json.Unmarshal(b, &manifest))
+	for key := range keys {
+		a, ok := manifest.Files[strings.TrimSuffix(key, ".zip")]
+		require.True(t, ok, key)
+		require.Equal(t, "file", a.Source.Packaging)
+		staged, err := os.ReadFile(filepath.Join(synth.outdir, a.Source.Path))
+		require.NoError(t, err)
+		var found bool
+		for _, f := range lambdaapi.Functions {
+			src, err := os.ReadFile(synth.props.zip(f))
+			require.NoError(t, err)
+			found = found || string(src) == string(staged)
+		}
+		require.True(t, found, "asset %s is one of the zips", key)
+	}
+}
+
+// policy returns the statements of the policies attached to function f's
+// role, with their actions as lists.
+func policy(t *testing.T, f lambdaapi.Function) []map[string]any {
+	t.Helper()
+	role := byProp(t, "AWS::Lambda::Function", "Description", "Parkinglot "+string(f)).Props["Role"].(map[string]any)["Fn::GetAtt"].([]any)[0]
+	var out []map[string]any
+	for _, p := range resources(t, "AWS::IAM::Policy") {
+		if !slices.ContainsFunc(p.Props["Roles"].([]any), func(r any) bool { return canon(t, r) == canon(t, ref(role.(string))) }) {
+			continue
+		}
+		for _, s := range p.Props["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			st := s.(map[string]any)
+			if a, ok := st["Action"].(string); ok {
+				st["Action"] = []any{a}
+			}
+			if r, ok := st["Resource"]; ok {
+				if _, list := r.([]any); !list {
+					st["Resource"] = []any{r}
+				}
+			}
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// allowed reports whether the statements allow action on a resource that
+// equals res.
+func allowed(t *testing.T, sts []map[string]any, action string, res any) bool {
+	for _, st := range sts {
+		if st["Effect"] != "Allow" || !slices.Contains(st["Action"].([]any), any(action)) {
+			continue
+		}
+		for _, r := range st["Resource"].([]any) {
+			if canon(t, r) == canon(t, res) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func actions(sts []map[string]any) []string {
+	var out []string
+	for _, st := range sts {
+		for _, a := range st["Action"].([]any) {
+			out = append(out, a.(string))
+		}
+	}
+	return out
+}
+
+func TestGrantsPerFunction(t *testing.T) {
+	t.Parallel()
+	table := getAtt(tableID(t), "Arn")
+	var poolQueues []any
+	for _, p := range synth.props.Pools {
+		poolQueues = append(poolQueues, getAtt(byProp(t, "AWS::SQS::Queue", "QueueName", awsstore.QueueName(synth.props.QueuePrefix, p.Name)).ID, "Arn"))
+	}
+	for _, f := range []lambdaapi.Function{lambdaapi.Submit, lambdaapi.Dispatch, lambdaapi.Expire} {
+		sts := policy(t, f)
+		for _, a := range []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+			"dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"} {
+			require.True(t, allowed(t, sts, a, table), "%s: %s on the table", f, a)
+		}
+		for _, q := range poolQueues {
+			for _, a := range []string{"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"} {
+				require.True(t, allowed(t, sts, a, q), "%s: %s on %v", f, a, q)
+			}
+		}
+	}
+	mb := policy(t, lambdaapi.Mailbox)
+	for _, a := range []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"} {
+		require.True(t, allowed(t, mb, a, table), "mailbox: %s", a)
+	}
+	for _, a := range actions(mb) {
+		require.False(t, strings.HasPrefix(a, "sqs:"), "mailbox needs no queue: %s", a)
+		require.NotContains(t, []string{"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}, a, "mailbox writes only acks and pools")
+	}
+	// Only submit consumes the submit queue.
+	var submitQ string
+	for _, q := range resources(t, "AWS::SQS::Queue") {
+		if q.Props["FifoQueue"] == nil && q.Props["RedrivePolicy"] != nil {
+			submitQ = q.ID
+		}
+	}
+	for _, f := range lambdaapi.Functions {
+		require.Equal(t, f == lambdaapi.Submit, allowed(t, policy(t, f), "sqs:ReceiveMessage", getAtt(submitQ, "Arn")), f)
+	}
+	// No function is granted anything on every resource.
+	for _, f := range lambdaapi.Functions {
+		for _, st := range policy(t, f) {
+			require.NotContains(t, st["Resource"], any("*"), "%s: %v", f, st["Action"])
+		}
+	}
+}
+
+func TestAPIRoutes(t *testing.T) {
+	t.Parallel()
+	api := one(t, "AWS::ApiGatewayV2::Api")
+	require.Equal(t, "HTTP", api.Props["ProtocolType"])
+	auth := one(t, "AWS::ApiGatewayV2::Authorizer")
+	require.Equal(t, "JWT", auth.Props["AuthorizerType"])
+	require.Equal(t, map[string]any{"Issuer": synth.props.JWTIssuer, "Audience": []any{"parkinglot", "cli"}}, auth.Props["JwtConfiguration"])
+
+	// Route key -> function, through the integration's URI.
+	integ := map[string]string{}
+	for _, i := range resources(t, "AWS::ApiGatewayV2::Integration") {
+		require.Equal(t, "2.0", i.Props["PayloadFormatVersion"])
+		integ[i.ID] = i.Props["IntegrationUri"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+	}
+	routes := map[string]string{}
+	for _, r := range resources(t, "AWS::ApiGatewayV2::Route") {
+		require.Equal(t, "JWT", r.Props["AuthorizationType"], r.Props["RouteKey"])
+		require.Equal(t, ref(auth.ID), r.Props["AuthorizerId"])
+		target := r.Props["Target"].(map[string]any)["Fn::Join"].([]any)[1].([]any)[1].(map[string]any)["Ref"].(string)
+		routes[r.Props["RouteKey"].(string)] = integ[target]
+	}
+	want := map[string]string{"$default": functionID(t, lambdaapi.DefaultRoute)}
+	for _, r := range lambdaapi.Routes() {
+		want[r.Key()] = functionID(t, r.Function)
+	}
+	require.Equal(t, want, routes)
+
+	// Every integration may invoke its function, from this API only.
+	for _, f := range []lambdaapi.Function{lambdaapi.Submit, lambdaapi.Dispatch, lambdaapi.Mailbox} {
+		found := false
+		for _, p := range resources(t, "AWS::Lambda::Permission") {
+			if canon(t, p.Props["FunctionName"]) == canon(t, getAtt(functionID(t, f), "Arn")) && p.Props["Principal"] == "apigateway.amazonaws.com" {
+				found = found || strings.Contains(canon(t, p.Props["SourceArn"]), api.ID)
+			}
+		}
+		require.True(t, found, "%s: no invoke permission for the API", f)
+	}
+
+	stage := one(t, "AWS::ApiGatewayV2::Stage")
+	require.Equal(t, "$default", stage.Props["StageName"])
+	require.Equal(t, true, stage.Props["AutoDeploy"])
+	logs := stage.Props["AccessLogSettings"].(map[string]any)
+	require.Equal(t, getAtt(byLogRetention(t, 90).ID, "Arn"), logs["DestinationArn"])
+	var line map[string]string
+	require.NoError(t, json.Unmarshal([]byte(logs["Format"].(string)), &line), "access log lines are JSON")
+	require.Equal(t, "$context.requestId", line["requestId"])
+	require.Equal(t, "$context.status", line["status"])
+}
+
+func byLogRetention(t *testing.T, days float64) resource {
+	t.Helper()
+	return byProp(t, "AWS::Logs::LogGroup", "RetentionInDays", days)
+}
+
+func TestExpireSchedule(t *testing.T) {
+	t.Parallel()
+	rule := one(t, "AWS::Events::Rule")
+	require.Equal(t, "rate(1 minute)", rule.Props["ScheduleExpression"])
+	require.Equal(t, "ENABLED", rule.Props["State"])
+	targets := rule.Props["Targets"].([]any)
+	require.Len(t, targets, 1)
+	require.Equal(t, getAtt(functionID(t, lambdaapi.Expire), "Arn"), targets[0].(map[string]any)["Arn"])
+	found := false
+	for _, p := range resources(t, "AWS::Lambda::Permission") {
+		if p.Props["Principal"] == "events.amazonaws.com" {
+			require.Equal(t, getAtt(functionID(t, lambdaapi.Expire), "Arn"), p.Props["FunctionName"])
+			require.Equal(t, getAtt(rule.ID, "Arn"), p.Props["SourceArn"])
+			found = true
+		}
+	}
+	require.True(t, found)
+}
+
+func TestAlarms(t *testing.T) {
+	t.Parallel()
+	topic := one(t, "AWS::SNS::Topic")
+	alarms := resources(t, "AWS::CloudWatch::Alarm")
+	for _, a := range alarms {
+		require.Equal(t, []any{ref(topic.ID)}, a.Props["AlarmActions"], a.ID)
+	}
+	// metric alarms by (namespace, metric, dimension value)
+	type key struct{ ns, metric, dim string }
+	simple := map[key]resource{}
+	var math_ []resource
+	for _, a := range alarms {
+		if a.Props["Metrics"] != nil {
+			math_ = append(math_, a)
+			continue
+		}
+		dims := a.Props["Dimensions"].([]any)
+		require.Len(t, dims, 1)
+		simple[key{a.Props["Namespace"].(string), a.Props["MetricName"].(string), canon(t, dims[0].(map[string]any)["Value"])}] = a
+	}
+	for _, f := range lambdaapi.Functions {
+		fn := canon(t, ref(functionID(t, f)))
+		require.Contains(t, simple, key{"AWS/Lambda", "Errors", fn}, f)
+		require.Contains(t, simple, key{"AWS/Lambda", "Throttles", fn}, f)
+	}
+	var dlqs []string
+	for _, q := range resources(t, "AWS::SQS::Queue") {
+		if q.Props["RedrivePolicy"] != nil {
+			id, _ := redrive(t, q)
+			dlqs = append(dlqs, id)
+		}
+	}
+	require.Len(t, dlqs, len(synth.props.Pools)+1)
+	for _, id := range dlqs {
+		a, ok := simple[key{"AWS/SQS", "ApproximateNumberOfMessagesVisible", canon(t, getAtt(id, "QueueName"))}]
+		require.True(t, ok, "no alarm on DLQ %s", id)
+		require.EqualValues(t, 1, a.Props["Threshold"])
+	}
+	// Saturation: one per pool that parks, at SaturationRatio of maxParked,
+	// on its own queue's depth.
+	want := map[string]float64{}
+	for _, p := range synth.props.Pools {
+		if p.MaxParked > 0 {
+			q := byProp(t, "AWS::SQS::Queue", "QueueName", awsstore.QueueName(synth.props.QueuePrefix, p.Name))
+			want[canon(t, getAtt(q.ID, "QueueName"))] = math.Ceil(SaturationRatio * float64(p.MaxParked))
+		}
+	}
+	got := map[string]float64{}
+	for _, a := range math_ {
+		var queue string
+		for _, m := range a.Props["Metrics"].([]any) {
+			ms, ok := m.(map[string]any)["MetricStat"].(map[string]any)
+			if !ok {
+				continue
+			}
+			dim := ms["Metric"].(map[string]any)["Dimensions"].([]any)[0].(map[string]any)["Value"]
+			if queue != "" {
+				require.Equal(t, queue, canon(t, dim), "one queue per saturation alarm")
+			}
+			queue = canon(t, dim)
+		}
+		got[queue] = a.Props["Threshold"].(float64)
+	}
+	require.Equal(t, want, got)
+	require.Len(t, alarms, 2*len(lambdaapi.Functions)+len(dlqs)+len(want)+1)
+
+	dash := one(t, "AWS::CloudWatch::Dashboard")
+	require.Equal(t, synth.props.StackName, dash.Props["DashboardName"])
+}
+
+func TestNagFindingsAllSuppressed(t *testing.T) {
+	t.Parallel()
+	require.Empty(t, synth.findings, "unsuppressed cdk-nag findings or other warnings")
+	// Without its suppressions, the same stack has findings: the checks ran.
+	var ids []string
+	for _, f := range synth.unchecked {
+		id, _, _ := strings.Cut(f.Message, ":")
+		id, _, _ = strings.Cut(id, "[")
+		ids = append(ids, id)
+	}
+	require.Contains(t, ids, "AwsSolutions-IAM4")
+	require.Contains(t, ids, "AwsSolutions-IAM5")
+	// Every suppression in the template carries a reason.
+	for id, r := range synth.template["Resources"].(map[string]any) {
+		md, _ := r.(map[string]any)["Metadata"].(map[string]any)
+		nag, _ := md["cdk_nag"].(map[string]any)
+		for _, s := range asList(nag["rules_to_suppress"]) {
+			reason, _ := s.(map[string]any)["reason"].(string)
+			require.GreaterOrEqual(t, len(reason), 40, "%s: suppression without a real reason", id)
+		}
+	}
+}
+
+func asList(v any) []any { l, _ := v.([]any); return l }
+
+func TestCfnLint(t *testing.T) {
+	t.Parallel()
+	lint, err := exec.LookPath("cfn-lint")
+	require.NoError(t, err, "cfn-lint is required (pip install cfn-lint)")
+	out, err := exec.Command(lint, "--format", "parseable", synth.path).CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	// cfn-lint's exit code is a bit set: 2 errors, 4 warnings, 8 informational.
+	require.Zero(t, code&2, "cfn-lint errors:\n%s", out)
+	require.Zero(t, code&^(2|4|8), "cfn-lint failed:\n%s", out)
+	if len(out) > 0 {
+		t.Logf("cfn-lint warnings:\n%s", out)
+	}
+}
