@@ -50,5 +50,29 @@ lambdas:
 	  rm -rf $$dir && echo "dist/lambda/$$fn.zip" || exit 1; \
 	done
 
+# The CDK app (infra/cdk, its own Go module). `make synth` writes
+# infra/cdk/cdk.out/Parkinglot.template.json; `make deploy` deploys it to the
+# AWS account of your credentials with the CDK CLI pinned in
+# infra/cdk/package.json (see infra/cdk/README.md; not run in CI).
+POOLS        ?= infra/cdk/pools.yaml
+JWT_ISSUER   ?=
+JWT_AUDIENCE ?=
+CDK_CONTEXT   = -c poolsFile=$(abspath $(POOLS)) -c lambdaDir=$(CURDIR)/dist/lambda \
+                -c jwtIssuer=$(or $(JWT_ISSUER),https://issuer.example.com/) -c jwtAudience=$(or $(JWT_AUDIENCE),parkinglot)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
+
+.PHONY: synth deploy test-cdk
+
+synth: lambdas
+	cd infra/cdk && $(GO) run . $(CDK_CONTEXT)
+
+deploy: lambdas
+	@if [ -z "$(JWT_ISSUER)" ] || [ -z "$(JWT_AUDIENCE)" ]; then \
+	  echo "make deploy needs JWT_ISSUER=https://... and JWT_AUDIENCE=aud1[,aud2]"; exit 2; fi
+	cd infra/cdk && npm ci --ignore-scripts && npx cdk deploy --require-approval broadening $(CDK_CONTEXT)
+
+test-cdk:
+	cd infra/cdk && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
+
 clean:
 	rm -rf bin dist
