@@ -128,6 +128,12 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	draining, stopPolls := context.WithCancel(context.Background())
 	defer stopPolls()
 	api := httpapi.New(httpapi.Options{Scheduler: sched, Auth: httpapi.NewTokenAuth(cfg.Auth.TokenMap()), Logger: log})
+	sweeper := func(ctx context.Context) { sweep(ctx, sched, cfg.SweepInterval, log) }
+	if cfg.Runtime == config.RuntimeLambda {
+		if api, sweeper, err = lambdaRuntime(cfg, backend, obs, log); err != nil {
+			return err
+		}
+	}
 	healthz := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Err() != nil {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -165,7 +171,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		log.Info("bearer token auth", "tokens", len(cfg.Auth.Tokens))
 	}
 	// Logged last: it tells scripts and tests that the server is up.
-	log.Info("parkinglot listening", "addr", "http://"+ln.Addr().String(), "store", cfg.Store.Type,
+	log.Info("parkinglot listening", "addr", "http://"+ln.Addr().String(), "runtime", cfg.Runtime, "store", cfg.Store.Type,
 		"config", source, "pools", strings.Join(names, ", "), "sweepInterval", cfg.SweepInterval.String())
 	if hint != nil {
 		firstTaskHint(hint, "http://"+ln.Addr().String(), cfg)
@@ -176,7 +182,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		sweep(sweepCtx, sched, cfg.SweepInterval, log)
+		sweeper(sweepCtx)
 	}()
 	defer func() {
 		stopSweeper()

@@ -1,9 +1,14 @@
 package lambdaapi_test
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
@@ -66,4 +71,18 @@ func TestWithDefaultKey(t *testing.T) {
 	} {
 		require.Equal(t, want, string(lambdaapi.WithDefaultKey([]byte(in), "k")), "%q", in)
 	}
+}
+
+func TestWithRequestID(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	log := slog.New(lambdaapi.WithRequestID(slog.NewJSONHandler(&buf, nil))).With("function", "submit").WithGroup("g")
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-1"})
+	log.InfoContext(ctx, "with")
+	log.InfoContext(context.Background(), "without")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	require.Len(t, lines, 2)
+	require.Contains(t, lines[0], `"requestId":"req-1"`)
+	require.Contains(t, lines[0], `"function":"submit"`)
+	require.NotContains(t, lines[1], "requestId")
 }
