@@ -191,7 +191,8 @@ func (s *Store) Receive(ctx context.Context, pool string, n int) ([]core.Deliver
 	}
 	picked, rest := s.pickFair(pool, ds, min(10, max(1, n)))
 	if err := s.releaseAll(ctx, pool, u, rest); err != nil {
-		return nil, err
+		// The picked messages are still handed back, not left hidden.
+		return nil, errors.Join(err, s.releaseAll(ctx, pool, u, picked))
 	}
 	until := s.opts.Clock.Now().Add(s.opts.Visibility)
 	for _, d := range picked {
@@ -281,13 +282,25 @@ func (s *Store) releaseAll(ctx context.Context, pool, u string, ds []core.Delive
 				Id: aws.String(fmt.Sprint(i)), ReceiptHandle: aws.String(d.Receipt), VisibilityTimeout: 0,
 			}
 		}
+		batch := ds[:k]
 		ds = ds[k:]
 		out, err := s.sqs.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(u), Entries: entries})
+		if staleReceipt(err) {
+			// One stale receipt (its visibility ended and the message went
+			// elsewhere) fails the whole call on some implementations:
+			// hand the others back one by one, stale ones ignored.
+			for _, d := range batch {
+				if err := s.release(ctx, pool, u, d.Receipt); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("awsstore: hand back messages of pool %s: %w", pool, err)
 		}
 		for _, f := range out.Failed {
-			if f.SenderFault {
+			if f.SenderFault && !staleCode(aws.ToString(f.Code)) {
 				return fmt.Errorf("awsstore: hand back messages of pool %s: %s: %s", pool, aws.ToString(f.Code), aws.ToString(f.Message))
 			}
 		}
@@ -338,7 +351,13 @@ func staleReceipt(err error) bool {
 	if !errors.As(err, &ae) {
 		return false
 	}
-	switch ae.ErrorCode() {
+	return staleCode(ae.ErrorCode())
+}
+
+// staleCode reports whether an SQS error code means the receipt handle is
+// no longer valid.
+func staleCode(code string) bool {
+	switch code {
 	case "ReceiptHandleIsInvalid", "InvalidReceiptHandle", "MessageNotInflight",
 		"AWS.SimpleQueueService.MessageNotInflight", "InvalidParameterValue":
 		return true
