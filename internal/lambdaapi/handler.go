@@ -117,8 +117,9 @@ type eventShape struct {
 }
 
 // Invoke serves one invocation: an API Gateway HTTP API (2.0) event (every
-// function but expire), an SQS event (submit), or an EventBridge event (the
-// schedule of expire; an event-driven submission to submit).
+// function but expire), an SQS event (submit), an EventBridge event (an
+// event-driven submission to submit), or, for expire, any other JSON object:
+// its schedule's trigger.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	var shape eventShape
 	if err := json.Unmarshal(payload, &shape); err != nil {
@@ -140,16 +141,19 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 			return nil, fmt.Errorf("lambdaapi: %s: decode SQS event: %w", h.fn, err)
 		}
 		return marshal(h.SQS(ctx, ev), nil)
-	case shape.DetailType != nil && (h.fn == Submit || h.fn == Expire):
+	case shape.DetailType != nil && h.fn == Submit:
 		var ev events.EventBridgeEvent
 		if err := json.Unmarshal(payload, &ev); err != nil {
 			return nil, fmt.Errorf("lambdaapi: %s: decode EventBridge event: %w", h.fn, err)
 		}
-		if h.fn == Expire {
-			_, err := h.Schedule(ctx, ev)
-			return marshal(struct{}{}, err)
-		}
 		return marshal(struct{}{}, h.EventBridge(ctx, ev))
+	case h.fn == Expire && shape.RouteKey == "" && len(shape.Records) == 0 && bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")):
+		// An EventBridge rule's scheduled event, or EventBridge Scheduler's
+		// input (by default {}): either is the trigger.
+		var ev events.EventBridgeEvent
+		_ = json.Unmarshal(payload, &ev) // only its id is logged
+		_, err := h.Schedule(ctx, ev)
+		return marshal(struct{}{}, err)
 	}
 	return nil, fmt.Errorf("lambdaapi: %s: %w: %.120s", h.fn, ErrUnsupportedEvent, payload)
 }

@@ -312,7 +312,13 @@ func TestUnsupportedEvents(t *testing.T) {
 		_, err := b.fns[c.fn].Invoke(ctx, fixture(t, c.fixture))
 		require.ErrorIs(t, err, lambdaapi.ErrUnsupportedEvent, "%s given %s", c.fn, c.fixture)
 	}
-	_, err := b.fns[lambdaapi.Submit].Invoke(ctx, []byte(`{"hello":"world"}`))
+	// Expire takes any other object as its schedule's trigger.
+	_, err := b.fns[lambdaapi.Expire].Invoke(ctx, []byte(`{}`))
+	require.NoError(t, err)
+	require.Len(t, withMetric(b.emf.lines(t), "Sweeps"), 1)
+	_, err = b.fns[lambdaapi.Expire].Invoke(ctx, []byte(`[]`))
+	require.Error(t, err)
+	_, err = b.fns[lambdaapi.Submit].Invoke(ctx, []byte(`{"hello":"world"}`))
 	require.ErrorIs(t, err, lambdaapi.ErrUnsupportedEvent)
 	_, err = b.fns[lambdaapi.Submit].Invoke(ctx, []byte(`not json`))
 	require.Error(t, err)
