@@ -16,17 +16,8 @@ type auditLog struct {
 	seq    uint64
 }
 
-func (s *Store) auditLogsOf(evs []core.Event) map[string]*auditLog {
-	if len(evs) == 0 {
-		return nil
-	}
-	m := make(map[string]*auditLog, 1)
-	for _, e := range evs {
-		if _, ok := m[e.Tenant]; !ok {
-			m[e.Tenant] = load[auditLog](&s.audits, e.Tenant)
-		}
-	}
-	return m
+func (s *Store) auditLogsOf(evs []core.Event) []itemRef[auditLog] {
+	return collect[auditLog](&s.audits, len(evs), func(i int) string { return evs[i].Tenant })
 }
 
 // append adds e in (At, Seq) order; the caller holds l.mu. Writers' clocks

@@ -19,18 +19,21 @@ type mailbox struct {
 	watchers map[chan struct{}]struct{}
 }
 
-func (s *Store) mailboxesOf(msgs []core.Message) map[string]*mailbox {
-	if len(msgs) == 0 {
-		return nil
-	}
-	m := make(map[string]*mailbox, len(msgs))
-	for _, msg := range msgs {
-		k := msg.Tenant + "\x00" + msg.Recipient
-		if _, ok := m[k]; !ok {
-			m[k] = load[mailbox](&s.mailboxes, k)
+func (s *Store) mailboxesOf(msgs []core.Message) []itemRef[mailbox] {
+	return collect[mailbox](&s.mailboxes, len(msgs), func(i int) string {
+		return msgs[i].Tenant + "\x00" + msgs[i].Recipient
+	})
+}
+
+// mailboxOf finds m's mailbox among refs.
+func mailboxOf(refs []itemRef[mailbox], m *core.Message) *mailbox {
+	for _, r := range refs {
+		k := r.key
+		if len(k) == len(m.Tenant)+1+len(m.Recipient) && k[:len(m.Tenant)] == m.Tenant && k[len(m.Tenant)+1:] == m.Recipient {
+			return r.it
 		}
 	}
-	return m
+	panic("memstore: mailbox not collected: " + m.Tenant + "/" + m.Recipient)
 }
 
 // append adds m with the next cursor; the caller holds b.mu.

@@ -210,13 +210,13 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 		key.mu.Lock()
 		defer key.mu.Unlock()
 	}
-	for _, k := range sortedKeys(boxes) {
-		boxes[k].mu.Lock()
-		defer boxes[k].mu.Unlock()
+	for _, r := range boxes {
+		r.it.mu.Lock()
+		defer r.it.mu.Unlock()
 	}
-	for _, k := range sortedKeys(logs) {
-		logs[k].mu.Lock()
-		defer logs[k].mu.Unlock()
+	for _, r := range logs {
+		r.it.mu.Lock()
+		defer r.it.mu.Unlock()
 	}
 
 	// Check every condition.
@@ -265,20 +265,40 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 	}
 	for i := range txn.Messages {
 		m := txn.Messages[i]
-		boxes[m.Tenant+"\x00"+m.Recipient].append(m)
+		mailboxOf(boxes, &m).append(m)
 	}
 	for i := range txn.Events {
 		e := txn.Events[i]
-		logs[e.Tenant].append(e)
+		for _, r := range logs {
+			if r.key == e.Tenant {
+				r.it.append(e)
+			}
+		}
 	}
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
+// itemRef is an item a transaction names, with its key.
+type itemRef[T any] struct {
+	key string
+	it  *T
+}
+
+// collect resolves the n items named by key(i), without duplicates and
+// sorted by key: the order in which a transaction locks them.
+func collect[T any](m *sync.Map, n int, key func(i int) string) []itemRef[T] {
+	if n == 0 {
+		return nil
 	}
-	slices.Sort(ks)
-	return ks
+	refs := make([]itemRef[T], 0, n)
+	for i := range n {
+		k := key(i)
+		if !slices.ContainsFunc(refs, func(r itemRef[T]) bool { return r.key == k }) {
+			refs = append(refs, itemRef[T]{key: k, it: load[T](m, k)})
+		}
+	}
+	if len(refs) > 1 {
+		slices.SortFunc(refs, func(a, b itemRef[T]) int { return cmp.Compare(a.key, b.key) })
+	}
+	return refs
 }
