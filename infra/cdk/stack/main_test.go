@@ -34,12 +34,12 @@ const testPools = `pools:
     defaultMaxWait: 10m
     runTimeout: 5m
   - name: batch.jobs
-    capacity: 16
-    maxParked: 0
+    capacity: 1
+    maxParked: 5
+    defaultMaxWait: 1h
   - name: cpu
     capacity: 16
-    maxParked: 10
-    defaultMaxWait: 1h
+    maxParked: 0
 `
 
 func TestMain(m *testing.M) {
