@@ -80,6 +80,7 @@ func setup(dir string) error {
 	synth.props = Props{
 		Pools: ps, JWTIssuer: "https://issuer.example.com/", JWTAudience: []string{"parkinglot", "cli"},
 		TenantClaim: "org", LambdaDir: zips, QueuePrefix: "pl-test-",
+		EventSources: map[string]string{"ci.runner": "ci", "billing.app": "acme"},
 	}.WithDefaults()
 	synth.outdir = filepath.Join(dir, "out")
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(synth.outdir)})

@@ -22,14 +22,15 @@ const (
 
 // Context keys that PropsFromContext reads (cdk -c key=value).
 const (
-	CtxPoolsFile   = "poolsFile"   // server configuration file whose pools block is deployed (required)
-	CtxJWTIssuer   = "jwtIssuer"   // JWT issuer URL (required)
-	CtxJWTAudience = "jwtAudience" // comma-separated audiences (required)
-	CtxTenantClaim = "tenantClaim" // claim naming the tenant (default "tenant")
-	CtxLambdaDir   = "lambdaDir"   // directory holding submit.zip, dispatch.zip, expire.zip, mailbox.zip
-	CtxQueuePrefix = "queuePrefix" // prefix of the parking queues' names
-	CtxStackName   = "stackName"   // CloudFormation stack name
-	CtxAlarmEmail  = "alarmEmail"  // optional address subscribed to the alarm topic
+	CtxPoolsFile    = "poolsFile"    // server configuration file whose pools block is deployed (required)
+	CtxJWTIssuer    = "jwtIssuer"    // JWT issuer URL (required)
+	CtxJWTAudience  = "jwtAudience"  // comma-separated audiences (required)
+	CtxTenantClaim  = "tenantClaim"  // claim naming the tenant (default "tenant")
+	CtxLambdaDir    = "lambdaDir"    // directory holding submit.zip, dispatch.zip, expire.zip, mailbox.zip
+	CtxQueuePrefix  = "queuePrefix"  // prefix of the parking queues' names
+	CtxStackName    = "stackName"    // CloudFormation stack name
+	CtxAlarmEmail   = "alarmEmail"   // optional address subscribed to the alarm topic
+	CtxEventSources = "eventSources" // "source=tenant,...": EventBridge sources whose events submit, and for whom
 )
 
 // Props configures the stack. Zero fields take the defaults documented on
@@ -58,6 +59,10 @@ type Props struct {
 	QueuePrefix string
 	// AlarmEmail, when set, is subscribed to the alarm topic.
 	AlarmEmail string
+	// EventSources maps EventBridge sources to the tenant each submits
+	// for. With any, a rule on the default bus sends their events to
+	// submit (lambdaapi.EnvEventSources); none: no EventBridge submissions.
+	EventSources map[string]string
 }
 
 // WithDefaults returns a copy of p with zero fields set to their defaults.
@@ -95,6 +100,14 @@ func (p Props) Validate() error {
 	for i, a := range p.JWTAudience {
 		if a == "" {
 			return fmt.Errorf("stack: JWTAudience[%d]: must not be empty", i)
+		}
+	}
+	for src, tenant := range p.EventSources {
+		switch {
+		case src == "" || strings.ContainsAny(src, "=,") || strings.HasPrefix(src, "aws."):
+			return fmt.Errorf("stack: EventSources: source %q must be a producer's own source, without '=' or ','", src)
+		case tenant == "" || strings.ContainsAny(tenant, "=,"):
+			return fmt.Errorf("stack: EventSources[%q]: tenant %q must be non-empty, without '=' or ','", src, tenant)
 		}
 	}
 	for _, f := range lambdaapi.Functions {
@@ -145,6 +158,19 @@ func PropsFromContext(node constructs.Node) (Props, error) {
 		if a = strings.TrimSpace(a); a != "" {
 			p.JWTAudience = append(p.JWTAudience, a)
 		}
+	}
+	for _, kv := range strings.Split(get(CtxEventSources), ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		src, tenant, ok := strings.Cut(kv, "=")
+		if !ok {
+			return Props{}, fmt.Errorf("stack: context %s: %q is not source=tenant", CtxEventSources, kv)
+		}
+		if p.EventSources == nil {
+			p.EventSources = map[string]string{}
+		}
+		p.EventSources[strings.TrimSpace(src)] = strings.TrimSpace(tenant)
 	}
 	file := get(CtxPoolsFile)
 	if file == "" {

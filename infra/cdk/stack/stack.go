@@ -3,6 +3,7 @@ package stack
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
@@ -102,6 +104,7 @@ func New(scope constructs.Construct, props Props) (*Stack, error) {
 	s.grants()
 	s.api()
 	s.schedule()
+	s.eventSubmissions()
 	s.monitoring()
 	s.outputs()
 	s.suppress()
@@ -246,6 +249,13 @@ func (s *Stack) env(f lambdaapi.Function) *map[string]*string {
 		lambdaapi.EnvPools:       jsii.String(PoolsJSON(s.Props.Pools)),
 		lambdaapi.EnvNamespace:   jsii.String(MetricsNamespace),
 	}
+	if f == lambdaapi.Submit && len(s.Props.EventSources) > 0 {
+		var kv []string
+		for _, src := range sortedKeys(s.Props.EventSources) {
+			kv = append(kv, src+"="+s.Props.EventSources[src])
+		}
+		env[lambdaapi.EnvEventSources] = jsii.String(strings.Join(kv, ","))
+	}
 	if f == lambdaapi.Expire {
 		env[lambdaapi.EnvSweepEvery] = jsii.String(sweepEvery)
 		env[lambdaapi.EnvSweepFor] = jsii.String(sweepFor)
@@ -372,6 +382,27 @@ func (s *Stack) schedule() {
 				RetryAttempts: jsii.Number(2),
 				MaxEventAge:   awscdk.Duration_Minutes(jsii.Number(1)),
 			})},
+	})
+}
+
+// eventSubmissions routes the events of Props.EventSources on the default
+// bus to submit. Submit is invoked asynchronously: Lambda retries a failed
+// invocation twice, then sends the event to the submit DLQ.
+func (s *Stack) eventSubmissions() {
+	if len(s.Props.EventSources) == 0 {
+		return
+	}
+	submit := s.Functions[lambdaapi.Submit]
+	submit.ConfigureAsyncInvoke(&awslambda.EventInvokeConfigOptions{
+		RetryAttempts: jsii.Number(2),
+		MaxEventAge:   awscdk.Duration_Hours(jsii.Number(6)),
+		OnFailure:     awslambdadestinations.NewSqsDestination(s.SubmitDLQ),
+	})
+	awsevents.NewRule(s.Stack, jsii.String("SubmitEvents"), &awsevents.RuleProps{
+		Description:  jsii.String("Parkinglot event-driven submissions"),
+		EventPattern: &awsevents.EventPattern{Source: jsii.Strings(sortedKeys(s.Props.EventSources)...)},
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(submit,
+			&awseventstargets.LambdaFunctionProps{DeadLetterQueue: s.SubmitDLQ, RetryAttempts: jsii.Number(8)})},
 	})
 }
 

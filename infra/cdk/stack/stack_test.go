@@ -227,6 +227,11 @@ func TestFunctions(t *testing.T) {
 		}
 		e, err := lambdaapi.LoadEnv(func(k string) string { return vars[k] })
 		require.NoError(t, err, f)
+		if f == lambdaapi.Submit {
+			require.Equal(t, map[string]string{"ci.runner": "ci", "billing.app": "acme"}, e.SourceTenants)
+		} else {
+			require.Empty(t, e.SourceTenants, f)
+		}
 		require.Len(t, e.Pools, len(synth.props.Pools))
 		for i, p := range synth.props.Pools {
 			require.Equal(t, p.Core(), e.Pools[i])
@@ -412,17 +417,15 @@ func byLogRetention(t *testing.T, days float64) resource {
 
 func TestExpireSchedule(t *testing.T) {
 	t.Parallel()
-	rule := one(t, "AWS::Events::Rule")
-	require.Equal(t, "rate(1 minute)", rule.Props["ScheduleExpression"])
+	rule := byProp(t, "AWS::Events::Rule", "ScheduleExpression", "rate(1 minute)")
 	require.Equal(t, "ENABLED", rule.Props["State"])
 	targets := rule.Props["Targets"].([]any)
 	require.Len(t, targets, 1)
 	require.Equal(t, getAtt(functionID(t, lambdaapi.Expire), "Arn"), targets[0].(map[string]any)["Arn"])
 	found := false
 	for _, p := range resources(t, "AWS::Lambda::Permission") {
-		if p.Props["Principal"] == "events.amazonaws.com" {
+		if p.Props["Principal"] == "events.amazonaws.com" && canon(t, p.Props["SourceArn"]) == canon(t, getAtt(rule.ID, "Arn")) {
 			require.Equal(t, getAtt(functionID(t, lambdaapi.Expire), "Arn"), p.Props["FunctionName"])
-			require.Equal(t, getAtt(rule.ID, "Arn"), p.Props["SourceArn"])
 			found = true
 		}
 	}
@@ -541,4 +544,24 @@ func TestCfnLint(t *testing.T) {
 	if len(out) > 0 {
 		t.Logf("cfn-lint warnings:\n%s", out)
 	}
+}
+
+func TestEventSubmissions(t *testing.T) {
+	t.Parallel()
+	submit := functionID(t, lambdaapi.Submit)
+	rule := byProp(t, "AWS::Events::Rule", "EventPattern", map[string]any{"source": []any{"billing.app", "ci.runner"}})
+	targets := rule.Props["Targets"].([]any)
+	require.Len(t, targets, 1)
+	target := targets[0].(map[string]any)
+	require.Equal(t, getAtt(submit, "Arn"), target["Arn"])
+	dlq, _ := redrive(t, byProp(t, "AWS::SQS::Queue", "VisibilityTimeout", 6*timeouts[lambdaapi.Submit]))
+	require.Equal(t, map[string]any{"Arn": getAtt(dlq, "Arn")}, target["DeadLetterConfig"])
+
+	// A submission that keeps failing goes to the submit DLQ after Lambda's
+	// retries of the asynchronous invoke.
+	cfg := one(t, "AWS::Lambda::EventInvokeConfig")
+	require.Equal(t, ref(submit), cfg.Props["FunctionName"])
+	require.EqualValues(t, 2, cfg.Props["MaximumRetryAttempts"])
+	require.Equal(t, getAtt(dlq, "Arn"), cfg.Props["DestinationConfig"].(map[string]any)["OnFailure"].(map[string]any)["Destination"])
+	require.True(t, allowed(t, policy(t, lambdaapi.Submit), "sqs:SendMessage", getAtt(dlq, "Arn")))
 }
