@@ -292,17 +292,23 @@ func PoolsJSON(pools []config.Pool) string {
 //
 //	function  table                                   parking queues
 //	submit    read/write (admission, mailbox, audit)  send (park), consume (a park's wake-up)
-//	dispatch  read/write (start, complete, release)   send, consume (dispatch)
+//	dispatch  read/write (start, complete, release)   consume (a release's dispatch)
 //	expire    read/write (sweep, purge)               send (outbox re-send), consume (safety-net dispatch)
-//	mailbox   read, UpdateItem (ack, pools at cold start)  none
+//	mailbox   read, UpdateItem (ack, pools)           none
 //
-// The submit queue's consumption by submit is granted by its event source.
+// Only submit (Submit parks) and expire (Sweep re-sends unsent parked
+// tasks) send to the parking queues. The mailbox function starts nothing:
+// the wake-up that core runs after putting a pool at cold start fails there
+// (logged), and the sweep dispatches instead. The submit queue's
+// consumption by submit is granted by its event source.
 func (s *Stack) grants() {
 	for _, f := range []lambdaapi.Function{lambdaapi.Submit, lambdaapi.Dispatch, lambdaapi.Expire} {
 		fn := s.Functions[f]
 		s.Table.GrantReadWriteData(fn)
 		for _, p := range s.Props.Pools {
-			s.PoolQueues[p.Name].GrantSendMessages(fn)
+			if f != lambdaapi.Dispatch {
+				s.PoolQueues[p.Name].GrantSendMessages(fn)
+			}
 			s.PoolQueues[p.Name].GrantConsumeMessages(fn)
 		}
 	}

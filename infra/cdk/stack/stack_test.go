@@ -330,9 +330,11 @@ func TestGrantsPerFunction(t *testing.T) {
 			require.True(t, allowed(t, sts, a, table), "%s: %s on the table", f, a)
 		}
 		for _, q := range poolQueues {
-			for _, a := range []string{"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"} {
+			for _, a := range []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"} {
 				require.True(t, allowed(t, sts, a, q), "%s: %s on %v", f, a, q)
 			}
+			// Only Submit (a park) and Sweep (an outbox re-send) send.
+			require.Equal(t, f != lambdaapi.Dispatch, allowed(t, sts, "sqs:SendMessage", q), "%s: SendMessage on %v", f, q)
 		}
 	}
 	mb := policy(t, lambdaapi.Mailbox)

@@ -1,0 +1,66 @@
+package stack
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPropsValidateNamesTheField(t *testing.T) {
+	t.Parallel()
+	good := synth.props
+	require.NoError(t, good.Validate())
+	for field, edit := range map[string]func(*Props){
+		"Pools":        func(p *Props) { p.Pools = nil },
+		"JWTIssuer":    func(p *Props) { p.JWTIssuer = "http://issuer.example.com/" },
+		"JWTAudience":  func(p *Props) { p.JWTAudience = nil },
+		"JWTAudience[": func(p *Props) { p.JWTAudience = []string{"a", ""} },
+		"QueuePrefix":  func(p *Props) { p.QueuePrefix = "bad.prefix" },
+		"LambdaDir":    func(p *Props) { p.LambdaDir = t.TempDir() },
+		"EventSources": func(p *Props) { p.EventSources = map[string]string{"aws.s3": "acme"} },
+		"EventSources[": func(p *Props) {
+			p.EventSources = map[string]string{"app": ""}
+		},
+	} {
+		p := good
+		edit(&p)
+		require.ErrorContains(t, p.Validate(), "stack: "+field, field)
+	}
+}
+
+func TestPropsFromContext(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pools := filepath.Join(dir, "config.yaml")
+	// A whole server configuration: only its pools block is deployed.
+	require.NoError(t, os.WriteFile(pools, []byte("listen: 127.0.0.1:9000\n"+testPools), 0o600))
+	ctx := map[string]any{
+		CtxPoolsFile: pools, CtxJWTIssuer: "https://issuer.example.com/", CtxJWTAudience: " a, b ,",
+		CtxEventSources: "x.app=acme, y.app=globex", CtxQueuePrefix: "pl-",
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx})
+	p, err := PropsFromContext(app.Node())
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, p.JWTAudience)
+	require.Equal(t, map[string]string{"x.app": "acme", "y.app": "globex"}, p.EventSources)
+	require.Equal(t, synth.props.Pools, p.Pools)
+	require.Equal(t, "pl-", p.QueuePrefix)
+	p = p.WithDefaults()
+	require.Equal(t, DefaultStackName, p.StackName)
+	require.Equal(t, "tenant", p.TenantClaim)
+
+	delete(ctx, CtxPoolsFile)
+	_, err = PropsFromContext(awscdk.NewApp(&awscdk.AppProps{Context: &ctx}).Node())
+	require.ErrorContains(t, err, CtxPoolsFile)
+}
+
+func TestLoadPoolsNamesTheField(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "pools.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("pools:\n  - name: gpu\n    capacity: 0\n"), 0o600))
+	_, err := LoadPools(path)
+	require.ErrorContains(t, err, "pools[0].capacity")
+}
