@@ -28,11 +28,15 @@ const SaturationRatio = 0.8
 //	DLQ-<queue>           DLQ ApproximateNumberOfMessagesVisible (max, 1m)  >= 1
 //	Errors-<function>     Lambda Errors (sum, 5m)                           >= 1
 //	Throttles-<function>  Lambda Throttles (sum, 5m)                        >= 1
-//	Saturation-<pool>     parking queue visible + in flight (max, 1m)       >= SaturationRatio * maxParked, 3 of 3 minutes
+//	Saturation-<pool>     PoolSaturation, expire's EMF gauge (max, 1m)      >= 100% (running = capacity), 5 of 5 minutes
+//	Rejected-<pool>       Outcomes{Pool, Outcome=rejected}, EMF (sum, 5m)   >= 1
+//	ParkedDepth-<pool>    parking queue visible + in flight (max, 1m)       >= SaturationRatio * maxParked, 3 of 3 minutes
 //	Api5xx                HTTP API 5xx (sum, 5m)                            >= 5
 //
-// A pool's parking queue holds one message per parked task (awsstore),
-// so its depth is the pool's parked count as SQS sees it.
+// The EMF metrics are the functions' (lambdaapi, namespace
+// lambdaapi.DefaultNamespace). A pool's parking queue holds one message per
+// parked task (awsstore), so its depth is the pool's parked count as SQS
+// sees it.
 func (s *Stack) monitoring() {
 	topic := awssns.NewTopic(s.Stack, jsii.String("Alarms"), &awssns.TopicProps{
 		DisplayName: jsii.String(s.Props.StackName + " alarms"),
@@ -91,10 +95,18 @@ func (s *Stack) monitoring() {
 			Period: minute,
 		})
 		depth[p.Name] = d
+		alarm("Saturation-"+p.Name, "pool "+p.Name+": every slot taken for 5 minutes; new tasks park",
+			poolMetric("PoolSaturation", p.Name, "Maximum", minute), 100, 5)
+		alarm("Rejected-"+p.Name, "pool "+p.Name+": submissions rejected (parked depth full)",
+			awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+				Namespace: jsii.String(lambdaapi.DefaultNamespace), MetricName: jsii.String("Outcomes"),
+				DimensionsMap: &map[string]*string{"Pool": jsii.String(p.Name), "Outcome": jsii.String("rejected")},
+				Statistic:     jsii.String("Sum"), Period: five,
+			}), 1, 1)
 		if p.MaxParked == 0 {
 			continue // parks nothing: every submission beyond capacity is rejected by design
 		}
-		alarm("Saturation-"+p.Name, fmt.Sprintf("pool %s: parked depth at %.0f%% of maxParked %d; submissions are rejected past it",
+		alarm("ParkedDepth-"+p.Name, fmt.Sprintf("pool %s: parked depth at %.0f%% of maxParked %d; submissions are rejected past it",
 			p.Name, SaturationRatio*100, p.MaxParked), d, math.Ceil(SaturationRatio*float64(p.MaxParked)), 3)
 	}
 	alarm("Api5xx", "HTTP API answered 5xx", s.API.MetricServerError(sumOver(five)), 5, 1)
@@ -116,9 +128,11 @@ func (s *Stack) dashboard(depth map[string]awscloudwatch.IMetric) {
 		dur = append(dur, fn.MetricDuration(&awscloudwatch.MetricOptions{Statistic: jsii.String("p99")}))
 		thr = append(thr, fn.MetricThrottles(nil))
 	}
-	var parked, dlq []awscloudwatch.IMetric
+	var parked, dlq, sat, wake []awscloudwatch.IMetric
 	for _, p := range s.Props.Pools {
 		parked = append(parked, depth[p.Name])
+		sat = append(sat, poolMetric("PoolSaturation", p.Name, "Maximum", nil))
+		wake = append(wake, poolMetric("WakeLatency", p.Name, "p99", nil))
 		dlq = append(dlq, s.PoolDLQs[p.Name].MetricApproximateNumberOfMessagesVisible(nil))
 	}
 	dlq = append(dlq, s.SubmitDLQ.MetricApproximateNumberOfMessagesVisible(nil))
@@ -131,11 +145,21 @@ func (s *Stack) dashboard(depth map[string]awscloudwatch.IMetric) {
 				graph("Invocations", inv...)},
 			{graph("Function errors", errs...), graph("Function duration p99", dur...)},
 			{graph("Throttles", thr...), graph("Parked per pool (queue depth)", parked...)},
+			{graph("Pool saturation % (running / capacity)", sat...), graph("Wake latency p99 (ms)", wake...)},
 			{graph("Dead-letter queues", dlq...), graph("Submit queue", s.SubmitQueue.MetricApproximateNumberOfMessagesVisible(nil),
 				s.SubmitQueue.MetricApproximateAgeOfOldestMessage(nil))},
 			{graph("DynamoDB throttled requests", s.Table.MetricThrottledRequestsForOperations(nil)),
 				graph("DynamoDB consumed write units", s.Table.MetricConsumedWriteCapacityUnits(nil))},
 		},
+	})
+}
+
+// poolMetric is one of the functions' EMF metrics of pool.
+func poolMetric(name, pool, stat string, period awscdk.Duration) awscloudwatch.Metric {
+	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace: jsii.String(lambdaapi.DefaultNamespace), MetricName: jsii.String(name),
+		DimensionsMap: &map[string]*string{"Pool": jsii.String(pool)},
+		Statistic:     jsii.String(stat), Period: period,
 	})
 }
 

@@ -264,8 +264,8 @@ func (s *Stack) env(f lambdaapi.Function) *map[string]*string {
 }
 
 // MetricsNamespace is the CloudWatch namespace of the functions' EMF
-// metrics.
-const MetricsNamespace = "Parkinglot"
+// metrics, which the alarms and the dashboard read.
+const MetricsNamespace = lambdaapi.DefaultNamespace
 
 // PoolsJSON is pools in the form of lambdaapi.EnvPools.
 func PoolsJSON(pools []config.Pool) string {

@@ -450,9 +450,19 @@ func TestAlarms(t *testing.T) {
 			math_ = append(math_, a)
 			continue
 		}
-		dims := a.Props["Dimensions"].([]any)
-		require.Len(t, dims, 1)
-		simple[key{a.Props["Namespace"].(string), a.Props["MetricName"].(string), canon(t, dims[0].(map[string]any)["Value"])}] = a
+		dims := map[string]any{}
+		for _, d := range a.Props["Dimensions"].([]any) {
+			dims[d.(map[string]any)["Name"].(string)] = d.(map[string]any)["Value"]
+		}
+		var dim string
+		if len(dims) == 1 {
+			for _, v := range dims {
+				dim = canon(t, v)
+			}
+		} else {
+			dim = canon(t, dims)
+		}
+		simple[key{a.Props["Namespace"].(string), a.Props["MetricName"].(string), dim}] = a
 	}
 	for _, f := range lambdaapi.Functions {
 		fn := canon(t, ref(functionID(t, f)))
@@ -472,8 +482,8 @@ func TestAlarms(t *testing.T) {
 		require.True(t, ok, "no alarm on DLQ %s", id)
 		require.EqualValues(t, 1, a.Props["Threshold"])
 	}
-	// Saturation: one per pool that parks, at SaturationRatio of maxParked,
-	// on its own queue's depth.
+	// Parked depth: one per pool that parks, at SaturationRatio of
+	// maxParked, on its own queue's depth.
 	want := map[string]float64{}
 	for _, p := range synth.props.Pools {
 		if p.MaxParked > 0 {
@@ -498,7 +508,17 @@ func TestAlarms(t *testing.T) {
 		got[queue] = a.Props["Threshold"].(float64)
 	}
 	require.Equal(t, want, got)
-	require.Len(t, alarms, 2*len(lambdaapi.Functions)+len(dlqs)+len(want)+1)
+	// Per pool, from the functions' EMF metrics: saturation (every slot
+	// taken for 5 minutes) and rejections.
+	for _, p := range synth.props.Pools {
+		a, ok := simple[key{lambdaapi.DefaultNamespace, "PoolSaturation", canon(t, p.Name)}]
+		require.True(t, ok, "no saturation alarm for %s", p.Name)
+		require.EqualValues(t, 100, a.Props["Threshold"])
+		require.EqualValues(t, 5, a.Props["EvaluationPeriods"])
+		_, ok = simple[key{lambdaapi.DefaultNamespace, "Outcomes", canon(t, map[string]any{"Pool": p.Name, "Outcome": "rejected"})}]
+		require.True(t, ok, "no rejection alarm for %s", p.Name)
+	}
+	require.Len(t, alarms, 2*len(lambdaapi.Functions)+len(dlqs)+len(want)+2*len(synth.props.Pools)+1)
 
 	dash := one(t, "AWS::CloudWatch::Dashboard")
 	require.Equal(t, synth.props.StackName, dash.Props["DashboardName"])
