@@ -11,6 +11,7 @@ import (
 
 	"github.com/parkinglot/parkinglot/internal/config"
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
+	"github.com/parkinglot/parkinglot/pkg/awsstore"
 )
 
 // Defaults of Props.
@@ -100,6 +101,18 @@ func (p Props) Validate() error {
 	for i, a := range p.JWTAudience {
 		if a == "" {
 			return fmt.Errorf("stack: JWTAudience[%d]: must not be empty", i)
+		}
+	}
+	names := map[string]string{}
+	for _, pool := range p.Pools {
+		for _, n := range []struct{ name, what string }{
+			{awsstore.QueueName(p.QueuePrefix, pool.Name), "pool " + pool.Name + "'s queue"},
+			{DLQName(p.QueuePrefix, pool.Name), "pool " + pool.Name + "'s DLQ"},
+		} {
+			if other, dup := names[n.name]; dup {
+				return fmt.Errorf("stack: Pools: %s and %s would both be named %s; rename a pool", other, n.what, n.name)
+			}
+			names[n.name] = n.what
 		}
 	}
 	for src, tenant := range p.EventSources {

@@ -3,10 +3,13 @@ package stack
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/internal/config"
 )
 
 func TestPropsValidateNamesTheField(t *testing.T) {
@@ -20,6 +23,9 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 		"JWTAudience[": func(p *Props) { p.JWTAudience = []string{"a", ""} },
 		"QueuePrefix":  func(p *Props) { p.QueuePrefix = "bad.prefix" },
 		"LambdaDir":    func(p *Props) { p.LambdaDir = t.TempDir() },
+		"Pools: pool gpu's DLQ": func(p *Props) {
+			p.Pools = append(slices.Clone(p.Pools), config.Pool{Name: "dlq-gpu", Capacity: 1})
+		},
 		"EventSources": func(p *Props) { p.EventSources = map[string]string{"aws.s3": "acme"} },
 		"EventSources[": func(p *Props) {
 			p.EventSources = map[string]string{"app": ""}

@@ -169,14 +169,21 @@ func (s *Stack) table() {
 	}
 }
 
+// DLQName is the name of pool's dead-letter queue: its parking queue's
+// name (awsstore.QueueName) under the prefix queuePrefix + "dlq-". FIFO
+// queues are named explicitly (moto's CloudFormation does not generate
+// ".fifo" names); Props.Validate refuses pools whose queue names collide.
+func DLQName(queuePrefix, pool string) string {
+	return awsstore.QueueName(queuePrefix+"dlq-", pool)
+}
+
 // queues builds one FIFO parking queue per pool, named as awsstore names
-// it, each with a FIFO DLQ, and the submit queue with its DLQ. DLQ names
-// are left to CloudFormation so that they can never collide with a pool's
-// queue.
+// it, each with a FIFO DLQ, and the submit queue with its DLQ.
 func (s *Stack) queues() {
 	days := awscdk.Duration_Days(jsii.Number(retentionDays))
 	for _, p := range s.Props.Pools {
 		dlq := awssqs.NewQueue(s.Stack, jsii.String("PoolDLQ-"+p.Name), &awssqs.QueueProps{
+			QueueName:       jsii.String(DLQName(s.Props.QueuePrefix, p.Name)),
 			Fifo:            jsii.Bool(true),
 			RetentionPeriod: days,
 			Encryption:      awssqs.QueueEncryption_SQS_MANAGED,

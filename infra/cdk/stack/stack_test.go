@@ -158,7 +158,7 @@ func TestPoolQueues(t *testing.T) {
 		require.EqualValues(t, parkMaxReceives, max)
 		dlq := queueByID(t, dlqID)
 		require.Equal(t, true, dlq.Props["FifoQueue"], "a FIFO queue's DLQ is FIFO")
-		require.Nil(t, dlq.Props["QueueName"], "DLQ names are generated, never a pool queue's name")
+		require.Equal(t, DLQName(synth.props.QueuePrefix, p.Name), dlq.Props["QueueName"])
 		require.Nil(t, dlq.Props["RedrivePolicy"])
 	}
 	// The name of "batch.jobs" is the hashed form SQS accepts.
