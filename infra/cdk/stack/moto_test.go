@@ -1,19 +1,27 @@
 package stack
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"strconv"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
@@ -22,92 +30,51 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
-// TestSynthesizedResourcesServeTheBackend creates, on moto, the table and
-// the parking queues exactly as the template declares them (no
-// CreateResources, no queue creation by the store), puts the pools the way
-// the functions do from the template's PARKINGLOT_POOLS, and runs tasks
-// through core over awsstore: a parked task's message must reach its pool's
-// queue under the template's name, and a release must start it from there.
-// It also checks that the TTL attribute of the template is the one
-// awsstore.CreateResources enables.
-func TestSynthesizedResourcesServeTheBackend(t *testing.T) {
+// TestTemplateDeploysAndServesTheBackend deploys the synthesized template
+// into moto's CloudFormation (what `cdk deploy` does, minus the CLI: the
+// bootstrap bucket and version parameter, the assets, CreateStack). moto
+// creates the table, queues, functions, roles and rules and skips what it
+// does not model (API Gateway v2, alarms, the dashboard). Then, with the
+// environment CloudFormation gave the submit function, it runs tasks
+// through core over awsstore on the deployed table and queues: the pools
+// put as the functions put them at cold start, a task parked into its
+// pool's queue under the deployed name (a dotted pool name, hashed), and
+// started from it when a slot frees.
+func TestTemplateDeploysAndServesTheBackend(t *testing.T) {
 	t.Parallel()
 	moto := mototest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfg := moto.Config()
+	stackName := "pl-cdk-" + uniq()
+	outputs := deploy(ctx, t, cfg, stackName)
+	require.Equal(t, synth.props.QueuePrefix, outputs["QueuePrefix"])
+
+	physical := map[string]string{}
+	res, err := cloudformation.NewFromConfig(cfg).ListStackResources(ctx, &cloudformation.ListStackResourcesInput{StackName: aws.String(stackName)})
+	require.NoError(t, err)
+	for _, r := range res.StackResourceSummaries {
+		physical[aws.ToString(r.LogicalResourceId)] = aws.ToString(r.PhysicalResourceId)
+	}
+	fn, err := lambda.NewFromConfig(cfg).GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{
+		FunctionName: aws.String(physical[functionID(t, lambdaapi.Submit)]),
+	})
+	require.NoError(t, err)
+	require.Equal(t, "bootstrap", aws.ToString(fn.Handler))
+	vars := fn.Environment.Variables
+	vars["AWS_REGION"] = mototest.Region
+	e, err := lambdaapi.LoadEnv(func(k string) string { return vars[k] })
+	require.NoError(t, err)
+	require.Equal(t, outputs["TableName"], e.Store.Table)
+
 	db, q := dynamodb.NewFromConfig(cfg), sqs.NewFromConfig(cfg)
-	table := "pl-cdk-" + uniq()
-
-	// The table, from the template's properties.
-	p := one(t, "AWS::DynamoDB::Table").Props
-	in := &dynamodb.CreateTableInput{TableName: aws.String(table), BillingMode: ddbtypes.BillingMode(p["BillingMode"].(string))}
-	keys := func(v any) []ddbtypes.KeySchemaElement {
-		var out []ddbtypes.KeySchemaElement
-		for _, k := range v.([]any) {
-			m := k.(map[string]any)
-			out = append(out, ddbtypes.KeySchemaElement{AttributeName: aws.String(m["AttributeName"].(string)), KeyType: ddbtypes.KeyType(m["KeyType"].(string))})
-		}
-		return out
-	}
-	in.KeySchema = keys(p["KeySchema"])
-	for _, d := range p["AttributeDefinitions"].([]any) {
-		m := d.(map[string]any)
-		in.AttributeDefinitions = append(in.AttributeDefinitions, ddbtypes.AttributeDefinition{
-			AttributeName: aws.String(m["AttributeName"].(string)), AttributeType: ddbtypes.ScalarAttributeType(m["AttributeType"].(string))})
-	}
-	for _, g := range p["GlobalSecondaryIndexes"].([]any) {
-		m := g.(map[string]any)
-		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, ddbtypes.GlobalSecondaryIndex{
-			IndexName: aws.String(m["IndexName"].(string)), KeySchema: keys(m["KeySchema"]),
-			Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionType(m["Projection"].(map[string]any)["ProjectionType"].(string))},
-		})
-	}
-	_, err := db.CreateTable(ctx, in)
-	require.NoError(t, err)
-	ttl := p["TimeToLiveSpecification"].(map[string]any)
-	_, err = db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{TableName: aws.String(table),
-		TimeToLiveSpecification: &ddbtypes.TimeToLiveSpecification{AttributeName: aws.String(ttl["AttributeName"].(string)), Enabled: aws.Bool(true)}})
-	require.NoError(t, err)
-
-	// The parking queues, from the template's properties.
-	for _, r := range resources(t, "AWS::SQS::Queue") {
-		name, ok := r.Props["QueueName"].(string)
-		if !ok {
-			continue
-		}
-		attrs := map[string]string{}
-		for _, k := range []string{"FifoQueue", "DeduplicationScope", "FifoThroughputLimit", "VisibilityTimeout", "MessageRetentionPeriod"} {
-			switch v := r.Props[k].(type) {
-			case nil:
-			case float64:
-				attrs[k] = strconv.FormatFloat(v, 'f', -1, 64)
-			default:
-				attrs[k] = fmt.Sprint(v)
-			}
-		}
-		_, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
-		require.NoError(t, err, "%s %v\n%s", name, attrs, moto.Stderr())
-	}
-
-	store, err := awsstore.New(ctx, awsstore.Options{DynamoDB: db, SQS: q, Table: table, QueuePrefix: synth.props.QueuePrefix})
+	store, err := awsstore.New(ctx, awsstore.Options{DynamoDB: db, SQS: q, Table: e.Store.Table, QueuePrefix: e.Store.QueuePrefix})
 	require.NoError(t, err)
 	sched, err := core.New(core.Config{Backend: store})
 	require.NoError(t, err)
 
-	// The pools, as a function puts them at cold start from its environment.
-	env := map[string]string{"AWS_REGION": mototest.Region}
-	for k, v := range byProp(t, "AWS::Lambda::Function", "Description", "Parkinglot submit").Props["Environment"].(map[string]any)["Variables"].(map[string]any) {
-		if s, ok := v.(string); ok {
-			env[k] = s
-		} else if canon(t, v) == canon(t, ref(tableID(t))) {
-			env[k] = table // the deployed table's name
-		}
-	}
-	e, err := lambdaapi.LoadEnv(func(k string) string { return env[k] })
-	require.NoError(t, err)
 	require.NoError(t, lambdaapi.PutPools(ctx, sched, e.Pools))
-	pools, err := sched.Pools(ctx)
+	pools, err := sched.Pools(ctx) // through the deployed pools index
 	require.NoError(t, err)
 	require.Len(t, pools, len(synth.props.Pools))
 	for _, want := range synth.props.Pools {
@@ -117,9 +84,8 @@ func TestSynthesizedResourcesServeTheBackend(t *testing.T) {
 		require.Equal(t, want.MaxParked, got.MaxParked, want.Name)
 	}
 
-	// A pool whose name SQS refuses as is ("batch.jobs", capacity 1): the
-	// second task parks in the queue named by the template, and completing
-	// the first starts it from there.
+	// "batch.jobs" (capacity 1): the second task parks in the deployed
+	// queue, and completing the first starts it from there.
 	submit := func() core.Task {
 		res, err := sched.Submit(ctx, core.SubmitRequest{Tenant: "acme", Pool: "batch.jobs"})
 		require.NoError(t, err)
@@ -128,34 +94,92 @@ func TestSynthesizedResourcesServeTheBackend(t *testing.T) {
 	first, second := submit(), submit()
 	require.Equal(t, core.StateRunning, first.State)
 	require.Equal(t, core.StateParked, second.State)
+	u, err := q.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(awsstore.QueueName(e.Store.QueuePrefix, "batch.jobs"))})
+	require.NoError(t, err)
 	attrs, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl:       queueURL(ctx, t, q, awsstore.QueueName(synth.props.QueuePrefix, "batch.jobs")),
-		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages},
+		QueueUrl: u.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameRedrivePolicy},
 	})
 	require.NoError(t, err)
-	require.Equal(t, "1", attrs.Attributes["ApproximateNumberOfMessages"], "the parked task's message is in the template's queue")
+	require.Equal(t, "1", attrs.Attributes["ApproximateNumberOfMessages"], "the parked task's message is in the deployed queue")
+	require.Contains(t, attrs.Attributes["RedrivePolicy"], DLQName(e.Store.QueuePrefix, "batch.jobs"))
 	_, err = sched.Complete(ctx, core.CompleteRequest{Tenant: "acme", TaskID: first.ID, Lease: first.Lease, Status: core.StateSucceeded})
 	require.NoError(t, err)
 	got, err := sched.Task(ctx, "acme", second.ID)
 	require.NoError(t, err)
 	require.Equal(t, core.StateRunning, got.State, "the release started the parked task from its queue")
-
-	// The TTL attribute is the one awsstore enables itself.
-	own := "pl-cdk-own-" + uniq()
-	s2, err := awsstore.New(ctx, awsstore.Options{DynamoDB: db, SQS: q, Table: own, QueuePrefix: "own-"})
-	require.NoError(t, err)
-	require.NoError(t, s2.CreateResources(ctx))
-	d, err := db.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(own)})
-	require.NoError(t, err)
-	require.Equal(t, TTLAttribute, aws.ToString(d.TimeToLiveDescription.AttributeName))
-	require.Equal(t, TTLAttribute, ttl["AttributeName"])
 }
 
-func queueURL(ctx context.Context, t *testing.T, q *sqs.Client, name string) *string {
+// TestTTLAttributeIsAwsstores checks the template's TTL attribute against
+// the one awsstore.CreateResources enables (moto's CloudFormation does not
+// apply a table's TTL specification, so it is compared here).
+func TestTTLAttributeIsAwsstores(t *testing.T) {
+	t.Parallel()
+	moto := mototest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := moto.Config()
+	db := dynamodb.NewFromConfig(cfg)
+	table := "pl-cdk-" + uniq()
+	s, err := awsstore.New(ctx, awsstore.Options{DynamoDB: db, SQS: sqs.NewFromConfig(cfg), Table: table})
+	require.NoError(t, err)
+	require.NoError(t, s.CreateResources(ctx))
+	d, err := db.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
+	require.NoError(t, err)
+	ttl := one(t, "AWS::DynamoDB::Table").Props["TimeToLiveSpecification"].(map[string]any)
+	require.Equal(t, aws.ToString(d.TimeToLiveDescription.AttributeName), ttl["AttributeName"])
+}
+
+// deploy does what `cdk bootstrap` and `cdk deploy` would on moto, and
+// returns the stack's outputs.
+func deploy(ctx context.Context, t *testing.T, cfg aws.Config, stackName string) map[string]string {
 	t.Helper()
-	out, err := q.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
-	require.NoError(t, err, name)
-	return out.QueueUrl
+	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	require.NoError(t, err)
+	bucket := "cdk-hnb659fds-assets-" + aws.ToString(id.Account) + "-" + cfg.Region
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	_, err = s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	require.NoError(t, err)
+	_, err = ssm.NewFromConfig(cfg).PutParameter(ctx, &ssm.PutParameterInput{
+		Name: aws.String("/cdk-bootstrap/hnb659fds/version"), Type: ssmtypes.ParameterTypeString, Value: aws.String("30"), Overwrite: aws.Bool(true),
+	})
+	require.NoError(t, err)
+
+	b, err := os.ReadFile(filepath.Join(synth.outdir, synth.props.StackName+".assets.json"))
+	require.NoError(t, err)
+	var manifest struct {
+		Files map[string]struct {
+			Source       struct{ Path string }
+			Destinations map[string]struct{ ObjectKey string }
+		}
+	}
+	require.NoError(t, json.Unmarshal(b, &manifest))
+	for _, a := range manifest.Files {
+		for _, d := range a.Destinations {
+			body, err := os.ReadFile(filepath.Join(synth.outdir, a.Source.Path))
+			require.NoError(t, err)
+			_, err = s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(d.ObjectKey), Body: bytes.NewReader(body)})
+			require.NoError(t, err)
+		}
+	}
+
+	template, err := os.ReadFile(synth.path)
+	require.NoError(t, err)
+	cfn := cloudformation.NewFromConfig(cfg)
+	_, err = cfn.CreateStack(ctx, &cloudformation.CreateStackInput{
+		StackName: aws.String(stackName), TemplateBody: aws.String(string(template)),
+		Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam},
+	})
+	require.NoError(t, err)
+	w := cloudformation.NewStackCreateCompleteWaiter(cfn, func(o *cloudformation.StackCreateCompleteWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second
+	})
+	out, err := w.WaitForOutput(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(stackName)}, time.Minute)
+	require.NoError(t, err, "stack %s did not reach CREATE_COMPLETE", stackName)
+	outputs := map[string]string{}
+	for _, o := range out.Stacks[0].Outputs {
+		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
+	}
+	return outputs
 }
 
 func uniq() string {
