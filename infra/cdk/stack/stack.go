@@ -246,15 +246,20 @@ func (s *Stack) functions() {
 }
 
 // env is function f's environment (lambdaapi.LoadEnv reads it): the
-// table, the queue prefix, the tenant claim, the pools (put at cold
-// start, counters kept) and expire's sweep cadence.
+// table, the queue prefix, the tenant claim, the pools and expire's sweep
+// cadence. Submit, dispatch and expire put the pools at cold start
+// (counters kept; expire runs within a minute of a deploy). The mailbox
+// function does not: putting a pool wakes it, which dispatches, and the
+// mailbox function may neither start tasks nor read the parking queues.
 func (s *Stack) env(f lambdaapi.Function) *map[string]*string {
 	env := map[string]*string{
 		awsconfig.EnvTable:       s.Table.TableName(),
 		awsconfig.EnvQueuePrefix: jsii.String(s.Props.QueuePrefix),
 		lambdaapi.EnvTenantClaim: jsii.String(s.Props.TenantClaim),
-		lambdaapi.EnvPools:       jsii.String(PoolsJSON(s.Props.Pools)),
 		lambdaapi.EnvNamespace:   jsii.String(MetricsNamespace),
+	}
+	if f != lambdaapi.Mailbox {
+		env[lambdaapi.EnvPools] = jsii.String(PoolsJSON(s.Props.Pools))
 	}
 	if f == lambdaapi.Submit && len(s.Props.EventSources) > 0 {
 		var kv []string
@@ -301,13 +306,11 @@ func PoolsJSON(pools []config.Pool) string {
 //	submit    read/write (admission, mailbox, audit)  send (park), consume (a park's wake-up)
 //	dispatch  read/write (start, complete, release)   consume (a release's dispatch)
 //	expire    read/write (sweep, purge)               send (outbox re-send), consume (safety-net dispatch)
-//	mailbox   read, UpdateItem (ack, pools)           none
+//	mailbox   read, UpdateItem (ack)                  none
 //
 // Only submit (Submit parks) and expire (Sweep re-sends unsent parked
-// tasks) send to the parking queues. The mailbox function starts nothing:
-// the wake-up that core runs after putting a pool at cold start fails there
-// (logged), and the sweep dispatches instead. The submit queue's
-// consumption by submit is granted by its event source.
+// tasks) send to the parking queues. The submit queue's consumption by
+// submit is granted by its event source.
 func (s *Stack) grants() {
 	for _, f := range []lambdaapi.Function{lambdaapi.Submit, lambdaapi.Dispatch, lambdaapi.Expire} {
 		fn := s.Functions[f]
