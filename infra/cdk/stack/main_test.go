@@ -146,7 +146,9 @@ func placeholderZip(path, name string) error {
 	}
 	defer f.Close()
 	z := zip.NewWriter(f)
-	w, err := z.CreateHeader(&zip.FileHeader{Name: "bootstrap", Method: zip.Deflate, Modified: time.Unix(0, 0)})
+	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Deflate, Modified: time.Unix(0, 0)}
+	h.SetMode(0o755)
+	w, err := z.CreateHeader(h)
 	if err != nil {
 		return err
 	}

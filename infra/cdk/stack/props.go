@@ -1,9 +1,9 @@
 package stack
 
 import (
+	"archive/zip"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -124,11 +124,30 @@ func (p Props) Validate() error {
 		}
 	}
 	for _, f := range lambdaapi.Functions {
-		if _, err := os.Stat(p.zip(f)); err != nil {
+		if err := checkZip(p.zip(f)); err != nil {
 			return fmt.Errorf("stack: LambdaDir: %w (build the zips with make lambdas)", err)
 		}
 	}
 	return nil
+}
+
+// checkZip checks that path is a zip with an executable bootstrap at its
+// root, which the provided.al2023 runtime runs.
+func checkZip(path string) error {
+	z, err := zip.OpenReader(path)
+	if err != nil {
+		return err
+	}
+	defer z.Close()
+	for _, f := range z.File {
+		if f.Name == "bootstrap" {
+			if f.Mode()&0o111 == 0 && f.Mode() != 0 {
+				return fmt.Errorf("%s: bootstrap is not executable", path)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: no bootstrap at the zip's root", path)
 }
 
 func (p Props) zip(f lambdaapi.Function) string {

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"archive/zip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/internal/config"
+	"github.com/parkinglot/parkinglot/internal/lambdaapi"
 )
 
 func TestPropsValidateNamesTheField(t *testing.T) {
@@ -35,6 +37,9 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 		edit(&p)
 		require.ErrorContains(t, p.Validate(), "stack: "+field, field)
 	}
+	p := good
+	p.LambdaDir = zipsWithoutBootstrap(t)
+	require.ErrorContains(t, p.Validate(), "no bootstrap at the zip's root")
 }
 
 func TestPropsFromContext(t *testing.T) {
@@ -69,4 +74,19 @@ func TestLoadPoolsNamesTheField(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("pools:\n  - name: gpu\n    capacity: 0\n"), 0o600))
 	_, err := LoadPools(path)
 	require.ErrorContains(t, err, "pools[0].capacity")
+}
+
+// zipsWithoutBootstrap writes the four zips, each without a bootstrap.
+func zipsWithoutBootstrap(t *testing.T) string {
+	dir := t.TempDir()
+	for _, f := range lambdaapi.Functions {
+		out, err := os.Create(filepath.Join(dir, string(f)+".zip"))
+		require.NoError(t, err)
+		z := zip.NewWriter(out)
+		_, err = z.Create("main")
+		require.NoError(t, err)
+		require.NoError(t, z.Close())
+		require.NoError(t, out.Close())
+	}
+	return dir
 }
