@@ -5,7 +5,7 @@ BIN     := bin/parkinglot
 CONFIG  ?=
 PKGS    := ./...
 
-.PHONY: build run test vet fmt-check bench fuzz clean lambdas
+.PHONY: build run test test-go vet fmt-check bench fuzz clean lambdas
 
 build:
 	$(GO) build -o $(BIN) ./cmd/parkinglot
@@ -13,8 +13,11 @@ build:
 run: build
 	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
 
-# Everything, under the race detector. Fuzz targets run their seed corpora.
-test: fmt-check vet
+# Everything: the root module under the race detector (fuzz targets run
+# their seed corpora), the Lambda zips, and the CDK app's tests.
+test: fmt-check vet test-go lambdas test-cdk
+
+test-go:
 	$(GO) test -race -count=1 -timeout 25m $(PKGS)
 
 vet:
