@@ -1,0 +1,94 @@
+package aws
+
+import (
+	"context"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/internal/loadtest"
+	"github.com/parkinglot/parkinglot/tests/testserver"
+)
+
+// loadTasks sizes the load. The default fits about two minutes on moto,
+// whose TransactWriteItems deep-copies the whole table once per item of
+// the transaction (moto/dynamodb/models/__init__.py, transact_write_items),
+// so that each transition costs time in proportion to the table's size; see
+// docs/aws.md.
+var loadTasks = flag.Int("aws.load-tasks", 200, "tasks submitted by TestLoad")
+
+// TestLoad drives the binary on the aws store with permit-mode workers of
+// three tenants on two pools, 2% of whose starts are never completed (the
+// worker "crashes" and the lease times out), and checks the run with the
+// load generator's independent observer.
+func TestLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test: skipped with -short")
+	}
+	t.Parallel()
+	srv := testserver.Start(t, bin, `
+listen: 127.0.0.1:0
+sweepInterval: 1s
+log: {level: info, format: json}
+auth:
+  tokens:
+    - {token: acme-token, tenant: acme}
+    - {token: globex-token, tenant: globex}
+    - {token: initech-token, tenant: initech}
+`+storeBlock()+`
+pools:
+  - {name: render, capacity: 4, maxParked: 5000, defaultMaxWait: 5m, runTimeout: 20s}
+  - {name: train, capacity: 2, maxParked: 5000, defaultMaxWait: 5m, runTimeout: 20s}
+`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cfg := loadtest.Config{
+		Server:            srv.URL,
+		Tokens:            []string{"acme-token", "globex-token", "initech-token"},
+		Submissions:       *loadTasks,
+		Submitters:        8,
+		Workers:           1,
+		Hold:              300 * time.Millisecond,
+		CrashFraction:     0.02,
+		RunTimeout:        20 * time.Second,
+		MaxWait:           4 * time.Minute,
+		ShortWaitFraction: 0.05,
+		ShortWait:         20 * time.Millisecond,
+		Timeout:           4*time.Minute + 30*time.Second,
+	}
+	rep, err := loadtest.Run(ctx, cfg)
+	require.NoError(t, err)
+	var b strings.Builder
+	rep.Print(&b)
+	t.Logf("load test report (moto; not a performance figure):\n%s", b.String())
+
+	require.Empty(t, rep.Errors)
+	require.Equal(t, *loadTasks, rep.Submitted)
+	require.Equal(t, *loadTasks, rep.Accepted, "nothing is rejected: maxParked exceeds the submissions")
+
+	// The independent observer: hard capacity by the workers' own clocks,
+	// exactly one outcome per task in the mailboxes, no start after a deadline.
+	require.Zero(t, rep.OverCapacity, "over-capacity instants; max overlap %v", rep.MaxOverlap)
+	require.Zero(t, rep.NoOutcome, "tasks without an outcome")
+	require.Zero(t, rep.DupOutcome, "tasks with more than one outcome")
+	require.Zero(t, rep.DupStarts, "tasks started twice")
+	require.Zero(t, rep.LateStarts, "tasks started at or after their deadline")
+
+	// The load was real: both pools ran at capacity, crashes were injected
+	// and their leases timed out, short-wait tasks expired.
+	require.Equal(t, 4, rep.MaxOverlap["render"])
+	require.Equal(t, 2, rep.MaxOverlap["train"])
+	require.Positive(t, rep.Crashed)
+	require.Equal(t, rep.Crashed+rep.LeaseLost, rep.Outcomes["timed_out"], "timed out: the crashed tasks and those whose lease ended before their completion")
+	require.Equal(t, rep.Completed, rep.Outcomes["succeeded"])
+	require.Positive(t, rep.Outcomes["expired"])
+	require.LessOrEqual(t, rep.Outcomes["expired"], rep.ShortWait, "only short-wait tasks may expire")
+	require.Equal(t, *loadTasks, rep.Outcomes["succeeded"]+rep.Outcomes["timed_out"]+rep.Outcomes["expired"])
+	require.Greater(t, rep.Wake.N, *loadTasks/2)
+
+	require.Equal(t, 0, srv.Stop(t, 30*time.Second))
+}
