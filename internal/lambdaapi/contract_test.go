@@ -26,7 +26,7 @@ var claims = map[string]map[string]string{
 // functions builds the four handlers, each with its own scheduler over the
 // backend that newBackend returns, as four function instances over one table
 // would be.
-func functions(t *testing.T, newBackend func() core.Backend, log *slog.Logger, mets *lambdaapi.Metrics) map[lambdaapi.Function]lambda.Handler {
+func functions(t testing.TB, newBackend func() core.Backend, log *slog.Logger, mets *lambdaapi.Metrics) map[lambdaapi.Function]lambda.Handler {
 	t.Helper()
 	out := map[lambdaapi.Function]lambda.Handler{}
 	for _, fn := range lambdaapi.Functions {

@@ -100,7 +100,7 @@ func setup(t *testing.T, edit ...func(*lambdaapi.Config)) *bundle {
 	return b
 }
 
-func fixture(t *testing.T, name string) []byte {
+func fixture(t testing.TB, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name))
 	require.NoError(t, err)
