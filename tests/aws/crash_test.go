@@ -61,13 +61,13 @@ type crashEnv struct {
 	store         *awsstore.Store
 	sched         *core.Scheduler // wakes inline, as serve does
 	quiet         *core.Scheduler // same store, wakes nothing
-	tasks         map[string]string
+	tasks         map[string]core.Task // by name, as submitted
 }
 
 func newCrashEnv(t *testing.T, ctx context.Context) *crashEnv {
 	ddb, sq := clean()
 	n := uniq()
-	e := &crashEnv{table: "pl-" + n, prefix: "pl" + n + "-", clock: core.NewStubClock(t0), inj: awsfault.New(ddb, sq), tasks: map[string]string{}}
+	e := &crashEnv{table: "pl-" + n, prefix: "pl" + n + "-", clock: core.NewStubClock(t0), inj: awsfault.New(ddb, sq), tasks: map[string]core.Task{}}
 	var err error
 	e.store, err = e.newStore(ctx, e.inj.DynamoDB(), e.inj.SQS())
 	require.NoError(t, err)
@@ -95,7 +95,7 @@ func (e *crashEnv) submit(t *testing.T, ctx context.Context, name, tenant string
 	t.Helper()
 	res, err := e.sched.Submit(ctx, core.SubmitRequest{Tenant: tenant, Pool: "p", MaxWait: maxWait})
 	require.NoError(t, err)
-	e.tasks[name] = res.Task.ID
+	e.tasks[name] = res.Task
 	return res.Task
 }
 
@@ -150,11 +150,8 @@ var scenarios = []scenario{
 			e.submit(t, ctx, "c", "globex", 0)
 		},
 		op: func(ctx context.Context, e *crashEnv) error {
-			a, err := e.store.Task(ctx, e.tasks["a"])
-			if err != nil {
-				return err
-			}
-			_, err = e.sched.Complete(ctx, core.CompleteRequest{Tenant: "acme", TaskID: a.ID, Lease: a.Lease, Status: core.StateSucceeded})
+			a := e.tasks["a"]
+			_, err := e.sched.Complete(ctx, core.CompleteRequest{Tenant: "acme", TaskID: a.ID, Lease: a.Lease, Status: core.StateSucceeded})
 			return err
 		},
 	},
@@ -165,11 +162,8 @@ var scenarios = []scenario{
 			e.clock.Advance(crashLease / 2)
 		},
 		op: func(ctx context.Context, e *crashEnv) error {
-			a, err := e.store.Task(ctx, e.tasks["a"])
-			if err != nil {
-				return err
-			}
-			_, err = e.sched.Heartbeat(ctx, core.HeartbeatRequest{Tenant: "acme", TaskID: a.ID, Lease: a.Lease})
+			a := e.tasks["a"]
+			_, err := e.sched.Heartbeat(ctx, core.HeartbeatRequest{Tenant: "acme", TaskID: a.ID, Lease: a.Lease})
 			return err
 		},
 	},
@@ -181,7 +175,7 @@ var scenarios = []scenario{
 			e.submit(t, ctx, "c", "globex", 0)
 		},
 		op: func(ctx context.Context, e *crashEnv) error {
-			_, err := e.sched.Cancel(ctx, "acme", e.tasks["a"])
+			_, err := e.sched.Cancel(ctx, "acme", e.tasks["a"].ID)
 			return err
 		},
 	},
@@ -193,7 +187,7 @@ var scenarios = []scenario{
 			e.submit(t, ctx, "c", "globex", 0)
 		},
 		op: func(ctx context.Context, e *crashEnv) error {
-			_, err := e.sched.Cancel(ctx, "globex", e.tasks["c"])
+			_, err := e.sched.Cancel(ctx, "globex", e.tasks["c"].ID)
 			return err
 		},
 	},
@@ -364,7 +358,8 @@ func checkTable(t *testing.T, ctx context.Context, e *crashEnv, crashedAt time.T
 func checkOutcomes(t *testing.T, ctx context.Context, e *crashEnv, st *awsstore.Store, crashedAt time.Time) {
 	tasks := scanTasks(t, ctx, st, e.table)
 	for _, name := range slices.Sorted(maps.Keys(e.tasks)) {
-		require.True(t, slices.ContainsFunc(tasks, func(tk core.Task) bool { return tk.ID == e.tasks[name] }), "task %s (%s) is gone", name, e.tasks[name])
+		id := e.tasks[name].ID
+		require.True(t, slices.ContainsFunc(tasks, func(tk core.Task) bool { return tk.ID == id }), "task %s (%s) is gone", name, id)
 	}
 	msgs := map[string][]core.Message{}
 	events := map[string][]core.Event{}
