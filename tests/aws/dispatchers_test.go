@@ -46,7 +46,9 @@ func TestConcurrentDispatchers(t *testing.T) {
 		capacity = 3
 		tasks    = 60
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// Long leases and timeout: the package's other tests share moto, and
+	// the first tasks are held until every task is submitted.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	ddb, sq := clean()
 	n := uniq()
@@ -66,7 +68,7 @@ func TestConcurrentDispatchers(t *testing.T) {
 		s, err := core.New(core.Config{Backend: st, Wake: noWake, Observer: h})
 		require.NoError(t, err)
 		if i == 0 {
-			require.NoError(t, s.PutPool(ctx, core.PoolConfig{Name: "p", Capacity: capacity, MaxParked: tasks, DefaultMaxWait: 10 * time.Minute, RunTimeout: time.Minute}))
+			require.NoError(t, s.PutPool(ctx, core.PoolConfig{Name: "p", Capacity: capacity, MaxParked: tasks, DefaultMaxWait: 10 * time.Minute, RunTimeout: 10 * time.Minute}))
 		}
 		scheds = append(scheds, s)
 		holders = append(holders, h)
