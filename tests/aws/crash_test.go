@@ -59,8 +59,8 @@ type crashEnv struct {
 	clock         *core.StubClock
 	inj           *awsfault.Injector
 	store         *awsstore.Store
-	sched         *core.Scheduler // wakes inline, as serve does
-	quiet         *core.Scheduler // same store, wakes nothing
+	sched         *core.Scheduler      // wakes inline, as serve does
+	quiet         *core.Scheduler      // same store, wakes nothing
 	tasks         map[string]core.Task // by name, as submitted
 }
 
