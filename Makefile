@@ -5,13 +5,18 @@ BIN     := bin/parkinglot
 CONFIG  ?=
 PKGS    := ./...
 
-.PHONY: build run test test-go vet fmt-check bench fuzz clean lambdas
+.PHONY: build run local-aws test test-go vet fmt-check bench fuzz clean lambdas
 
 build:
 	$(GO) build -o $(BIN) ./cmd/parkinglot
 
 run: build
 	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
+
+# The serverless stack locally: moto + the Lambda handlers behind a local
+# gateway (scripts/local-aws.sh).
+local-aws: build
+	BIN=$(BIN) scripts/local-aws.sh
 
 # Everything: the root module under the race detector (fuzz targets run
 # their seed corpora), the Lambda zips, and the CDK app's tests.
