@@ -28,7 +28,7 @@ func lambdaRuntime(cfg config.Config, backend core.Backend, obs core.Observer, l
 	log = slog.New(lambdaapi.WithRequestID(log.Handler()))
 	fns := map[lambdaapi.Function]lambda.Handler{}
 	for _, fn := range lambdaapi.Functions {
-		s, err := core.New(core.Config{Backend: backend, Logger: log, Observer: obs})
+		s, err := core.New(core.Config{Backend: backend, Logger: log, Observer: obs, MailboxPoll: cfg.MailboxPoll})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -108,7 +108,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	}()
 
 	obs := metrics.NewObserver()
-	sched, err := core.New(core.Config{Backend: backend, Logger: log, Observer: obs})
+	sched, err := core.New(core.Config{Backend: backend, Logger: log, Observer: obs, MailboxPoll: cfg.MailboxPoll})
 	if err != nil {
 		return err
 	}

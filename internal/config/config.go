@@ -53,6 +53,10 @@ type Config struct {
 	// SweepInterval is how often the sweeper runs (expiry, lease reclaim,
 	// outbox re-send, safety-net dispatch). Default: 250ms.
 	SweepInterval time.Duration `yaml:"sweepInterval"`
+	// MailboxPoll is how often a waiting mailbox long poll reads the store
+	// when the store cannot signal new messages (the aws store): each read
+	// costs two DynamoDB reads. Default: 100ms.
+	MailboxPoll time.Duration `yaml:"mailboxPoll"`
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 	// Default: 25s (mailbox long polls last up to 20s).
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
@@ -129,6 +133,7 @@ const (
 	DefaultListen          = "127.0.0.1:8080"
 	DefaultStorePath       = "./data"
 	DefaultSweepInterval   = 250 * time.Millisecond
+	DefaultMailboxPoll     = 100 * time.Millisecond
 	DefaultShutdownTimeout = 25 * time.Second
 	DefaultMaxWait         = 10 * time.Minute
 	DefaultRunTimeout      = 5 * time.Minute
@@ -221,6 +226,9 @@ func (c Config) WithDefaults() Config {
 	if c.Store.Type == StoreAWS && c.Store.QueuePrefix == "" {
 		c.Store.QueuePrefix = DefaultQueuePrefix
 	}
+	if c.MailboxPoll == 0 {
+		c.MailboxPoll = DefaultMailboxPoll
+	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
 	}
@@ -256,6 +264,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.SweepInterval <= 0:
 		return fieldErr("sweepInterval", "must be positive, got %s", c.SweepInterval)
+	case c.MailboxPoll <= 0 || c.MailboxPoll > core.MaxMailboxWait:
+		return fieldErr("mailboxPoll", "must be positive and at most %s, got %s", core.MaxMailboxWait, c.MailboxPoll)
 	case c.ShutdownTimeout <= 0:
 		return fieldErr("shutdownTimeout", "must be positive, got %s", c.ShutdownTimeout)
 	}

@@ -37,6 +37,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, config.StoreEmbedded, c.Store.Type)
 	require.Equal(t, config.DefaultStorePath, c.Store.Path)
 	require.Equal(t, config.DefaultSweepInterval, c.SweepInterval)
+	require.Equal(t, config.DefaultMailboxPoll, c.MailboxPoll)
 	require.Equal(t, config.DefaultShutdownTimeout, c.ShutdownTimeout)
 	require.Equal(t, "info", c.Log.Level)
 	require.Equal(t, config.LogAuto, c.Log.Format)
@@ -97,6 +98,8 @@ func TestInvalid(t *testing.T) {
 		{"empty tenant", "auth:\n  tokens:\n    - token: t1\n" + okPools, "auth.tokens[0].tenant", "must not be empty"},
 		{"duplicate token", "auth:\n  tokens:\n    - token: t1\n      tenant: a\n    - token: t1\n      tenant: b\n" + okPools, "auth.tokens[1].token", "duplicate token"},
 		{"sweep interval", "sweepInterval: -1s\n" + okPools, "sweepInterval", "must be positive"},
+		{"mailbox poll", "mailboxPoll: -1s\n" + okPools, "mailboxPoll", "must be positive"},
+		{"mailbox poll too long", "mailboxPoll: 21s\n" + okPools, "mailboxPoll", "at most 20s"},
 		{"log level", "log:\n  level: loud\n" + okPools, "log.level", "must be debug"},
 		{"log format", "log:\n  format: xml\n" + okPools, "log.format", "must be auto"},
 		{"alias", "listen: &x 1\n", "listen", "aliases"},
