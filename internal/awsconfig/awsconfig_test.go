@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/parkinglot/parkinglot/internal/awsconfig"
 	"github.com/parkinglot/parkinglot/internal/config"
@@ -21,29 +19,7 @@ import (
 
 var moto *mototest.Server
 
-func TestMain(m *testing.M) {
-	// The SDK's default chain finds these; moto accepts any.
-	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true"} {
-		os.Setenv(k, v)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	s, err := mototest.Launch(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "awsconfig tests need moto:", err)
-		os.Exit(1)
-	}
-	moto = s
-	code := m.Run()
-	moto.Stop()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(mototest.RunMain(m, &moto, "awsconfig tests")) }
 
 func uniq() string {
 	var r [6]byte

@@ -20,6 +20,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"go.uber.org/goleak"
 )
 
 // Region is the region every client of a Server is configured for.
@@ -210,4 +212,32 @@ func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
+}
+
+// RunMain is a TestMain's body for a package whose tests share one moto:
+// it sets static test credentials in the environment (moto accepts any; the
+// servers a test starts inherit them), launches moto into *srv, runs the
+// tests, stops moto, and checks for leaked goroutines. It returns the exit
+// code; a missing moto fails the package, naming who needs it.
+func RunMain(m *testing.M, srv **Server, who string) int {
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true"} {
+		os.Setenv(k, v)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	s, err := Launch(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s need moto: %v\n", who, err)
+		return 1
+	}
+	*srv = s
+	code := m.Run()
+	s.Stop()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	return code
 }

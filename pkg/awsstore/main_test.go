@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/parkinglot/parkinglot/internal/mototest"
 	"github.com/parkinglot/parkinglot/pkg/awsstore"
@@ -24,25 +22,7 @@ import (
 // queue names on it.
 var moto *mototest.Server
 
-func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	s, err := mototest.Launch(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "awsstore tests need moto:", err)
-		os.Exit(1)
-	}
-	moto = s
-	code := m.Run()
-	moto.Stop()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(mototest.RunMain(m, &moto, "awsstore tests")) }
 
 type bundle struct {
 	store   *awsstore.Store

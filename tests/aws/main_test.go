@@ -1,19 +1,14 @@
 package aws
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/parkinglot/parkinglot/internal/mototest"
+	"github.com/parkinglot/parkinglot/tests/testserver"
 )
 
 var (
@@ -29,40 +24,17 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	// The SDK's default credential chain, in this process and in the
-	// servers it starts, finds these; moto accepts any.
-	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true"} {
-		os.Setenv(k, v)
-	}
 	dir, err := os.MkdirTemp("", "parkinglot-aws")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	bin = filepath.Join(dir, "parkinglot")
-	build := exec.Command("go", "build", "-o", bin, "github.com/parkinglot/parkinglot/cmd/parkinglot")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "go build:", err)
+	if bin, err = testserver.BuildMain(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	moto, err = mototest.Launch(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tests/aws need moto:", err)
-		return 1
-	}
-	code := m.Run()
-	moto.Stop()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	return code
+	return mototest.RunMain(m, &moto, "tests/aws")
 }
 
 // uniq returns a fresh suffix for table and queue names.

@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/parkinglot/parkinglot/internal/httpapi/httpapitest"
 	"github.com/parkinglot/parkinglot/internal/mototest"
@@ -34,39 +31,17 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	// The binary's SDK finds these in its environment; moto accepts any.
-	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true"} {
-		os.Setenv(k, v)
-	}
 	dir, err := os.MkdirTemp("", "parkinglot-lambda")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	bin = filepath.Join(dir, "parkinglot")
-	build := exec.Command("go", "build", "-o", bin, "github.com/parkinglot/parkinglot/cmd/parkinglot")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "go build:", err)
+	if bin, err = testserver.BuildMain(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	moto, err = mototest.Launch(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "the lambda runtime tests need moto:", err)
-		return 1
-	}
-	code := m.Run()
-	moto.Stop()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	return code
+	return mototest.RunMain(m, &moto, "the lambda runtime tests")
 }
 
 // config returns a lambda-runtime configuration over a fresh table and

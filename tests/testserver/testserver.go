@@ -162,3 +162,16 @@ func (s *Server) Stop(t testing.TB, within time.Duration) int {
 	require.NoError(t, s.err)
 	return 0
 }
+
+// BuildMain compiles cmd/parkinglot (without -race) into dir, for a
+// TestMain that shares one binary among a package's tests, and returns the
+// binary's path.
+func BuildMain(dir string) (string, error) {
+	bin := filepath.Join(dir, "parkinglot")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/parkinglot/parkinglot/cmd/parkinglot")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build: %w", err)
+	}
+	return bin, nil
+}
