@@ -25,15 +25,26 @@ tasks). With DynamoDB requests serialized, restoring just the items the
 transaction names is equivalent: cheap_transaction_rollback() makes that
 copy a no-op for tables and puts the named items back itself on failure.
 
+A third, for retries: moto ignores TransactWriteItems' ClientRequestToken.
+When a response is lost after moto applied a transaction (a slow response
+under load, a reset connection), the SDK retries with the same token, and
+moto applies it again: the retry fails its own conditions and the client
+sees a conflict for a write that succeeded. Real DynamoDB answers such a
+retry (within 10 minutes) with the first call's success; so does this
+launcher, from a cache of successful responses by token.
+
 Usage: serialized_moto.py [--host 127.0.0.1] [--port 0]
 Prints "listening http://HOST:PORT" on stdout once it accepts connections,
 and runs until SIGTERM or SIGINT.
 """
 
 import argparse
+import io
+import json
 import signal
 import sys
 import threading
+import time
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -45,18 +56,45 @@ class SerializeDynamoDB:
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
+        self.by_token = {}  # ClientRequestToken -> (time, status, headers, body)
 
     def __call__(self, environ, start_response):
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("DynamoDB_"):
             return self.app(environ, start_response)
+        token = None
+        if target.endswith(".TransactWriteItems"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(raw)
+            try:
+                token = json.loads(raw).get("ClientRequestToken")
+            except ValueError:
+                token = None
         with self.lock:
-            result = self.app(environ, start_response)
+            now = time.monotonic()
+            for t, (at, *_rest) in list(self.by_token.items()):
+                if now - at > 600:
+                    del self.by_token[t]
+            if token and token in self.by_token:
+                _, status, headers, body = self.by_token[token]
+                start_response(status, headers)
+                return [body]
+            captured = {}
+
+            def capture(status, headers, exc_info=None):
+                captured["status"], captured["headers"] = status, headers
+                return start_response(status, headers, exc_info)
+
+            result = self.app(environ, capture)
             try:
                 body = b"".join(result)
             finally:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+            if token and captured.get("status", "").startswith("200"):
+                self.by_token[token] = (now, captured["status"], list(captured["headers"]), body)
         return [body]
 
 
