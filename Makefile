@@ -13,10 +13,11 @@ build:
 run: build
 	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
 
-# The serverless stack locally: moto + the Lambda handlers behind a local
-# gateway (scripts/local-aws.sh).
-local-aws: build
-	BIN=$(BIN) scripts/local-aws.sh
+# The serverless stack locally: the synthesized template deployed into
+# moto's CloudFormation, and the Lambda handlers behind a local gateway over
+# the table and queues it created (scripts/local-aws.sh).
+local-aws: build synth
+	BIN=$(BIN) CDK_OUT=infra/cdk/cdk.out scripts/local-aws.sh
 
 # Everything: the root module under the race detector (fuzz targets run
 # their seed corpora), the Lambda zips, and the CDK app's tests.
