@@ -259,7 +259,16 @@ func (s *Store) eventSeqs(n int) uint64 {
 func (s *Store) poolWrite(txn *core.Txn) (types.TransactWriteItem, error) {
 	cond := expression.AttributeExists(expression.Name(attrPK))
 	if txn.NeedSlot {
-		cond = cond.And(expression.Name("running").LessThan(expression.Name("capacity")))
+		// running + RunningDelta <= capacity, as DynamoDB can compare but
+		// not add: a start needs a free slot, a hand-off the released one.
+		switch txn.RunningDelta {
+		case 1:
+			cond = cond.And(expression.Name("running").LessThan(expression.Name("capacity")))
+		case 0:
+			cond = cond.And(expression.Name("running").LessThanEqual(expression.Name("capacity")))
+		default:
+			return types.TransactWriteItem{}, fmt.Errorf("awsstore: pool %s: NeedSlot with running delta %d", txn.Pool, txn.RunningDelta)
+		}
 	}
 	if txn.FirstInLine {
 		cond = cond.And(expression.Name("parked").Equal(expression.Value(0)))
@@ -372,7 +381,7 @@ func (s *Store) poolFailure(ctx context.Context, txn *core.Txn, old map[string]t
 		return nil, err
 	}
 	switch {
-	case txn.NeedSlot && p.Running >= p.Capacity, txn.FirstInLine && p.Parked > 0:
+	case txn.SlotMissing(p.Running, p.Capacity), txn.FirstInLine && p.Parked > 0:
 		return fmt.Errorf("awsstore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity), nil
 	case txn.NeedParkRoom && p.Parked >= p.MaxParked:
 		return fmt.Errorf("awsstore: commit pool %s: %w", txn.Pool, core.ErrPoolFull), nil

@@ -74,9 +74,12 @@ func TestRequestsPerLifecycle(t *testing.T) {
 	t.Logf("  of which park:\n%s  of which wake:\n%s  of which complete:\n%s", park, wake, completeWoken)
 
 	// One transaction per transition: submit and complete; park, outbox
-	// flag cleared, start and complete.
+	// flag cleared and complete, the start riding in the transaction of the
+	// release that hands it the slot.
 	require.Equal(t, 2, l1["DynamoDB.TransactWriteItems"].Calls)
-	require.Equal(t, 4, l2["DynamoDB.TransactWriteItems"].Calls)
+	require.Equal(t, 3, l2["DynamoDB.TransactWriteItems"].Calls)
+	require.Zero(t, wake["DynamoDB.TransactWriteItems"].Calls)
+	require.Positive(t, wake["DynamoDB.TransactWriteItems"].ModelWriteUnits)
 	require.Equal(t, 1, l2["SQS.SendMessage"].Calls)
 	require.Equal(t, 1, l2["SQS.ReceiveMessage"].Calls)
 	require.Equal(t, 1, l2["SQS.DeleteMessage"].Calls)

@@ -46,7 +46,7 @@
 // A transition is one TransactWriteItems call: each task's put conditioned
 // on its version (attribute_not_exists for a new task), the idempotency
 // key's put conditioned on absence, the pool's counter update conditioned on
-// running < capacity (NeedSlot), parked = 0 (FirstInLine) and
+// running < capacity, or running <= capacity for a hand-off (NeedSlot), parked = 0 (FirstInLine) and
 // parked < maxParked (NeedParkRoom), each mailbox's sequence update, the
 // message puts and the event puts. Cancellation reasons are translated into
 // the core error of the first failing item, in that order: ErrConflict,

@@ -63,7 +63,7 @@ func (s *Scheduler) Complete(ctx context.Context, req CompleteRequest) (Task, er
 			s.reclaimLapsed(ctx, t, now)
 			return Task{}, ErrLeaseLost
 		}
-		done, err := s.finish(ctx, t, req.Status, EventComplete, "", now, func(n *Task) {
+		done, err := s.release(ctx, t, req.Status, EventComplete, "", now, func(n *Task) {
 			n.Result = req.Result
 			n.Error = req.Error
 		})
@@ -73,7 +73,6 @@ func (s *Scheduler) Complete(ctx context.Context, req CompleteRequest) (Task, er
 		if err != nil {
 			return Task{}, fmt.Errorf("core: complete %s: %w", t.ID, err)
 		}
-		s.wake(ctx, t.Pool, now)
 		return done, nil
 	}
 	return Task{}, fmt.Errorf("core: complete %s: %w after %d attempts", req.TaskID, ErrConflict, maxRetries)
@@ -146,15 +145,17 @@ func (s *Scheduler) Cancel(ctx context.Context, tenant, id string) (Task, error)
 			return Task{}, fmt.Errorf("%w: task %s is already %s", ErrInvalidState, id, t.State)
 		}
 		now := s.clock.Now()
-		done, err := s.finish(ctx, t, StateCancelled, EventCancel, "", now, nil)
+		var done Task
+		if t.State == StateRunning {
+			done, err = s.release(ctx, t, StateCancelled, EventCancel, "", now, nil)
+		} else {
+			done, err = s.finish(ctx, t, StateCancelled, EventCancel, "", now, nil)
+		}
 		if errors.Is(err, ErrConflict) {
 			continue
 		}
 		if err != nil {
 			return Task{}, fmt.Errorf("core: cancel %s: %w", id, err)
-		}
-		if t.State == StateRunning {
-			s.wake(ctx, t.Pool, now)
 		}
 		return done, nil
 	}
@@ -165,13 +166,12 @@ func (s *Scheduler) Cancel(ctx context.Context, tenant, id string) (Task, error)
 // It reports whether it did; a conflict means another writer got there
 // first and is no error.
 func (s *Scheduler) reclaim(ctx context.Context, t Task, now time.Time) (bool, error) {
-	if _, err := s.finish(ctx, t, StateTimedOut, EventTimeout, "lease ended", now, nil); err != nil {
+	if _, err := s.release(ctx, t, StateTimedOut, EventTimeout, "lease ended", now, nil); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return false, nil
 		}
 		return false, fmt.Errorf("core: time out %s: %w", t.ID, err)
 	}
-	s.wake(ctx, t.Pool, now)
 	return true, nil
 }
 

@@ -109,12 +109,7 @@ func (s *Scheduler) startParked(ctx context.Context, pool string, d Delivery, fr
 			}
 			return false, fmt.Errorf("core: expire %s: %w", t.ID, err)
 		}
-		run := t
-		run.State = StateRunning
-		run.Unsent = false
-		run.StartedAt = now
-		run.Lease = newLease()
-		run.LeaseExpiresAt = now.Add(run.RunTimeout)
+		run := startTask(t, now)
 		txn := &Txn{
 			Pool: pool, RunningDelta: 1, ParkedDelta: -1, NeedSlot: true,
 			Tasks:    []TaskWrite{{Task: run, Expect: t.Version}},

@@ -62,7 +62,11 @@ type Txn struct {
 	// RunningDelta and ParkedDelta change the pool's counters.
 	RunningDelta int
 	ParkedDelta  int
-	// NeedSlot requires running < capacity before the write.
+	// NeedSlot requires running + RunningDelta <= capacity: the write must
+	// leave the pool within its capacity. With RunningDelta 1 (a start) that
+	// is a free slot; with RunningDelta 0 (a hand-off: one task's release and
+	// the next one's start) the released slot must still be within capacity,
+	// which it is not when capacity was lowered below running.
 	NeedSlot bool
 	// FirstInLine requires parked == 0 before the write, so that a new
 	// submission does not overtake parked tasks.
@@ -74,6 +78,12 @@ type Txn struct {
 	Key      *KeyRecord // written only if absent
 	Events   []Event
 	Messages []Message
+}
+
+// SlotMissing reports whether txn's NeedSlot condition fails on a pool with
+// these counters.
+func (txn *Txn) SlotMissing(running, capacity int) bool {
+	return txn.NeedSlot && running+txn.RunningDelta > capacity
 }
 
 // TaskWrite puts a task item if its stored version equals Expect (0: the

@@ -29,7 +29,8 @@ const (
 // after the transition is committed, on the caller's goroutine.
 type Observer interface {
 	// Started is called when a task starts. wake is the time from the
-	// release of a slot to this start when the start was a wake-up, else -1.
+	// release of a slot to this start's commit when the start was a
+	// wake-up, else -1.
 	Started(t *Task, wake time.Duration)
 	// Ended is called when a task reaches a terminal state.
 	Ended(t *Task)
@@ -201,7 +202,8 @@ func (s *Scheduler) started(t *Task, freedAt time.Time) {
 	}
 	wake := time.Duration(-1)
 	if !freedAt.IsZero() {
-		wake = t.StartedAt.Sub(freedAt)
+		// Until the start is committed, not until it was decided.
+		wake = s.clock.Now().Sub(freedAt)
 	}
 	s.obs.Started(t, wake)
 }
@@ -216,6 +218,25 @@ func (s *Scheduler) ended(t *Task) {
 // state to, releasing its slot or parked place, with its audit event and
 // outcome message. edit, if set, fills outcome fields on the new task.
 func (s *Scheduler) finish(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task)) (Task, error) {
+	return s.finishIf(ctx, t, to, evType, detail, now, edit, false)
+}
+
+// finishIf is finish, on the condition that nothing is parked in the pool
+// when firstInLine is set (ErrNoCapacity otherwise).
+func (s *Scheduler) finishIf(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task), firstInLine bool) (Task, error) {
+	txn := s.finishTxn(t, to, evType, detail, now, edit)
+	txn.FirstInLine = firstInLine
+	if err := s.b.Commit(ctx, txn); err != nil {
+		return Task{}, err
+	}
+	next := txn.Tasks[0].Task
+	next.Version = t.Version + 1
+	s.ended(&next)
+	return next, nil
+}
+
+// finishTxn is the transaction that ends t in state to.
+func (s *Scheduler) finishTxn(t Task, to State, evType, detail string, now time.Time, edit func(*Task)) *Txn {
 	next := t
 	next.State = to
 	next.EndedAt = now
@@ -232,12 +253,7 @@ func (s *Scheduler) finish(ctx context.Context, t Task, to State, evType, detail
 	}
 	txn.Events = []Event{event(&next, now, evType, t.State, detail)}
 	txn.Messages = []Message{message(&next, MessageType(to), now)}
-	if err := s.b.Commit(ctx, txn); err != nil {
-		return Task{}, err
-	}
-	next.Version = t.Version + 1
-	s.ended(&next)
-	return next, nil
+	return txn
 }
 
 func event(t *Task, at time.Time, typ string, from State, detail string) Event {

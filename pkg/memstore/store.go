@@ -234,7 +234,7 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 		switch {
 		case !pool.exists:
 			return fmt.Errorf("memstore: commit: %w: %s", core.ErrPoolNotFound, txn.Pool)
-		case txn.NeedSlot && p.Running >= p.Capacity, txn.FirstInLine && p.Parked > 0:
+		case txn.SlotMissing(p.Running, p.Capacity), txn.FirstInLine && p.Parked > 0:
 			return fmt.Errorf("memstore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity)
 		case txn.NeedParkRoom && p.Parked >= p.MaxParked:
 			return fmt.Errorf("memstore: commit pool %s: %w", txn.Pool, core.ErrPoolFull)

@@ -68,7 +68,7 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 	}
 	if pool != nil {
 		switch {
-		case txn.NeedSlot && pool.Running >= pool.Capacity, txn.FirstInLine && pool.Parked > 0:
+		case txn.SlotMissing(pool.Running, pool.Capacity), txn.FirstInLine && pool.Parked > 0:
 			return nil, refuse(fmt.Errorf("pebblestore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity))
 		case txn.NeedParkRoom && pool.Parked >= pool.MaxParked:
 			return nil, refuse(fmt.Errorf("pebblestore: commit pool %s: %w", txn.Pool, core.ErrPoolFull))

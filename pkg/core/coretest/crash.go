@@ -91,8 +91,8 @@ func exerciseCrashes(t *testing.T, newBackend NewBackend) {
 		a := tb.submit(t, "acme", "p")
 		b := tb.submit(t, "acme", "p")
 		c.arm(func(txn *core.Txn) bool { return txn.ParkedDelta == -1 && txn.RunningDelta == 1 })
-		// The completion's wake-up starts b, then hears of a failure.
-		tb.complete(t, a, core.StateSucceeded)
+		// A raised capacity's wake-up starts b, then hears of a failure.
+		require.NoError(t, tb.s.PutPool(tb.ctx, poolCfg("p", 2, 5)))
 		require.Equal(t, 1, c.hits)
 		bt := tb.task(t, "acme", b.ID)
 		require.Equal(t, core.StateRunning, bt.State)
@@ -100,6 +100,8 @@ func exerciseCrashes(t *testing.T, newBackend NewBackend) {
 		require.NoError(t, err)
 		// Another tenant's task, so that a FIFO queue that holds back
 		// acme's group while b's message is out still delivers it.
+		_, err = tb.s.Heartbeat(tb.ctx, core.HeartbeatRequest{Tenant: "acme", TaskID: a.ID, Lease: a.Lease, Extend: 24 * time.Hour})
+		require.NoError(t, err)
 		c2, err := tb.s.Submit(tb.ctx, core.SubmitRequest{Tenant: "globex", Pool: "p", MaxWait: 24 * time.Hour})
 		require.NoError(t, err)
 		require.Equal(t, core.StateParked, c2.Task.State)
@@ -110,7 +112,7 @@ func exerciseCrashes(t *testing.T, newBackend NewBackend) {
 		require.Equal(t, core.StateSucceeded, tb.task(t, "acme", b.ID).State)
 		require.Equal(t, []core.MessageType{core.MessageStarted, "succeeded"}, messageTypes(tb.messagesOf(t, "acme", "acme", b.ID)))
 		require.Equal(t, core.StateRunning, tb.task(t, "globex", c2.Task.ID).State)
-		require.Equal(t, core.PoolStats{Name: "p", Capacity: 1, Running: 1, MaxParked: 5}, tb.stats(t, "p"))
+		require.Equal(t, core.PoolStats{Name: "p", Capacity: 2, Running: 2, MaxParked: 5}, tb.stats(t, "p"))
 	})
 
 	t.Run("CrashAfterComplete", func(t *testing.T) {
@@ -118,20 +120,47 @@ func exerciseCrashes(t *testing.T, newBackend NewBackend) {
 		tb, c := setupCrash(t)
 		a := tb.submit(t, "acme", "p")
 		b := tb.submit(t, "acme", "p")
+		// The completion hands its slot to b in the same transaction,
+		// which commits; then the process dies.
 		c.arm(func(txn *core.Txn) bool { return writesState(txn, core.StateSucceeded) })
 		_, err := tb.s.Complete(tb.ctx, core.CompleteRequest{Tenant: "acme", TaskID: a.ID, Lease: a.Lease, Status: core.StateSucceeded})
 		require.ErrorIs(t, err, ErrInjected)
-		// The holder retries: the completion took effect once.
+		// The holder retries: the completion took effect once, and so did
+		// b's start.
 		again := tb.complete(t, a, core.StateSucceeded)
 		require.Equal(t, core.StateSucceeded, again.State)
 		require.Len(t, tb.messagesOf(t, "acme", "acme", a.ID), 2)
-		// The wake-up of the crashed completion never ran; the sweeper
-		// starts b.
-		require.Equal(t, core.StateParked, tb.task(t, "acme", b.ID).State)
+		bt := tb.task(t, "acme", b.ID)
+		require.Equal(t, core.StateRunning, bt.State)
+		require.Equal(t, []core.MessageType{core.MessageStarted}, messageTypes(tb.messagesOf(t, "acme", "acme", b.ID)))
+		require.Equal(t, core.PoolStats{Name: "p", Capacity: 1, Running: 1, MaxParked: 5}, tb.stats(t, "p"))
+		// b's queue message, never deleted, comes back and is dropped.
+		_, err = tb.s.Heartbeat(tb.ctx, core.HeartbeatRequest{Tenant: "acme", TaskID: b.ID, Lease: bt.Lease, Extend: 24 * time.Hour})
+		require.NoError(t, err)
+		tb.clock.Advance(maxVisibility + time.Second)
+		// A free slot makes dispatch receive it.
+		require.NoError(t, tb.s.PutPool(tb.ctx, poolCfg("p", 2, 5)))
 		st, err := tb.s.Sweep(tb.ctx)
 		require.NoError(t, err)
-		require.Equal(t, 1, st.Started)
-		require.Equal(t, core.StateRunning, tb.task(t, "acme", b.ID).State)
+		require.Zero(t, st.Started)
+		require.Equal(t, bt.Lease, tb.task(t, "acme", b.ID).Lease, "b was not started twice")
+		require.Equal(t, core.PoolStats{Name: "p", Capacity: 2, Running: 1, MaxParked: 5}, tb.stats(t, "p"))
+		// b's message, never deleted, does not start b again: the slot
+		// goes to the live task.
+		c2 := tb.submit(t, "globex", "p")
+		require.Equal(t, core.StateRunning, c2.State)
+		c3 := tb.submit(t, "globex", "p")
+		require.Equal(t, core.StateParked, c3.State)
+		tb.complete(t, c2, core.StateSucceeded)
+		require.Equal(t, core.StateRunning, tb.task(t, "globex", c3.ID).State)
+		require.Equal(t, bt.Lease, tb.task(t, "acme", b.ID).Lease, "b was not started twice")
+		require.Equal(t, core.PoolStats{Name: "p", Capacity: 2, Running: 2, MaxParked: 5}, tb.stats(t, "p"))
+		// Any message left is b's, which consumers drop when it comes up.
+		ds, err := tb.b.Receive(tb.ctx, "p", 10)
+		require.NoError(t, err)
+		for _, d := range ds {
+			require.Equal(t, b.ID, d.TaskID)
+		}
 	})
 
 	t.Run("CrashAfterAdmit", func(t *testing.T) {

@@ -45,6 +45,55 @@ func exerciseWakeAndIsolation(t *testing.T, newBackend NewBackend) {
 		require.Equal(t, core.PoolStats{Name: "p", Capacity: 2, Running: 2, Parked: 0, MaxParked: 10}, tb.stats(t, "p"))
 	})
 
+	t.Run("ReleaseHandsSlotToNextParked", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t, newBackend, poolCfg("p", 1, 10))
+		a := tb.submit(t, "acme", "p")
+		var parked []core.Task
+		for range 3 {
+			p := tb.submit(t, "acme", "p")
+			require.Equal(t, core.StateParked, p.State)
+			parked = append(parked, p)
+		}
+		// Each way a running task ends hands its slot to the next parked
+		// task in the same transition: the start is at the release's
+		// instant, and the pool never shows the slot free.
+		done := tb.complete(t, a, core.StateSucceeded)
+		b := tb.task(t, "acme", parked[0].ID)
+		require.Equal(t, core.StateRunning, b.State)
+		require.True(t, b.StartedAt.Equal(done.EndedAt))
+		require.Equal(t, core.PoolStats{Name: "p", Capacity: 1, Running: 1, Parked: 2, MaxParked: 10}, tb.stats(t, "p"))
+
+		tb.clock.Advance(time.Second)
+		cancelled, err := tb.s.Cancel(tb.ctx, "acme", b.ID)
+		require.NoError(t, err)
+		c := tb.task(t, "acme", parked[1].ID)
+		require.Equal(t, core.StateRunning, c.State)
+		require.True(t, c.StartedAt.Equal(cancelled.EndedAt))
+
+		tb.clock.Advance(time.Minute) // c's lease ends
+		st, err := tb.s.Sweep(tb.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, st.TimedOut)
+		require.Zero(t, st.Started, "the reclaim started d itself")
+		d := tb.task(t, "acme", parked[2].ID)
+		require.Equal(t, core.StateRunning, d.State)
+		require.True(t, d.StartedAt.Equal(tb.task(t, "acme", c.ID).EndedAt))
+		require.Equal(t, core.PoolStats{Name: "p", Capacity: 1, Running: 1, MaxParked: 10}, tb.stats(t, "p"))
+
+		// Every transition is in the audit trail and every message in the
+		// mailbox, once.
+		for _, id := range []string{b.ID, c.ID} {
+			require.Len(t, tb.transitions(t, "acme", id), 3, id)
+		}
+		require.Equal(t, []core.MessageType{core.MessageStarted, "cancelled"}, messageTypes(tb.messagesOf(t, "acme", "acme", b.ID)))
+		require.Equal(t, []core.MessageType{core.MessageStarted, "timed_out"}, messageTypes(tb.messagesOf(t, "acme", "acme", c.ID)))
+		require.Equal(t, []core.MessageType{core.MessageStarted}, messageTypes(tb.messagesOf(t, "acme", "acme", d.ID)))
+		ds, err := tb.b.Receive(tb.ctx, "p", 10)
+		require.NoError(t, err)
+		require.Empty(t, ds, "every handed-off task's message was deleted")
+	})
+
 	t.Run("FairnessBetweenTenants", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t, newBackend, poolCfg("p", 1, 100))

@@ -1,0 +1,126 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// release ends running task t (as read, at t.Version) in state to and frees
+// its slot, then makes sure parked work does not wait for it:
+//
+//   - If the pool has nothing parked, the release commits on the condition
+//     that this is still so (FirstInLine). A task that parks after it sees
+//     the freed slot when its own wake-up reads the pool, so no wake-up is
+//     needed and none is lost.
+//   - If the pool has parked work, the slot goes straight to the next parked
+//     task: its start commits in the release's transaction (a hand-off), so
+//     the slot is never idle, the start needs no commit of its own and the
+//     wake-up no dispatch round trips.
+//   - Otherwise (no message to take, the task it names cannot start, the
+//     pool was shrunk below running) the release commits alone and wakes the
+//     pool, as dispatch handles every such case.
+//
+// A Scheduler with its own Config.Wake leaves starts to it: the release
+// commits alone and calls it.
+//
+// ErrConflict means t changed and the caller re-reads it.
+func (s *Scheduler) release(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task)) (Task, error) {
+	var p Pool
+	err := errCustomWake
+	if s.cfg.Wake == nil {
+		p, err = s.b.Pool(ctx, t.Pool)
+	}
+	if err == nil && p.Parked == 0 {
+		done, err := s.finishIf(ctx, t, to, evType, detail, now, edit, true)
+		if !errors.Is(err, ErrNoCapacity) {
+			return done, err
+		}
+		// Something parked since the pool was read: hand the slot to it.
+	}
+	if err == nil && p.Running <= p.Capacity {
+		done, ok, err := s.handOff(ctx, t, to, evType, detail, now, edit)
+		if ok || err != nil {
+			return done, err
+		}
+	}
+	done, err := s.finish(ctx, t, to, evType, detail, now, edit)
+	if err != nil {
+		return Task{}, err
+	}
+	s.wake(ctx, t.Pool, now)
+	return done, nil
+}
+
+// maxStaleMessages bounds the messages of tasks no longer parked that one
+// hand-off drops before it leaves the rest to dispatch.
+const maxStaleMessages = 3
+
+var errCustomWake = errors.New("core: custom wake")
+
+// handOff ends t and starts the pool's next parked task in one transaction.
+// It reports false, having changed nothing, when it could not; an error is
+// that of the commit (ErrConflict: t or the parked task changed).
+func (s *Scheduler) handOff(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task)) (Task, bool, error) {
+	var d Delivery
+	var next Task
+	giveBack := func() {
+		if err := s.b.Release(ctx, t.Pool, d.Receipt); err != nil {
+			s.log.WarnContext(ctx, "release of parked message failed", "pool", t.Pool, "task", d.TaskID, "err", err)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		ds, err := s.b.Receive(ctx, t.Pool, 1)
+		if err != nil || len(ds) == 0 || attempt == maxStaleMessages {
+			for _, d := range ds {
+				_ = s.b.Release(ctx, t.Pool, d.Receipt)
+			}
+			return Task{}, false, nil
+		}
+		d = ds[0]
+		next, err = s.b.Task(ctx, d.TaskID)
+		if errors.Is(err, ErrNotFound) || err == nil && (next.State != StateParked || next.Pool != t.Pool) {
+			// A duplicate, or a message left by a crash: drop it.
+			_ = s.drop(ctx, t.Pool, d)
+			continue
+		}
+		if err != nil || !now.Before(next.Deadline) {
+			// Dispatch expires what is past its deadline, and retries.
+			giveBack()
+			return Task{}, false, nil
+		}
+		break
+	}
+	txn := s.finishTxn(t, to, evType, detail, now, edit)
+	run := startTask(next, now)
+	txn.RunningDelta, txn.ParkedDelta, txn.NeedSlot = 0, -1, true
+	txn.Tasks = append(txn.Tasks, TaskWrite{Task: run, Expect: next.Version})
+	txn.Events = append(txn.Events, event(&run, now, EventStart, StateParked, ""))
+	txn.Messages = append(txn.Messages, message(&run, MessageStarted, now))
+	switch err := s.b.Commit(ctx, txn); {
+	case errors.Is(err, ErrNoCapacity):
+		giveBack()
+		return Task{}, false, nil
+	case err != nil:
+		giveBack()
+		return Task{}, false, err
+	}
+	_ = s.drop(ctx, t.Pool, d)
+	done := txn.Tasks[0].Task
+	done.Version = t.Version + 1
+	run.Version = next.Version + 1
+	s.ended(&done)
+	s.started(&run, now)
+	return done, true, nil
+}
+
+// startTask returns parked task t started at now, with a new lease.
+func startTask(t Task, now time.Time) Task {
+	run := t
+	run.State = StateRunning
+	run.Unsent = false
+	run.StartedAt = now
+	run.Lease = newLease()
+	run.LeaseExpiresAt = now.Add(run.RunTimeout)
+	return run
+}
