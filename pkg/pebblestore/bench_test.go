@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/parkinglot/parkinglot/pkg/core"
 	"github.com/parkinglot/parkinglot/pkg/core/coretest"
 	"github.com/parkinglot/parkinglot/pkg/memstore"
@@ -313,4 +315,43 @@ func BenchmarkGroupCommit(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkFsync measures the disk's floor under the store: one 4 KiB
+// write and fdatasync of a preallocated file in the benchmark's temporary
+// directory (where the other benchmarks keep their stores), as a WAL
+// append does. A durable wake-up needs at least one, so its latency is
+// bounded below by this one's.
+func BenchmarkFsync(b *testing.B) {
+	f, err := os.CreateTemp(b.TempDir(), "fsync")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	const block = 4 << 10
+	buf := make([]byte, block)
+	if err := f.Truncate(int64(b.N+1) * block); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		t := time.Now()
+		if _, err := f.WriteAt(buf, int64(i)*block); err != nil {
+			b.Fatal(err)
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.95), "p95-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
 }

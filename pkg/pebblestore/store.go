@@ -90,6 +90,7 @@ type Store struct {
 
 	// The writer goroutine owns every write batch and seq.
 	ops     chan *op
+	synced  chan *pending // applied batches waiting for their sync
 	stopped chan struct{}
 	closeMu sync.RWMutex
 	closed  bool
@@ -122,7 +123,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		lock: lock, path: path, clock: opts.Clock, visibility: opts.Visibility, maxBatch: opts.MaxBatch,
-		ops: make(chan *op, opts.MaxBatch), stopped: make(chan struct{}),
+		ops: make(chan *op, opts.MaxBatch), synced: make(chan *pending, 4), stopped: make(chan struct{}),
 		watchers: make(map[string]map[chan struct{}]struct{}),
 	}
 	if err := s.open(opts); err != nil {
@@ -130,6 +131,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	go s.run()
+	go s.sync()
 	return s, nil
 }
 
@@ -153,7 +155,7 @@ func (s *Store) open(opts Options) (err error) {
 	defer guard(&err, "open "+s.path)
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
-	db, err := pebble.Open(s.path, &pebble.Options{
+	po := &pebble.Options{
 		Cache:  cache,
 		Logger: pebbleLogger{opts.Logger},
 		// The plain file system: Pebble's default wraps it in a disk-health
@@ -170,7 +172,8 @@ func (s *Store) open(opts Options) (err error) {
 			},
 		},
 		FormatMajorVersion: pebble.FormatNewest,
-	})
+	}
+	db, err := pebble.Open(s.path, po)
 	switch {
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Errorf("pebblestore: open %s: %w", s.path, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -69,10 +70,16 @@ func (s *Store) enqueue(o *op) error {
 	return nil
 }
 
-// run is the writer: it takes every request waiting, up to maxBatch, and
-// commits them in one batch with one fsync.
+// run is the writer: it takes every request waiting, up to maxBatch,
+// applies them in one batch and makes the batch visible, then hands it to
+// the syncer and goes on with the next batch while the WAL is synced. The
+// next batch's checks read the previous one's writes (Pebble makes a batch
+// visible before its sync), and Pebble syncs the WAL in commit order, so the
+// syncer answers every batch in order once it is durable. Applying the next
+// batch while the last one is being synced is what keeps the writer busy:
+// the fsync is no longer on its critical path.
 func (s *Store) run() {
-	defer close(s.stopped)
+	defer close(s.synced)
 	group := make([]*op, 0, s.maxBatch)
 	for {
 		o, ok := <-s.ops
@@ -96,46 +103,83 @@ func (s *Store) run() {
 	}
 }
 
+// pending is a batch applied and visible, waiting for its WAL sync.
+type pending struct {
+	w     *pebble.Batch // nil: the batch wrote nothing
+	ops   []*op
+	errs  []error
+	posts []func()
+}
+
+// sync answers each batch once the WAL holds it durably, in commit order.
+func (s *Store) sync() {
+	defer close(s.stopped)
+	for p := range s.synced {
+		var err error
+		if p.w != nil {
+			err = p.w.SyncWait()
+			if err != nil {
+				err = fmt.Errorf("pebblestore: outcome unknown: sync: %w", err)
+			}
+			_ = p.w.Close()
+		}
+		if err == nil {
+			for _, post := range p.posts {
+				post()
+			}
+		}
+		for i, o := range p.ops {
+			if err != nil {
+				p.errs[i] = err
+			}
+			if o.done != nil {
+				o.done <- p.errs[i]
+			}
+		}
+	}
+}
+
 // commit applies group in one batch, synced once. If a request fails in a way that
 // may have left part of its writes, the batch is abandoned and each request
 // is retried in a batch of its own.
 func (s *Store) commit(group []*op) {
-	errs := make([]error, len(group))
-	err := s.tryCommit(group, errs)
+	p := &pending{ops: slices.Clone(group), errs: make([]error, len(group))}
+	err := s.tryCommit(p)
 	if err != nil && len(group) > 1 {
 		for _, o := range group {
 			s.commit([]*op{o})
 		}
 		return
 	}
-	for i, o := range group {
-		if err != nil {
-			errs[i] = err
-		}
-		if o.done != nil {
-			o.done <- errs[i]
-		}
+	if err != nil {
+		p.w, p.posts = nil, nil
+		p.errs[0] = err
 	}
+	s.synced <- p
 }
 
-func (s *Store) tryCommit(group []*op, errs []error) (err error) {
+func (s *Store) tryCommit(p *pending) (err error) {
 	defer guard(&err, "commit")
 	w := s.db.NewIndexedBatch()
-	defer w.Close()
+	applied := false
+	defer func() {
+		if !applied {
+			_ = w.Close()
+		}
+	}()
 	b := &batch{seq: s.seq}
-	posts := make([]func(), 0, len(group))
-	for i, o := range group {
+	for i, o := range p.ops {
 		post, err := o.apply(w, b)
 		if err != nil {
 			var r refusal
 			if !errors.As(err, &r) {
 				return err
 			}
-			errs[i] = err
+			p.errs[i] = err
 			continue
 		}
 		if post != nil {
-			posts = append(posts, post)
+			p.posts = append(p.posts, post)
 		}
 	}
 	if b.seq != s.seq {
@@ -144,13 +188,12 @@ func (s *Store) tryCommit(group []*op, errs []error) (err error) {
 		}
 	}
 	if !w.Empty() {
-		if err := w.Commit(pebble.Sync); err != nil {
+		if err := s.db.ApplyNoSyncWait(w, pebble.Sync); err != nil {
 			return fmt.Errorf("pebblestore: commit: %w", err)
 		}
+		applied = true
+		p.w = w
 	}
 	s.seq = b.seq
-	for _, p := range posts {
-		p()
-	}
 	return nil
 }
