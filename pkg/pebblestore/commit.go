@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -19,20 +20,61 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 
 func taskKey(id string) []byte { return append(key(spaceTasks, len(id)), id...) }
 
+// taskHead is what a commit needs of a task's stored version: the version
+// to check, and the index entries to move.
+type taskHead struct {
+	exists  bool
+	running bool
+	version int64
+	due     time.Time
+	unsent  bool
+}
+
+func headOf(t *core.Task) taskHead {
+	return taskHead{exists: true, running: t.State == core.StateRunning, version: t.Version, due: t.DueAt(), unsent: t.Unsent}
+}
+
+// writerTask returns the head of task id as the writer sees it: written
+// earlier in batch b, running as of the last applied batch (s.running), or
+// stored. A completion's commit so finds its task without a read; running
+// tasks are bounded by the pools' capacities, and so is s.running.
+func (s *Store) writerTask(w *pebble.Batch, b *batch, id string) (taskHead, error) {
+	if h, ok := b.tasks[id]; ok {
+		return h, nil
+	}
+	if h, ok := s.running[id]; ok {
+		return h, nil
+	}
+	var t core.Task
+	ok, err := getValue(w, taskKey(id), &t)
+	if err != nil || !ok {
+		return taskHead{}, err
+	}
+	return headOf(&t), nil
+}
+
+// noteTask records t (as written, at its new version) in b, for s.running
+// once b is applied.
+func (b *batch) noteTask(t *core.Task) {
+	if b.tasks == nil {
+		b.tasks = make(map[string]taskHead)
+	}
+	b.tasks[t.ID] = headOf(t)
+}
+
 // applyTxn checks every condition of txn against w (the store as left by
 // the requests before it in the group), then writes it.
 func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), error) {
 	// Check every condition.
 	var pool *core.Pool
-	var poolKey []byte
 	touchesPool := txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom
 	if touchesPool && txn.Pool == "" {
 		return nil, refuse(errors.New("pebblestore: commit: pool counters or conditions without a pool"))
 	}
 	if touchesPool {
-		poolKey = append(key(spacePools, len(txn.Pool)), txn.Pool...)
-		pool = new(core.Pool)
-		ok, err := getValue(w, poolKey, pool)
+		var ok bool
+		var err error
+		pool, ok, err = s.writerPool(w, b, txn.Pool)
 		if err != nil {
 			return nil, err
 		}
@@ -40,18 +82,19 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 			return nil, refuse(fmt.Errorf("pebblestore: commit: %w: %s", core.ErrPoolNotFound, txn.Pool))
 		}
 	}
-	olds := make([]core.Task, len(txn.Tasks))
+	olds := make([]taskHead, len(txn.Tasks))
 	for i, tw := range txn.Tasks {
 		for _, u := range txn.Tasks[:i] {
 			if u.Task.ID == tw.Task.ID {
 				return nil, refuse(fmt.Errorf("pebblestore: commit: task %s written twice", tw.Task.ID))
 			}
 		}
-		ok, err := getValue(w, taskKey(tw.Task.ID), &olds[i])
+		var err error
+		olds[i], err = s.writerTask(w, b, tw.Task.ID)
 		if err != nil {
 			return nil, err
 		}
-		if tw.Expect == 0 && ok || tw.Expect != 0 && (!ok || olds[i].Version != tw.Expect) {
+		if tw.Expect == 0 && olds[i].exists || tw.Expect != 0 && (!olds[i].exists || olds[i].version != tw.Expect) {
 			return nil, refuse(fmt.Errorf("pebblestore: commit task %s: %w", tw.Task.ID, core.ErrConflict))
 		}
 	}
@@ -79,7 +122,7 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 	if pool != nil {
 		pool.Running += txn.RunningDelta
 		pool.Parked += txn.ParkedDelta
-		if err := putValue(w, poolKey, pool); err != nil {
+		if err := s.putPool(w, b, pool); err != nil {
 			return nil, err
 		}
 	}
@@ -89,7 +132,8 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 		if err := putValue(w, taskKey(t.ID), &t); err != nil {
 			return nil, err
 		}
-		if oldDue, newDue := olds[i].DueAt(), t.DueAt(); !oldDue.Equal(newDue) {
+		b.noteTask(&t)
+		if oldDue, newDue := olds[i].due, t.DueAt(); !oldDue.Equal(newDue) {
 			if !oldDue.IsZero() {
 				if err := w.Delete(append(appendTime(key(spaceDue, 8+len(t.ID)), oldDue), t.ID...), nil); err != nil {
 					return nil, fmt.Errorf("pebblestore: unindex due %s: %w", t.ID, err)
@@ -104,9 +148,9 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 		var err error
 		uk := append(key(spaceUnsent, len(t.ID)), t.ID...)
 		switch {
-		case t.Unsent && !olds[i].Unsent:
+		case t.Unsent && !olds[i].unsent:
 			err = w.Set(uk, nil, nil)
-		case !t.Unsent && olds[i].Unsent:
+		case !t.Unsent && olds[i].unsent:
 			err = w.Delete(uk, nil)
 		}
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"golang.org/x/sys/unix"
 
@@ -96,7 +97,13 @@ type Store struct {
 	closed  bool
 	seq     uint64 // last sequence number committed
 
-	queues   sync.Map // pool -> *queue
+	queues sync.Map // pool -> *queue
+	// pools holds pool items as of the last applied batch (immutable
+	// values); only the writer stores into it.
+	pools sync.Map // name -> *core.Pool
+	// running holds the heads of running tasks as of the last applied
+	// batch; only the writer uses it.
+	running  map[string]taskHead
 	watchMu  sync.Mutex
 	watchers map[string]map[chan struct{}]struct{} // mailboxKey -> channels
 }
@@ -125,6 +132,7 @@ func Open(path string, opts Options) (*Store, error) {
 		lock: lock, path: path, clock: opts.Clock, visibility: opts.Visibility, maxBatch: opts.MaxBatch,
 		ops: make(chan *op, opts.MaxBatch), synced: make(chan *pending, 4), stopped: make(chan struct{}),
 		watchers: make(map[string]map[chan struct{}]struct{}),
+		running:  make(map[string]taskHead),
 	}
 	if err := s.open(opts); err != nil {
 		_ = lock.Close()
@@ -172,6 +180,17 @@ func (s *Store) open(opts Options) (err error) {
 			},
 		},
 		FormatMajorVersion: pebble.FormatNewest,
+		// Every transition rewrites its pool item and task item and moves
+		// the mailbox's newest cursor: a larger memtable flushes each such
+		// key once for many writes, and flushes (and the compactions they
+		// cause) less often.
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
+	}
+	for i := range po.Levels {
+		// New task ids and idempotency keys are looked up to be absent: a
+		// Bloom filter answers most such reads without reading a block.
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(s.path, po)
 	switch {
@@ -420,21 +439,57 @@ func scan(r pebble.Reader, p, start []byte, fn func(k, v []byte) (bool, error)) 
 
 // PutPool creates the pool or updates its configuration, keeping counters.
 func (s *Store) PutPool(ctx context.Context, cfg core.PoolConfig) error {
-	return s.do(ctx, func(w *pebble.Batch, _ *batch) (func(), error) {
-		k := append(key(spacePools, len(cfg.Name)), cfg.Name...)
-		var p core.Pool
-		if _, err := getValue(w, k, &p); err != nil {
+	return s.do(ctx, func(w *pebble.Batch, b *batch) (func(), error) {
+		p, _, err := s.writerPool(w, b, cfg.Name)
+		if err != nil {
 			return nil, err
 		}
 		p.PoolConfig = cfg
-		return nil, putValue(w, k, &p)
+		return nil, s.putPool(w, b, p)
 	})
 }
 
-// Pool returns the pool item.
+func poolKey(name string) []byte { return append(key(spacePools, len(name)), name...) }
+
+// writerPool returns a copy of pool name as the writer sees it: written
+// earlier in batch b, or as of the last applied batch (s.pools), or stored.
+// Every transition reads its pool; the cache spares a read through the
+// batch and every level of the tree.
+func (s *Store) writerPool(w *pebble.Batch, b *batch, name string) (*core.Pool, bool, error) {
+	if p, ok := b.pools[name]; ok {
+		cp := *p
+		return &cp, true, nil
+	}
+	if v, ok := s.pools.Load(name); ok {
+		cp := *v.(*core.Pool)
+		return &cp, true, nil
+	}
+	p := new(core.Pool)
+	ok, err := getValue(w, poolKey(name), p)
+	return p, ok, err
+}
+
+// putPool writes p in w and notes it in b, for s.pools once b is applied.
+func (s *Store) putPool(w *pebble.Batch, b *batch, p *core.Pool) error {
+	if err := putValue(w, poolKey(p.Name), p); err != nil {
+		return err
+	}
+	if b.pools == nil {
+		b.pools = make(map[string]*core.Pool)
+	}
+	cp := *p
+	b.pools[p.Name] = &cp
+	return nil
+}
+
+// Pool returns the pool item: as of the last applied batch, as the store
+// reads it.
 func (s *Store) Pool(_ context.Context, name string) (core.Pool, error) {
+	if v, ok := s.pools.Load(name); ok {
+		return *v.(*core.Pool), nil
+	}
 	var p core.Pool
-	ok, err := getValue(s.db, append(key(spacePools, len(name)), name...), &p)
+	ok, err := getValue(s.db, poolKey(name), &p)
 	if err == nil && !ok {
 		err = core.ErrPoolNotFound
 	}

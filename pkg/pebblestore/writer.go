@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
 // op is one write request for the writer goroutine.
@@ -21,7 +23,9 @@ type op struct {
 
 // batch is the state of one group commit.
 type batch struct {
-	seq uint64 // last sequence number handed out
+	seq   uint64                // last sequence number handed out
+	pools map[string]*core.Pool // pool items written in this batch
+	tasks map[string]taskHead   // tasks written in this batch
 }
 
 func (b *batch) next() uint64 {
@@ -195,5 +199,15 @@ func (s *Store) tryCommit(p *pending) (err error) {
 		p.w = w
 	}
 	s.seq = b.seq
+	for name, pool := range b.pools {
+		s.pools.Store(name, pool)
+	}
+	for id, h := range b.tasks {
+		if h.running {
+			s.running[id] = h
+		} else {
+			delete(s.running, id)
+		}
+	}
 	return nil
 }
