@@ -110,8 +110,8 @@ func (h *handler) complete(w http.ResponseWriter, r *http.Request, tenant string
 		Tenant: tenant, TaskID: p["id"], Lease: body.Lease,
 		Status: core.State(body.Status), Result: rawJSON(body.Result), Error: body.Error,
 	}
-	if len(req.Result) > core.MaxPayloadBytes {
-		h.fail(w, r, &tooLargeError{field: "result", msg: fmt.Sprintf("result must be at most %d bytes, got %d", core.MaxPayloadBytes, len(req.Result))})
+	if len(req.Result) > core.MaxResultBytes {
+		h.fail(w, r, &tooLargeError{field: "result", msg: fmt.Sprintf("result must be at most %d bytes, got %d", core.MaxResultBytes, len(req.Result))})
 		return
 	}
 	t, err := h.s.Complete(r.Context(), req)

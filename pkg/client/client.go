@@ -239,7 +239,7 @@ func (c *Client) Pool(ctx context.Context, name string) (api.Pool, error) {
 }
 
 // maxResponse bounds a response body (a mailbox page of 1,000 messages
-// with results of 256 KiB each is far below it).
+// with results of 128 KiB each is far below it).
 const maxResponse = 512 << 20
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) (int, error) {

@@ -26,8 +26,8 @@ func (r *CompleteRequest) validate() error {
 		return Invalid("lease", "lease is required")
 	case r.Status != StateSucceeded && r.Status != StateFailed:
 		return Invalid("status", "status must be %q or %q, got %q", StateSucceeded, StateFailed, r.Status)
-	case len(r.Result) > MaxPayloadBytes:
-		return Invalid("result", "result must be at most %d bytes, got %d", MaxPayloadBytes, len(r.Result))
+	case len(r.Result) > MaxResultBytes:
+		return Invalid("result", "result must be at most %d bytes, got %d", MaxResultBytes, len(r.Result))
 	case len(r.Result) > 0 && !json.Valid(r.Result):
 		return Invalid("result", "result is not valid JSON")
 	case len(r.Error) > maxErrorLen:

@@ -11,8 +11,12 @@ import (
 
 // Limits on outside input.
 const (
-	// MaxPayloadBytes bounds a task's payload and result.
+	// MaxPayloadBytes bounds a task's payload.
 	MaxPayloadBytes = 256 << 10
+	// MaxResultBytes bounds a task's result. A task is stored as one item
+	// with its payload and result, and DynamoDB's items hold at most
+	// 400 KB: 256 KiB + 128 KiB leave 16 KB for the rest of the task.
+	MaxResultBytes = 128 << 10
 	// MaxWaitLimit bounds maxWait and how far ahead a deadline may be.
 	MaxWaitLimit = 14 * 24 * time.Hour
 	// MaxRunTimeout bounds runTimeout and a heartbeat's extension.

@@ -109,7 +109,7 @@ func TestCompleteValidation(t *testing.T) {
 		"status running": {func(r *CompleteRequest) { r.Status = StateRunning }, "status"},
 		"status empty":   {func(r *CompleteRequest) { r.Status = "" }, "status"},
 		"status expired": {func(r *CompleteRequest) { r.Status = StateExpired }, "status"},
-		"result large":   {func(r *CompleteRequest) { r.Result = make(json.RawMessage, MaxPayloadBytes+1) }, "result"},
+		"result large":   {func(r *CompleteRequest) { r.Result = make(json.RawMessage, MaxResultBytes+1) }, "result"},
 		"result bad":     {func(r *CompleteRequest) { r.Result = json.RawMessage(`[1,`) }, "result"},
 		"error long":     {func(r *CompleteRequest) { r.Error = strings.Repeat("e", maxErrorLen+1) }, "error"},
 	}

@@ -12,8 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// maxPayload is core.MaxPayloadBytes, as the API documents it.
-const maxPayload = 256 << 10
+// maxPayload and maxResult are core.MaxPayloadBytes and core.MaxResultBytes,
+// as the API documents them.
+const (
+	maxPayload = 256 << 10
+	maxResult  = 128 << 10
+)
 
 // testTenantIsolation: another tenant's task is 404 on every route, and its
 // mailbox and audit events are not visible.
@@ -197,6 +201,7 @@ func testBadInput(t *testing.T, e env) {
 		bad("POST", done, `{"lease":"`+lease+`","status":"succeeded","error":"`+str(5000)+`"}`, "error"),
 		bad("POST", done, `{"lease":"`+lease+`","status":"succeeded","tenant":"globex"}`, "tenant"),
 		{"POST", done, `{"lease":"` + lease + `","status":"succeeded","result":` + big + `}`, http.StatusRequestEntityTooLarge, "payload_too_large", "result"},
+		{"POST", done, `{"lease":"` + lease + `","status":"succeeded","result":"` + strings.Repeat("r", maxResult-1) + `"}`, http.StatusRequestEntityTooLarge, "payload_too_large", "result"},
 
 		bad("POST", cancelPath, `{"force":true}`, "force"),
 		bad("POST", cancelPath, `[1]`, "body"),
