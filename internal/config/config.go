@@ -118,6 +118,12 @@ type Pool struct {
 	// RunTimeout is the lease length when the submission names none.
 	// Default: 5m.
 	RunTimeout time.Duration `yaml:"runTimeout"`
+	// SlotShards spreads the pool's running count over this many DynamoDB
+	// items on the aws store, for pools that start and end more than about
+	// 250 tasks a second (docs/aws.md); 0 to 64, at most capacity. Changing
+	// it is refused while the pool has running tasks. The memory and
+	// embedded stores ignore it. Default: 0 (one item).
+	SlotShards int `yaml:"slotShards"`
 }
 
 // Log configures logging.
@@ -362,7 +368,7 @@ func (c Config) Validate() error {
 func (p Pool) Core() core.PoolConfig {
 	return core.PoolConfig{
 		Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked,
-		DefaultMaxWait: p.DefaultMaxWait, RunTimeout: p.RunTimeout,
+		DefaultMaxWait: p.DefaultMaxWait, RunTimeout: p.RunTimeout, SlotShards: p.SlotShards,
 	}
 }
 

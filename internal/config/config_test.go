@@ -81,6 +81,9 @@ func TestInvalid(t *testing.T) {
 		{"capacity not int", "pools:\n  - name: a\n    capacity: four\n", "pools[0].capacity", "not an integer"},
 		{"capacity huge", "pools:\n  - name: a\n    capacity: 99999999999999\n", "pools[0].capacity", "not an integer"},
 		{"negative maxParked", "pools:\n  - name: a\n    capacity: 1\n    maxParked: -1\n", "pools[0].maxParked", "must not be negative"},
+		{"negative slotShards", "pools:\n  - name: a\n    capacity: 4\n    slotShards: -1\n", "pools[0].slotShards", "must be 0-64"},
+		{"too many slotShards", "pools:\n  - name: a\n    capacity: 100\n    slotShards: 65\n", "pools[0].slotShards", "must be 0-64"},
+		{"slotShards over capacity", "pools:\n  - name: a\n    capacity: 2\n    slotShards: 3\n", "pools[0].slotShards", "exceeds capacity 2"},
 		{"bad duration", "pools:\n  - name: a\n    capacity: 1\n    runTimeout: soon\n", "pools[0].runTimeout", "not a duration"},
 		{"negative wait", "pools:\n  - name: a\n    capacity: 1\n    defaultMaxWait: -1s\n", "pools[0].defaultMaxWait", "must be positive"},
 		{"wait too long", "pools:\n  - name: a\n    capacity: 1\n    defaultMaxWait: 10000h\n", "pools[0].defaultMaxWait", "at most"},
@@ -119,6 +122,14 @@ func TestInvalid(t *testing.T) {
 			require.True(t, strings.HasPrefix(err.Error(), tc.field+": "), "%v", err)
 		})
 	}
+}
+
+func TestSlotShards(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse([]byte("pools:\n  - name: hot\n    capacity: 64\n    slotShards: 8\n"))
+	require.NoError(t, err)
+	require.Equal(t, 8, c.Pools[0].SlotShards)
+	require.Equal(t, 8, c.Pools[0].Core().SlotShards)
 }
 
 func TestDuplicateTokenNotEchoed(t *testing.T) {

@@ -17,7 +17,19 @@ type PoolConfig struct {
 	DefaultMaxWait time.Duration
 	// RunTimeout is the lease length when the submission names none.
 	RunTimeout time.Duration
+	// SlotShards spreads the pool's running count over this many counters
+	// on backends whose single item takes a bounded write rate (the
+	// DynamoDB backend: one item per shard, the capacity split between
+	// them). 0 and 1 keep one counter. Backends that hold counters in memory
+	// or on one disk (memstore, pebblestore) ignore it. At most
+	// MaxSlotShards, and not more than Capacity.
+	SlotShards int
 }
+
+// MaxSlotShards bounds PoolConfig.SlotShards: a transaction that empties or
+// fills the pool's parked count writes every shard, and a DynamoDB
+// transaction holds at most 100 items.
+const MaxSlotShards = 64
 
 // Validate names the first bad field.
 func (c PoolConfig) Validate() error {
@@ -32,6 +44,10 @@ func (c PoolConfig) Validate() error {
 		return Invalid("defaultMaxWait", "pool %s: defaultMaxWait must be positive, got %s", c.Name, c.DefaultMaxWait)
 	case c.RunTimeout <= 0:
 		return Invalid("runTimeout", "pool %s: runTimeout must be positive, got %s", c.Name, c.RunTimeout)
+	case c.SlotShards < 0 || c.SlotShards > MaxSlotShards:
+		return Invalid("slotShards", "pool %s: slotShards must be 0-%d, got %d", c.Name, MaxSlotShards, c.SlotShards)
+	case c.SlotShards > c.Capacity:
+		return Invalid("slotShards", "pool %s: slotShards %d exceeds capacity %d: a shard would hold no slot", c.Name, c.SlotShards, c.Capacity)
 	}
 	return nil
 }
