@@ -30,6 +30,7 @@ const (
 	partTask partKind = iota
 	partKey
 	partPool
+	partShard
 	partHead
 	partMessage
 	partEvent
@@ -38,7 +39,7 @@ const (
 // part names what one item of a TransactWriteItems call is.
 type part struct {
 	kind partKind
-	i    int    // index in txn.Tasks
+	i    int    // index in txn.Tasks, or the shard
 	mbox string // mailbox partition key, for heads and messages
 }
 
@@ -57,6 +58,12 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 	}
 	boxes := mailboxOrder(txn.Messages)
 	seqs := make(map[string]uint64, len(boxes))
+	// An unknown pool is taken as unsharded: the conditions on the pool
+	// item and on running tasks' slot attribute catch a wrong guess.
+	st := &commitState{pool: layoutPool(txn)}
+	if st.pool != "" {
+		st.lay = s.layouts.get(st.pool)
+	}
 	for attempt := 1; ; attempt++ {
 		for _, b := range boxes {
 			if _, ok := seqs[b]; ok {
@@ -68,7 +75,17 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 			}
 			seqs[b] = n
 		}
-		items, parts, err := s.buildTxn(txn, boxes, seqs)
+		if st.pool != "" && st.lay.sharded() && (st.sp == nil || st.sp.n != st.lay.shards) {
+			sp, err := s.planSlots(ctx, txn, st.lay.shards)
+			if err != nil {
+				return err
+			}
+			st.sp = sp
+		}
+		if !st.lay.sharded() {
+			st.sp = nil
+		}
+		items, parts, err := s.buildTxn(txn, boxes, seqs, st)
 		if err != nil {
 			return err
 		}
@@ -80,13 +97,14 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 			for _, b := range boxes {
 				s.seqs.put(b, seqs[b]+uint64(countIn(txn.Messages, b)))
 			}
+			s.committed(txn, st)
 			return nil
 		}
 		var tce *types.TransactionCanceledException
 		if !errors.As(err, &tce) {
 			return fmt.Errorf("awsstore: commit %s: %w", describe(txn), err)
 		}
-		wait, err := s.cancelled(ctx, txn, parts, tce.CancellationReasons, seqs)
+		wait, err := s.cancelled(ctx, txn, parts, tce.CancellationReasons, seqs, st)
 		if err != nil {
 			return err
 		}
@@ -98,6 +116,42 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 				return fmt.Errorf("awsstore: commit %s: %w", describe(txn), err)
 			}
 		}
+	}
+}
+
+// commitState is what one Commit knows of the pool's slot layout.
+type commitState struct {
+	pool string // the pool whose layout applies
+	lay  poolLayout
+	// rebalanced is set once Commit tried to split a draining pool's
+	// capacity again.
+	rebalanced bool
+	sp  *slotPlan // nil on an unsharded pool
+}
+
+// layoutPool is the pool whose slot layout txn depends on: its Pool, or,
+// for a transaction that moves no counter (a heartbeat), its tasks' pool.
+func layoutPool(txn *core.Txn) string {
+	if txn.Pool != "" || len(txn.Tasks) == 0 {
+		return txn.Pool
+	}
+	return txn.Tasks[0].Task.Pool
+}
+
+// committed caches what a successful commit wrote: each task's slot at its
+// new version and the pool's parked count.
+func (s *Store) committed(txn *core.Txn, st *commitState) {
+	for i, w := range txn.Tasks {
+		slot := noSlot
+		if st.sp != nil {
+			slot = st.sp.slots[i]
+		}
+		s.slots.put(w.Task.ID, w.Expect+1, slot)
+	}
+	if st.pool != "" && txn.ParkedDelta != 0 {
+		l := st.lay
+		l.parked = max(l.parked+txn.ParkedDelta, 0)
+		s.layouts.put(st.pool, l)
 	}
 }
 
@@ -151,7 +205,7 @@ func poolTouched(txn *core.Txn) bool {
 	return txn.Pool != "" && (txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom)
 }
 
-func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64) ([]types.TransactWriteItem, []part, error) {
+func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64, st *commitState) ([]types.TransactWriteItem, []part, error) {
 	var items []types.TransactWriteItem
 	var parts []part
 	add := func(it types.TransactWriteItem, p part) {
@@ -159,15 +213,44 @@ func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64) 
 		parts = append(parts, p)
 	}
 
+	// The pool's items first (the shard a fresh start takes is decided
+	// there), then the tasks that record it.
+	var poolItems []types.TransactWriteItem
+	var poolParts []part
+	switch {
+	case st.sp != nil:
+		var err error
+		if poolItems, poolParts, err = s.shardedWrites(txn, st.pool, st.sp, st.lay); err != nil {
+			return nil, nil, err
+		}
+	case poolTouched(txn):
+		it, err := s.poolWrite(txn)
+		if err != nil {
+			return nil, nil, err
+		}
+		poolItems, poolParts = []types.TransactWriteItem{it}, []part{{kind: partPool}}
+	}
+
 	for i, w := range txn.Tasks {
-		av, err := s.encodeTask(&w.Task, w.Expect+1)
+		slot := noSlot
+		if st.sp != nil {
+			slot = st.sp.slots[i]
+		}
+		av, err := s.encodeTask(&w.Task, w.Expect+1, slot)
 		if err != nil {
 			return nil, nil, err
 		}
 		put := &types.Put{TableName: s.table, Item: av}
-		if w.Expect == 0 {
+		switch {
+		case w.Expect == 0:
 			put.ConditionExpression = aws.String("attribute_not_exists(pk)")
-		} else {
+		case st.sp == nil && w.Task.State == core.StateRunning:
+			// Taken as unsharded: a running task must hold no slot shard,
+			// or this put would drop the one it holds.
+			put.ConditionExpression = aws.String("version = :v AND attribute_not_exists(slot)")
+			put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": num(w.Expect)}
+			put.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+		default:
 			put.ConditionExpression = aws.String("version = :v")
 			put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": num(w.Expect)}
 		}
@@ -186,12 +269,8 @@ func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64) 
 		}}, part{kind: partKey})
 	}
 
-	if poolTouched(txn) {
-		it, err := s.poolWrite(txn)
-		if err != nil {
-			return nil, nil, err
-		}
-		add(it, part{kind: partPool})
+	for i := range poolItems {
+		add(poolItems[i], poolParts[i])
 	}
 
 	for _, b := range boxes {
@@ -238,6 +317,9 @@ func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64) 
 			TableName: s.table, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
 		}}, part{kind: partEvent})
 	}
+	if len(items) > maxTxnItems {
+		return nil, nil, fmt.Errorf("awsstore: commit %s: %d items exceed a transaction's %d", describe(txn), len(items), maxTxnItems)
+	}
 	return items, parts, nil
 }
 
@@ -257,7 +339,9 @@ func (s *Store) eventSeqs(n int) uint64 {
 // poolWrite is the pool item's part: the counter update with the admission
 // conditions, or a bare condition check when the counters do not move.
 func (s *Store) poolWrite(txn *core.Txn) (types.TransactWriteItem, error) {
-	cond := expression.AttributeExists(expression.Name(attrPK))
+	cond := expression.AttributeExists(expression.Name(attrPK)).
+		And(expression.Or(expression.AttributeNotExists(expression.Name(attrShards)),
+			expression.Name(attrShards).LessThanEqual(expression.Value(1))))
 	if txn.NeedSlot {
 		// running + RunningDelta <= capacity, as DynamoDB can compare but
 		// not add: a start needs a free slot, a hand-off the released one.
@@ -311,11 +395,44 @@ func (s *Store) poolWrite(txn *core.Txn) (types.TransactWriteItem, error) {
 // error of the first item that failed, or reports that the transaction is
 // to be retried (wait: after a backoff). It updates seqs from the mailbox
 // items returned with failed sequence conditions.
-func (s *Store) cancelled(ctx context.Context, txn *core.Txn, parts []part, reasons []types.CancellationReason, seqs map[string]uint64) (wait bool, err error) {
+func (s *Store) cancelled(ctx context.Context, txn *core.Txn, parts []part, reasons []types.CancellationReason, seqs map[string]uint64, st *commitState) (wait bool, err error) {
 	if len(reasons) != len(parts) {
 		return false, fmt.Errorf("awsstore: commit %s: transaction cancelled with %d reasons for %d items", describe(txn), len(reasons), len(parts))
 	}
-	retry := false
+	wait, err = s.cancelReasons(ctx, txn, parts, reasons, seqs, st)
+	switch {
+	case errors.Is(err, errRelayout):
+		// Built on a layout the pool does not have: read it and retry.
+		if st.pool == "" {
+			return false, fmt.Errorf("awsstore: commit %s: %w", describe(txn), core.ErrConflict)
+		}
+		st.lay, err = s.readLayout(ctx, st.pool)
+		st.sp = nil
+		return false, err
+	case errors.Is(err, errReplan):
+		st.sp = nil
+		return false, nil
+	case errors.Is(err, errAllFull):
+		// No shard has room: unless the pool drains to a lowered capacity
+		// and can now split it again, there is no slot.
+		if !st.rebalanced {
+			st.rebalanced = true
+			ok, err := s.rebalance(ctx, st.pool, st.sp.n)
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				st.sp.full = 0
+				return false, nil
+			}
+		}
+		return false, fmt.Errorf("awsstore: commit pool %s: all %d slot shards full: %w", txn.Pool, st.sp.n, core.ErrNoCapacity)
+	}
+	return wait, err
+}
+
+func (s *Store) cancelReasons(ctx context.Context, txn *core.Txn, parts []part, reasons []types.CancellationReason, seqs map[string]uint64, st *commitState) (wait bool, err error) {
+	retry, relayout, replan, allFull := false, false, false, false
 	for i, r := range reasons {
 		code := aws.ToString(r.Code)
 		switch code {
@@ -331,15 +448,45 @@ func (s *Store) cancelled(ctx context.Context, txn *core.Txn, parts []part, reas
 		p := parts[i]
 		switch p.kind {
 		case partTask:
-			return false, fmt.Errorf("awsstore: commit task %s: %w", txn.Tasks[p.i].Task.ID, core.ErrConflict)
+			w := txn.Tasks[p.i]
+			if old, err := decodeOld(r.Item); err == nil && old.version == w.Expect && old.slot != noSlot {
+				s.slots.put(w.Task.ID, old.version, old.slot)
+				relayout = true
+				continue
+			}
+			return false, fmt.Errorf("awsstore: commit task %s: %w", w.Task.ID, core.ErrConflict)
 		case partKey:
 			return false, fmt.Errorf("awsstore: commit key %q: %w", txn.Key.Key, core.ErrKeyExists)
 		case partPool:
-			perr, err := s.poolFailure(ctx, txn, r.Item)
-			if err != nil || perr != nil {
+			perr, err := s.poolFailure(ctx, txn, r.Item, st)
+			switch {
+			case errors.Is(perr, errRelayout):
+				relayout = true
+				continue
+			case err != nil || perr != nil:
 				return false, errors.Join(perr, err)
 			}
-			retry, wait = true, true // the condition held again by the time we looked
+			retry = true
+			if st.sp == nil {
+				wait = true // the condition held again by the time we looked
+			}
+		case partShard:
+			now, err := shardFailure(txn, st.sp, p.i, r.Item)
+			switch {
+			case errors.Is(err, errRelayout):
+				relayout = true
+				continue
+			case errors.Is(err, errReplan):
+				replan = true
+				continue
+			case errors.Is(err, errAllFull):
+				allFull = true
+				continue
+			case err != nil:
+				return false, err
+			}
+			retry = true
+			wait = wait || !now
 		case partHead:
 			s.seqs.forget(p.mbox)
 			delete(seqs, p.mbox)
@@ -354,15 +501,47 @@ func (s *Store) cancelled(ctx context.Context, txn *core.Txn, parts []part, reas
 			retry = true
 		}
 	}
+	if relayout {
+		return false, errRelayout
+	}
+	if replan {
+		return false, errReplan
+	}
+	if allFull {
+		return false, errAllFull
+	}
 	if !retry {
 		return false, fmt.Errorf("awsstore: commit %s: transaction cancelled without a reason", describe(txn))
 	}
 	return wait, nil
 }
 
+// decodeOld reads the version and slot of a task item returned with a
+// failed condition.
+func decodeOld(av map[string]types.AttributeValue) (taskSlot, error) {
+	if av == nil {
+		return taskSlot{}, errors.New("awsstore: no item")
+	}
+	var it struct {
+		Version int64 `dynamodbav:"version"`
+		Slot    *int  `dynamodbav:"slot"`
+	}
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+		return taskSlot{}, err
+	}
+	ts := taskSlot{version: it.Version, slot: noSlot}
+	if it.Slot != nil {
+		ts.slot = *it.Slot
+	}
+	return ts, nil
+}
+
 // poolFailure names the pool condition that failed, from the pool item as
-// it was (returned with the cancellation, or read now).
-func (s *Store) poolFailure(ctx context.Context, txn *core.Txn, old map[string]types.AttributeValue) (error, error) {
+// it was (returned with the cancellation, or read now): a core error,
+// errRelayout, or nil (retry) when none of txn's conditions fails on it. On
+// a sharded pool it records the parked count it saw in st, so that the
+// retry guesses the side of 0 right.
+func (s *Store) poolFailure(ctx context.Context, txn *core.Txn, old map[string]types.AttributeValue, st *commitState) (error, error) {
 	if old == nil {
 		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 			TableName: s.table, Key: itemKey(poolPK(txn.Pool), skPool), ConsistentRead: aws.Bool(true),
@@ -380,8 +559,18 @@ func (s *Store) poolFailure(ctx context.Context, txn *core.Txn, old map[string]t
 	if err != nil {
 		return nil, err
 	}
+	if (p.SlotShards >= 2) != st.lay.sharded() || st.lay.sharded() && p.SlotShards != st.lay.shards {
+		return errRelayout, nil
+	}
+	if st.lay.sharded() {
+		st.lay.parked = p.Parked
+		s.layouts.put(txn.Pool, st.lay)
+		// Running is on the shards; FirstInLine is checked here only when
+		// the transaction writes no shard.
+		p.Running = 0
+	}
 	switch {
-	case txn.SlotMissing(p.Running, p.Capacity), txn.FirstInLine && p.Parked > 0:
+	case !st.lay.sharded() && txn.SlotMissing(p.Running, p.Capacity), txn.FirstInLine && p.Parked > 0:
 		return fmt.Errorf("awsstore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity), nil
 	case txn.NeedParkRoom && p.Parked >= p.MaxParked:
 		return fmt.Errorf("awsstore: commit pool %s: %w", txn.Pool, core.ErrPoolFull), nil

@@ -26,6 +26,9 @@ const (
 	attrExpP    = "exp_p"
 	attrExpAt   = "exp_at"
 	attrTTL     = "expires"
+	attrSlot    = "slot"
+	attrShards  = "slotShards"
+	attrDrain   = "drain"
 
 	indexDue    = "due"
 	indexUnsent = "unsent"
@@ -45,6 +48,8 @@ const (
 	skKey  = "KEY"
 	skHead = "HEAD"
 
+	skShard = "SHARD"
+
 	skMsgPrefix = "MSG#"
 	skEvPrefix  = "EV#"
 )
@@ -58,6 +63,7 @@ func esc(s string) string {
 }
 
 func poolPK(name string) string              { return prefixPool + name }
+func shardPK(pool string, i int) string      { return fmt.Sprintf("%s%s#%d", prefixPool, pool, i) }
 func taskPK(id string) string                { return prefixTask + id }
 func keyPK(tenant, key string) string        { return prefixKey + esc(tenant) + "#" + esc(key) }
 func mboxPK(tenant, recipient string) string { return prefixMbox + esc(tenant) + "#" + esc(recipient) }
@@ -111,6 +117,29 @@ type poolItem struct {
 	RunTimeout     int64  `dynamodbav:"runTimeout"`
 	Running        int    `dynamodbav:"running"`
 	Parked         int    `dynamodbav:"parked"`
+	SlotShards     int    `dynamodbav:"slotShards"`
+	// Drain is 1 while a sharded pool's capacity is below its running
+	// count: the shards' capacities are 0 until Commit rebalances them.
+	Drain int `dynamodbav:"drain"`
+}
+
+// shardItem is slot shard i of a pool with SlotShards >= 2 (slots.go): its
+// share of the capacity, the tasks running on it, whether the pool has
+// parked tasks (1 or 0, kept equal to parked > 0 of the pool item), and the
+// shard count of the layout it belongs to.
+type shardItem struct {
+	Capacity  int `dynamodbav:"capacity"`
+	Running   int `dynamodbav:"running"`
+	HasParked int `dynamodbav:"hasParked"`
+	Shards    int `dynamodbav:"shards"`
+}
+
+func decodeShard(av map[string]types.AttributeValue) (shardItem, error) {
+	var it shardItem
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+		return shardItem{}, fmt.Errorf("awsstore: decode slot shard: %w", err)
+	}
+	return it, nil
 }
 
 func decodePool(av map[string]types.AttributeValue) (core.Pool, error) {
@@ -122,6 +151,7 @@ func decodePool(av map[string]types.AttributeValue) (core.Pool, error) {
 		PoolConfig: core.PoolConfig{
 			Name: it.Name, Capacity: it.Capacity, MaxParked: it.MaxParked,
 			DefaultMaxWait: time.Duration(it.DefaultMaxWait), RunTimeout: time.Duration(it.RunTimeout),
+			SlotShards: it.SlotShards,
 		},
 		Running: it.Running,
 		Parked:  it.Parked,
@@ -161,13 +191,17 @@ type taskItem struct {
 	BodyHash       string `dynamodbav:"bodyHash,omitempty"`
 	Unsent         bool   `dynamodbav:"unsent,omitempty"`
 	Version        int64  `dynamodbav:"version"`
+	// Slot is the slot shard a running task holds, in a pool with
+	// SlotShards >= 2; absent otherwise.
+	Slot *int `dynamodbav:"slot,omitempty"`
 
 	DueP    string `dynamodbav:"due_p,omitempty"`
 	DueAt   int64  `dynamodbav:"due_at,omitempty"`
 	UnsentP string `dynamodbav:"unsent_p,omitempty"`
 }
 
-func (s *Store) encodeTask(t *core.Task, version int64) (map[string]types.AttributeValue, error) {
+// encodeTask encodes t at version; slot is the shard it holds, or noSlot.
+func (s *Store) encodeTask(t *core.Task, version int64, slot int) (map[string]types.AttributeValue, error) {
 	it := taskItem{
 		PK: taskPK(t.ID), SK: skTask, ID: t.ID, Key: t.Key, Tenant: t.Tenant, Pool: t.Pool,
 		Recipient: t.Recipient, State: string(t.State), Payload: t.Payload,
@@ -175,6 +209,9 @@ func (s *Store) encodeTask(t *core.Task, version int64) (map[string]types.Attrib
 		StartedAt: nanos(t.StartedAt), Lease: t.Lease, LeaseExpiresAt: nanos(t.LeaseExpiresAt),
 		EndedAt: nanos(t.EndedAt), Result: t.Result, Error: t.Error, BodyHash: t.BodyHash,
 		Unsent: t.Unsent, Version: version,
+	}
+	if slot != noSlot {
+		it.Slot = &slot
 	}
 	if due := t.DueAt(); !due.IsZero() {
 		it.DueP = shardKey("DUE", s.shard(t.ID))
@@ -190,10 +227,15 @@ func (s *Store) encodeTask(t *core.Task, version int64) (map[string]types.Attrib
 	return av, nil
 }
 
-func decodeTask(av map[string]types.AttributeValue) (core.Task, error) {
+// decodeTask decodes a task item and the slot shard it holds (noSlot if none).
+func decodeTask(av map[string]types.AttributeValue) (core.Task, int, error) {
 	var it taskItem
 	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return core.Task{}, fmt.Errorf("awsstore: decode task: %w", err)
+		return core.Task{}, noSlot, fmt.Errorf("awsstore: decode task: %w", err)
+	}
+	slot := noSlot
+	if it.Slot != nil {
+		slot = *it.Slot
 	}
 	return core.Task{
 		ID: it.ID, Key: it.Key, Tenant: it.Tenant, Pool: it.Pool, Recipient: it.Recipient,
@@ -203,7 +245,7 @@ func decodeTask(av map[string]types.AttributeValue) (core.Task, error) {
 		Lease: it.Lease, LeaseExpiresAt: fromNanos(it.LeaseExpiresAt), EndedAt: fromNanos(it.EndedAt),
 		Result: raw(it.Result), Error: it.Error, BodyHash: it.BodyHash, Unsent: it.Unsent,
 		Version: it.Version,
-	}, nil
+	}, slot, nil
 }
 
 type keyItem struct {

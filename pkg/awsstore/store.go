@@ -150,6 +150,8 @@ type Store struct {
 	serial   uint64
 	lastSeq  uint64 // last event sequence number given
 	seqs     seqCache
+	layouts  layoutCache // pool -> slot layout last seen
+	slots    slotCache   // task -> slot shard held at a version
 }
 
 var _ core.Backend = (*Store)(nil)
@@ -176,29 +178,21 @@ func (s *Store) Options() Options { return s.opts }
 
 // PutPool creates the pool item or updates its configuration, keeping its
 // counters; with Options.CreateQueues it also creates the pool's queue.
+// An unsharded pool that stays so takes one UpdateItem; a sharded one, or a
+// change of cfg.SlotShards, one read of the pool and one transaction (see
+// putShardedPool).
 func (s *Store) PutPool(ctx context.Context, cfg core.PoolConfig) error {
-	upd := expression.Set(expression.Name("name"), expression.Value(cfg.Name)).
-		Set(expression.Name(attrPools), expression.Value(poolsPartition)).
-		Set(expression.Name("capacity"), expression.Value(cfg.Capacity)).
-		Set(expression.Name("maxParked"), expression.Value(cfg.MaxParked)).
-		Set(expression.Name("defaultMaxWait"), expression.Value(int64(cfg.DefaultMaxWait))).
-		Set(expression.Name("runTimeout"), expression.Value(int64(cfg.RunTimeout))).
-		Set(expression.Name("running"), expression.IfNotExists(expression.Name("running"), expression.Value(0))).
-		Set(expression.Name("parked"), expression.IfNotExists(expression.Name("parked"), expression.Value(0)))
-	ex, err := expression.NewBuilder().WithUpdate(upd).Build()
-	if err != nil {
-		return fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+	done := false
+	if cfg.SlotShards < 2 {
+		var err error
+		if done, err = s.putUnshardedPool(ctx, cfg); err != nil {
+			return err
+		}
 	}
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 s.table,
-		Key:                       itemKey(poolPK(cfg.Name), skPool),
-		UpdateExpression:          ex.Update(),
-		ExpressionAttributeNames:  ex.Names(),
-		ExpressionAttributeValues: ex.Values(),
-		ReturnConsumedCapacity:    s.rcc,
-	})
-	if err != nil {
-		return fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+	if !done {
+		if err := s.putShardedPool(ctx, cfg); err != nil {
+			return err
+		}
 	}
 	if s.opts.CreateQueues {
 		if err := s.createQueue(ctx, cfg.Name); err != nil {
@@ -208,23 +202,281 @@ func (s *Store) PutPool(ctx context.Context, cfg core.PoolConfig) error {
 	return nil
 }
 
-// Pool returns the pool item, read strongly consistent.
-func (s *Store) Pool(ctx context.Context, name string) (core.Pool, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: s.table, Key: itemKey(poolPK(name), skPool), ConsistentRead: aws.Bool(true),
-		ReturnConsumedCapacity: s.rcc,
-	})
+// poolConfigUpdate sets cfg's attributes on the pool item.
+func poolConfigUpdate(cfg core.PoolConfig) expression.UpdateBuilder {
+	return expression.Set(expression.Name("name"), expression.Value(cfg.Name)).
+		Set(expression.Name(attrPools), expression.Value(poolsPartition)).
+		Set(expression.Name("capacity"), expression.Value(cfg.Capacity)).
+		Set(expression.Name("maxParked"), expression.Value(cfg.MaxParked)).
+		Set(expression.Name("defaultMaxWait"), expression.Value(int64(cfg.DefaultMaxWait))).
+		Set(expression.Name("runTimeout"), expression.Value(int64(cfg.RunTimeout))).
+		Set(expression.Name(attrShards), expression.Value(cfg.SlotShards)).
+		Set(expression.Name("parked"), expression.IfNotExists(expression.Name("parked"), expression.Value(0)))
+}
+
+// unshardedCond holds on a pool item of an unsharded pool, or none.
+func unshardedCond() expression.ConditionBuilder {
+	return expression.Or(expression.AttributeNotExists(expression.Name(attrShards)),
+		expression.Name(attrShards).LessThanEqual(expression.Value(1)))
+}
+
+// putUnshardedPool writes cfg (SlotShards 0 or 1) to a pool item that is
+// absent or unsharded, and reports false if the pool is sharded.
+func (s *Store) putUnshardedPool(ctx context.Context, cfg core.PoolConfig) (bool, error) {
+	upd := poolConfigUpdate(cfg).
+		Set(expression.Name("running"), expression.IfNotExists(expression.Name("running"), expression.Value(0)))
+	ex, err := expression.NewBuilder().WithUpdate(upd).WithCondition(unshardedCond()).Build()
 	if err != nil {
-		return core.Pool{}, fmt.Errorf("awsstore: read pool %s: %w", name, err)
+		return false, fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
 	}
-	if out.Item == nil {
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 s.table,
+		Key:                       itemKey(poolPK(cfg.Name), skPool),
+		UpdateExpression:          ex.Update(),
+		ConditionExpression:       ex.Condition(),
+		ExpressionAttributeNames:  ex.Names(),
+		ExpressionAttributeValues: ex.Values(),
+		ReturnConsumedCapacity:    s.rcc,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+	}
+	l := s.layouts.get(cfg.Name)
+	l.shards = cfg.SlotShards
+	s.layouts.put(cfg.Name, l)
+	return true, nil
+}
+
+// maxPutPoolAttempts bounds PutPool's transactions lost to concurrent
+// commits on the same pool.
+const maxPutPoolAttempts = 16
+
+// putShardedPool writes cfg to the pool item and its shard items in one
+// transaction, after reading the pool: with the layout unchanged it sets
+// each shard's capacity share; a change of layout (unsharded to sharded,
+// back, or another shard count) needs no task running, which the
+// transaction checks on every counter it replaces, and sets every new
+// shard's hasParked from the pool's parked count, which it checks too.
+func (s *Store) putShardedPool(ctx context.Context, cfg core.PoolConfig) error {
+	newN := max(cfg.SlotShards, 1)
+	for attempt := 1; ; attempt++ {
+		cur, err := s.Pool(ctx, cfg.Name)
+		exists := err == nil
+		if err != nil && !errors.Is(err, core.ErrPoolNotFound) {
+			return fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+		}
+		oldN := max(cur.SlotShards, 1)
+		if !exists {
+			oldN = 0
+		}
+		relayout := oldN != newN
+		if exists && relayout && cur.Running > 0 {
+			return core.Invalid("slotShards", "pool %s: slotShards cannot change from %d to %d while %d tasks run",
+				cfg.Name, cur.SlotShards, cfg.SlotShards, cur.Running)
+		}
+		caps, drain := make([]int, newN), false
+		for i := range caps {
+			caps[i] = shardCapacity(cfg.Capacity, newN, i)
+		}
+		if exists && !relayout {
+			shards, err := s.readShards(ctx, cfg.Name, newN)
+			if err != nil {
+				return fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+			}
+			running := make([]int, newN)
+			for i, sh := range shards {
+				running[i] = sh.Running
+			}
+			caps, drain = splitCapacity(cfg.Capacity, running)
+		}
+		items, err := s.putPoolItems(cfg, exists, oldN, newN, cur.Parked, caps, drain)
+		if err != nil {
+			return err
+		}
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items, ReturnConsumedCapacity: s.rcc})
+		if err == nil {
+			s.layouts.put(cfg.Name, poolLayout{shards: cfg.SlotShards, parked: cur.Parked})
+			return nil
+		}
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) {
+			return fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+		}
+		// A task started or ended, or the pool changed, since the read.
+		if attempt >= maxPutPoolAttempts {
+			return fmt.Errorf("awsstore: put pool %s: gave up after %d attempts lost to other writers", cfg.Name, attempt)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+		}
+	}
+}
+
+// putPoolItems is PutPool's transaction from a pool read with oldN shards
+// (0: absent; 1: unsharded) to newN, parked being parked.
+func (s *Store) putPoolItems(cfg core.PoolConfig, exists bool, oldN, newN, parked int, caps []int, drain bool) ([]types.TransactWriteItem, error) {
+	var items []types.TransactWriteItem
+	upd := poolConfigUpdate(cfg).Set(expression.Name(attrDrain), expression.Value(boolNum(drain)))
+	var cond expression.ConditionBuilder
+	switch {
+	case !exists:
+		cond = expression.AttributeNotExists(expression.Name(attrPK))
+	case oldN == 1:
+		cond = unshardedCond()
+	default:
+		cond = expression.Name(attrShards).Equal(expression.Value(oldN))
+	}
+	relayout := oldN != newN
+	flag := 0
+	if parked > 0 {
+		flag = 1
+	}
+	if exists && relayout {
+		if oldN == 1 {
+			cond = cond.And(expression.Name("running").Equal(expression.Value(0)))
+		}
+		// The new shards' hasParked is parked > 0 as read.
+		if flag == 1 {
+			cond = cond.And(expression.Name("parked").GreaterThan(expression.Value(0)))
+		} else {
+			cond = cond.And(expression.Name("parked").Equal(expression.Value(0)))
+		}
+	}
+	if newN == 1 || !exists {
+		upd = upd.Set(expression.Name("running"), expression.Value(0))
+	}
+	ex, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
+	if err != nil {
+		return nil, fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+	}
+	items = append(items, types.TransactWriteItem{Update: &types.Update{
+		TableName: s.table, Key: itemKey(poolPK(cfg.Name), skPool), UpdateExpression: ex.Update(),
+		ConditionExpression: ex.Condition(), ExpressionAttributeNames: ex.Names(), ExpressionAttributeValues: ex.Values(),
+	}})
+	oldShards := oldN
+	if oldN < 2 {
+		oldShards = 0
+	}
+	newShards := newN
+	if newN < 2 {
+		newShards = 0
+	}
+	for i := range max(oldShards, newShards) {
+		key := itemKey(shardPK(cfg.Name, i), skShard)
+		switch {
+		case !relayout:
+			// Same layout: new capacity shares, each at least the shard's
+			// running count as read (and checked), or all 0 while the pool
+			// drains to a capacity lowered below its running count.
+			cond := expression.Name("shards").Equal(expression.Value(newN))
+			if !drain {
+				cond = cond.And(expression.Name("running").LessThanEqual(expression.Value(caps[i])))
+			}
+			ex, err := expression.NewBuilder().
+				WithUpdate(expression.Set(expression.Name("capacity"), expression.Value(caps[i]))).
+				WithCondition(cond).Build()
+			if err != nil {
+				return nil, fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+			}
+			items = append(items, types.TransactWriteItem{Update: &types.Update{
+				TableName: s.table, Key: key, UpdateExpression: ex.Update(), ConditionExpression: ex.Condition(),
+				ExpressionAttributeNames: ex.Names(), ExpressionAttributeValues: ex.Values(),
+			}})
+		case i >= newShards:
+			items = append(items, types.TransactWriteItem{Delete: &types.Delete{
+				TableName: s.table, Key: key, ConditionExpression: aws.String("running = :z AND shards = :o"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":z": num(0), ":o": num(oldN)},
+			}})
+		default:
+			av, err := attributevalue.MarshalMap(shardItem{Capacity: caps[i], HasParked: flag, Shards: newN})
+			if err != nil {
+				return nil, fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+			}
+			av[attrPK], av[attrSK] = key[attrPK], key[attrSK]
+			put := &types.Put{TableName: s.table, Item: av}
+			if i < oldShards {
+				put.ConditionExpression = aws.String("running = :z AND shards = :o")
+				put.ExpressionAttributeValues = map[string]types.AttributeValue{":z": num(0), ":o": num(oldN)}
+			} else {
+				put.ConditionExpression = aws.String("attribute_not_exists(pk)")
+			}
+			items = append(items, types.TransactWriteItem{Put: put})
+		}
+	}
+	return items, nil
+}
+
+// Pool returns the pool item, read strongly consistent, with running summed
+// over its slot shards: one GetItem for an unsharded pool, one BatchGetItem
+// of the pool and shard items for a pool this Store knows to be sharded
+// (GetItem then BatchGetItem the first time). The shards are read each
+// strongly consistent but not at one instant, so the sum of a pool in use
+// may mix moments; the conditions of Commit decide, not this sum.
+func (s *Store) Pool(ctx context.Context, name string) (core.Pool, error) {
+	var main map[string]types.AttributeValue
+	var shards []map[string]types.AttributeValue
+	if l := s.layouts.get(name); l.sharded() {
+		items, err := s.batchGet(ctx, append(shardKeys(name, l.shards), itemKey(poolPK(name), skPool)))
+		if err != nil {
+			return core.Pool{}, fmt.Errorf("awsstore: read pool %s: %w", name, err)
+		}
+		for _, it := range items {
+			if sk, ok := it[attrSK].(*types.AttributeValueMemberS); ok && sk.Value == skPool {
+				main = it
+			} else {
+				shards = append(shards, it)
+			}
+		}
+	} else {
+		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName: s.table, Key: itemKey(poolPK(name), skPool), ConsistentRead: aws.Bool(true),
+			ReturnConsumedCapacity: s.rcc,
+		})
+		if err != nil {
+			return core.Pool{}, fmt.Errorf("awsstore: read pool %s: %w", name, err)
+		}
+		main = out.Item
+	}
+	if main == nil {
 		return core.Pool{}, fmt.Errorf("awsstore: pool %s: %w", name, core.ErrPoolNotFound)
 	}
-	return decodePool(out.Item)
+	p, err := decodePool(main)
+	if err != nil {
+		return core.Pool{}, err
+	}
+	s.layouts.put(name, poolLayout{shards: p.SlotShards, parked: p.Parked})
+	if p.SlotShards < 2 {
+		return p, nil
+	}
+	byName := map[string]*core.Pool{name: &p}
+	found, err := sumShards(shards, byName)
+	if err != nil {
+		return core.Pool{}, err
+	}
+	if found[name] != p.SlotShards {
+		// Read with another layout than the pool item's: read the shards
+		// of this one.
+		p.Running = 0
+		if shards, err = s.batchGet(ctx, shardKeys(name, p.SlotShards)); err != nil {
+			return core.Pool{}, fmt.Errorf("awsstore: read pool %s: %w", name, err)
+		}
+		if found, err = sumShards(shards, byName); err != nil {
+			return core.Pool{}, err
+		}
+		if found[name] != p.SlotShards {
+			return core.Pool{}, fmt.Errorf("awsstore: pool %s: read %d of its %d slot shards (slotShards changing?): %w",
+				name, found[name], p.SlotShards, core.ErrConflict)
+		}
+	}
+	return p, nil
 }
 
 // Pools lists pools through the pools index, then reads each pool item
-// strongly consistent. A pool created a moment ago may be missing while the
+// strongly consistent, and the slot shards of the sharded ones. A pool created a moment ago may be missing while the
 // index catches up.
 func (s *Store) Pools(ctx context.Context) ([]core.Pool, error) {
 	var keys []map[string]types.AttributeValue
@@ -262,8 +514,48 @@ func (s *Store) Pools(ctx context.Context) ([]core.Pool, error) {
 		}
 		pools = append(pools, p)
 	}
+	if err := s.sumPools(ctx, pools); err != nil {
+		return nil, err
+	}
 	sortPools(pools)
 	return pools, nil
+}
+
+// sumPools sets the running count of the sharded pools among pools from
+// their shard items, read with one BatchGetItem per 100 shards.
+func (s *Store) sumPools(ctx context.Context, pools []core.Pool) error {
+	var keys []map[string]types.AttributeValue
+	byName := map[string]*core.Pool{}
+	for i := range pools {
+		p := &pools[i]
+		s.layouts.put(p.Name, poolLayout{shards: p.SlotShards, parked: p.Parked})
+		if p.SlotShards >= 2 {
+			keys = append(keys, shardKeys(p.Name, p.SlotShards)...)
+			byName[p.Name] = p
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	items, err := s.batchGet(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("awsstore: read slot shards: %w", err)
+	}
+	found, err := sumShards(items, byName)
+	if err != nil {
+		return err
+	}
+	for name, p := range byName {
+		if found[name] != p.SlotShards {
+			// The layout changed between the reads: read this pool again.
+			q, err := s.Pool(ctx, name)
+			if err != nil {
+				return err
+			}
+			*p = q
+		}
+	}
+	return nil
 }
 
 // batchGet reads keys strongly consistent, 100 per call, retrying
@@ -305,7 +597,12 @@ func (s *Store) Task(ctx context.Context, id string) (core.Task, error) {
 		// must not tell a missing task from another tenant's.
 		return core.Task{}, core.ErrNotFound
 	}
-	return decodeTask(out.Item)
+	t, slot, err := decodeTask(out.Item)
+	if err != nil {
+		return core.Task{}, err
+	}
+	s.slots.put(t.ID, t.Version, slot)
+	return t, nil
 }
 
 // Key returns the idempotency key item, read strongly consistent.
