@@ -126,7 +126,7 @@ type commitState struct {
 	// rebalanced is set once Commit tried to split a draining pool's
 	// capacity again.
 	rebalanced bool
-	sp  *slotPlan // nil on an unsharded pool
+	sp         *slotPlan // nil on an unsharded pool
 }
 
 // layoutPool is the pool whose slot layout txn depends on: its Pool, or,

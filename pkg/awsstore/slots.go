@@ -256,8 +256,8 @@ type slotPlan struct {
 	up    int
 	down  map[int]int
 	spill int // taken from shard 0 beyond what the shards hold
-	pick int // shard tried for the fresh start
-	full int // shards found full for it
+	pick  int // shard tried for the fresh start
+	full  int // shards found full for it
 }
 
 // picks reports whether the plan takes a new slot on the picked shard.
