@@ -5,8 +5,9 @@
 // # Table layout (single table, keys pk and sk, on-demand billing)
 //
 //	item            pk                          sk                      notes
-//	pool            POOL#<pool>                 POOL                    capacity, maxParked, running, parked; pools_p = POOLS
-//	task            TASK#<id>                   TASK                    every task field and version; due_p/due_at, unsent_p when indexed
+//	pool            POOL#<pool>                 POOL                    capacity, maxParked, running, parked, slotShards, drain; pools_p = POOLS
+//	slot shard      POOL#<pool>#<i>             SHARD                   capacity, running, hasParked, shards (pools with slotShards >= 2)
+//	task            TASK#<id>                   TASK                    every task field and version; slot while it runs on a shard; due_p/due_at, unsent_p when indexed
 //	idempotency key KEY#<tenant>#<key>          KEY                     taskId, bodyHash
 //	mailbox         MBOX#<tenant>#<recipient>   HEAD                    seq (last cursor given), acked (acknowledged cursor)
 //	message         MBOX#<tenant>#<recipient>   MSG#<cursor, 20 digits> exp_p/exp_at, TTL expires
@@ -29,7 +30,8 @@
 // # Access patterns
 //
 //	pattern                                   served by
-//	Pool(name), admission conditions          GetItem / conditional Update of POOL#<pool>
+//	Pool(name), admission conditions          GetItem / conditional Update of POOL#<pool>; a sharded pool: BatchGetItem
+//	                                          of the pool and its N shards, conditional Updates of the shards
 //	Pools()                                   Query pools index, then BatchGetItem (consistent) of the pool items
 //	Task(id), Key(tenant, key)                GetItem, strongly consistent
 //	Commit (every transition)                 one TransactWriteItems (below)
@@ -55,6 +57,31 @@
 // Failure ALL_OLD). Any other error leaves the outcome unknown and is
 // returned as is; the SDK's retries of one call reuse its ClientRequestToken,
 // so DynamoDB applies a retried transaction at most once.
+//
+// # Slot shards (hot pools)
+//
+// A pool with PoolConfig.SlotShards N >= 2 counts its running tasks on N
+// shard items instead of the pool item, whose one item takes about 1,000
+// write units per second (about 250 lifecycles per second at two
+// transactional writes each). Shard i holds capacity_i (the capacity split
+// as evenly as possible), running_i, and hasParked, 1 exactly while the pool
+// item's parked > 0. A start increments a shard with running_i < capacity_i
+// (those that had room when the Store last read the pool first, from a
+// random one on; ErrNoCapacity once all N were full) and
+// records it in the task item; a release decrements the shard its task
+// records, and a hand-off gives that shard to the started task on
+// running_i <= capacity_i. FirstInLine is checked as hasParked = 0 on the
+// shard the transaction writes, so a pool with nothing parked has its starts
+// and releases written to one shard each and its pool item not at all. The
+// transactions that move parked from 0 or back to 0 write every shard's
+// flag. Never more than capacity run: each start leaves its shard within its
+// share, and the shares add up to the capacity. Lowering the capacity below
+// the running count sets every share to 0 and the pool item's drain flag;
+// the first start that finds every shard full once the pool runs fewer than
+// its capacity splits it again. PutPool changes N only while no task runs
+// (core.InvalidError on slotShards otherwise); every shard write is
+// conditioned on the shard count and every pool-item write on slotShards, so
+// a Store with a stale layout re-reads it. slots.go has the details.
 //
 // # Mailbox cursors
 //

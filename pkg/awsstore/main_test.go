@@ -28,6 +28,7 @@ type bundle struct {
 	store   *awsstore.Store
 	opts    awsstore.Options
 	counter *awsstore.RequestCounter
+	touches *itemTouches
 	ddb     *dynamodb.Client
 	sqs     *sqs.Client
 }
@@ -45,10 +46,11 @@ func setup(t testing.TB, so ...setupOpts) *bundle {
 	if len(so) > 0 {
 		o = so[0]
 	}
-	b := &bundle{counter: &awsstore.RequestCounter{}}
+	b := &bundle{counter: &awsstore.RequestCounter{}, touches: &itemTouches{}}
 	cfg := moto.Config()
 	cfg.Retryer = func() aws.Retryer { return awsstore.NewRetryer(0) }
 	b.counter.Register(&cfg)
+	b.touches.register(&cfg)
 	b.ddb = dynamodb.NewFromConfig(cfg)
 	b.sqs = sqs.NewFromConfig(cfg)
 	name := uniq()

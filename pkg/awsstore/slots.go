@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -25,9 +26,10 @@ import (
 // configuration and parked; its running stays 0.
 //
 //   - A start increments one shard on running_i < capacity_i; the Store
-//     picks the shard (a random one, then the next while they are full, and
-//     ErrNoCapacity only when all N were full). The task item records the
-//     shard (attribute slot).
+//     picks the shard (pickOrder: those that had room at its last read of
+//     the pool first; the next one when a shard is full; ErrNoCapacity only
+//     when all N were full). The task item records the shard (attribute
+//     slot).
 //   - A release decrements the shard its task records; a hand-off gives the
 //     released task's shard to the started task, on running_i <= capacity_i.
 //   - FirstInLine (parked = 0) is checked as hasParked = 0 on the shard the
@@ -59,6 +61,9 @@ type poolLayout struct {
 	// drains (splitCapacity).
 	capacity int
 	drain    bool
+	// room is each shard's capacity minus its running count as last read
+	// by Pool or Pools; nil if unknown.
+	room []int
 }
 
 func (l poolLayout) sharded() bool { return l.shards >= 2 }
@@ -243,6 +248,24 @@ func (s *Store) rebalance(ctx context.Context, pool string, n int) (bool, error)
 
 func ptr[T any](v T) *T { return &v }
 
+// pickOrder is the order in which a start tries a pool's n shards: from a
+// random one on, first those that had a free slot when this Store last read
+// the pool (core reads it just before it admits), then the others.
+func (s *Store) pickOrder(pool string, n int) []int {
+	room := s.layouts.get(pool).room
+	start := rand.IntN(n)
+	order := make([]int, 0, n)
+	for _, free := range []bool{true, false} {
+		for k := range n {
+			i := (start + k) % n
+			if (len(room) != n || room[i] > 0) == free {
+				order = append(order, i)
+			}
+		}
+	}
+	return order
+}
+
 // slotPlan is how one Commit on a sharded pool uses the shards.
 type slotPlan struct {
 	n     int
@@ -255,9 +278,10 @@ type slotPlan struct {
 	// picked shard, down taken from shards that hold that many.
 	up    int
 	down  map[int]int
-	spill int // taken from shard 0 beyond what the shards hold
-	pick  int // shard tried for the fresh start
-	full  int // shards found full for it
+	spill int   // taken from shard 0 beyond what the shards hold
+	order []int // shards to try for the fresh start, in turn
+	pick  int   // the shard tried now: order[full]
+	full  int   // shards found full for it
 }
 
 // picks reports whether the plan takes a new slot on the picked shard.
@@ -266,7 +290,8 @@ func (sp *slotPlan) picks() bool { return sp.fresh >= 0 || sp.up > 0 }
 // planSlots decides which shards txn writes on a pool of n shards: it looks
 // up the shard of each task that may hold one (running before or after).
 func (s *Store) planSlots(ctx context.Context, txn *core.Txn, n int) (*slotPlan, error) {
-	sp := &slotPlan{n: n, slots: make([]int, len(txn.Tasks)), fresh: -1, pick: rand.IntN(n)}
+	sp := &slotPlan{n: n, slots: make([]int, len(txn.Tasks)), fresh: -1, order: s.pickOrder(txn.Pool, n)}
+	sp.pick = sp.order[0]
 	var starts []int
 	var freed []int
 	for i, w := range txn.Tasks {
@@ -610,7 +635,7 @@ func shardFailure(txn *core.Txn, sp *slotPlan, i int, old map[string]types.Attri
 		if sp.full >= sp.n {
 			return false, errAllFull
 		}
-		sp.pick = (sp.pick + 1) % sp.n
+		sp.pick = sp.order[sp.full]
 		return true, nil
 	}
 	for _, r := range sp.reuse {
@@ -658,9 +683,11 @@ func shardKeys(pool string, n int) []map[string]types.AttributeValue {
 
 // sumShards adds the running counts of the shard items in items (as
 // BatchGetItem returns them, in any order) to their pools in byName, and
-// reports how many shards of each pool of the pool's layout it found.
-func sumShards(items []map[string]types.AttributeValue, byName map[string]*core.Pool) (map[string]int, error) {
+// reports how many shards of each pool of the pool's layout it found and
+// each shard's free slots.
+func sumShards(items []map[string]types.AttributeValue, byName map[string]*core.Pool) (map[string]int, map[string][]int, error) {
 	found := map[string]int{}
+	rooms := map[string][]int{}
 	for _, it := range items {
 		pk, ok := it[attrPK].(*types.AttributeValueMemberS)
 		if !ok {
@@ -677,12 +704,18 @@ func sumShards(items []map[string]types.AttributeValue, byName map[string]*core.
 		}
 		sh, err := decodeShard(it)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if sh.Shards == p.SlotShards {
 			p.Running += sh.Running
 			found[p.Name]++
+			if i, err := strconv.Atoi(rest[j+1:]); err == nil && i >= 0 && i < p.SlotShards {
+				if rooms[p.Name] == nil {
+					rooms[p.Name] = make([]int, p.SlotShards)
+				}
+				rooms[p.Name][i] = sh.Capacity - sh.Running
+			}
 		}
 	}
-	return found, nil
+	return found, rooms, nil
 }

@@ -448,12 +448,13 @@ func (s *Store) Pool(ctx context.Context, name string) (core.Pool, error) {
 	if err != nil {
 		return core.Pool{}, err
 	}
-	s.layouts.put(name, poolLayout{shards: p.SlotShards, parked: p.Parked})
+	l := poolLayout{shards: p.SlotShards, parked: p.Parked}
 	if p.SlotShards < 2 {
+		s.layouts.put(name, l)
 		return p, nil
 	}
 	byName := map[string]*core.Pool{name: &p}
-	found, err := sumShards(shards, byName)
+	found, rooms, err := sumShards(shards, byName)
 	if err != nil {
 		return core.Pool{}, err
 	}
@@ -464,7 +465,7 @@ func (s *Store) Pool(ctx context.Context, name string) (core.Pool, error) {
 		if shards, err = s.batchGet(ctx, shardKeys(name, p.SlotShards)); err != nil {
 			return core.Pool{}, fmt.Errorf("awsstore: read pool %s: %w", name, err)
 		}
-		if found, err = sumShards(shards, byName); err != nil {
+		if found, rooms, err = sumShards(shards, byName); err != nil {
 			return core.Pool{}, err
 		}
 		if found[name] != p.SlotShards {
@@ -472,6 +473,8 @@ func (s *Store) Pool(ctx context.Context, name string) (core.Pool, error) {
 				name, found[name], p.SlotShards, core.ErrConflict)
 		}
 	}
+	l.room = rooms[name]
+	s.layouts.put(name, l)
 	return p, nil
 }
 
@@ -541,11 +544,12 @@ func (s *Store) sumPools(ctx context.Context, pools []core.Pool) error {
 	if err != nil {
 		return fmt.Errorf("awsstore: read slot shards: %w", err)
 	}
-	found, err := sumShards(items, byName)
+	found, rooms, err := sumShards(items, byName)
 	if err != nil {
 		return err
 	}
 	for name, p := range byName {
+		s.layouts.put(name, poolLayout{shards: p.SlotShards, parked: p.Parked, room: rooms[name]})
 		if found[name] != p.SlotShards {
 			// The layout changed between the reads: read this pool again.
 			q, err := s.Pool(ctx, name)
