@@ -56,9 +56,42 @@ func Launcher() (string, error) {
 	return p, nil
 }
 
-// Launch starts the launcher and waits until it listens. The caller must
-// Stop it.
+// Options are the launcher's switches; the zero value is what tests use.
+// Each is also read from the environment the tests run in, so that any test
+// run can be profiled or checked without a code change.
+type Options struct {
+	// Check makes the launcher run moto's original code beside each of its
+	// shortcuts (a Query's partition lookup, the serialization of plain
+	// AttributeValues) and fail the request, with "mismatch" on stderr, if
+	// the two answers differ. Environment: PARKINGLOT_MOTO_CHECK=1.
+	Check bool
+	// Profile, if set, is a path prefix: the launcher profiles its DynamoDB
+	// requests and writes PREFIX.pstats (cProfile) and PREFIX.txt (time by
+	// X-Amz-Target, then the top functions) when it stops. Environment:
+	// PARKINGLOT_MOTO_PROFILE=PREFIX.
+	Profile string
+}
+
+func (o Options) env() []string {
+	var env []string
+	if o.Check {
+		env = append(env, "PARKINGLOT_MOTO_CHECK=1")
+	}
+	if o.Profile != "" {
+		env = append(env, "PARKINGLOT_MOTO_PROFILE="+o.Profile)
+	}
+	return env
+}
+
+// Launch starts the launcher with the zero Options and waits until it
+// listens. The caller must Stop it.
 func Launch(ctx context.Context) (*Server, error) {
+	return LaunchWith(ctx, Options{})
+}
+
+// LaunchWith starts the launcher with o and waits until it listens. The
+// caller must Stop it.
+func LaunchWith(ctx context.Context, o Options) (*Server, error) {
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		return nil, fmt.Errorf("mototest: python3 is required to run moto: %w", err)
@@ -72,6 +105,7 @@ func Launch(ctx context.Context) (*Server, error) {
 	}
 	cmd := exec.Command(python, launcher, "--host", "127.0.0.1", "--port", "0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), o.env()...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("mototest: %w", err)
