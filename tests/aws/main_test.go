@@ -46,8 +46,11 @@ func uniq() string {
 
 // storeBlock is the store section of a server config on a fresh table and
 // queue prefix of the package's moto.
-func storeBlock() string {
+func storeBlock() string { return storeBlockOn(moto) }
+
+// storeBlockOn is storeBlock on the moto server m.
+func storeBlockOn(m *mototest.Server) string {
 	n := uniq()
 	return fmt.Sprintf("store: {type: aws, region: us-east-1, endpoint: %q, table: pl-%s, queuePrefix: pl%s-, createResources: true}\n",
-		moto.Endpoint, n, n)
+		m.Endpoint, n, n)
 }
