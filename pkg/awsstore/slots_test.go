@@ -423,3 +423,51 @@ func TestSlotShardsReconfigure(t *testing.T) {
 	_, ok = taskSlot(t, b, "b")
 	require.False(t, ok)
 }
+
+// TestShardedPutPoolUnchangedWritesNothing: a process that starts with the
+// pool's configuration (every Lambda cold start) reads the pool and writes
+// nothing, so it cannot conflict with the pool's transactions; a change of
+// capacity re-splits the shares.
+func TestShardedPutPoolUnchangedWritesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	cfg := shardedCfg("p", 7, 10, 3)
+	require.NoError(t, b.store.PutPool(ctx, cfg))
+	require.Equal(t, []int{3, 2, 2}, capacities(readShardItems(t, b, "p", 3)))
+
+	before := b.counter.Snapshot()
+	require.NoError(t, secondStore(t, b).PutPool(ctx, cfg))
+	used := b.counter.Snapshot().Sub(before)
+	require.Zero(t, used["DynamoDB.TransactWriteItems"].Calls)
+	require.Zero(t, used["DynamoDB.UpdateItem"].Calls)
+
+	// One task runs on some shard; raising the capacity to 10 keeps each
+	// share at least its running count and spreads the free slots.
+	require.NoError(t, b.store.Commit(ctx, &core.Txn{Pool: "p", RunningDelta: 1, NeedSlot: true, Tasks: []core.TaskWrite{{Task: runningTask("a", "p")}}}))
+	slot, ok := taskSlot(t, b, "a")
+	require.True(t, ok)
+	cfg.Capacity = 10
+	require.NoError(t, b.store.PutPool(ctx, cfg))
+	items := readShardItems(t, b, "p", 3)
+	sum := 0
+	for i, sh := range items {
+		sum += sh.Capacity
+		require.GreaterOrEqual(t, sh.Capacity-sh.Running, 3, "shard %d: free slots spread evenly", i)
+	}
+	require.Equal(t, 10, sum)
+	require.Equal(t, 1, items[slot].Running)
+
+	cfg.SlotShards = 65
+	var ie *core.InvalidError
+	require.ErrorAs(t, b.store.PutPool(ctx, cfg), &ie)
+	require.Equal(t, "slotShards", ie.Field)
+}
+
+func capacities(items []shardState) []int {
+	out := make([]int, len(items))
+	for i, sh := range items {
+		out[i] = sh.Capacity
+	}
+	return out
+}

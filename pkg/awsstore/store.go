@@ -182,6 +182,9 @@ func (s *Store) Options() Options { return s.opts }
 // change of cfg.SlotShards, one read of the pool and one transaction (see
 // putShardedPool).
 func (s *Store) PutPool(ctx context.Context, cfg core.PoolConfig) error {
+	if cfg.SlotShards < 0 || cfg.SlotShards > core.MaxSlotShards {
+		return core.Invalid("slotShards", "pool %s: slotShards must be 0-%d, got %d", cfg.Name, core.MaxSlotShards, cfg.SlotShards)
+	}
 	done := false
 	if cfg.SlotShards < 2 {
 		var err error
@@ -256,7 +259,8 @@ func (s *Store) putUnshardedPool(ctx context.Context, cfg core.PoolConfig) (bool
 const maxPutPoolAttempts = 16
 
 // putShardedPool writes cfg to the pool item and its shard items in one
-// transaction, after reading the pool: with the layout unchanged it sets
+// transaction, after reading the pool (and nothing if cfg is what the pool
+// has already): with the layout unchanged it sets
 // each shard's capacity share; a change of layout (unsharded to sharded,
 // back, or another shard count) needs no task running, which the
 // transaction checks on every counter it replaces, and sets every new
@@ -274,6 +278,11 @@ func (s *Store) putShardedPool(ctx context.Context, cfg core.PoolConfig) error {
 			oldN = 0
 		}
 		relayout := oldN != newN
+		if exists && cur.PoolConfig == cfg {
+			// Unchanged (a process starting with the same configuration):
+			// no write, so no conflict with the pool's transactions.
+			return nil
+		}
 		if exists && relayout && cur.Running > 0 {
 			return core.Invalid("slotShards", "pool %s: slotShards cannot change from %d to %d while %d tasks run",
 				cfg.Name, cur.SlotShards, cfg.SlotShards, cur.Running)
