@@ -143,5 +143,6 @@
 // # Limits
 //
 // A task item holds its payload and result: both together must fit
-// DynamoDB's 400 KB item limit (core allows 256 KB each).
+// DynamoDB's 400 KB item limit, which core's bounds keep (a payload of at
+// most 256 KiB, a result of at most 128 KiB; TestLargestTaskFitsOneItem).
 package awsstore
