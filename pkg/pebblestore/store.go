@@ -181,10 +181,13 @@ func (s *Store) open(opts Options) (err error) {
 		},
 		FormatMajorVersion: pebble.FormatNewest,
 		// Every transition rewrites its pool item and task item and moves
-		// the mailbox's newest cursor: a larger memtable flushes each such
-		// key once for many writes, and flushes (and the compactions they
-		// cause) less often.
-		MemTableSize:                64 << 20,
+		// the mailbox's newest cursor: a memtable twice the default flushes
+		// each such key once for more writes, and flushes (and the
+		// compactions they cause) less often. Measured against 4, 16 and
+		// 64 MiB, 8 MiB took the least CPU per lifecycle and gave the
+		// lowest wake latency (a larger skiplist is slower to search and
+		// insert into).
+		MemTableSize:                8 << 20,
 		MemTableStopWritesThreshold: 4,
 	}
 	for i := range po.Levels {
