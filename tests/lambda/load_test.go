@@ -1,0 +1,166 @@
+package lambda
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/internal/loadtest"
+	"github.com/parkinglot/parkinglot/internal/mototest"
+	"github.com/parkinglot/parkinglot/tests/testserver"
+)
+
+// loadTasks sizes TestLoad. The default took 4m51s under -race on a
+// 2-core machine shared with other builds: moto serves DynamoDB requests
+// one at a time (docs/benchmarks.md).
+var loadTasks = flag.Int("lambda.load-tasks", 2000, "tasks submitted by TestLoad")
+
+// loadServer is the server configuration of the load runs: the runtime
+// (lambda or native) over the aws store on a fresh table and queue prefix
+// of the moto at endpoint, three tenants, and one pool small enough that
+// tasks park. Expire (or the native sweeper) runs every 5 s: it reclaims
+// the crashed workers' leases, and each run costs moto several queries. A
+// waiting long poll reads its mailbox's head every 500 ms.
+func loadServer(runtime, endpoint string) string {
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	name := hex.EncodeToString(r[:])
+	return fmt.Sprintf(`listen: 127.0.0.1:0
+runtime: %s
+store: {type: aws, region: %s, endpoint: %q, table: pl-load-%s, queuePrefix: pl%s-, createResources: true}
+sweepInterval: 5s
+mailboxPoll: 500ms
+shutdownTimeout: 10s
+log: {level: info, format: json}
+auth:
+  tokens:
+    - {token: acme-token, tenant: acme}
+    - {token: globex-token, tenant: globex}
+    - {token: initech-token, tenant: initech}
+pools:
+  - {name: render, capacity: 12, maxParked: 5000, defaultMaxWait: 10m, runTimeout: 10s}
+`, runtime, mototest.Region, endpoint, name, name)
+}
+
+// loadConfig is the load of TestLoad and of BenchmarkRuntimes: permit-mode
+// workers of three tenants, four recipients each, 2% of whose starts are
+// never completed (the worker "crashes" and the lease times out), 2% of
+// whose submissions may wait only 20 ms. One pool: the load generator
+// sends consecutive submissions to the pools in turn and to one tenant's
+// recipient per round, so with one pool consecutive submissions go to
+// different mailboxes; each mailbox's sequence number is one item, and
+// concurrent transitions writing to the same mailbox cost the aws store a
+// retried transaction each.
+func loadConfig(url string, tasks int) loadtest.Config {
+	return loadtest.Config{
+		Server:            url,
+		Tokens:            []string{"acme-token", "globex-token", "initech-token"},
+		Submissions:       tasks,
+		Submitters:        4,
+		Workers:           4,
+		Hold:              200 * time.Millisecond,
+		CrashFraction:     0.02,
+		RunTimeout:        10 * time.Second,
+		MaxWait:           10 * time.Minute,
+		ShortWaitFraction: 0.02,
+		ShortWait:         20 * time.Millisecond,
+		Timeout:           12 * time.Minute,
+	}
+}
+
+// TestLoad drives the binary in the lambda runtime (every request through
+// the four Lambda handlers over DynamoDB + SQS on moto) and checks the run
+// with the load generator's independent observer.
+func TestLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test: skipped with -short")
+	}
+	t.Parallel()
+	// A moto of its own: on the package's moto its requests would queue
+	// behind the other tests' on the one serialized DynamoDB.
+	own := mototest.Start(t)
+	srv := testserver.Start(t, bin, loadServer("lambda", own.Endpoint))
+	require.Contains(t, srv.Log(), `"runtime":"lambda"`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 13*time.Minute)
+	defer cancel()
+	rep, err := loadtest.Run(ctx, loadConfig(srv.URL, *loadTasks))
+	require.NoError(t, err)
+	var b strings.Builder
+	rep.Print(&b)
+	t.Logf("load test report (runtime lambda on moto; not a performance figure):\n%s", b.String())
+
+	require.Empty(t, rep.Errors)
+	require.Equal(t, *loadTasks, rep.Submitted)
+	require.Equal(t, *loadTasks, rep.Accepted, "nothing is rejected: maxParked exceeds the submissions")
+
+	// The independent observer: hard capacity by the workers' own clocks,
+	// exactly one outcome per task in the mailboxes, no start after a deadline.
+	require.Zero(t, rep.OverCapacity, "over-capacity instants; max overlap %v", rep.MaxOverlap)
+	require.Zero(t, rep.NoOutcome, "tasks without an outcome")
+	require.Zero(t, rep.DupOutcome, "tasks with more than one outcome")
+	require.Zero(t, rep.DupStarts, "tasks started twice")
+	require.Zero(t, rep.LateStarts, "tasks started at or after their deadline")
+
+	// The load was real: the pool ran at capacity and parked work,
+	// crashes were injected and their leases timed out, short-wait tasks
+	// expired.
+	require.GreaterOrEqual(t, rep.MaxOverlap["render"], 6, "the workers held at least half the slots at once")
+	require.Greater(t, rep.Crashed, *loadTasks/100)
+	require.Equal(t, rep.Crashed+rep.LeaseLost, rep.Outcomes["timed_out"], "timed out: the crashed tasks and those whose lease ended before their completion")
+	require.Equal(t, rep.Completed, rep.Outcomes["succeeded"])
+	require.Positive(t, rep.Outcomes["expired"])
+	require.LessOrEqual(t, rep.Outcomes["expired"], rep.ShortWait, "only short-wait tasks may expire")
+	require.Equal(t, *loadTasks, rep.Outcomes["succeeded"]+rep.Outcomes["timed_out"]+rep.Outcomes["expired"])
+	require.Greater(t, rep.Wake.N, *loadTasks/10, "tasks parked and were woken by releases")
+
+	require.Equal(t, 0, srv.Stop(t, 30*time.Second))
+}
+
+// benchTasks sizes BenchmarkRuntimes.
+var benchTasks = flag.Int("lambda.bench-tasks", 500, "tasks submitted by each run of BenchmarkRuntimes")
+
+// BenchmarkRuntimes runs the load of TestLoad against the native runtime
+// and the local serverless runtime (the four Lambda handlers behind the
+// local gateway), each over the aws store on a fresh moto, and reports lifecycles/s and the server-side wake latency
+// percentiles of the last run. moto serves DynamoDB requests one at a
+// time on this machine's CPU: the figures compare the runtimes, they are
+// not AWS performance.
+func BenchmarkRuntimes(b *testing.B) {
+	if testing.Short() {
+		b.Skip("load benchmark: skipped with -short")
+	}
+	for _, runtime := range []string{"native", "lambda"} {
+		b.Run(runtime, func(b *testing.B) {
+			var rep loadtest.Report
+			for range b.N {
+				own := mototest.Start(b)
+				srv := testserver.Start(b, bin, loadServer(runtime, own.Endpoint))
+				ctx, cancel := context.WithTimeout(context.Background(), 13*time.Minute)
+				var err error
+				rep, err = loadtest.Run(ctx, loadConfig(srv.URL, *benchTasks))
+				cancel()
+				require.NoError(b, err)
+				require.True(b, rep.OK(), "the observer found a violation")
+				require.Empty(b, rep.Errors)
+				require.Equal(b, 0, srv.Stop(b, 30*time.Second))
+				own.Stop()
+			}
+			var sb strings.Builder
+			rep.Print(&sb)
+			b.Logf("%s runtime on moto (not a performance figure):\n%s", runtime, sb.String())
+			b.ReportMetric(rep.LifecyclesPerSec, "lifecycles/s")
+			b.ReportMetric(float64(rep.Wake.P50.Microseconds())/1000, "wake-p50-ms")
+			b.ReportMetric(float64(rep.Wake.P95.Microseconds())/1000, "wake-p95-ms")
+			b.ReportMetric(float64(rep.Wake.P99.Microseconds())/1000, "wake-p99-ms")
+			b.ReportMetric(float64(rep.Wake.N), "wakes")
+		})
+	}
+}
