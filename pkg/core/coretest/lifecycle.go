@@ -3,6 +3,7 @@ package coretest
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -23,7 +24,10 @@ func setup(t *testing.T, newBackend NewBackend, pools ...core.PoolConfig) *bundl
 	t.Helper()
 	clock := core.NewStubClock(T0)
 	b := newBackend(t, clock)
-	s, err := core.New(core.Config{Backend: b, Clock: clock})
+	// The scheduler's warnings (repairs left to the sweeper: a failed
+	// send, release or wake-up) go to the test's output, shown when it fails.
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := core.New(core.Config{Backend: b, Clock: clock, Logger: logger})
 	require.NoError(t, err)
 	tb := &bundle{ctx: t.Context(), clock: clock, b: b, s: s}
 	for _, p := range pools {
