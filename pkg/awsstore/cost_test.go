@@ -120,12 +120,13 @@ func measureLifecycles(t *testing.T, cfg core.PoolConfig) lifecycleCounts {
 }
 
 // TestRequestsPerLifecycle measures an unsharded pool's lifecycles: 5 and
-// 11 requests, and every start and release writes the pool item.
+// 12 requests (the hand-off's follow-up dispatch reads the pool once), and
+// every start and release writes the pool item.
 func TestRequestsPerLifecycle(t *testing.T) {
 	t.Parallel()
 	c := measureLifecycles(t, poolCfg("gpu", 1, 10))
 	require.Equal(t, 5, c.direct.Total().Calls)
-	require.Equal(t, 11, c.parked.Total().Calls)
+	require.Equal(t, 12, c.parked.Total().Calls)
 	require.Equal(t, map[string]int{"pool": 2}, c.directTouches)
 }
 

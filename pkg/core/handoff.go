@@ -111,6 +111,15 @@ func (s *Scheduler) handOff(ctx context.Context, t Task, to State, evType, detai
 	run.Version = next.Version + 1
 	s.ended(&done)
 	s.started(&run, now)
+	// While this hand-off held its message, a concurrent release may have
+	// found the queue empty (on SQS FIFO, the message's tenant group is
+	// blocked until it is deleted) and freed its slot with nothing to start.
+	// The delete unblocked the group: dispatch what the pool has room for
+	// now, rather than leave it to the sweeper. Usually the pool is full
+	// and this is one pool read.
+	if _, err := s.dispatch(ctx, t.Pool, time.Time{}); err != nil {
+		s.log.WarnContext(ctx, "dispatch after hand-off failed; the sweeper will retry", "pool", t.Pool, "err", err)
+	}
 	return done, true, nil
 }
 

@@ -94,6 +94,31 @@ func exerciseWakeAndIsolation(t *testing.T, newBackend NewBackend) {
 		require.Empty(t, ds, "every handed-off task's message was deleted")
 	})
 
+	t.Run("HandOffStartsWhatABlockedReceiveLeft", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t, newBackend, poolCfg("p", 2, 10))
+		a1 := tb.submit(t, "acme", "p")
+		a2 := tb.submit(t, "acme", "p")
+		b1 := tb.submit(t, "acme", "p")
+		b2 := tb.submit(t, "acme", "p")
+		require.Equal(t, core.StateParked, b2.State)
+		// Another dispatcher holds b1's message; on an SQS FIFO queue that
+		// blocks acme's group, so a2's release finds nothing to receive
+		// and frees its slot with b2 still parked.
+		ds, err := tb.b.Receive(tb.ctx, "p", 1)
+		require.NoError(t, err)
+		require.Len(t, ds, 1)
+		require.Equal(t, b1.ID, ds[0].TaskID)
+		tb.complete(t, a2, core.StateSucceeded)
+		// The holder gives its message back; the next release hands its
+		// slot to b1 and, the group unblocked, starts b2 in the free slot.
+		require.NoError(t, tb.b.Release(tb.ctx, "p", ds[0].Receipt))
+		tb.complete(t, a1, core.StateSucceeded)
+		require.Equal(t, core.StateRunning, tb.task(t, "acme", b1.ID).State)
+		require.Equal(t, core.StateRunning, tb.task(t, "acme", b2.ID).State)
+		require.Equal(t, core.PoolStats{Name: "p", Capacity: 2, Running: 2, MaxParked: 10}, tb.stats(t, "p"))
+	})
+
 	t.Run("FairnessBetweenTenants", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t, newBackend, poolCfg("p", 1, 100))
