@@ -360,35 +360,22 @@ func (s *Store) poolWrite(txn *core.Txn) (types.TransactWriteItem, error) {
 	if txn.NeedParkRoom {
 		cond = cond.And(expression.Name("parked").LessThan(expression.Name("maxParked")))
 	}
-	b := expression.NewBuilder().WithCondition(cond)
-	hasUpdate := txn.RunningDelta != 0 || txn.ParkedDelta != 0
-	if hasUpdate {
-		var upd expression.UpdateBuilder
+	var upd *expression.UpdateBuilder
+	if txn.RunningDelta != 0 || txn.ParkedDelta != 0 {
+		u := expression.UpdateBuilder{}
 		if txn.RunningDelta != 0 {
-			upd = upd.Set(expression.Name("running"), expression.Name("running").Plus(expression.Value(txn.RunningDelta)))
+			u = u.Set(expression.Name("running"), expression.Name("running").Plus(expression.Value(txn.RunningDelta)))
 		}
 		if txn.ParkedDelta != 0 {
-			upd = upd.Set(expression.Name("parked"), expression.Name("parked").Plus(expression.Value(txn.ParkedDelta)))
+			u = u.Set(expression.Name("parked"), expression.Name("parked").Plus(expression.Value(txn.ParkedDelta)))
 		}
-		b = b.WithUpdate(upd)
+		upd = &u
 	}
-	ex, err := b.Build()
+	w, err := s.condWrite(itemKey(poolPK(txn.Pool), skPool), cond, upd)
 	if err != nil {
 		return types.TransactWriteItem{}, fmt.Errorf("awsstore: pool %s condition: %w", txn.Pool, err)
 	}
-	key := itemKey(poolPK(txn.Pool), skPool)
-	if !hasUpdate {
-		return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
-			TableName: s.table, Key: key, ConditionExpression: ex.Condition(),
-			ExpressionAttributeNames: ex.Names(), ExpressionAttributeValues: ex.Values(),
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}}, nil
-	}
-	return types.TransactWriteItem{Update: &types.Update{
-		TableName: s.table, Key: key, UpdateExpression: ex.Update(), ConditionExpression: ex.Condition(),
-		ExpressionAttributeNames: ex.Names(), ExpressionAttributeValues: ex.Values(),
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}}, nil
+	return w, nil
 }
 
 // cancelled turns the cancellation reasons of a transaction into the core
