@@ -26,21 +26,8 @@ import (
 //
 // ErrConflict means t changed and the caller re-reads it.
 func (s *Scheduler) release(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task)) (Task, error) {
-	var p Pool
-	err := errCustomWake
 	if s.cfg.Wake == nil {
-		p, err = s.b.Pool(ctx, t.Pool)
-	}
-	if err == nil && p.Parked == 0 {
-		done, err := s.finishIf(ctx, t, to, evType, detail, now, edit, true)
-		if !errors.Is(err, ErrNoCapacity) {
-			return done, err
-		}
-		// Something parked since the pool was read: hand the slot to it.
-	}
-	if err == nil && p.Running <= p.Capacity {
-		done, ok, err := s.handOff(ctx, t, to, evType, detail, now, edit)
-		if ok || err != nil {
+		if done, ok, err := s.releaseInline(ctx, t, to, evType, detail, now, edit); ok || err != nil {
 			return done, err
 		}
 	}
@@ -56,7 +43,26 @@ func (s *Scheduler) release(ctx context.Context, t Task, to State, evType, detai
 // hand-off drops before it leaves the rest to dispatch.
 const maxStaleMessages = 3
 
-var errCustomWake = errors.New("core: custom wake")
+// releaseInline is release without a wake-up: the release conditioned on
+// nothing parked, or the hand-off. It reports false, having changed
+// nothing, when neither could be made.
+func (s *Scheduler) releaseInline(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task)) (Task, bool, error) {
+	p, err := s.b.Pool(ctx, t.Pool)
+	if err != nil {
+		return Task{}, false, nil
+	}
+	if p.Parked == 0 {
+		done, err := s.finishIf(ctx, t, to, evType, detail, now, edit, true)
+		if !errors.Is(err, ErrNoCapacity) {
+			return done, err == nil, err
+		}
+		// Something parked since the pool was read: hand the slot to it.
+	}
+	if p.Running > p.Capacity {
+		return Task{}, false, nil
+	}
+	return s.handOff(ctx, t, to, evType, detail, now, edit)
+}
 
 // handOff ends t and starts the pool's next parked task in one transaction.
 // It reports false, having changed nothing, when it could not; an error is
