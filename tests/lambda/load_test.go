@@ -103,22 +103,15 @@ func TestLoad(t *testing.T) {
 
 	// The independent observer: hard capacity by the workers' own clocks,
 	// exactly one outcome per task in the mailboxes, no start after a deadline.
-	require.Zero(t, rep.OverCapacity, "over-capacity instants; max overlap %v", rep.MaxOverlap)
-	require.Zero(t, rep.NoOutcome, "tasks without an outcome")
-	require.Zero(t, rep.DupOutcome, "tasks with more than one outcome")
-	require.Zero(t, rep.DupStarts, "tasks started twice")
-	require.Zero(t, rep.LateStarts, "tasks started at or after their deadline")
+	testserver.RequireInvariants(t, rep)
 
 	// The load was real: the pool ran at capacity and parked work,
 	// crashes were injected and their leases timed out, short-wait tasks
 	// expired.
 	require.GreaterOrEqual(t, rep.MaxOverlap["render"], 6, "the workers held at least half the slots at once")
 	require.Greater(t, rep.Crashed, *loadTasks/100)
-	require.Equal(t, rep.Crashed+rep.LeaseLost, rep.Outcomes["timed_out"], "timed out: the crashed tasks and those whose lease ended before their completion")
-	require.Equal(t, rep.Completed, rep.Outcomes["succeeded"])
+	testserver.RequireOutcomes(t, rep, *loadTasks)
 	require.Positive(t, rep.Outcomes["expired"])
-	require.LessOrEqual(t, rep.Outcomes["expired"], rep.ShortWait, "only short-wait tasks may expire")
-	require.Equal(t, *loadTasks, rep.Outcomes["succeeded"]+rep.Outcomes["timed_out"]+rep.Outcomes["expired"])
 	require.Greater(t, rep.Wake.N, *loadTasks/10, "tasks parked and were woken by releases")
 
 	require.Equal(t, 0, srv.Stop(t, 30*time.Second))
