@@ -14,6 +14,11 @@ import (
 // Events answers an audit query; see core.AuditStore. Events of a tenant
 // are stored in (At, Seq) order, so a query is one range scan.
 func (s *Store) Events(_ context.Context, q core.AuditQuery) ([]core.Event, error) {
+	r, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	defer r.release()
 	prefix := appendStr(key(spaceAudit, len(q.Tenant)+1), q.Tenant)
 	start := eventKey(q.Tenant, q.From, 0)
 	if !q.After.IsZero() {
@@ -23,7 +28,7 @@ func (s *Store) Events(_ context.Context, q core.AuditQuery) ([]core.Event, erro
 	}
 	end := appendTime(bytes.Clone(prefix), q.To)
 	var out []core.Event
-	err := scan(s.db, prefix, start, func(k, v []byte) (bool, error) {
+	err = scan(r.snap, prefix, start, func(k, v []byte) (bool, error) {
 		if len(out) >= q.Limit || bytes.Compare(k, end) >= 0 {
 			return false, nil
 		}

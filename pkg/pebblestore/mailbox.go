@@ -17,9 +17,14 @@ func newestKey(box []byte) []byte { return append(key(spaceNewest, len(box)), bo
 
 // Messages returns messages after max(after, acked), in cursor order.
 func (s *Store) Messages(_ context.Context, tenant, recipient string, after core.Cursor, limit int) ([]core.Message, error) {
+	r, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	defer r.release()
 	box := mailboxKey(tenant, recipient)
 	from := after
-	v, ok, err := get(s.db, ackKey(box))
+	v, ok, err := get(r.snap, ackKey(box))
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +36,7 @@ func (s *Store) Messages(_ context.Context, tenant, recipient string, after core
 	}
 	prefix := append(key(spaceMbox, len(box)), box...)
 	var out []core.Message
-	err = scan(s.db, prefix, messageKey(box, from+1), func(_, v []byte) (bool, error) {
+	err = scan(r.snap, prefix, messageKey(box, from+1), func(_, v []byte) (bool, error) {
 		if len(out) >= limit {
 			return false, nil
 		}

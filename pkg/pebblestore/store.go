@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -46,6 +46,11 @@ type Options struct {
 	CacheSize int64
 	// Logger receives Pebble's error reports. Default: discard.
 	Logger *slog.Logger
+	// FS is the file system the data directory is on. Default: the
+	// operating system's, with the directory locked by flock(2). Tests pass
+	// Pebble's crashable in-memory file system (vfs.NewCrashableMem) to
+	// simulate a power cut: only what was synced survives.
+	FS vfs.FS
 }
 
 // WithDefaults returns a copy of o with zero fields set to their defaults.
@@ -65,6 +70,11 @@ func (o Options) WithDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.FS == nil {
+		// The plain file system: Pebble's default wraps it in a disk-health
+		// checker whose goroutine a failed Open leaves running.
+		o.FS = vfs.Default
+	}
 	return o
 }
 
@@ -83,7 +93,8 @@ func (o Options) validate() error {
 // Store is the Pebble backend. Open one with Open; Close it when done.
 type Store struct {
 	db         *pebble.DB
-	lock       *os.File
+	fs         vfs.FS
+	lock       io.Closer
 	path       string
 	clock      core.Clock
 	visibility time.Duration
@@ -98,12 +109,19 @@ type Store struct {
 	seq     uint64 // last sequence number committed
 
 	queues sync.Map // pool -> *queue
-	// pools holds pool items as of the last applied batch (immutable
-	// values); only the writer stores into it.
-	pools sync.Map // name -> *core.Pool
-	// running holds the heads of running tasks as of the last applied
-	// batch; only the writer uses it.
-	running  map[string]taskHead
+
+	// What readers see: the state as of the last durable batch. The writer
+	// goes ahead of it (see run); nothing leaves the store before its
+	// batch is synced.
+	viewMu sync.RWMutex
+	view   *view    // nil once closed
+	pools  sync.Map // name -> *core.Pool, immutable, as of view
+
+	// The writer's own state, as of the last applied batch: pool items
+	// and the heads of running tasks. Only the writer uses them.
+	wpools  map[string]*core.Pool
+	running map[string]taskHead
+
 	watchMu  sync.Mutex
 	watchers map[string]map[chan struct{}]struct{} // mailboxKey -> channels
 }
@@ -121,17 +139,18 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(path, 0o750); err != nil {
+	if err := opts.FS.MkdirAll(path, 0o750); err != nil {
 		return nil, fmt.Errorf("pebblestore: create data directory: %w", err)
 	}
-	lock, err := lockDir(path)
+	lock, err := lockDir(opts.FS, path)
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{
-		lock: lock, path: path, clock: opts.Clock, visibility: opts.Visibility, maxBatch: opts.MaxBatch,
+		fs: opts.FS, lock: lock, path: path, clock: opts.Clock, visibility: opts.Visibility, maxBatch: opts.MaxBatch,
 		ops: make(chan *op, opts.MaxBatch), synced: make(chan *pending, 4), stopped: make(chan struct{}),
 		watchers: make(map[string]map[chan struct{}]struct{}),
+		wpools:   make(map[string]*core.Pool),
 		running:  make(map[string]taskHead),
 	}
 	if err := s.open(opts); err != nil {
@@ -143,9 +162,18 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// lockDir takes the directory's lock file, or fails at once.
-func lockDir(path string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(path, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+// lockDir takes the directory's lock file, or fails at once: with
+// flock(2) on the operating system's file system, with fsys.Lock on another.
+func lockDir(fsys vfs.FS, path string) (io.Closer, error) {
+	name := fsys.PathJoin(path, LockFile)
+	if fsys != vfs.Default {
+		l, err := fsys.Lock(name)
+		if err != nil {
+			return nil, fmt.Errorf("pebblestore: data directory %s is in use by another process: %w", path, err)
+		}
+		return l, nil
+	}
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: lock data directory: %w", err)
 	}
@@ -166,9 +194,7 @@ func (s *Store) open(opts Options) (err error) {
 	po := &pebble.Options{
 		Cache:  cache,
 		Logger: pebbleLogger{opts.Logger},
-		// The plain file system: Pebble's default wraps it in a disk-health
-		// checker whose goroutine a failed Open leaves running.
-		FS: vfs.Default,
+		FS:     opts.FS,
 		// Damaged data found by a read is that read's error (wrapping
 		// ErrCorrupt), not the end of the process.
 		EventListener: &pebble.EventListener{
@@ -209,6 +235,7 @@ func (s *Store) open(opts Options) (err error) {
 		_ = db.Close()
 		return err
 	}
+	s.view = newView(db.NewSnapshot())
 	return nil
 }
 
@@ -225,8 +252,8 @@ func (s *Store) check() error {
 			if t.Virtual {
 				continue
 			}
-			name := filepath.Join(s.path, fmt.Sprintf("%06d.sst", t.BackingSSTNum))
-			fi, err := os.Stat(name)
+			name := s.fs.PathJoin(s.path, fmt.Sprintf("%06d.sst", t.BackingSSTNum))
+			fi, err := s.fs.Stat(name)
 			switch {
 			case err != nil:
 				return fmt.Errorf("pebblestore: %s: %w: %v", s.path, ErrCorrupt, err)
@@ -235,8 +262,8 @@ func (s *Store) check() error {
 			}
 		}
 	}
-	marker := filepath.Join(s.path, MarkerFile)
-	_, merr := os.Stat(marker)
+	marker := s.fs.PathJoin(s.path, MarkerFile)
+	_, merr := s.fs.Stat(marker)
 	v, ok, err := get(s.db, keyFormat)
 	if err != nil {
 		return err
@@ -255,7 +282,7 @@ func (s *Store) check() error {
 		if err := s.db.Set(keyFormat, appendU64(nil, formatVersion), pebble.Sync); err != nil {
 			return fmt.Errorf("pebblestore: write format version: %w", err)
 		}
-		if err := writeMarker(marker); err != nil {
+		if err := writeMarker(s.fs, marker); err != nil {
 			return err
 		}
 		return nil
@@ -263,7 +290,7 @@ func (s *Store) check() error {
 	if errors.Is(merr, fs.ErrNotExist) {
 		// A store made before the marker existed, or the marker was lost
 		// after a crash between the two writes: the data is there.
-		if err := writeMarker(marker); err != nil {
+		if err := writeMarker(s.fs, marker); err != nil {
 			return err
 		}
 	}
@@ -285,12 +312,12 @@ func (s *Store) check() error {
 }
 
 // writeMarker writes and syncs the marker file and its directory entry.
-func writeMarker(name string) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+func writeMarker(fsys vfs.FS, name string) error {
+	f, err := fsys.Create(name, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("pebblestore: write marker: %w", err)
 	}
-	_, err = f.WriteString("parkinglot pebblestore format 1\n")
+	_, err = f.Write([]byte("parkinglot pebblestore format 1\n"))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -298,7 +325,7 @@ func writeMarker(name string) error {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(name))
+		err = syncDir(fsys, fsys.PathDir(name))
 	}
 	if err != nil {
 		return fmt.Errorf("pebblestore: write marker: %w", err)
@@ -306,8 +333,8 @@ func writeMarker(name string) error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+func syncDir(fsys vfs.FS, dir string) error {
+	d, err := fsys.OpenDir(dir)
 	if err != nil {
 		return err
 	}
@@ -362,6 +389,7 @@ func (s *Store) Close() error {
 	close(s.ops)
 	s.closeMu.Unlock()
 	<-s.stopped
+	s.publish(nil)
 	err := s.closeDB()
 	if lerr := s.lock.Close(); err == nil && lerr != nil {
 		err = lerr
@@ -455,7 +483,7 @@ func (s *Store) PutPool(ctx context.Context, cfg core.PoolConfig) error {
 func poolKey(name string) []byte { return append(key(spacePools, len(name)), name...) }
 
 // writerPool returns a copy of pool name as the writer sees it: written
-// earlier in batch b, or as of the last applied batch (s.pools), or stored.
+// earlier in batch b, or as of the last applied batch (s.wpools), or stored.
 // Every transition reads its pool; the cache spares a read through the
 // batch and every level of the tree.
 func (s *Store) writerPool(w *pebble.Batch, b *batch, name string) (*core.Pool, bool, error) {
@@ -463,8 +491,8 @@ func (s *Store) writerPool(w *pebble.Batch, b *batch, name string) (*core.Pool, 
 		cp := *p
 		return &cp, true, nil
 	}
-	if v, ok := s.pools.Load(name); ok {
-		cp := *v.(*core.Pool)
+	if v, ok := s.wpools[name]; ok {
+		cp := *v
 		return &cp, true, nil
 	}
 	p := new(core.Pool)
@@ -485,14 +513,18 @@ func (s *Store) putPool(w *pebble.Batch, b *batch, p *core.Pool) error {
 	return nil
 }
 
-// Pool returns the pool item: as of the last applied batch, as the store
-// reads it.
+// Pool returns the pool item as of the last durable batch.
 func (s *Store) Pool(_ context.Context, name string) (core.Pool, error) {
 	if v, ok := s.pools.Load(name); ok {
 		return *v.(*core.Pool), nil
 	}
+	r, err := s.read()
+	if err != nil {
+		return core.Pool{}, err
+	}
+	defer r.release()
 	var p core.Pool
-	ok, err := getValue(s.db, poolKey(name), &p)
+	ok, err := getValue(r.snap, poolKey(name), &p)
 	if err == nil && !ok {
 		err = core.ErrPoolNotFound
 	}
@@ -501,8 +533,13 @@ func (s *Store) Pool(_ context.Context, name string) (core.Pool, error) {
 
 // Pools returns every pool item by name.
 func (s *Store) Pools(_ context.Context) ([]core.Pool, error) {
+	r, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	defer r.release()
 	var out []core.Pool
-	err := scan(s.db, []byte{spacePools}, nil, func(_, v []byte) (bool, error) {
+	err = scan(r.snap, []byte{spacePools}, nil, func(_, v []byte) (bool, error) {
 		var p core.Pool
 		if err := decode(v, &p); err != nil {
 			return false, err
@@ -515,8 +552,13 @@ func (s *Store) Pools(_ context.Context) ([]core.Pool, error) {
 
 // Task returns the task item.
 func (s *Store) Task(_ context.Context, id string) (core.Task, error) {
+	r, err := s.read()
+	if err != nil {
+		return core.Task{}, err
+	}
+	defer r.release()
 	var t core.Task
-	ok, err := getValue(s.db, append(key(spaceTasks, len(id)), id...), &t)
+	ok, err := getValue(r.snap, append(key(spaceTasks, len(id)), id...), &t)
 	if err == nil && !ok {
 		err = core.ErrNotFound
 	}
@@ -525,8 +567,13 @@ func (s *Store) Task(_ context.Context, id string) (core.Task, error) {
 
 // Key returns the idempotency key item.
 func (s *Store) Key(_ context.Context, tenant, k string) (core.KeyRecord, error) {
+	r, err := s.read()
+	if err != nil {
+		return core.KeyRecord{}, err
+	}
+	defer r.release()
 	var rec core.KeyRecord
-	ok, err := getValue(s.db, keyKey(tenant, k), &rec)
+	ok, err := getValue(r.snap, keyKey(tenant, k), &rec)
 	if err == nil && !ok {
 		err = core.ErrNotFound
 	}
@@ -539,9 +586,14 @@ func keyKey(tenant, k string) []byte {
 
 // Due returns ids of non-terminal tasks due at or before t, soonest first.
 func (s *Store) Due(_ context.Context, t time.Time, limit int) ([]string, error) {
+	r, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	defer r.release()
 	var ids []string
 	end := appendTime(key(spaceDue, 8), t)
-	err := scan(s.db, []byte{spaceDue}, nil, func(k, _ []byte) (bool, error) {
+	err = scan(r.snap, []byte{spaceDue}, nil, func(k, _ []byte) (bool, error) {
 		if len(k) < 9 {
 			return false, fmt.Errorf("pebblestore: due: %w: malformed key %x", ErrCorrupt, k)
 		}
@@ -556,8 +608,13 @@ func (s *Store) Due(_ context.Context, t time.Time, limit int) ([]string, error)
 
 // Unsent returns ids of tasks flagged Unsent.
 func (s *Store) Unsent(_ context.Context, limit int) ([]string, error) {
+	r, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	defer r.release()
 	var ids []string
-	err := scan(s.db, []byte{spaceUnsent}, nil, func(k, _ []byte) (bool, error) {
+	err = scan(r.snap, []byte{spaceUnsent}, nil, func(k, _ []byte) (bool, error) {
 		if len(ids) >= limit {
 			return false, nil
 		}

@@ -75,13 +75,21 @@ func (s *Store) enqueue(o *op) error {
 }
 
 // run is the writer: it takes every request waiting, up to maxBatch,
-// applies them in one batch and makes the batch visible, then hands it to
-// the syncer and goes on with the next batch while the WAL is synced. The
-// next batch's checks read the previous one's writes (Pebble makes a batch
-// visible before its sync), and Pebble syncs the WAL in commit order, so the
-// syncer answers every batch in order once it is durable. Applying the next
-// batch while the last one is being synced is what keeps the writer busy:
-// the fsync is no longer on its critical path.
+// applies them in one batch, and hands the batch to the syncer, then goes on
+// with the next batch while the WAL is synced. Applying the next batch
+// while the last one is being synced is what keeps the writer busy: the
+// fsync is off its critical path.
+//
+// The writer alone reads ahead of durability: the next batch's conditions
+// are checked against the previous one's writes before they are synced,
+// which is safe because Pebble syncs the WAL in commit order, so a crash
+// that loses batch N loses N+1 with it. Nothing else does: readers see the
+// view of the last synced batch (see view), and the syncer answers each
+// request, runs its post-commit actions (mailbox wake-ups, queue pushes)
+// and publishes its batch's view only after the batch is durable, in
+// commit order. A refused request is answered after its batch's sync too,
+// so that a refusal never reveals a write that a crash could take back,
+// and a retry after a conflict reads the write it conflicted with.
 func (s *Store) run() {
 	defer close(s.synced)
 	group := make([]*op, 0, s.maxBatch)
@@ -107,9 +115,11 @@ func (s *Store) run() {
 	}
 }
 
-// pending is a batch applied and visible, waiting for its WAL sync.
+// pending is a batch applied, waiting for its WAL sync.
 type pending struct {
 	w     *pebble.Batch // nil: the batch wrote nothing
+	view  *view         // the state after the batch; nil if w is nil
+	pools map[string]*core.Pool
 	ops   []*op
 	errs  []error
 	posts []func()
@@ -127,10 +137,16 @@ func (s *Store) sync() {
 			}
 			_ = p.w.Close()
 		}
-		if err == nil {
+		if err == nil && p.view != nil {
+			for name, pool := range p.pools {
+				s.pools.Store(name, pool)
+			}
+			s.publish(p.view)
 			for _, post := range p.posts {
 				post()
 			}
+		} else if p.view != nil {
+			p.view.release()
 		}
 		for i, o := range p.ops {
 			if err != nil {
@@ -156,7 +172,7 @@ func (s *Store) commit(group []*op) {
 		return
 	}
 	if err != nil {
-		p.w, p.posts = nil, nil
+		p.w, p.view, p.pools, p.posts = nil, nil, nil, nil
 		p.errs[0] = err
 	}
 	s.synced <- p
@@ -197,10 +213,14 @@ func (s *Store) tryCommit(p *pending) (err error) {
 		}
 		applied = true
 		p.w = w
+		// The state after this batch: the writer is Pebble's only
+		// committer, so the snapshot holds exactly the batches so far.
+		p.view = newView(s.db.NewSnapshot())
+		p.pools = b.pools
 	}
 	s.seq = b.seq
 	for name, pool := range b.pools {
-		s.pools.Store(name, pool)
+		s.wpools[name] = pool
 	}
 	for id, h := range b.tasks {
 		if h.running {
