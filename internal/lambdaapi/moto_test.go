@@ -23,9 +23,6 @@ import (
 // function has its own store over one fresh table and queue prefix, as four
 // function instances would.
 func TestContractOnMoto(t *testing.T) {
-	if testing.Short() {
-		t.Skip("moto: not in -short mode")
-	}
 	t.Parallel()
 	moto := mototest.Start(t)
 	var r [6]byte

@@ -19,7 +19,7 @@ import (
 // fails chosen operations without killing the process.
 func TestInjector(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard, not a speed bound
 	defer cancel()
 	ddb, sq := clean()
 	inj := awsfault.New(ddb, sq)

@@ -256,7 +256,7 @@ func TestCrashPoints(t *testing.T) {
 // operation, repairs and checks. It reports whether the process died (the
 // operation needed more than n calls).
 func crashAt(t *testing.T, sc scenario, n int) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard, not a speed bound
 	defer cancel()
 	e := newCrashEnv(t, ctx)
 	sc.prepare(t, ctx, e)

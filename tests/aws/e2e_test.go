@@ -57,7 +57,7 @@ func TestContract(t *testing.T) {
 func TestRestartKeepsState(t *testing.T) {
 	t.Parallel()
 	cfg := tenants + storeBlock() + "pools:\n  - {name: gpu, capacity: 1, maxParked: 5, defaultMaxWait: 1m, runTimeout: 1m}\n"
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard, not a speed bound
 	defer cancel()
 
 	srv := testserver.Start(t, bin, cfg)

@@ -96,7 +96,7 @@ func TestExpireOnSchedule(t *testing.T) {
 	acme, err := client.New(srv.URL, "acme-token")
 	require.NoError(t, err)
 	t.Cleanup(acme.CloseIdleConnections)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard, not a speed bound
 	defer cancel()
 
 	a, err := acme.Submit(ctx, "gpu", api.SubmitRequest{Recipient: "w", RunTimeout: "1s"})

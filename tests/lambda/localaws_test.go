@@ -98,7 +98,7 @@ func TestLocalAWS(t *testing.T) {
 	require.True(t, strings.HasPrefix(table, "Parkinglot-Table"), "the table is the one CloudFormation named: %s", table)
 	require.Equal(t, "parkinglot-", prefix, "the stack's QueuePrefix output")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard, not a speed bound
 	defer cancel()
 	acme, err := client.New(url, "dev-token")
 	require.NoError(t, err)
