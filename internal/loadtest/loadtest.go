@@ -159,6 +159,8 @@ type run struct {
 
 	mu        sync.Mutex
 	tasks     map[string]*task
+	read      []ReadMessage // every message read
+	completed []string      // tasks whose completion was acknowledged
 	completes atomic.Int64
 	leaseLost atomic.Int64
 	errs      errorLog
@@ -388,7 +390,7 @@ func (r *run) worker(ctx context.Context, ti int, rcpt, after string) string {
 			}
 			continue
 		}
-		r.handle(ctx, ti, page.Messages, true)
+		r.handle(ctx, ti, rcpt, page.Messages, true)
 		if len(page.Messages) > 0 {
 			after = page.Next
 			latest(acks, page.Next)
@@ -425,7 +427,7 @@ func (r *run) drain(ctx context.Context, ti int, rcpt, after string) {
 		if len(page.Messages) == 0 {
 			return
 		}
-		r.handle(ctx, ti, page.Messages, false)
+		r.handle(ctx, ti, rcpt, page.Messages, false)
 		after = page.Next
 		if err := c.Ack(ctx, rcpt, page.Next); err != nil {
 			r.errs.add(fmt.Errorf("drain ack %s: %w", rcpt, err))
@@ -434,11 +436,12 @@ func (r *run) drain(ctx context.Context, ti int, rcpt, after string) {
 }
 
 // handle records messages; if work, it also works started tasks.
-func (r *run) handle(ctx context.Context, ti int, msgs []api.Message, work bool) {
+func (r *run) handle(ctx context.Context, ti int, rcpt string, msgs []api.Message, work bool) {
 	now := time.Since(r.t0)
 	recvWall := time.Now()
 	for _, m := range msgs {
 		r.mu.Lock()
+		r.read = append(r.read, ReadMessage{Tenant: ti, Recipient: rcpt, Message: m})
 		tk := r.tasks[m.TaskID]
 		if tk == nil {
 			// The submit response has not been recorded yet, or the
@@ -507,6 +510,9 @@ func (r *run) complete(ctx context.Context, ti int, tk *task, lease string) {
 	switch {
 	case err == nil:
 		r.completes.Add(1)
+		r.mu.Lock()
+		r.completed = append(r.completed, tk.id)
+		r.mu.Unlock()
 	case client.Code(err) == api.CodeLeaseLost:
 		r.leaseLost.Add(1) // the lease ended first: the slot was reclaimed
 	default:

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/client"
 )
 
@@ -49,6 +50,21 @@ type Report struct {
 	LateStarts int
 	// Errors are the first few request errors.
 	Errors []string
+
+	// Read is every mailbox message the workers and the final drain read,
+	// in the order each mailbox gave them, with the index of the tenant
+	// (token) that read it; CompletedIDs names every task whose completion
+	// the server acknowledged. A check of the store after the run holds
+	// them against what it kept.
+	Read         []ReadMessage
+	CompletedIDs []string
+}
+
+// ReadMessage is one mailbox message as a worker read it.
+type ReadMessage struct {
+	Tenant    int
+	Recipient string
+	api.Message
 }
 
 // WakeStats summarises latencies. For Report.Wake: slot freed (a running
@@ -68,7 +84,8 @@ func (r Report) OK() bool {
 func (r *run) report(elapsed time.Duration) Report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rep := Report{Outcomes: map[string]int{}, Elapsed: elapsed, MaxOverlap: map[string]int{}}
+	rep := Report{Outcomes: map[string]int{}, Elapsed: elapsed, MaxOverlap: map[string]int{},
+		Read: slices.Clone(r.read), CompletedIDs: slices.Clone(r.completed)}
 	type edge struct {
 		at    time.Duration
 		delta int

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/parkinglot/parkinglot/internal/loadtest"
+	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/core"
 	"github.com/parkinglot/parkinglot/pkg/pebblestore"
 	"github.com/parkinglot/parkinglot/tests/testserver"
@@ -219,6 +220,43 @@ func TestCrashRestart(t *testing.T) {
 	}
 	t.Logf("%d tasks in the audit trail, %d of them not finished (submissions whose answer a kill cut off)", tasks, open)
 	require.GreaterOrEqual(t, tasks, rep.Submitted, "every acknowledged submission is in the audit trail")
+	checkRead(t, s, rep)
+}
+
+// checkRead holds what the workers read over the run — every mailbox
+// message, every completion the server acknowledged — against the data
+// directory after the last kill: nothing a client saw is gone. A task runs
+// at most once, so a started message's lease stays the task's lease, and an
+// outcome message names the task's final state. No cursor names two
+// messages.
+func checkRead(t *testing.T, s *pebblestore.Store, rep loadtest.Report) {
+	t.Helper()
+	ctx := context.Background()
+	require.NotEmpty(t, rep.Read)
+	byCursor := map[string]api.Message{}
+	started := 0
+	for _, m := range rep.Read {
+		k := fmt.Sprintf("%d/%s/%s", m.Tenant, m.Recipient, m.Cursor)
+		if prev, ok := byCursor[k]; ok {
+			require.Equal(t, prev.TaskID+"/"+prev.Type, m.TaskID+"/"+m.Type, "cursor %s was read as two messages", k)
+		}
+		byCursor[k] = m.Message
+		task, err := s.Task(ctx, m.TaskID)
+		require.NoError(t, err, "task %s of a %s message read before a kill", m.TaskID, m.Type)
+		if m.Type == "started" {
+			started++
+			require.Equal(t, m.Lease, task.Lease, "task %s: the lease a worker read is the task's lease after the kills", m.TaskID)
+			require.NotEqual(t, core.StateParked, task.State, "task %s: read as started, parked after the kills", m.TaskID)
+			continue
+		}
+		require.Equal(t, m.Type, string(task.State), "task %s: the outcome a worker read is the task's state after the kills", m.TaskID)
+	}
+	for _, id := range rep.CompletedIDs {
+		task, err := s.Task(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, core.StateSucceeded, task.State, "task %s: a completion the server acknowledged survives the kills", id)
+	}
+	t.Logf("checked %d messages read (%d started) and %d acknowledged completions against the data directory", len(rep.Read), started, len(rep.CompletedIDs))
 }
 
 // checkAudit checks tenant's audit trail against its task items and
