@@ -4,10 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/parkinglot/parkinglot/internal/httpapi"
 	"github.com/parkinglot/parkinglot/pkg/core"
 	"github.com/parkinglot/parkinglot/pkg/core/coretest"
 	"github.com/parkinglot/parkinglot/pkg/memstore"
@@ -354,4 +359,116 @@ func BenchmarkFsync(b *testing.B) {
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.95), "p95-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
+}
+
+// fsyncP50 measures the disk's fdatasync p50 in dir (as BenchmarkFsync
+// does) over n writes, so that a benchmark can report its latency beside
+// the floor measured in the same run.
+func fsyncP50(b *testing.B, dir string, n int) time.Duration {
+	b.Helper()
+	f, err := os.CreateTemp(dir, "fsync")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	const block = 4 << 10
+	buf := make([]byte, block)
+	if err := f.Truncate(int64(n+1) * block); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, n)
+	for i := range n {
+		t := time.Now()
+		if _, err := f.WriteAt(buf, int64(i)*block); err != nil {
+			b.Fatal(err)
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t))
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2]
+}
+
+// BenchmarkHTTPSubmit measures durable submissions over real HTTP on
+// loopback to the embedded store: 1 and 4 concurrent keep-alive clients,
+// each submission admitted at once (one commit: pool counter, task, audit
+// event, started message), answered only once fsync'd and visible. It
+// reports submits/s, the p50 and p99 of one submit as its client sees it,
+// and the disk's fdatasync p50 measured in the same directory just before,
+// with the ratio of the two p50s.
+func BenchmarkHTTPSubmit(b *testing.B) {
+	for _, clients := range []int{1, 4} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			dir := b.TempDir()
+			floor := fsyncP50(b, dir, 500)
+			st, err := pebblestore.Open(filepath.Join(dir, "data"), pebblestore.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			s := benchScheduler(b, st, core.PoolConfig{Name: "p", Capacity: 1 << 30, MaxParked: 1, DefaultMaxWait: time.Hour, RunTimeout: time.Hour})
+			srv := httptest.NewServer(httpapi.New(httpapi.Options{Scheduler: s, Auth: httpapi.NewTokenAuth(map[string]string{"t": "acme"})}))
+			defer srv.Close()
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+			defer hc.CloseIdleConnections()
+			submit := func() error {
+				req, err := http.NewRequest("POST", srv.URL+"/v1/pools/p/tasks", strings.NewReader(`{"payload":{"frame":7}}`))
+				if err != nil {
+					return err
+				}
+				req.Header.Set("Authorization", "Bearer t")
+				resp, err := hc.Do(req)
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				body, err := io.ReadAll(resp.Body)
+				if err == nil && resp.StatusCode != http.StatusCreated {
+					err = fmt.Errorf("submit: %d %s", resp.StatusCode, body)
+				}
+				return err
+			}
+			var mu sync.Mutex
+			var lat []time.Duration
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var mine []time.Duration
+					for next.Add(1) <= int64(b.N) {
+						t := time.Now()
+						if err := submit(); err != nil {
+							b.Error(err)
+							return
+						}
+						mine = append(mine, time.Since(t))
+					}
+					mu.Lock()
+					lat = append(lat, mine...)
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "submits/s")
+			if len(lat) > 0 {
+				p50 := lat[len(lat)/2]
+				b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+				b.ReportMetric(float64(floor.Microseconds()), "fsync-p50-µs")
+				b.ReportMetric(float64(p50)/float64(floor), "p50/fsync-p50")
+			}
+		})
+	}
 }
