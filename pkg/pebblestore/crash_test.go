@@ -699,10 +699,7 @@ func crashSchedule(t *testing.T, seed uint64, epochs, steps int) {
 // things; and leases handed out count against capacity until they end.
 func TestCrashVisibility(t *testing.T) {
 	t.Parallel()
-	seeds := 24
-	if testing.Short() {
-		seeds = 8
-	}
+	const seeds = 24
 	base := uint64(time.Now().UnixNano())
 	for i := range seeds {
 		seed := uint64(i + 1)
