@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -94,7 +95,8 @@ func (o Options) validate() error {
 type Store struct {
 	db         *pebble.DB
 	fs         vfs.FS
-	lock       io.Closer
+	lock       io.Closer    // the store's own lock file
+	plock      *pebble.Lock // Pebble's LOCK, taken before pebble.Open
 	path       string
 	clock      core.Clock
 	visibility time.Duration
@@ -168,7 +170,11 @@ func lockDir(fsys vfs.FS, path string) (io.Closer, error) {
 	name := fsys.PathJoin(path, LockFile)
 	if fsys != vfs.Default {
 		l, err := fsys.Lock(name)
-		if err != nil {
+		var pe *fs.PathError
+		switch {
+		case errors.As(err, &pe):
+			return nil, fmt.Errorf("pebblestore: lock data directory %s: %w", path, err)
+		case err != nil:
 			return nil, fmt.Errorf("pebblestore: data directory %s is in use by another process: %w", path, err)
 		}
 		return l, nil
@@ -189,8 +195,22 @@ func lockDir(fsys vfs.FS, path string) (io.Closer, error) {
 
 func (s *Store) open(opts Options) (err error) {
 	defer guard(&err, "open "+s.path)
-	cache := pebble.NewCache(opts.CacheSize)
-	defer cache.Unref()
+	db, plock, err := openPebble(s.path, opts, false)
+	if err != nil {
+		return err
+	}
+	s.db, s.plock = db, plock
+	if err := s.check(); err != nil {
+		_ = db.Close()
+		_ = plock.Close()
+		return err
+	}
+	s.view = newView(db.NewSnapshot())
+	return nil
+}
+
+// pebbleOptions are the store's Pebble options.
+func pebbleOptions(opts Options, cache *pebble.Cache) *pebble.Options {
 	po := &pebble.Options{
 		Cache:  cache,
 		Logger: pebbleLogger{opts.Logger},
@@ -221,22 +241,56 @@ func (s *Store) open(opts Options) (err error) {
 		// Bloom filter answers most such reads without reading a block.
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	db, err := pebble.Open(s.path, po)
+	return po
+}
+
+// openPebble takes Pebble's LOCK in path and opens Pebble there, read-only
+// for Check. The caller closes the DB, then the lock. Errors say what
+// failed: the directory in use by another process, a permission, a
+// resource of the system (disk space, open files), or damage (ErrCorrupt).
+func openPebble(path string, opts Options, readOnly bool) (*pebble.DB, *pebble.Lock, error) {
+	// The store's own lock keeps out other stores; Pebble's LOCK is also
+	// held by anything else that opens the directory with Pebble.
+	plock, err := pebble.LockDirectory(path, opts.FS)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			// Creating the LOCK file failed: a permission, a missing directory.
+			return nil, nil, fmt.Errorf("pebblestore: lock data directory %s: %w", path, err)
+		}
+		// fcntl(2) refused the lock (EAGAIN or EACCES), or this process
+		// holds it already.
+		return nil, nil, fmt.Errorf("pebblestore: data directory %s is in use by another process (Pebble's LOCK is held: %v)", path, err)
+	}
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	po := pebbleOptions(opts, cache)
+	po.Lock = plock
+	po.ReadOnly = readOnly
+	db, err := pebble.Open(path, po)
+	if err != nil {
+		// A failed Open releases its reference; this is the caller's.
+		_ = plock.Close()
+		return nil, nil, openError(path, err)
+	}
+	return db, plock, nil
+}
+
+// openError labels a failure of pebble.Open. An error of the system (a
+// permission, no space, no file descriptors, a read-only file system) says
+// so; a missing file (ENOENT: a table or WAL the manifest names is gone),
+// an I/O error and everything Pebble refuses itself (a damaged manifest,
+// WAL or table, a table whose size differs from the manifest's) is damage,
+// ErrCorrupt.
+func openError(path string, err error) error {
+	var errno syscall.Errno
 	switch {
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("pebblestore: open %s: %w", s.path, err)
-	case err != nil:
-		// Pebble refuses what it finds: a damaged or missing manifest, WAL
-		// or table, a table whose size differs from the manifest's.
-		return fmt.Errorf("pebblestore: open %s: %w: %v", s.path, ErrCorrupt, err)
+	case errors.Is(err, pebble.ErrDBDoesNotExist):
+		return fmt.Errorf("pebblestore: open %s: no store in this directory", path)
+	case errors.As(err, &errno) && errno != syscall.ENOENT && errno != syscall.EIO:
+		return fmt.Errorf("pebblestore: open %s: %w", path, err)
 	}
-	s.db = db
-	if err := s.check(); err != nil {
-		_ = db.Close()
-		return err
-	}
-	s.view = newView(db.NewSnapshot())
-	return nil
+	return fmt.Errorf("pebblestore: open %s: %w: %v", path, ErrCorrupt, err)
 }
 
 // check verifies the tables Pebble lists against the files on disk, the
@@ -391,6 +445,9 @@ func (s *Store) Close() error {
 	<-s.stopped
 	s.publish(nil)
 	err := s.closeDB()
+	if lerr := s.plock.Close(); err == nil && lerr != nil {
+		err = lerr
+	}
 	if lerr := s.lock.Close(); err == nil && lerr != nil {
 		err = lerr
 	}
