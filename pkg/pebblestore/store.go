@@ -28,6 +28,10 @@ const (
 	// MarkerFile is written once the store is created: a directory that has
 	// it but whose Pebble data lacks the store's format version lost its data.
 	MarkerFile = "parkinglot.store"
+	// CleanFile is written and synced by Close, and removed by Open once the
+	// store is open: a store opened without it was not closed cleanly by the
+	// process before, and Open logs what it recovered.
+	CleanFile = "parkinglot.clean"
 )
 
 // ErrClosed is returned by calls on a closed Store.
@@ -45,7 +49,8 @@ type Options struct {
 	MaxBatch int
 	// CacheSize is Pebble's block cache in bytes. Default: 32 MiB.
 	CacheSize int64
-	// Logger receives Pebble's error reports. Default: discard.
+	// Logger receives Pebble's error reports and, at level Warn, the one
+	// line Open logs after an unclean shutdown. Default: discard.
 	Logger *slog.Logger
 	// FS is the file system the data directory is on. Default: the
 	// operating system's, with the directory locked by flock(2). Tests pass
@@ -97,6 +102,7 @@ type Store struct {
 	fs         vfs.FS
 	lock       io.Closer    // the store's own lock file
 	plock      *pebble.Lock // Pebble's LOCK, taken before pebble.Open
+	created    bool         // Open made a new store
 	path       string
 	clock      core.Clock
 	visibility time.Duration
@@ -156,6 +162,13 @@ func Open(path string, opts Options) (*Store, error) {
 		running:  make(map[string]taskHead),
 	}
 	if err := s.open(opts); err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	if err := s.recovered(opts.Logger); err != nil {
+		s.publish(nil)
+		_ = s.closeDB()
+		_ = s.plock.Close()
 		_ = lock.Close()
 		return nil, err
 	}
@@ -339,6 +352,7 @@ func (s *Store) check() error {
 		if err := writeMarker(s.fs, marker); err != nil {
 			return err
 		}
+		s.created = true
 		return nil
 	}
 	if errors.Is(merr, fs.ErrNotExist) {
@@ -367,11 +381,16 @@ func (s *Store) check() error {
 
 // writeMarker writes and syncs the marker file and its directory entry.
 func writeMarker(fsys vfs.FS, name string) error {
+	return writeFile(fsys, name, "parkinglot pebblestore format 1\n")
+}
+
+// writeFile writes and syncs file name and its directory entry.
+func writeFile(fsys vfs.FS, name, content string) error {
 	f, err := fsys.Create(name, vfs.WriteCategoryUnspecified)
 	if err != nil {
-		return fmt.Errorf("pebblestore: write marker: %w", err)
+		return fmt.Errorf("pebblestore: write %s: %w", name, err)
 	}
-	_, err = f.Write([]byte("parkinglot pebblestore format 1\n"))
+	_, err = f.Write([]byte(content))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -382,8 +401,47 @@ func writeMarker(fsys vfs.FS, name string) error {
 		err = syncDir(fsys, fsys.PathDir(name))
 	}
 	if err != nil {
-		return fmt.Errorf("pebblestore: write marker: %w", err)
+		return fmt.Errorf("pebblestore: write %s: %w", name, err)
 	}
+	return nil
+}
+
+// recovered removes the clean-shutdown marker, durably, so that a crash
+// from now on is seen by the next Open. Without the marker (and not a new
+// store) the process before did not close the store: it logs one line of
+// what the WAL replay recovered.
+func (s *Store) recovered(log *slog.Logger) error {
+	name := s.fs.PathJoin(s.path, CleanFile)
+	_, err := s.fs.Stat(name)
+	switch {
+	case err == nil:
+		if err := s.fs.Remove(name); err != nil {
+			return fmt.Errorf("pebblestore: remove %s: %w", name, err)
+		}
+		if err := syncDir(s.fs, s.path); err != nil {
+			return fmt.Errorf("pebblestore: remove %s: sync directory: %w", name, err)
+		}
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("pebblestore: %w", err)
+	case s.created:
+		return nil
+	}
+	attrs := []any{"path", s.path, "seq", s.seq}
+	var pools []any
+	err = scan(s.db, []byte{spacePools}, nil, func(_, v []byte) (bool, error) {
+		var p core.Pool
+		if err := decode(v, &p); err != nil {
+			return false, err
+		}
+		pools = append(pools, slog.Group(p.Name, "running", p.Running, "parked", p.Parked))
+		return true, nil
+	})
+	attrs = append(attrs, slog.Group("pools", pools...))
+	if err != nil {
+		attrs = append(attrs, "err", err) // the read that meets it fails too
+	}
+	log.Warn("pebblestore: the store was not closed cleanly; recovered from its write-ahead log", attrs...)
 	return nil
 }
 
@@ -445,6 +503,10 @@ func (s *Store) Close() error {
 	<-s.stopped
 	s.publish(nil)
 	err := s.closeDB()
+	if err == nil {
+		// Everything is synced: the next Open needs no recovery.
+		err = writeFile(s.fs, s.fs.PathJoin(s.path, CleanFile), "closed cleanly\n")
+	}
 	if lerr := s.plock.Close(); err == nil && lerr != nil {
 		err = lerr
 	}
