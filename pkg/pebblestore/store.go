@@ -647,7 +647,10 @@ func (s *Store) Pool(_ context.Context, name string) (core.Pool, error) {
 	if err == nil && !ok {
 		err = core.ErrPoolNotFound
 	}
-	return p, err
+	if err != nil {
+		return core.Pool{}, err // never a partly decoded value
+	}
+	return p, nil
 }
 
 // Pools returns every pool item by name.
@@ -666,7 +669,10 @@ func (s *Store) Pools(_ context.Context) ([]core.Pool, error) {
 		out = append(out, p)
 		return true, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Task returns the task item.
@@ -681,7 +687,10 @@ func (s *Store) Task(_ context.Context, id string) (core.Task, error) {
 	if err == nil && !ok {
 		err = core.ErrNotFound
 	}
-	return t, err
+	if err != nil {
+		return core.Task{}, err // never a partly decoded value
+	}
+	return t, nil
 }
 
 // Key returns the idempotency key item.
@@ -696,7 +705,10 @@ func (s *Store) Key(_ context.Context, tenant, k string) (core.KeyRecord, error)
 	if err == nil && !ok {
 		err = core.ErrNotFound
 	}
-	return rec, err
+	if err != nil {
+		return core.KeyRecord{}, err // never a partly decoded value
+	}
+	return rec, nil
 }
 
 func keyKey(tenant, k string) []byte {
