@@ -310,24 +310,8 @@ func openError(path string, err error) error {
 // store's format, and reads the sequence number and the parking queues. A
 // new directory gets its format version.
 func (s *Store) check() error {
-	tables, err := s.db.SSTables()
-	if err != nil {
-		return corrupt(fmt.Errorf("pebblestore: list tables of %s: %w", s.path, err))
-	}
-	for _, level := range tables {
-		for _, t := range level {
-			if t.Virtual {
-				continue
-			}
-			name := s.fs.PathJoin(s.path, fmt.Sprintf("%06d.sst", t.BackingSSTNum))
-			fi, err := s.fs.Stat(name)
-			switch {
-			case err != nil:
-				return fmt.Errorf("pebblestore: %s: %w: %v", s.path, ErrCorrupt, err)
-			case uint64(fi.Size()) != t.Size:
-				return fmt.Errorf("pebblestore: %s: %w: %s is %d bytes, the manifest says %d (truncated)", s.path, ErrCorrupt, name, fi.Size(), t.Size)
-			}
-		}
+	if err := checkTables(s.db, s.fs, s.path); err != nil {
+		return err
 	}
 	marker := s.fs.PathJoin(s.path, MarkerFile)
 	_, merr := s.fs.Stat(marker)
@@ -377,6 +361,30 @@ func (s *Store) check() error {
 		s.seq = readU64(v)
 	}
 	return s.loadQueues()
+}
+
+// checkTables verifies the tables Pebble lists against the files on disk.
+func checkTables(db *pebble.DB, fsys vfs.FS, path string) error {
+	tables, err := db.SSTables()
+	if err != nil {
+		return corrupt(fmt.Errorf("pebblestore: list tables of %s: %w", path, err))
+	}
+	for _, level := range tables {
+		for _, t := range level {
+			if t.Virtual {
+				continue
+			}
+			name := fsys.PathJoin(path, fmt.Sprintf("%06d.sst", t.BackingSSTNum))
+			fi, err := fsys.Stat(name)
+			switch {
+			case err != nil:
+				return fmt.Errorf("pebblestore: %s: %w: %v", path, ErrCorrupt, err)
+			case uint64(fi.Size()) != t.Size:
+				return fmt.Errorf("pebblestore: %s: %w: %s is %d bytes, the manifest says %d (truncated)", path, ErrCorrupt, name, fi.Size(), t.Size)
+			}
+		}
+	}
+	return nil
 }
 
 // writeMarker writes and syncs the marker file and its directory entry.
