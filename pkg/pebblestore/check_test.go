@@ -177,6 +177,7 @@ func TestCheckRefuses(t *testing.T) {
 	b := setup(t)
 	_, err := pebblestore.Check(b.dir, pebblestore.Options{})
 	require.ErrorContains(t, err, "data directory "+b.dir+" is in use by another process")
+	require.ErrorIs(t, err, pebblestore.ErrInUse)
 
 	empty := t.TempDir()
 	_, err = pebblestore.Check(empty, pebblestore.Options{})

@@ -63,6 +63,7 @@ func TestOpenErrorsSayWhy(t *testing.T) {
 			return nil
 		},
 		want: "data directory /data is in use by another process (Pebble's LOCK is held",
+		is:   pebblestore.ErrInUse,
 	}, {
 		name: "LOCK not writable",
 		fail: func(op, name string) error {
@@ -126,6 +127,7 @@ func TestOpenPebbleLockHeld(t *testing.T) {
 	}
 	_, err = pebblestore.Open(dir, pebblestore.Options{})
 	require.ErrorContains(t, err, "data directory "+dir+" is in use by another process (Pebble's LOCK is held")
+	require.ErrorIs(t, err, pebblestore.ErrInUse)
 	require.NotErrorIs(t, err, pebblestore.ErrCorrupt)
 	require.NotErrorIs(t, err, fs.ErrPermission, "fcntl's EACCES for a held lock is no permission problem")
 

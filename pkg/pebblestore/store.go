@@ -37,6 +37,10 @@ const (
 // ErrClosed is returned by calls on a closed Store.
 var ErrClosed = errors.New("pebblestore: store is closed")
 
+// ErrInUse is wrapped by the error of Open and Check on a data directory
+// that another process (or another Store of this one) has open.
+var ErrInUse = errors.New("in use by another process")
+
 // Options configure a Store. Zero fields take the defaults documented on each.
 type Options struct {
 	// Clock drives the parking queue's visibility timeout. Default: core.SystemClock.
@@ -188,7 +192,7 @@ func lockDir(fsys vfs.FS, path string) (io.Closer, error) {
 		case errors.As(err, &pe):
 			return nil, fmt.Errorf("pebblestore: lock data directory %s: %w", path, err)
 		case err != nil:
-			return nil, fmt.Errorf("pebblestore: data directory %s is in use by another process: %w", path, err)
+			return nil, fmt.Errorf("pebblestore: data directory %s is %w: %w", path, ErrInUse, err)
 		}
 		return l, nil
 	}
@@ -199,7 +203,7 @@ func lockDir(fsys vfs.FS, path string) (io.Closer, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("pebblestore: data directory %s is in use by another process", path)
+			return nil, fmt.Errorf("pebblestore: data directory %s is %w", path, ErrInUse)
 		}
 		return nil, fmt.Errorf("pebblestore: lock data directory %s: %w", path, err)
 	}
@@ -273,7 +277,7 @@ func openPebble(path string, opts Options, readOnly bool) (*pebble.DB, *pebble.L
 		}
 		// fcntl(2) refused the lock (EAGAIN or EACCES), or this process
 		// holds it already.
-		return nil, nil, fmt.Errorf("pebblestore: data directory %s is in use by another process (Pebble's LOCK is held: %v)", path, err)
+		return nil, nil, fmt.Errorf("pebblestore: data directory %s is %w (Pebble's LOCK is held: %v)", path, ErrInUse, err)
 	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
