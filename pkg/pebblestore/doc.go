@@ -32,5 +32,6 @@
 // WAL record and table block; stored values carry a CRC-32C of their own.
 // Damage found at start-up fails Open, damage found by a read fails that
 // read, both with an error wrapping ErrCorrupt, never a panic. A second
-// process opening the same directory fails at once.
+// process opening the same directory fails at once (ErrInUse). Check
+// verifies a closed store offline: checksums and the store's invariants.
 package pebblestore
