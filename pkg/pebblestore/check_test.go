@@ -1,6 +1,7 @@
 package pebblestore_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -125,11 +126,27 @@ func getRaw(t *testing.T, db *pebble.DB, k []byte) []byte {
 	return append([]byte(nil), v...)
 }
 
+// dirContents maps each file of dir to its contents.
+func dirContents(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	out := make(map[string]string)
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		out[e.Name()] = string(data)
+	}
+	return out
+}
+
 func TestCheckGoodStore(t *testing.T) {
 	t.Parallel()
 	dir, _ := checkedDir(t)
+	before := dirContents(t, dir)
 	rep, err := pebblestore.Check(dir, pebblestore.Options{})
 	require.NoError(t, err)
+	require.Equal(t, before, dirContents(t, dir), "Check writes nothing")
 	require.Empty(t, rep.Findings)
 	require.True(t, rep.OK())
 	require.True(t, rep.Clean)
@@ -170,6 +187,15 @@ func TestCheckAfterCrash(t *testing.T) {
 	require.Empty(t, rep.Findings)
 	require.False(t, rep.Clean)
 	require.Equal(t, 7, rep.TaskCount())
+
+	// Check hid nothing from the next Open: it still logs its recovery.
+	var logs bytes.Buffer
+	s, err := pebblestore.Open("/data", pebblestore.Options{FS: crashed, Logger: jsonLogger(&logs)})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	lines := logLines(t, &logs)
+	require.Len(t, lines, 1)
+	require.EqualValues(t, rep.Seq, lines[0]["seq"])
 }
 
 func TestCheckRefuses(t *testing.T) {
