@@ -144,8 +144,9 @@ var (
 )
 
 // Open opens (creating if needed) the store in directory path. It fails at
-// once if another process has the directory open, and with an error wrapping
-// ErrCorrupt if the data fails its checks.
+// once, with an error wrapping ErrInUse, if another process has the
+// directory open, and with an error wrapping ErrCorrupt if the data fails
+// its checks. After an unclean shutdown it logs what it recovered.
 func Open(path string, opts Options) (*Store, error) {
 	opts = opts.WithDefaults()
 	if err := opts.validate(); err != nil {
