@@ -11,6 +11,7 @@
 //	parkinglot audit                     read the audit trail
 //	parkinglot pools [POOL]              show pools
 //	parkinglot loadtest [flags]          drive a server and check its invariants
+//	parkinglot check --data DIR          verify an embedded store offline
 //
 // Client commands take --server URL (env PARKINGLOT_SERVER, default
 // http://127.0.0.1:8080), --token T (env PARKINGLOT_TOKEN) and --json.

@@ -53,12 +53,17 @@ func status(err error) (int, string, string) {
 }
 
 // fail writes the error response of err. Internal errors are logged and
-// their text is not shown.
+// their text is not shown: the message is "internal error", or a backend's
+// core.PublicError message ("embedded store: data file is corrupt").
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code, apiCode, field := status(err)
 	msg := err.Error()
 	if code == http.StatusInternalServerError {
 		msg = "internal error"
+		var pub core.PublicError
+		if errors.As(err, &pub) {
+			msg = pub.PublicMessage()
+		}
 		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 			// The client went away; nobody reads the answer.
 			h.log.DebugContext(r.Context(), "request cancelled by the client", "method", r.Method, "path", r.URL.Path)

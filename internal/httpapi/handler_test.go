@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/core"
 	"github.com/parkinglot/parkinglot/pkg/memstore"
+	"github.com/parkinglot/parkinglot/pkg/pebblestore"
 )
 
 // bundle is a handler over core and memstore driven by a stub clock.
@@ -394,6 +396,50 @@ func TestInternalErrorsAreLoggedNotShown(t *testing.T) {
 		}
 		require.Contains(t, logs.String(), `"level":"ERROR"`)
 	}
+}
+
+// damaged wraps the memory backend; its reads fail as the embedded store's
+// do when they meet a value that fails its checksum.
+type damaged struct{ *memstore.Store }
+
+func (damaged) fault() error {
+	return fmt.Errorf("pebblestore: get: pebblestore: *core.Task: %w: checksum mismatch in /srv/secret-dir/000042.sst", pebblestore.ErrCorrupt)
+}
+
+func (d damaged) Task(context.Context, string) (core.Task, error) { return core.Task{}, d.fault() }
+
+func (d damaged) Messages(context.Context, string, string, core.Cursor, int) ([]core.Message, error) {
+	return nil, d.fault()
+}
+
+func (d damaged) Pools(context.Context) ([]core.Pool, error) { return nil, d.fault() }
+
+// A read that meets damaged data is a 500 that says so, naming the store,
+// without the details (the file), which are logged.
+func TestCorruptStoreIsNamed(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	s, err := core.New(core.Config{Backend: damaged{memstore.New(memstore.Options{})}})
+	require.NoError(t, err)
+	h := httpapi.New(httpapi.Options{
+		Scheduler: s,
+		Auth:      httpapi.NewTokenAuth(map[string]string{"t": "acme"}),
+		Logger:    slog.New(slog.NewJSONHandler(&logs, nil)),
+	})
+	for _, path := range []string{"/v1/tasks/abc", "/v1/mailbox/acme", "/v1/pools"} {
+		r := httptest.NewRequest("GET", path, nil)
+		r.Header.Set("Authorization", "Bearer t")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		require.Equal(t, http.StatusInternalServerError, rec.Code, path)
+		e := decode[api.Error](t, rec.Body.Bytes())
+		require.Equal(t, api.CodeInternal, e.Error.Code, path)
+		require.Equal(t, "embedded store: data file is corrupt", e.Error.Message, path)
+		require.NotContains(t, rec.Body.String(), "secret-dir", path)
+		require.NotContains(t, rec.Body.String(), `"task"`, path)
+		require.NotContains(t, rec.Body.String(), `"messages"`, path)
+	}
+	require.Contains(t, logs.String(), "checksum mismatch in /srv/secret-dir/000042.sst")
 }
 
 func TestBodyOverLimit(t *testing.T) {

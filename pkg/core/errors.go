@@ -57,3 +57,14 @@ func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 func Invalid(field, format string, args ...any) error {
 	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
+
+// PublicError is implemented by backend errors that a client may be told
+// about: a failure of the backend itself, such as damaged stored data,
+// that the HTTP layer answers with 500 and PublicMessage instead of the
+// bare "internal error". PublicMessage names the backend and the failure
+// without internal details (file names, paths, connection strings); the
+// full error is logged, as for every internal error.
+type PublicError interface {
+	error
+	PublicMessage() string
+}

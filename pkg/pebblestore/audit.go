@@ -42,7 +42,10 @@ func (s *Store) Events(_ context.Context, q core.AuditQuery) ([]core.Event, erro
 		out = append(out, e)
 		return true, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // purgeChunk bounds the deletions of one purge batch, so that purging never

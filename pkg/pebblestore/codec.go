@@ -2,7 +2,6 @@ package pebblestore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"time"
@@ -12,8 +11,16 @@ import (
 
 // ErrCorrupt marks stored data that fails a check: a bad checksum, a value
 // that does not decode, a table file whose size differs from the manifest's,
-// a store whose data is gone.
-var ErrCorrupt = errors.New("data file is corrupt")
+// a store whose data is gone. It is a core.PublicError: the HTTP API answers
+// a read that meets it with "embedded store: data file is corrupt".
+var ErrCorrupt error = corruptError{}
+
+type corruptError struct{}
+
+func (corruptError) Error() string         { return "data file is corrupt" }
+func (corruptError) PublicMessage() string { return "embedded store: data file is corrupt" }
+
+var _ core.PublicError = corruptError{}
 
 // Key spaces. Every key starts with one byte naming what it holds; the
 // rest is built so that a scan in key order is the order its queries need.

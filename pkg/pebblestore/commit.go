@@ -20,6 +20,13 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 
 func taskKey(id string) []byte { return append(key(spaceTasks, len(id)), id...) }
 
+// dueKey is the Due index entry of task id due at at.
+func dueKey(at time.Time, id string) []byte {
+	return append(appendTime(key(spaceDue, 8+len(id)), at), id...)
+}
+
+func unsentKey(id string) []byte { return append(key(spaceUnsent, len(id)), id...) }
+
 // taskHead is what a commit needs of a task's stored version: the version
 // to check, and the index entries to move.
 type taskHead struct {
@@ -135,18 +142,18 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 		b.noteTask(&t)
 		if oldDue, newDue := olds[i].due, t.DueAt(); !oldDue.Equal(newDue) {
 			if !oldDue.IsZero() {
-				if err := w.Delete(append(appendTime(key(spaceDue, 8+len(t.ID)), oldDue), t.ID...), nil); err != nil {
+				if err := w.Delete(dueKey(oldDue, t.ID), nil); err != nil {
 					return nil, fmt.Errorf("pebblestore: unindex due %s: %w", t.ID, err)
 				}
 			}
 			if !newDue.IsZero() {
-				if err := w.Set(append(appendTime(key(spaceDue, 8+len(t.ID)), newDue), t.ID...), nil, nil); err != nil {
+				if err := w.Set(dueKey(newDue, t.ID), nil, nil); err != nil {
 					return nil, fmt.Errorf("pebblestore: index due %s: %w", t.ID, err)
 				}
 			}
 		}
 		var err error
-		uk := append(key(spaceUnsent, len(t.ID)), t.ID...)
+		uk := unsentKey(t.ID)
 		switch {
 		case t.Unsent && !olds[i].unsent:
 			err = w.Set(uk, nil, nil)

@@ -31,9 +31,13 @@
 // queue messages in order (messages received but not deleted become visible
 // again), mailboxes, acknowledged cursors and the audit trail. Start-up
 // replays at most one memtable of WAL and reads only the parking queues, so
-// it stays fast however large the audit trail grows. Pebble checksums every
+// it stays fast however large the audit trail grows. Close leaves a marker
+// file (CleanFile) that Open removes: opened without it, after a crash, the
+// store logs one Warn line of what it recovered (the last sequence number,
+// each pool's running and parked counters). Pebble checksums every
 // WAL record and table block; stored values carry a CRC-32C of their own.
 // Damage found at start-up fails Open, damage found by a read fails that
 // read, both with an error wrapping ErrCorrupt, never a panic. A second
-// process opening the same directory fails at once.
+// process opening the same directory fails at once (ErrInUse). Check
+// verifies a closed store offline: checksums and the store's invariants.
 package pebblestore

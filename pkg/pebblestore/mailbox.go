@@ -47,7 +47,10 @@ func (s *Store) Messages(_ context.Context, tenant, recipient string, after core
 		out = append(out, m)
 		return true, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Ack moves the acknowledged cursor forward to upTo, durably. A cursor

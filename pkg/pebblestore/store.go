@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,10 +28,18 @@ const (
 	// MarkerFile is written once the store is created: a directory that has
 	// it but whose Pebble data lacks the store's format version lost its data.
 	MarkerFile = "parkinglot.store"
+	// CleanFile is written and synced by Close, and removed by Open once the
+	// store is open: a store opened without it was not closed cleanly by the
+	// process before, and Open logs what it recovered.
+	CleanFile = "parkinglot.clean"
 )
 
 // ErrClosed is returned by calls on a closed Store.
 var ErrClosed = errors.New("pebblestore: store is closed")
+
+// ErrInUse is wrapped by the error of Open and Check on a data directory
+// that another process (or another Store of this one) has open.
+var ErrInUse = errors.New("in use by another process")
 
 // Options configure a Store. Zero fields take the defaults documented on each.
 type Options struct {
@@ -44,7 +53,8 @@ type Options struct {
 	MaxBatch int
 	// CacheSize is Pebble's block cache in bytes. Default: 32 MiB.
 	CacheSize int64
-	// Logger receives Pebble's error reports. Default: discard.
+	// Logger receives Pebble's error reports and, at level Warn, the one
+	// line Open logs after an unclean shutdown. Default: discard.
 	Logger *slog.Logger
 	// FS is the file system the data directory is on. Default: the
 	// operating system's, with the directory locked by flock(2). Tests pass
@@ -94,7 +104,9 @@ func (o Options) validate() error {
 type Store struct {
 	db         *pebble.DB
 	fs         vfs.FS
-	lock       io.Closer
+	lock       io.Closer    // the store's own lock file
+	plock      *pebble.Lock // Pebble's LOCK, taken before pebble.Open
+	created    bool         // Open made a new store
 	path       string
 	clock      core.Clock
 	visibility time.Duration
@@ -132,8 +144,9 @@ var (
 )
 
 // Open opens (creating if needed) the store in directory path. It fails at
-// once if another process has the directory open, and with an error wrapping
-// ErrCorrupt if the data fails its checks.
+// once, with an error wrapping ErrInUse, if another process has the
+// directory open, and with an error wrapping ErrCorrupt if the data fails
+// its checks. After an unclean shutdown it logs what it recovered.
 func Open(path string, opts Options) (*Store, error) {
 	opts = opts.WithDefaults()
 	if err := opts.validate(); err != nil {
@@ -157,6 +170,13 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = lock.Close()
 		return nil, err
 	}
+	if err := s.recovered(opts.Logger); err != nil {
+		s.publish(nil)
+		_ = s.closeDB()
+		_ = s.plock.Close()
+		_ = lock.Close()
+		return nil, err
+	}
 	go s.run()
 	go s.sync()
 	return s, nil
@@ -168,8 +188,12 @@ func lockDir(fsys vfs.FS, path string) (io.Closer, error) {
 	name := fsys.PathJoin(path, LockFile)
 	if fsys != vfs.Default {
 		l, err := fsys.Lock(name)
-		if err != nil {
-			return nil, fmt.Errorf("pebblestore: data directory %s is in use by another process: %w", path, err)
+		var pe *fs.PathError
+		switch {
+		case errors.As(err, &pe):
+			return nil, fmt.Errorf("pebblestore: lock data directory %s: %w", path, err)
+		case err != nil:
+			return nil, fmt.Errorf("pebblestore: data directory %s is %w: %w", path, ErrInUse, err)
 		}
 		return l, nil
 	}
@@ -180,7 +204,7 @@ func lockDir(fsys vfs.FS, path string) (io.Closer, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("pebblestore: data directory %s is in use by another process", path)
+			return nil, fmt.Errorf("pebblestore: data directory %s is %w", path, ErrInUse)
 		}
 		return nil, fmt.Errorf("pebblestore: lock data directory %s: %w", path, err)
 	}
@@ -189,8 +213,22 @@ func lockDir(fsys vfs.FS, path string) (io.Closer, error) {
 
 func (s *Store) open(opts Options) (err error) {
 	defer guard(&err, "open "+s.path)
-	cache := pebble.NewCache(opts.CacheSize)
-	defer cache.Unref()
+	db, plock, err := openPebble(s.path, opts, false)
+	if err != nil {
+		return err
+	}
+	s.db, s.plock = db, plock
+	if err := s.check(); err != nil {
+		_ = db.Close()
+		_ = plock.Close()
+		return err
+	}
+	s.view = newView(db.NewSnapshot())
+	return nil
+}
+
+// pebbleOptions are the store's Pebble options.
+func pebbleOptions(opts Options, cache *pebble.Cache) *pebble.Options {
 	po := &pebble.Options{
 		Cache:  cache,
 		Logger: pebbleLogger{opts.Logger},
@@ -221,46 +259,64 @@ func (s *Store) open(opts Options) (err error) {
 		// Bloom filter answers most such reads without reading a block.
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	db, err := pebble.Open(s.path, po)
+	return po
+}
+
+// openPebble takes Pebble's LOCK in path and opens Pebble there, read-only
+// for Check. The caller closes the DB, then the lock. Errors say what
+// failed: the directory in use by another process, a permission, a
+// resource of the system (disk space, open files), or damage (ErrCorrupt).
+func openPebble(path string, opts Options, readOnly bool) (*pebble.DB, *pebble.Lock, error) {
+	// The store's own lock keeps out other stores; Pebble's LOCK is also
+	// held by anything else that opens the directory with Pebble.
+	plock, err := pebble.LockDirectory(path, opts.FS)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			// Creating the LOCK file failed: a permission, a missing directory.
+			return nil, nil, fmt.Errorf("pebblestore: lock data directory %s: %w", path, err)
+		}
+		// fcntl(2) refused the lock (EAGAIN or EACCES), or this process
+		// holds it already.
+		return nil, nil, fmt.Errorf("pebblestore: data directory %s is %w (Pebble's LOCK is held: %v)", path, ErrInUse, err)
+	}
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	po := pebbleOptions(opts, cache)
+	po.Lock = plock
+	po.ReadOnly = readOnly
+	db, err := pebble.Open(path, po)
+	if err != nil {
+		// A failed Open releases its reference; this is the caller's.
+		_ = plock.Close()
+		return nil, nil, openError(path, err)
+	}
+	return db, plock, nil
+}
+
+// openError labels a failure of pebble.Open. An error of the system (a
+// permission, no space, no file descriptors, a read-only file system) says
+// so; a missing file (ENOENT: a table or WAL the manifest names is gone),
+// an I/O error and everything Pebble refuses itself (a damaged manifest,
+// WAL or table, a table whose size differs from the manifest's) is damage,
+// ErrCorrupt.
+func openError(path string, err error) error {
+	var errno syscall.Errno
 	switch {
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("pebblestore: open %s: %w", s.path, err)
-	case err != nil:
-		// Pebble refuses what it finds: a damaged or missing manifest, WAL
-		// or table, a table whose size differs from the manifest's.
-		return fmt.Errorf("pebblestore: open %s: %w: %v", s.path, ErrCorrupt, err)
+	case errors.Is(err, pebble.ErrDBDoesNotExist):
+		return fmt.Errorf("pebblestore: open %s: no store in this directory", path)
+	case errors.As(err, &errno) && errno != syscall.ENOENT && errno != syscall.EIO:
+		return fmt.Errorf("pebblestore: open %s: %w", path, err)
 	}
-	s.db = db
-	if err := s.check(); err != nil {
-		_ = db.Close()
-		return err
-	}
-	s.view = newView(db.NewSnapshot())
-	return nil
+	return fmt.Errorf("pebblestore: open %s: %w: %v", path, ErrCorrupt, err)
 }
 
 // check verifies the tables Pebble lists against the files on disk, the
 // store's format, and reads the sequence number and the parking queues. A
 // new directory gets its format version.
 func (s *Store) check() error {
-	tables, err := s.db.SSTables()
-	if err != nil {
-		return corrupt(fmt.Errorf("pebblestore: list tables of %s: %w", s.path, err))
-	}
-	for _, level := range tables {
-		for _, t := range level {
-			if t.Virtual {
-				continue
-			}
-			name := s.fs.PathJoin(s.path, fmt.Sprintf("%06d.sst", t.BackingSSTNum))
-			fi, err := s.fs.Stat(name)
-			switch {
-			case err != nil:
-				return fmt.Errorf("pebblestore: %s: %w: %v", s.path, ErrCorrupt, err)
-			case uint64(fi.Size()) != t.Size:
-				return fmt.Errorf("pebblestore: %s: %w: %s is %d bytes, the manifest says %d (truncated)", s.path, ErrCorrupt, name, fi.Size(), t.Size)
-			}
-		}
+	if err := checkTables(s.db, s.fs, s.path); err != nil {
+		return err
 	}
 	marker := s.fs.PathJoin(s.path, MarkerFile)
 	_, merr := s.fs.Stat(marker)
@@ -285,6 +341,7 @@ func (s *Store) check() error {
 		if err := writeMarker(s.fs, marker); err != nil {
 			return err
 		}
+		s.created = true
 		return nil
 	}
 	if errors.Is(merr, fs.ErrNotExist) {
@@ -311,13 +368,42 @@ func (s *Store) check() error {
 	return s.loadQueues()
 }
 
+// checkTables verifies the tables Pebble lists against the files on disk.
+func checkTables(db *pebble.DB, fsys vfs.FS, path string) error {
+	tables, err := db.SSTables()
+	if err != nil {
+		return corrupt(fmt.Errorf("pebblestore: list tables of %s: %w", path, err))
+	}
+	for _, level := range tables {
+		for _, t := range level {
+			if t.Virtual {
+				continue
+			}
+			name := fsys.PathJoin(path, fmt.Sprintf("%06d.sst", t.BackingSSTNum))
+			fi, err := fsys.Stat(name)
+			switch {
+			case err != nil:
+				return fmt.Errorf("pebblestore: %s: %w: %v", path, ErrCorrupt, err)
+			case uint64(fi.Size()) != t.Size:
+				return fmt.Errorf("pebblestore: %s: %w: %s is %d bytes, the manifest says %d (truncated)", path, ErrCorrupt, name, fi.Size(), t.Size)
+			}
+		}
+	}
+	return nil
+}
+
 // writeMarker writes and syncs the marker file and its directory entry.
 func writeMarker(fsys vfs.FS, name string) error {
+	return writeFile(fsys, name, "parkinglot pebblestore format 1\n")
+}
+
+// writeFile writes and syncs file name and its directory entry.
+func writeFile(fsys vfs.FS, name, content string) error {
 	f, err := fsys.Create(name, vfs.WriteCategoryUnspecified)
 	if err != nil {
-		return fmt.Errorf("pebblestore: write marker: %w", err)
+		return fmt.Errorf("pebblestore: write %s: %w", name, err)
 	}
-	_, err = f.Write([]byte("parkinglot pebblestore format 1\n"))
+	_, err = f.Write([]byte(content))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -328,8 +414,47 @@ func writeMarker(fsys vfs.FS, name string) error {
 		err = syncDir(fsys, fsys.PathDir(name))
 	}
 	if err != nil {
-		return fmt.Errorf("pebblestore: write marker: %w", err)
+		return fmt.Errorf("pebblestore: write %s: %w", name, err)
 	}
+	return nil
+}
+
+// recovered removes the clean-shutdown marker, durably, so that a crash
+// from now on is seen by the next Open. Without the marker (and not a new
+// store) the process before did not close the store: it logs one line of
+// what the WAL replay recovered.
+func (s *Store) recovered(log *slog.Logger) error {
+	name := s.fs.PathJoin(s.path, CleanFile)
+	_, err := s.fs.Stat(name)
+	switch {
+	case err == nil:
+		if err := s.fs.Remove(name); err != nil {
+			return fmt.Errorf("pebblestore: remove %s: %w", name, err)
+		}
+		if err := syncDir(s.fs, s.path); err != nil {
+			return fmt.Errorf("pebblestore: remove %s: sync directory: %w", name, err)
+		}
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("pebblestore: %w", err)
+	case s.created:
+		return nil
+	}
+	attrs := []any{"path", s.path, "seq", s.seq}
+	var pools []any
+	err = scan(s.db, []byte{spacePools}, nil, func(_, v []byte) (bool, error) {
+		var p core.Pool
+		if err := decode(v, &p); err != nil {
+			return false, err
+		}
+		pools = append(pools, slog.Group(p.Name, "running", p.Running, "parked", p.Parked))
+		return true, nil
+	})
+	attrs = append(attrs, slog.Group("pools", pools...))
+	if err != nil {
+		attrs = append(attrs, "err", err) // the read that meets it fails too
+	}
+	log.Warn("pebblestore: the store was not closed cleanly; recovered from its write-ahead log", attrs...)
 	return nil
 }
 
@@ -391,6 +516,13 @@ func (s *Store) Close() error {
 	<-s.stopped
 	s.publish(nil)
 	err := s.closeDB()
+	if err == nil {
+		// Everything is synced: the next Open needs no recovery.
+		err = writeFile(s.fs, s.fs.PathJoin(s.path, CleanFile), "closed cleanly\n")
+	}
+	if lerr := s.plock.Close(); err == nil && lerr != nil {
+		err = lerr
+	}
 	if lerr := s.lock.Close(); err == nil && lerr != nil {
 		err = lerr
 	}
@@ -528,7 +660,10 @@ func (s *Store) Pool(_ context.Context, name string) (core.Pool, error) {
 	if err == nil && !ok {
 		err = core.ErrPoolNotFound
 	}
-	return p, err
+	if err != nil {
+		return core.Pool{}, err // never a partly decoded value
+	}
+	return p, nil
 }
 
 // Pools returns every pool item by name.
@@ -547,7 +682,10 @@ func (s *Store) Pools(_ context.Context) ([]core.Pool, error) {
 		out = append(out, p)
 		return true, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Task returns the task item.
@@ -562,7 +700,10 @@ func (s *Store) Task(_ context.Context, id string) (core.Task, error) {
 	if err == nil && !ok {
 		err = core.ErrNotFound
 	}
-	return t, err
+	if err != nil {
+		return core.Task{}, err // never a partly decoded value
+	}
+	return t, nil
 }
 
 // Key returns the idempotency key item.
@@ -577,7 +718,10 @@ func (s *Store) Key(_ context.Context, tenant, k string) (core.KeyRecord, error)
 	if err == nil && !ok {
 		err = core.ErrNotFound
 	}
-	return rec, err
+	if err != nil {
+		return core.KeyRecord{}, err // never a partly decoded value
+	}
+	return rec, nil
 }
 
 func keyKey(tenant, k string) []byte {

@@ -517,6 +517,7 @@ func TestSecondOpenFails(t *testing.T) {
 	b := setup(t)
 	_, err := pebblestore.Open(b.dir, pebblestore.Options{})
 	require.ErrorContains(t, err, "data directory "+b.dir+" is in use by another process")
+	require.ErrorIs(t, err, pebblestore.ErrInUse)
 	require.NoError(t, b.store.Close())
 	s, err := pebblestore.Open(b.dir, pebblestore.Options{})
 	require.NoError(t, err, "free again after Close")
