@@ -17,15 +17,15 @@
 // are checked against the state left by the requests before it in the same
 // batch, so a failed condition fails that request alone, and a batch
 // becomes visible to readers all at once, which keeps mailbox cursors
-// increasing in the order readers see them.
+// increasing in the order readers see them. Delete of a queue message is
+// the one write that does not wait: a delete lost to a crash brings the
+// message back, and consumers drop it because its task is no longer parked.
 //
 // Visibility: nothing is visible before it is durable. Readers read a
 // snapshot of the last batch whose WAL sync has returned, never Pebble's
 // current state (which includes applied batches still being synced), and
 // every answer — a read, a refusal, a mailbox wake-up — leaves the store
-// only after the batch it depends on is synced; see the view type. Delete of a queue message is
-// the one write that does not wait: a delete lost to a crash brings the
-// message back, and consumers drop it because its task is no longer parked.
+// only after the batch it depends on is synced; see the view type.
 //
 // Restart keeps everything acknowledged: tasks with their leases, parked
 // queue messages in order (messages received but not deleted become visible
