@@ -190,6 +190,12 @@ func TestCrashRestart(t *testing.T) {
 	mu.Lock()
 	srv.kill()
 	mu.Unlock()
+	// parkinglot check's verdict on the directory the last kill left.
+	check, err := pebblestore.Check(data, pebblestore.Options{})
+	require.NoError(t, err)
+	require.False(t, check.Clean, "the last process was killed")
+	require.Empty(t, check.Findings, "pebblestore.Check after the last kill")
+	t.Logf("check after the last kill: tasks by state %v, %d messages, %d events, no findings", check.Tasks, check.Messages, check.Events)
 	s, err := pebblestore.Open(data, pebblestore.Options{})
 	require.NoError(t, err)
 	defer s.Close()
