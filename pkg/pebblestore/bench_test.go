@@ -328,43 +328,18 @@ func BenchmarkGroupCommit(b *testing.B) {
 // append does. A durable wake-up needs at least one, so its latency is
 // bounded below by this one's.
 func BenchmarkFsync(b *testing.B) {
-	f, err := os.CreateTemp(b.TempDir(), "fsync")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	const block = 4 << 10
-	buf := make([]byte, block)
-	if err := f.Truncate(int64(b.N+1) * block); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Sync(); err != nil {
-		b.Fatal(err)
-	}
-	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
-	for i := range b.N {
-		t := time.Now()
-		if _, err := f.WriteAt(buf, int64(i)*block); err != nil {
-			b.Fatal(err)
-		}
-		if err := unix.Fdatasync(int(f.Fd())); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t))
-	}
+	lat := fsyncLatencies(b, b.TempDir(), b.N)
 	b.StopTimer()
-	slices.Sort(lat)
 	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.95), "p95-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
 }
 
-// fsyncP50 measures the disk's fdatasync p50 in dir (as BenchmarkFsync
-// does) over n writes, so that a benchmark can report its latency beside
-// the floor measured in the same run.
-func fsyncP50(b *testing.B, dir string, n int) time.Duration {
+// fsyncLatencies times n writes of 4 KiB, each followed by fdatasync, to a
+// file preallocated (and synced) in dir, and returns them sorted.
+func fsyncLatencies(b *testing.B, dir string, n int) []time.Duration {
 	b.Helper()
 	f, err := os.CreateTemp(dir, "fsync")
 	if err != nil {
@@ -392,6 +367,14 @@ func fsyncP50(b *testing.B, dir string, n int) time.Duration {
 		lat = append(lat, time.Since(t))
 	}
 	slices.Sort(lat)
+	return lat
+}
+
+// fsyncP50 is the disk's fdatasync p50 in dir over n writes, so that a
+// benchmark can report its latency beside the floor of the same run.
+func fsyncP50(b *testing.B, dir string, n int) time.Duration {
+	b.Helper()
+	lat := fsyncLatencies(b, dir, n)
 	return lat[len(lat)/2]
 }
 
