@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -522,13 +523,7 @@ func (r *crashRun) verify(when string) {
 		}
 		require.NoError(r.t, err)
 		current[id] = tk
-		newest := slices.Max(slices.Collect(func(yield func(int64) bool) {
-			for v := range vs {
-				if !yield(v) {
-					return
-				}
-			}
-		}))
+		newest := slices.Max(slices.Collect(maps.Keys(vs)))
 		if tk.Version < newest {
 			r.t.Errorf("%s: task %s went back from version %d (read before) to %d", when, id, newest, tk.Version)
 		} else if c, ok := vs[tk.Version]; ok && c != content(tk) {
