@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -309,11 +310,10 @@ func (c Config) Validate() error {
 	tokens := make(map[string]int, len(c.Auth.Tokens))
 	for i, t := range c.Auth.Tokens {
 		f := fmt.Sprintf("auth.tokens[%d]", i)
+		if err := validToken(f+".token", t.Token); err != nil {
+			return err
+		}
 		switch {
-		case t.Token == "":
-			return fieldErr(f+".token", "must not be empty")
-		case len(t.Token) > 4096:
-			return fieldErr(f+".token", "must be at most 4096 bytes")
 		case t.Tenant == "":
 			return fieldErr(f+".tenant", "must not be empty")
 		case len(t.Tenant) > 128:
@@ -359,6 +359,27 @@ func (c Config) Validate() error {
 				return fieldErr(f+"."+ie.Field, "%s", ie.Reason)
 			}
 			return fieldErr(f, "%v", err)
+		}
+	}
+	return nil
+}
+
+// validToken checks a bearer token that clients must be able to send: a
+// request's token is read without the white space around it, so a token
+// that starts or ends with white space, or holds a character that a header
+// cannot carry, could never match. The error never echoes the secret.
+func validToken(field, token string) error {
+	switch {
+	case token == "":
+		return fieldErr(field, "must not be empty")
+	case len(token) > 4096:
+		return fieldErr(field, "must be at most 4096 bytes")
+	case strings.TrimSpace(token) != token:
+		return fieldErr(field, "must not start or end with white space: a request's token is read without it, so this one could never match")
+	}
+	for i := 0; i < len(token); i++ {
+		if b := token[i]; b < 0x20 && b != '\t' || b == 0x7f {
+			return fieldErr(field, "must not contain control characters (byte %d): no request header can carry them", i)
 		}
 	}
 	return nil

@@ -109,6 +109,11 @@ func TestInvalid(t *testing.T) {
 		{"top level list", "- 1\n- 2\n", "(top level)", "mapping"},
 		{"listen no port", "listen: localhost\n" + okPools, "listen", "host:port"},
 		{"listen mapping", "listen:\n  a: b\n" + okPools, "listen", "single value"},
+		{"token leading space", "auth:\n  tokens:\n    - {token: \" t1\", tenant: a}\n" + okPools, "auth.tokens[0].token", "must not start or end with white space"},
+		{"token trailing space", "auth:\n  tokens:\n    - {token: t0, tenant: a}\n    - {token: \"t1 \", tenant: b}\n" + okPools, "auth.tokens[1].token", "must not start or end with white space"},
+		{"token trailing tab", "auth:\n  tokens:\n    - {token: \"t1\\t\", tenant: a}\n" + okPools, "auth.tokens[0].token", "must not start or end with white space"},
+		{"token trailing newline", "auth:\n  tokens:\n    - token: |\n        t1\n      tenant: a\n" + okPools, "auth.tokens[0].token", "must not start or end with white space"},
+		{"token control character", "auth:\n  tokens:\n    - {token: \"t\\x01k\", tenant: a}\n" + okPools, "auth.tokens[0].token", "control characters"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,6 +127,22 @@ func TestInvalid(t *testing.T) {
 			require.True(t, strings.HasPrefix(err.Error(), tc.field+": "), "%v", err)
 		})
 	}
+}
+
+func TestTokenErrorsNotEchoed(t *testing.T) {
+	t.Parallel()
+	for _, yaml := range []string{
+		"auth:\n  tokens:\n    - {token: \" s3cret\", tenant: a}\n",
+		"auth:\n  tokens:\n    - {token: \"s3\\x00cret\", tenant: a}\n",
+	} {
+		_, err := config.Parse([]byte(yaml + okPools))
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "s3cret")
+	}
+	// White space inside a token is sent as is, and matches.
+	c, err := config.Parse([]byte("auth:\n  tokens:\n    - {token: \"two words\", tenant: a}\n" + okPools))
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"two words": "a"}, c.Auth.TokenMap())
 }
 
 func TestSlotShards(t *testing.T) {
