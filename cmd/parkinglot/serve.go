@@ -151,20 +151,15 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		Help: "API requests served, by status code and method.",
 	}, []string{"code", "method"})
 	reg.MustRegister(inFlight, requests)
-	apiHandler := promhttp.InstrumentHandlerInFlight(inFlight,
-		promhttp.InstrumentHandlerCounter(requests, endLongPolls(draining, api)))
+	apiHandler := longPollDeadlines(cfg.WriteTimeout, promhttp.InstrumentHandlerInFlight(inFlight,
+		promhttp.InstrumentHandlerCounter(requests, endLongPolls(draining, api))))
 	root := routes(apiHandler, healthz, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           root,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(cfg, root, log)
 	if len(cfg.Auth.Tokens) == 0 {
 		log.Warn(`no auth tokens configured: accepting loopback clients only, all as tenant "default"`)
 	} else {
@@ -211,6 +206,22 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	return nil // the deferred calls stop the sweeper, then close the store
 }
 
+// readHeaderTimeout bounds the reading of a request's headers, within
+// config.Config.ReadTimeout.
+const readHeaderTimeout = 10 * time.Second
+
+// newHTTPServer returns a server of h with cfg's timeouts.
+func newHTTPServer(cfg config.Config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(readHeaderTimeout, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
 // routes serves GET /healthz and GET /metrics itself and everything else
 // with the API handler, which answers unknown paths with its JSON 404. No
 // http.ServeMux: it would redirect uncleaned paths instead.
@@ -234,12 +245,39 @@ func routes(api, healthz, metrics http.Handler) http.Handler {
 	})
 }
 
+// isLongPoll reports whether r is a mailbox read, which may wait up to
+// core.MaxMailboxWait for messages.
+func isLongPoll(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/mailbox/")
+}
+
+// longPollDeadlines gives mailbox long polls their own bound: the write
+// timeout on top of the longest wait, where the server gives every other
+// request the write timeout alone. The read deadline moves with it, for
+// net/http cancels a request's context when its connection's read deadline
+// passes, even after the request was read. Only a request without a body
+// gets them, so that no body is read under the longer bound.
+func longPollDeadlines(writeTimeout time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isLongPoll(r) && r.ContentLength == 0 {
+			end := time.Now().Add(core.MaxMailboxWait + writeTimeout)
+			rc := http.NewResponseController(w)
+			// Unsupported only by writers that are not a connection's,
+			// which have no deadline to move.
+			if rc.SetReadDeadline(end) == nil {
+				_ = rc.SetWriteDeadline(end)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // endLongPolls ends mailbox reads when draining is done, so that a long
 // poll does not hold the shutdown for its full wait. Other requests keep
 // their own context and drain normally.
 func endLongPolls(draining context.Context, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/v1/mailbox/") {
+		if !isLongPoll(r) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -43,6 +43,17 @@ const (
 type Config struct {
 	// Listen is the HTTP listen address. Default: 127.0.0.1:8080.
 	Listen string `yaml:"listen"`
+	// ReadTimeout bounds the reading of a whole request, body included:
+	// a client that sends its body slowly, or stops, is cut off then.
+	// Default: 30s.
+	ReadTimeout time.Duration `yaml:"readTimeout"`
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of its response. A mailbox long poll gets its longest wait
+	// (core.MaxMailboxWait) on top. Default: 30s.
+	WriteTimeout time.Duration `yaml:"writeTimeout"`
+	// IdleTimeout closes a keep-alive connection that waits longer than
+	// this for its next request. Default: 1m.
+	IdleTimeout time.Duration `yaml:"idleTimeout"`
 	// Runtime is native (the default) or lambda.
 	Runtime string `yaml:"runtime"`
 	// Store selects the backend.
@@ -138,6 +149,9 @@ type Log struct {
 // Defaults.
 const (
 	DefaultListen          = "127.0.0.1:8080"
+	DefaultReadTimeout     = 30 * time.Second
+	DefaultWriteTimeout    = 30 * time.Second
+	DefaultIdleTimeout     = time.Minute
 	DefaultStorePath       = "./data"
 	DefaultSweepInterval   = 250 * time.Millisecond
 	DefaultMailboxPoll     = 100 * time.Millisecond
@@ -221,6 +235,15 @@ func (c Config) WithDefaults() Config {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
 	if c.Runtime == "" {
 		c.Runtime = RuntimeNative
 	}
@@ -269,6 +292,12 @@ func (c Config) Validate() error {
 		return fieldErr("listen", "must be host:port, such as 127.0.0.1:8080 or :8080, got %q", clip(c.Listen))
 	}
 	switch {
+	case c.ReadTimeout <= 0:
+		return fieldErr("readTimeout", "must be positive, got %s", c.ReadTimeout)
+	case c.WriteTimeout <= 0:
+		return fieldErr("writeTimeout", "must be positive, got %s", c.WriteTimeout)
+	case c.IdleTimeout <= 0:
+		return fieldErr("idleTimeout", "must be positive, got %s", c.IdleTimeout)
 	case c.SweepInterval <= 0:
 		return fieldErr("sweepInterval", "must be positive, got %s", c.SweepInterval)
 	case c.MailboxPoll <= 0 || c.MailboxPoll > core.MaxMailboxWait:

@@ -39,6 +39,9 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, config.DefaultSweepInterval, c.SweepInterval)
 	require.Equal(t, config.DefaultMailboxPoll, c.MailboxPoll)
 	require.Equal(t, config.DefaultShutdownTimeout, c.ShutdownTimeout)
+	require.Equal(t, 30*time.Second, c.ReadTimeout)
+	require.Equal(t, 30*time.Second, c.WriteTimeout)
+	require.Equal(t, time.Minute, c.IdleTimeout)
 	require.Equal(t, "info", c.Log.Level)
 	require.Equal(t, config.LogAuto, c.Log.Format)
 	require.Empty(t, c.Auth.Tokens)
@@ -114,6 +117,10 @@ func TestInvalid(t *testing.T) {
 		{"token trailing tab", "auth:\n  tokens:\n    - {token: \"t1\\t\", tenant: a}\n" + okPools, "auth.tokens[0].token", "must not start or end with white space"},
 		{"token trailing newline", "auth:\n  tokens:\n    - token: |\n        t1\n      tenant: a\n" + okPools, "auth.tokens[0].token", "must not start or end with white space"},
 		{"token control character", "auth:\n  tokens:\n    - {token: \"t\\x01k\", tenant: a}\n" + okPools, "auth.tokens[0].token", "control characters"},
+		{"read timeout", "readTimeout: -1s\n" + okPools, "readTimeout", "must be positive"},
+		{"write timeout", "writeTimeout: -30s\n" + okPools, "writeTimeout", "must be positive"},
+		{"idle timeout", "idleTimeout: -1m\n" + okPools, "idleTimeout", "must be positive"},
+		{"read timeout not a duration", "readTimeout: 30\n" + okPools, "readTimeout", "not a duration"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +134,15 @@ func TestInvalid(t *testing.T) {
 			require.True(t, strings.HasPrefix(err.Error(), tc.field+": "), "%v", err)
 		})
 	}
+}
+
+func TestServerLimits(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse([]byte("readTimeout: 5s\nwriteTimeout: 1m\nidleTimeout: 10s\n" + okPools))
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, c.ReadTimeout)
+	require.Equal(t, time.Minute, c.WriteTimeout)
+	require.Equal(t, 10*time.Second, c.IdleTimeout)
 }
 
 func TestTokenErrorsNotEchoed(t *testing.T) {

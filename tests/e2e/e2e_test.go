@@ -324,6 +324,7 @@ func TestInvalidConfig(t *testing.T) {
 		"pools[0].cap: unknown field":                                  twoTenants + "pools:\n  - {name: a, cap: 1}\n",
 		"auth.tokens[1].token: duplicate token":                        "auth:\n  tokens:\n    - {token: x, tenant: a}\n    - {token: x, tenant: b}\n" + twoPools,
 		"auth.tokens[1].token: must not start or end with white space": "auth:\n  tokens:\n    - {token: x, tenant: a}\n    - {token: \"y \", tenant: b}\n" + twoPools,
+		"readTimeout: must be positive":                                twoTenants + "readTimeout: -1s\n" + twoPools,
 	}
 	for want, cfg := range cases {
 		path := filepath.Join(t.TempDir(), "bad.yaml")

@@ -1,0 +1,243 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/pkg/api"
+	"github.com/parkinglot/parkinglot/pkg/client"
+	"github.com/parkinglot/parkinglot/tests/testserver"
+)
+
+// hangGuard bounds every wait on the server in these tests. It is no
+// measure of speed: the server is expected to act within seconds, and a
+// wait that reaches the guard means it never did.
+const hangGuard = 60 * time.Second
+
+const oneToken = `
+store: {type: memory}
+log: {level: debug, format: json}
+auth:
+  tokens:
+    - {token: acme-token, tenant: acme}
+pools:
+  - {name: gpu, capacity: 1, maxParked: 10, defaultMaxWait: 1m, runTimeout: 1m}
+`
+
+// rawRequest opens a connection to base and sends a POST's headers that
+// announce a body of contentLength bytes, with the bearer token if any.
+func rawRequest(t *testing.T, base, path, token string, contentLength int) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	hdr := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: parkinglot\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", path, contentLength)
+	if token != "" {
+		hdr += "Authorization: Bearer " + token + "\r\n"
+	}
+	_, err = io.WriteString(c, hdr+"\r\n")
+	require.NoError(t, err)
+	return c
+}
+
+// ending is how the server ended a connection: the status line of its
+// answer, if it sent one, and whether it then closed the connection.
+type ending struct {
+	status string
+	closed bool
+	after  time.Duration
+}
+
+// awaitEnd reads c until the server closes it or the hang guard passes.
+func awaitEnd(c net.Conn, start time.Time) ending {
+	_ = c.SetReadDeadline(time.Now().Add(hangGuard))
+	br := bufio.NewReader(c)
+	var e ending
+	if line, err := br.ReadString('\n'); err == nil {
+		e.status = strings.TrimSpace(line)
+	}
+	_, err := io.Copy(io.Discard, br)
+	var ne net.Error
+	e.closed = !(errors.As(err, &ne) && ne.Timeout())
+	e.after = time.Since(start)
+	return e
+}
+
+// trickle sends one byte of body every interval until stop is closed or a
+// write fails.
+func trickle(c net.Conn, every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if _, err := c.Write([]byte(" ")); err != nil {
+			return
+		}
+	}
+}
+
+// otherClient requests GET /v1/pools in a loop until stop is closed and
+// returns the latencies of its requests and the errors it met.
+func otherClient(t *testing.T, base string, stop <-chan struct{}) (latencies []time.Duration, errs []error) {
+	hc := &http.Client{Transport: &http.Transport{}, Timeout: hangGuard}
+	defer hc.CloseIdleConnections()
+	for {
+		select {
+		case <-stop:
+			return latencies, errs
+		case <-time.After(20 * time.Millisecond):
+		}
+		req, err := http.NewRequest(http.MethodGet, base+"/v1/pools", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer acme-token")
+		start := time.Now()
+		resp, err := hc.Do(req)
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		latencies = append(latencies, time.Since(start))
+	}
+}
+
+func logLatencies(t *testing.T, what string, l []time.Duration) {
+	t.Helper()
+	if len(l) == 0 {
+		t.Logf("%s: no request completed", what)
+		return
+	}
+	slices.Sort(l)
+	t.Logf("%s: %d requests, p50 %s, p99 %s, max %s", what, len(l),
+		l[len(l)/2], l[len(l)*99/100], l[len(l)-1])
+}
+
+// TestSlowClientsAreCut: a client that sends its body a byte at a time, or
+// part of it and then nothing, is cut off by the read timeout (a token
+// does not buy more time), while other clients are served meanwhile.
+func TestSlowClientsAreCut(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\nreadTimeout: 2s\nwriteTimeout: 2s\n"+oneToken)
+
+	stopOther := make(chan struct{})
+	type otherResult struct {
+		latencies []time.Duration
+		errs      []error
+	}
+	other := make(chan otherResult, 1)
+	go func() {
+		l, errs := otherClient(t, srv.URL, stopOther)
+		other <- otherResult{l, errs}
+	}()
+
+	// 1,000 bytes of body at a byte every 100 ms would take 100 s, past
+	// the hang guard: only the server can end these requests within it.
+	const bodyLen = 1000
+	stopTrickles := make(chan struct{})
+	defer close(stopTrickles)
+	clients := []struct {
+		name, token string
+		send        func(net.Conn)
+	}{
+		{"slow body, token", "acme-token", func(c net.Conn) { go trickle(c, 100*time.Millisecond, stopTrickles) }},
+		{"stalled body, token", "acme-token", func(c net.Conn) { _, _ = io.WriteString(c, `{"payload": {"a":`) }},
+		{"slow body, no token", "", func(c net.Conn) { go trickle(c, 100*time.Millisecond, stopTrickles) }},
+		{"stalled body, no token", "", func(c net.Conn) { _, _ = io.WriteString(c, `{"payload": {"a":`) }},
+	}
+	endings := make([]ending, len(clients))
+	var wg sync.WaitGroup
+	for i, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			c := rawRequest(t, srv.URL, "/v1/pools/gpu/tasks", cl.token, bodyLen)
+			cl.send(c)
+			endings[i] = awaitEnd(c, start)
+		}()
+	}
+	wg.Wait()
+	close(stopOther)
+	res := <-other
+
+	for i, cl := range clients {
+		e := endings[i]
+		t.Logf("%s: %q, closed after %s", cl.name, e.status, e.after.Round(time.Millisecond))
+		require.True(t, e.closed, "%s: the server still held the connection after %s", cl.name, hangGuard)
+		if e.status != "" {
+			// An answer, if the write deadline let one out, is an error.
+			require.Regexp(t, `^HTTP/1\.1 4\d\d `, e.status, cl.name)
+		}
+	}
+	logLatencies(t, "other client meanwhile", res.latencies)
+	require.Empty(t, res.errs, "the other client's requests failed")
+	require.NotEmpty(t, res.latencies, "the other client was not served")
+
+	// Nothing was submitted by the cut requests.
+	c, err := client.New(srv.URL, "acme-token")
+	require.NoError(t, err)
+	defer c.CloseIdleConnections()
+	pool, err := c.Pool(context.Background(), "gpu")
+	require.NoError(t, err)
+	require.Zero(t, pool.Running+pool.Parked)
+}
+
+// TestLongPollOutlivesTimeouts: a mailbox long poll waits its full wait,
+// and gets a message that arrives after the read and write timeouts have
+// passed.
+func TestLongPollOutlivesTimeouts(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\nreadTimeout: 1s\nwriteTimeout: 1s\n"+oneToken)
+	c, err := client.New(srv.URL, "acme-token")
+	require.NoError(t, err)
+	defer c.CloseIdleConnections()
+	ctx := context.Background()
+
+	type pollResult struct {
+		page api.MailboxPage
+		err  error
+	}
+	polled := make(chan pollResult, 1)
+	go func() {
+		page, err := c.Mailbox(ctx, "acme", client.MailboxOptions{Wait: 20 * time.Second})
+		polled <- pollResult{page, err}
+	}()
+	// Past both timeouts, a task starts and posts its started message.
+	select {
+	case r := <-polled:
+		t.Fatalf("the long poll ended before any message: %+v, %v", r.page, r.err)
+	case <-time.After(3 * time.Second):
+	}
+	sub, err := c.Submit(ctx, "gpu", api.SubmitRequest{})
+	require.NoError(t, err)
+	select {
+	case r := <-polled:
+		require.NoError(t, r.err)
+		require.Len(t, r.page.Messages, 1)
+		require.Equal(t, sub.Task.ID, r.page.Messages[0].TaskID)
+	case <-time.After(hangGuard):
+		t.Fatal("the long poll did not end")
+	}
+}
