@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/internal/config"
+	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/client"
 )
 
@@ -108,4 +111,53 @@ func TestRoutes(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/healthz", nil))
 	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+}
+
+// unreadable is a request body that fails the test if it is read.
+type unreadable struct{ t *testing.T }
+
+func (u unreadable) Read([]byte) (int, error) {
+	u.t.Error("the body was read")
+	return 0, io.ErrUnexpectedEOF
+}
+
+func TestRefuseUnknownTokens(t *testing.T) {
+	t.Parallel()
+	var served []string
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served = append(served, r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	h := refuseUnknownTokens(map[string]string{"t1": "acme"}, next)
+	for _, tc := range []struct {
+		auth   string
+		body   bool
+		status int
+	}{
+		{"", true, http.StatusUnauthorized},
+		{"Bearer t2", true, http.StatusUnauthorized},
+		{"Bearer t1", true, http.StatusNoContent},
+		{"", false, http.StatusNoContent}, // the function answers a request without a body
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/v1/pools/gpu/tasks", nil)
+		if tc.body {
+			req.Body, req.ContentLength = io.NopCloser(unreadable{t}), 100
+			if tc.status == http.StatusNoContent {
+				req.Body = io.NopCloser(strings.NewReader("{}"))
+			}
+		}
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, tc.status, rec.Code, "%+v", tc)
+		if tc.status == http.StatusUnauthorized {
+			require.Equal(t, "close", rec.Header().Get("Connection"))
+			var e api.Error
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e))
+			require.Equal(t, api.CodeUnauthorized, e.Error.Code)
+		}
+	}
+	require.Equal(t, []string{"Bearer t1", ""}, served)
 }

@@ -133,6 +133,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		if api, sweeper, err = lambdaRuntime(cfg, backend, obs, log); err != nil {
 			return err
 		}
+		api = refuseUnknownTokens(cfg.Auth.TokenMap(), api)
 	}
 	healthz := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Err() != nil {

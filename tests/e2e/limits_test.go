@@ -137,6 +137,7 @@ func logLatencies(t *testing.T, what string, l []time.Duration) {
 // TestSlowClientsAreCut: a client that sends its body a byte at a time, or
 // part of it and then nothing, is cut off by the read timeout (a token
 // does not buy more time), while other clients are served meanwhile.
+// Without a token, it is refused at once, its body unread.
 func TestSlowClientsAreCut(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\nreadTimeout: 2s\nwriteTimeout: 2s\n"+oneToken)
@@ -186,7 +187,9 @@ func TestSlowClientsAreCut(t *testing.T) {
 		e := endings[i]
 		t.Logf("%s: %q, closed after %s", cl.name, e.status, e.after.Round(time.Millisecond))
 		require.True(t, e.closed, "%s: the server still held the connection after %s", cl.name, hangGuard)
-		if e.status != "" {
+		if cl.token == "" {
+			require.True(t, strings.HasPrefix(e.status, "HTTP/1.1 401 "), "%s: %q", cl.name, e.status)
+		} else if e.status != "" {
 			// An answer, if the write deadline let one out, is an error.
 			require.Regexp(t, `^HTTP/1\.1 4\d\d `, e.status, cl.name)
 		}
@@ -202,6 +205,31 @@ func TestSlowClientsAreCut(t *testing.T) {
 	pool, err := c.Pool(context.Background(), "gpu")
 	require.NoError(t, err)
 	require.Zero(t, pool.Running+pool.Parked)
+}
+
+// TestRefusalReadsNoBody: an unauthenticated request, or one for no route,
+// is answered at once, without waiting for a body that never comes: with a
+// read timeout of an hour, only an answer that does not read the body
+// comes within the hang guard.
+func TestRefusalReadsNoBody(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\nreadTimeout: 1h\nwriteTimeout: 1h\n"+oneToken)
+	for _, tc := range []struct{ path, token, status string }{
+		{"/v1/pools/gpu/tasks", "", "401"},
+		{"/v1/pools/gpu/tasks", "wrong-token", "401"},
+		{"/v1/tasks/x/complete", "", "401"},
+		{"/v1/nowhere", "", "404"},
+		{"/v1/pools", "acme-token", "405"},
+	} {
+		start := time.Now()
+		c := rawRequest(t, srv.URL, tc.path, tc.token, 1000)
+		_, err := io.WriteString(c, `{"payload":`)
+		require.NoError(t, err)
+		e := awaitEnd(c, start)
+		t.Logf("POST %s (token %q) with a stalled body: %q, closed after %s", tc.path, tc.token, e.status, e.after.Round(time.Millisecond))
+		require.True(t, strings.HasPrefix(e.status, "HTTP/1.1 "+tc.status+" "), "POST %s: %q", tc.path, e.status)
+		require.True(t, e.closed, "POST %s: the connection stayed open, waiting for the body", tc.path)
+	}
 }
 
 // TestLongPollOutlivesTimeouts: a mailbox long poll waits its full wait,
