@@ -113,6 +113,53 @@ func TestRoutes(t *testing.T) {
 	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
 }
 
+func TestRoutesMetricsElsewhere(t *testing.T) {
+	t.Parallel()
+	named := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(name)) })
+	}
+	h := routes(named("api"), named("healthz"), nil)
+	for path, want := range map[string]string{"/healthz": "healthz", "/metrics": "api", "/v1/pools": "api"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		require.Equal(t, want, rec.Body.String(), path)
+	}
+
+	m := metricsOnly(named("metrics"))
+	rec := httptest.NewRecorder()
+	m.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Equal(t, "metrics", rec.Body.String())
+	for _, path := range []string{"/healthz", "/v1/pools", "/"} {
+		rec := httptest.NewRecorder()
+		m.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		require.Equal(t, http.StatusNotFound, rec.Code, path)
+	}
+	rec = httptest.NewRecorder()
+	m.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/metrics", nil))
+	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+}
+
+func TestRequireToken(t *testing.T) {
+	t.Parallel()
+	h := requireToken("scrape token", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("metrics")) }))
+	for auth, want := range map[string]int{
+		"": http.StatusUnauthorized, "Bearer": http.StatusUnauthorized, "Bearer scrape": http.StatusUnauthorized,
+		"Basic scrape token": http.StatusUnauthorized, "Bearer scrape token": http.StatusOK, "bearer  scrape token ": http.StatusOK,
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, want, rec.Code, auth)
+		if want == http.StatusUnauthorized {
+			require.NotEmpty(t, rec.Header().Get("WWW-Authenticate"))
+			require.NotContains(t, rec.Body.String(), "scrape token")
+		}
+	}
+}
+
 // unreadable is a request body that fails the test if it is read.
 type unreadable struct{ t *testing.T }
 

@@ -154,21 +154,61 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	reg.MustRegister(inFlight, requests)
 	apiHandler := longPollDeadlines(cfg.WriteTimeout, promhttp.InstrumentHandlerInFlight(inFlight,
 		promhttp.InstrumentHandlerCounter(requests, endLongPolls(draining, api))))
-	root := routes(apiHandler, healthz, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	var metricsHandler http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	if cfg.Metrics.Token != "" {
+		metricsHandler = requireToken(cfg.Metrics.Token, metricsHandler)
+	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	// The API's listener, and /metrics' own if it has one.
+	var servers []*http.Server
+	var listeners []net.Listener
+	defer func() {
+		for _, ln := range listeners {
+			_ = ln.Close() // after Serve, already closed
+		}
+	}()
+	listen := func(addr string, h http.Handler) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, ln)
+		servers = append(servers, newHTTPServer(cfg, h, log))
+		return ln, nil
+	}
+	var ln, metricsLn net.Listener
+	if cfg.Metrics.Listen == "" {
+		ln, err = listen(cfg.Listen, routes(apiHandler, healthz, metricsHandler))
+	} else {
+		ln, err = listen(cfg.Listen, routes(apiHandler, healthz, nil))
+	}
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := newHTTPServer(cfg, root, log)
+	metricsAddr := "http://" + ln.Addr().String() + "/metrics"
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = listen(cfg.Metrics.Listen, metricsOnly(metricsHandler)); err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		metricsAddr = "http://" + metricsLn.Addr().String() + "/metrics"
+	}
 	if len(cfg.Auth.Tokens) == 0 {
 		log.Warn(`no auth tokens configured: accepting loopback clients only, all as tenant "default"`)
 	} else {
 		log.Info("bearer token auth", "tokens", len(cfg.Auth.Tokens))
 	}
+	exposed := ln
+	if metricsLn != nil {
+		exposed = metricsLn
+	}
+	if cfg.Metrics.Token == "" && !isLoopbackListener(exposed) {
+		log.Warn("/metrics is served without a token on an address that other hosts can reach; metrics.token requires one",
+			"metrics", metricsAddr)
+	}
 	// Logged last: it tells scripts and tests that the server is up.
-	log.Info("parkinglot listening", "addr", "http://"+ln.Addr().String(), "runtime", cfg.Runtime, "store", cfg.Store.Type,
-		"config", source, "pools", strings.Join(names, ", "), "sweepInterval", cfg.SweepInterval.String())
+	log.Info("parkinglot listening", "addr", "http://"+ln.Addr().String(), "metrics", metricsAddr,
+		"runtime", cfg.Runtime, "store", cfg.Store.Type, "config", source, "pools", strings.Join(names, ", "),
+		"sweepInterval", cfg.SweepInterval.String())
 	if hint != nil {
 		firstTaskHint(hint, "http://"+ln.Addr().String(), cfg)
 	}
@@ -185,11 +225,16 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		wg.Wait()
 	}()
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { served <- srv.Serve(listeners[i]) }()
+	}
 
 	select {
 	case err := <-served:
+		for _, srv := range servers {
+			_ = srv.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -197,12 +242,18 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	stopPolls()
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("drain requests: %w", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutCtx); err != nil {
+			for _, srv := range servers {
+				_ = srv.Close()
+			}
+			return fmt.Errorf("drain requests: %w", err)
+		}
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	for range servers {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	return nil // the deferred calls stop the sweeper, then close the store
 }
@@ -223,26 +274,51 @@ func newHTTPServer(cfg config.Config, h http.Handler, log *slog.Logger) *http.Se
 	}
 }
 
+// isLoopbackListener reports whether ln accepts connections from this host
+// alone.
+func isLoopbackListener(ln net.Listener) bool {
+	a, ok := ln.Addr().(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
+}
+
 // routes serves GET /healthz and GET /metrics itself and everything else
 // with the API handler, which answers unknown paths with its JSON 404. No
-// http.ServeMux: it would redirect uncleaned paths instead.
+// http.ServeMux: it would redirect uncleaned paths instead. With a nil
+// metrics, /metrics is the API's too (a 404): it is served elsewhere.
 func routes(api, healthz, metrics http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/healthz", "/metrics":
-			if r.Method != http.MethodGet && r.Method != http.MethodHead {
-				w.Header().Set("Allow", "GET, HEAD")
-				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-				return
-			}
-			if r.URL.Path == "/healthz" {
-				healthz.ServeHTTP(w, r)
-			} else {
-				metrics.ServeHTTP(w, r)
-			}
+		switch {
+		case r.URL.Path == "/healthz":
+			getOnly(healthz).ServeHTTP(w, r)
+		case r.URL.Path == "/metrics" && metrics != nil:
+			getOnly(metrics).ServeHTTP(w, r)
 		default:
 			api.ServeHTTP(w, r)
 		}
+	})
+}
+
+// metricsOnly serves GET /metrics and nothing else, on the metrics
+// listener.
+func metricsOnly(metrics http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		getOnly(metrics).ServeHTTP(w, r)
+	})
+}
+
+// getOnly answers 405 to methods other than GET and HEAD.
+func getOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -60,6 +60,8 @@ type Config struct {
 	Store Store `yaml:"store"`
 	// Auth maps bearer tokens to tenants.
 	Auth Auth `yaml:"auth"`
+	// Metrics configures where /metrics is served and who may read it.
+	Metrics Metrics `yaml:"metrics"`
 	// Pools are created or reconfigured at start-up. At least one.
 	Pools []Pool `yaml:"pools"`
 	// SweepInterval is how often the sweeper runs (expiry, lease reclaim,
@@ -107,6 +109,16 @@ type Auth struct {
 	// Tokens map bearer tokens to tenants. With none, the server accepts
 	// loopback clients only, all as tenant "default".
 	Tokens []Token `yaml:"tokens"`
+}
+
+// Metrics configures /metrics.
+type Metrics struct {
+	// Listen, if set, serves /metrics on this address alone, and no longer
+	// on Listen. Default: empty (/metrics beside the API).
+	Listen string `yaml:"listen"`
+	// Token, if set, is the bearer token that /metrics requires. Default:
+	// empty (no token).
+	Token string `yaml:"token"`
 }
 
 // Token maps one bearer token to its tenant.
@@ -354,6 +366,9 @@ func (c Config) Validate() error {
 		}
 		tokens[t.Token] = i
 	}
+	if err := c.Metrics.validate(c.Listen); err != nil {
+		return err
+	}
 
 	if len(c.Pools) == 0 {
 		return fieldErr("pools", "at least one pool is required")
@@ -389,6 +404,20 @@ func (c Config) Validate() error {
 			}
 			return fieldErr(f, "%v", err)
 		}
+	}
+	return nil
+}
+
+func (m Metrics) validate(listen string) error {
+	if m.Listen != "" {
+		if _, port, err := net.SplitHostPort(m.Listen); err != nil || port == "" {
+			return fieldErr("metrics.listen", "must be host:port, such as 127.0.0.1:9090 or :9090, got %q", clip(m.Listen))
+		} else if m.Listen == listen && port != "0" {
+			return fieldErr("metrics.listen", "must differ from listen (%s), or be left out to serve /metrics there", clip(listen))
+		}
+	}
+	if m.Token != "" {
+		return validToken("metrics.token", m.Token)
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 30*time.Second, c.ReadTimeout)
 	require.Equal(t, 30*time.Second, c.WriteTimeout)
 	require.Equal(t, time.Minute, c.IdleTimeout)
+	require.Equal(t, config.Metrics{}, c.Metrics)
 	require.Equal(t, "info", c.Log.Level)
 	require.Equal(t, config.LogAuto, c.Log.Format)
 	require.Empty(t, c.Auth.Tokens)
@@ -121,6 +122,10 @@ func TestInvalid(t *testing.T) {
 		{"write timeout", "writeTimeout: -30s\n" + okPools, "writeTimeout", "must be positive"},
 		{"idle timeout", "idleTimeout: -1m\n" + okPools, "idleTimeout", "must be positive"},
 		{"read timeout not a duration", "readTimeout: 30\n" + okPools, "readTimeout", "not a duration"},
+		{"metrics listen", "metrics:\n  listen: nowhere\n" + okPools, "metrics.listen", "host:port"},
+		{"metrics listen is listen", "listen: 127.0.0.1:8080\nmetrics:\n  listen: 127.0.0.1:8080\n" + okPools, "metrics.listen", "must differ from listen"},
+		{"metrics token space", "metrics:\n  token: \"m \"\n" + okPools, "metrics.token", "must not start or end with white space"},
+		{"metrics unknown key", "metrics:\n  port: 9090\n" + okPools, "metrics.port", "unknown field"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,11 +150,22 @@ func TestServerLimits(t *testing.T) {
 	require.Equal(t, 10*time.Second, c.IdleTimeout)
 }
 
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse([]byte("metrics:\n  listen: 127.0.0.1:9090\n  token: \"scrape me\"\n" + okPools))
+	require.NoError(t, err)
+	require.Equal(t, config.Metrics{Listen: "127.0.0.1:9090", Token: "scrape me"}, c.Metrics)
+	// Two ephemeral ports are two listeners.
+	_, err = config.Parse([]byte("listen: 127.0.0.1:0\nmetrics: {listen: 127.0.0.1:0}\n" + okPools))
+	require.NoError(t, err)
+}
+
 func TestTokenErrorsNotEchoed(t *testing.T) {
 	t.Parallel()
 	for _, yaml := range []string{
 		"auth:\n  tokens:\n    - {token: \" s3cret\", tenant: a}\n",
 		"auth:\n  tokens:\n    - {token: \"s3\\x00cret\", tenant: a}\n",
+		"metrics:\n  token: \"s3cret \"\n",
 	} {
 		_, err := config.Parse([]byte(yaml + okPools))
 		require.Error(t, err)

@@ -269,3 +269,51 @@ func TestLongPollOutlivesTimeouts(t *testing.T) {
 		t.Fatal("the long poll did not end")
 	}
 }
+
+func scrapeURL(t *testing.T, url string, header ...string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if len(header) == 2 {
+		req.Header.Set(header[0], header[1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return fmt.Sprintf("%d\n%s", resp.StatusCode, b)
+}
+
+// TestMetricsListenAndToken: metrics.listen serves /metrics on its own
+// listener and no longer beside the API; metrics.token requires a bearer
+// token on /metrics wherever it is served.
+func TestMetricsListenAndToken(t *testing.T) {
+	t.Parallel()
+	t.Run("listen and token", func(t *testing.T) {
+		t.Parallel()
+		srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\nmetrics: {listen: 127.0.0.1:0, token: scrape-token}\n"+oneToken)
+		metricsURL := srv.Logged("parkinglot listening", "metrics")
+		require.NotEmpty(t, metricsURL)
+		require.NotEqual(t, srv.URL+"/metrics", metricsURL)
+
+		require.True(t, strings.HasPrefix(scrapeURL(t, srv.URL+"/metrics"), "404\n"), "/metrics is still served beside the API")
+		require.True(t, strings.HasPrefix(scrapeURL(t, metricsURL), "401\n"))
+		require.True(t, strings.HasPrefix(scrapeURL(t, metricsURL, "Authorization", "Bearer acme-token"), "401\n"))
+		m := scrapeURL(t, metricsURL, "Authorization", "Bearer scrape-token")
+		require.True(t, strings.HasPrefix(m, "200\n"), m)
+		require.Contains(t, m, `parkinglot_pool_capacity{pool="gpu"} 1`)
+		require.True(t, strings.HasPrefix(scrapeURL(t, strings.TrimSuffix(metricsURL, "/metrics")+"/v1/pools", "Authorization", "Bearer acme-token"), "404\n"),
+			"the metrics listener serves the API")
+		require.Equal(t, 0, srv.Stop(t, 15*time.Second))
+	})
+	t.Run("token only", func(t *testing.T) {
+		t.Parallel()
+		srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\nmetrics: {token: scrape-token}\n"+oneToken)
+		require.Equal(t, srv.URL+"/metrics", srv.Logged("parkinglot listening", "metrics"))
+		require.True(t, strings.HasPrefix(scrapeURL(t, srv.URL+"/metrics"), "401\n"))
+		m := scrapeURL(t, srv.URL+"/metrics", "Authorization", "Bearer scrape-token")
+		require.True(t, strings.HasPrefix(m, "200\n"), m)
+		require.Contains(t, m, `parkinglot_pool_capacity{pool="gpu"} 1`)
+	})
+}
