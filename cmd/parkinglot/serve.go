@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 	"golang.org/x/term"
 
 	"github.com/parkinglot/parkinglot/internal/config"
@@ -159,7 +160,8 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		metricsHandler = requireToken(cfg.Metrics.Token, metricsHandler)
 	}
 
-	// The API's listener, and /metrics' own if it has one.
+	// The API's listener, and /metrics' own if it has one; each serves at
+	// most cfg.MaxConnections connections at once.
 	var servers []*http.Server
 	var listeners []net.Listener
 	defer func() {
@@ -172,6 +174,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		if err != nil {
 			return nil, err
 		}
+		ln = netutil.LimitListener(ln, cfg.MaxConnections)
 		listeners = append(listeners, ln)
 		servers = append(servers, newHTTPServer(cfg, h, log))
 		return ln, nil

@@ -54,6 +54,10 @@ type Config struct {
 	// IdleTimeout closes a keep-alive connection that waits longer than
 	// this for its next request. Default: 1m.
 	IdleTimeout time.Duration `yaml:"idleTimeout"`
+	// MaxConnections bounds the connections served at once on each
+	// listener; further ones wait in the listen backlog until one closes.
+	// Default: 1024.
+	MaxConnections int `yaml:"maxConnections"`
 	// Runtime is native (the default) or lambda.
 	Runtime string `yaml:"runtime"`
 	// Store selects the backend.
@@ -164,6 +168,7 @@ const (
 	DefaultReadTimeout     = 30 * time.Second
 	DefaultWriteTimeout    = 30 * time.Second
 	DefaultIdleTimeout     = time.Minute
+	DefaultMaxConnections  = 1024
 	DefaultStorePath       = "./data"
 	DefaultSweepInterval   = 250 * time.Millisecond
 	DefaultMailboxPoll     = 100 * time.Millisecond
@@ -256,6 +261,9 @@ func (c Config) WithDefaults() Config {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
 	if c.Runtime == "" {
 		c.Runtime = RuntimeNative
 	}
@@ -310,6 +318,8 @@ func (c Config) Validate() error {
 		return fieldErr("writeTimeout", "must be positive, got %s", c.WriteTimeout)
 	case c.IdleTimeout <= 0:
 		return fieldErr("idleTimeout", "must be positive, got %s", c.IdleTimeout)
+	case c.MaxConnections < 1:
+		return fieldErr("maxConnections", "must be at least 1, got %d", c.MaxConnections)
 	case c.SweepInterval <= 0:
 		return fieldErr("sweepInterval", "must be positive, got %s", c.SweepInterval)
 	case c.MailboxPoll <= 0 || c.MailboxPoll > core.MaxMailboxWait:

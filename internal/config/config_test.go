@@ -42,6 +42,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 30*time.Second, c.ReadTimeout)
 	require.Equal(t, 30*time.Second, c.WriteTimeout)
 	require.Equal(t, time.Minute, c.IdleTimeout)
+	require.Equal(t, 1024, c.MaxConnections)
 	require.Equal(t, config.Metrics{}, c.Metrics)
 	require.Equal(t, "info", c.Log.Level)
 	require.Equal(t, config.LogAuto, c.Log.Format)
@@ -122,6 +123,8 @@ func TestInvalid(t *testing.T) {
 		{"write timeout", "writeTimeout: -30s\n" + okPools, "writeTimeout", "must be positive"},
 		{"idle timeout", "idleTimeout: -1m\n" + okPools, "idleTimeout", "must be positive"},
 		{"read timeout not a duration", "readTimeout: 30\n" + okPools, "readTimeout", "not a duration"},
+		{"max connections", "maxConnections: -1\n" + okPools, "maxConnections", "must be at least 1"},
+		{"max connections not int", "maxConnections: many\n" + okPools, "maxConnections", "not an integer"},
 		{"metrics listen", "metrics:\n  listen: nowhere\n" + okPools, "metrics.listen", "host:port"},
 		{"metrics listen is listen", "listen: 127.0.0.1:8080\nmetrics:\n  listen: 127.0.0.1:8080\n" + okPools, "metrics.listen", "must differ from listen"},
 		{"metrics token space", "metrics:\n  token: \"m \"\n" + okPools, "metrics.token", "must not start or end with white space"},
@@ -143,11 +146,12 @@ func TestInvalid(t *testing.T) {
 
 func TestServerLimits(t *testing.T) {
 	t.Parallel()
-	c, err := config.Parse([]byte("readTimeout: 5s\nwriteTimeout: 1m\nidleTimeout: 10s\n" + okPools))
+	c, err := config.Parse([]byte("readTimeout: 5s\nwriteTimeout: 1m\nidleTimeout: 10s\nmaxConnections: 64\n" + okPools))
 	require.NoError(t, err)
 	require.Equal(t, 5*time.Second, c.ReadTimeout)
 	require.Equal(t, time.Minute, c.WriteTimeout)
 	require.Equal(t, 10*time.Second, c.IdleTimeout)
+	require.Equal(t, 64, c.MaxConnections)
 }
 
 func TestMetrics(t *testing.T) {

@@ -270,6 +270,60 @@ func TestLongPollOutlivesTimeouts(t *testing.T) {
 	}
 }
 
+// TestConnectionCap: past maxConnections, a connection waits until one of
+// those being served closes.
+func TestConnectionCap(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\nmaxConnections: 2\nmetrics: {listen: 127.0.0.1:0}\n"+oneToken)
+	metricsURL := srv.Logged("parkinglot listening", "metrics")
+	require.NotEmpty(t, metricsURL)
+	// Start's health check left a keep-alive connection open.
+	http.DefaultClient.CloseIdleConnections()
+
+	// Two long polls hold both connections.
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		_, err = io.WriteString(c, "GET /v1/mailbox/nobody?wait=20s HTTP/1.1\r\nHost: parkinglot\r\nAuthorization: Bearer acme-token\r\n\r\n")
+		require.NoError(t, err)
+		held = append(held, c)
+	}
+	deadline := time.Now().Add(hangGuard)
+	for !strings.Contains(scrapeURL(t, metricsURL), "\nparkinglot_http_requests_in_flight 2\n") {
+		require.True(t, time.Now().Before(deadline), "the long polls did not reach the handler")
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// A third client waits...
+	answered := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		hc := &http.Client{Transport: &http.Transport{}, Timeout: hangGuard}
+		defer hc.CloseIdleConnections()
+		resp, err := hc.Get(srv.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		t.Fatalf("a third connection was served while two were (err %v)", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	// ...until a held one closes.
+	require.NoError(t, held[0].Close())
+	select {
+	case err := <-answered:
+		require.NoError(t, err)
+		t.Logf("the third connection was served %s after it was opened", time.Since(start).Round(time.Millisecond))
+	case <-time.After(hangGuard):
+		t.Fatal("the third connection was not served after a held one closed")
+	}
+}
+
 func scrapeURL(t *testing.T, url string, header ...string) string {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
