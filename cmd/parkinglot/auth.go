@@ -11,6 +11,14 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/api"
 )
 
+// anyClient is the Authenticator of auth.anonymous: every client, from any
+// address, is tenant "default".
+type anyClient struct{}
+
+var _ httpapi.Authenticator = anyClient{}
+
+func (anyClient) Tenant(*http.Request) (string, error) { return httpapi.DefaultTenant, nil }
+
 // bearerToken returns the token of r's "Authorization: Bearer <token>"
 // header, read as the API reads it.
 func bearerToken(r *http.Request) string {

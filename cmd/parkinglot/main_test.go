@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/internal/config"
+	"github.com/parkinglot/parkinglot/internal/httpapi"
 	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/client"
 )
@@ -158,6 +159,23 @@ func TestRequireToken(t *testing.T) {
 			require.NotContains(t, rec.Body.String(), "scrape token")
 		}
 	}
+}
+
+func TestAnyClient(t *testing.T) {
+	t.Parallel()
+	for _, remote := range []string{"203.0.113.7:40000", "[2001:db8::7]:40000", "127.0.0.1:40000"} {
+		req := httptest.NewRequest(http.MethodGet, "/v1/pools", nil)
+		req.RemoteAddr = remote
+		tenant, err := anyClient{}.Tenant(req)
+		require.NoError(t, err)
+		require.Equal(t, httpapi.DefaultTenant, tenant)
+	}
+	// Without anonymous, the same clients are refused but the loopback one.
+	auth := httpapi.NewTokenAuth(nil)
+	req := httptest.NewRequest(http.MethodGet, "/v1/pools", nil)
+	req.RemoteAddr = "203.0.113.7:40000"
+	_, err := auth.Tenant(req)
+	require.ErrorIs(t, err, httpapi.ErrNotLoopback)
 }
 
 // unreadable is a request body that fails the test if it is read.

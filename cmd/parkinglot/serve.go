@@ -128,7 +128,11 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	// Long polls end at once when shutdown starts, with an empty page.
 	draining, stopPolls := context.WithCancel(context.Background())
 	defer stopPolls()
-	api := httpapi.New(httpapi.Options{Scheduler: sched, Auth: httpapi.NewTokenAuth(cfg.Auth.TokenMap()), Logger: log})
+	auth := httpapi.NewTokenAuth(cfg.Auth.TokenMap())
+	if cfg.Auth.Anonymous {
+		auth = anyClient{}
+	}
+	api := httpapi.New(httpapi.Options{Scheduler: sched, Auth: auth, Logger: log})
 	sweeper := func(ctx context.Context) { sweep(ctx, sched, cfg.SweepInterval, log) }
 	if cfg.Runtime == config.RuntimeLambda {
 		if api, sweeper, err = lambdaRuntime(cfg, backend, obs, log); err != nil {
@@ -195,9 +199,12 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		}
 		metricsAddr = "http://" + metricsLn.Addr().String() + "/metrics"
 	}
-	if len(cfg.Auth.Tokens) == 0 {
+	switch {
+	case cfg.Auth.Anonymous:
+		log.Warn(`auth.anonymous: serving every client, from any address, as tenant "default" without a token`)
+	case len(cfg.Auth.Tokens) == 0:
 		log.Warn(`no auth tokens configured: accepting loopback clients only, all as tenant "default"`)
-	} else {
+	default:
 		log.Info("bearer token auth", "tokens", len(cfg.Auth.Tokens))
 	}
 	exposed := ln

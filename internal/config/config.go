@@ -41,7 +41,9 @@ const (
 // Config is the server's configuration. Zero fields take the defaults
 // documented on each; WithDefaults fills them, Validate checks the result.
 type Config struct {
-	// Listen is the HTTP listen address. Default: 127.0.0.1:8080.
+	// Listen is the HTTP listen address. Default: 127.0.0.1:8080. Without
+	// auth tokens, an address that other hosts can reach (any but a
+	// loopback one; an empty host is every interface) needs Auth.Anonymous.
 	Listen string `yaml:"listen"`
 	// ReadTimeout bounds the reading of a whole request, body included:
 	// a client that sends its body slowly, or stops, is cut off then.
@@ -111,8 +113,13 @@ type Store struct {
 // Auth configures authentication.
 type Auth struct {
 	// Tokens map bearer tokens to tenants. With none, the server accepts
-	// loopback clients only, all as tenant "default".
+	// loopback clients only, all as tenant "default" (see Anonymous).
 	Tokens []Token `yaml:"tokens"`
+	// Anonymous, without tokens, serves every client, from any address,
+	// as tenant "default". It is required to listen on an address that
+	// other hosts can reach without tokens, and refused with tokens.
+	// Default: false.
+	Anonymous bool `yaml:"anonymous"`
 }
 
 // Metrics configures /metrics.
@@ -376,6 +383,13 @@ func (c Config) Validate() error {
 		}
 		tokens[t.Token] = i
 	}
+	switch {
+	case c.Auth.Anonymous && len(c.Auth.Tokens) > 0:
+		return fieldErr("auth.anonymous", "must not be true with auth.tokens: with tokens, a request without a known one is refused")
+	case !c.Auth.Anonymous && len(c.Auth.Tokens) == 0 && !loopbackAddr(c.Listen):
+		return fieldErr("auth.tokens", "listen %s accepts clients from other hosts: configure at least one token, "+
+			"or set auth.anonymous: true to serve every client as tenant \"default\" without one", clip(c.Listen))
+	}
 	if err := c.Metrics.validate(c.Listen); err != nil {
 		return err
 	}
@@ -451,6 +465,23 @@ func validToken(field, token string) error {
 		}
 	}
 	return nil
+}
+
+// loopbackAddr reports whether host:port addr can be reached from this
+// host alone: its host is localhost or a loopback IP. An empty host, an
+// unspecified IP (0.0.0.0, ::) or any other name or IP is reachable from
+// other hosts.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	host, _, _ = strings.Cut(host, "%") // an IPv6 zone
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Core returns the pool's core configuration.

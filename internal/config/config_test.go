@@ -44,6 +44,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, time.Minute, c.IdleTimeout)
 	require.Equal(t, 1024, c.MaxConnections)
 	require.Equal(t, config.Metrics{}, c.Metrics)
+	require.False(t, c.Auth.Anonymous)
 	require.Equal(t, "info", c.Log.Level)
 	require.Equal(t, config.LogAuto, c.Log.Format)
 	require.Empty(t, c.Auth.Tokens)
@@ -125,6 +126,8 @@ func TestInvalid(t *testing.T) {
 		{"read timeout not a duration", "readTimeout: 30\n" + okPools, "readTimeout", "not a duration"},
 		{"max connections", "maxConnections: -1\n" + okPools, "maxConnections", "must be at least 1"},
 		{"max connections not int", "maxConnections: many\n" + okPools, "maxConnections", "not an integer"},
+		{"anonymous with tokens", "auth:\n  anonymous: true\n  tokens:\n    - {token: t1, tenant: a}\n" + okPools, "auth.anonymous", "must not be true with auth.tokens"},
+		{"anonymous not bool", "auth:\n  anonymous: yes\n" + okPools, "auth.anonymous", "not true or false"},
 		{"metrics listen", "metrics:\n  listen: nowhere\n" + okPools, "metrics.listen", "host:port"},
 		{"metrics listen is listen", "listen: 127.0.0.1:8080\nmetrics:\n  listen: 127.0.0.1:8080\n" + okPools, "metrics.listen", "must differ from listen"},
 		{"metrics token space", "metrics:\n  token: \"m \"\n" + okPools, "metrics.token", "must not start or end with white space"},
@@ -162,6 +165,33 @@ func TestMetrics(t *testing.T) {
 	// Two ephemeral ports are two listeners.
 	_, err = config.Parse([]byte("listen: 127.0.0.1:0\nmetrics: {listen: 127.0.0.1:0}\n" + okPools))
 	require.NoError(t, err)
+}
+
+// TestNonLoopbackNeedsTokens: without tokens, a listen address that other
+// hosts can reach is refused unless auth.anonymous says so; a loopback one
+// is not.
+func TestNonLoopbackNeedsTokens(t *testing.T) {
+	t.Parallel()
+	const tokens = "auth:\n  tokens:\n    - {token: t1, tenant: acme}\n"
+	for _, listen := range []string{"0.0.0.0:8080", ":8080", "[::]:8080", "192.0.2.10:8080", "[2001:db8::1]:8080", "example.com:8080"} {
+		_, err := config.Parse([]byte("listen: \"" + listen + "\"\n" + okPools))
+		var fe *config.FieldError
+		require.ErrorAs(t, err, &fe, listen)
+		require.Equal(t, "auth.tokens", fe.Field, listen)
+		require.Contains(t, fe.Reason, "auth.anonymous: true", listen)
+		require.Contains(t, fe.Reason, listen)
+
+		c, err := config.Parse([]byte("listen: \"" + listen + "\"\nauth: {anonymous: true}\n" + okPools))
+		require.NoError(t, err, listen)
+		require.True(t, c.Auth.Anonymous)
+
+		_, err = config.Parse([]byte("listen: \"" + listen + "\"\n" + tokens + okPools))
+		require.NoError(t, err, listen)
+	}
+	for _, listen := range []string{"127.0.0.1:8080", "127.0.0.2:0", "localhost:8080", "LOCALHOST:1", "[::1]:8080"} {
+		_, err := config.Parse([]byte("listen: \"" + listen + "\"\n" + okPools))
+		require.NoError(t, err, listen)
+	}
 }
 
 func TestTokenErrorsNotEchoed(t *testing.T) {

@@ -8,6 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -370,4 +373,34 @@ func TestMetricsListenAndToken(t *testing.T) {
 		require.True(t, strings.HasPrefix(m, "200\n"), m)
 		require.Contains(t, m, `parkinglot_pool_capacity{pool="gpu"} 1`)
 	})
+}
+
+// TestOpenListenNeedsTokens: without tokens, a listen address that other
+// hosts can reach is refused at start-up unless auth.anonymous says so,
+// which serves every client as tenant "default".
+func TestOpenListenNeedsTokens(t *testing.T) {
+	t.Parallel()
+	const rest = "store: {type: memory}\nlog: {format: json}\npools: [{name: gpu, capacity: 1}]\n"
+	for _, listen := range []string{"0.0.0.0:0", ":0"} {
+		path := filepath.Join(t.TempDir(), "open.yaml")
+		require.NoError(t, os.WriteFile(path, []byte("listen: \""+listen+"\"\n"+rest), 0o600))
+		// A server that starts is stopped by the hang guard, and fails below.
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+		out, err := exec.CommandContext(ctx, bin, "serve", "--config", path).CombinedOutput()
+		cancel()
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee, "serve started on %s without tokens: %s", listen, out)
+		require.Contains(t, string(out), "auth.tokens: listen "+listen+" accepts clients from other hosts")
+		require.Contains(t, string(out), "auth.anonymous: true")
+	}
+
+	srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\nauth: {anonymous: true}\n"+rest)
+	require.Contains(t, srv.Log(), "auth.anonymous: serving every client")
+	c, err := client.New(srv.URL, "")
+	require.NoError(t, err)
+	defer c.CloseIdleConnections()
+	res, err := c.Submit(context.Background(), "gpu", api.SubmitRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "default", res.Task.Tenant)
+	require.Equal(t, 0, srv.Stop(t, 15*time.Second))
 }
