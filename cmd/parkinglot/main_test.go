@@ -10,6 +10,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -225,4 +228,38 @@ func TestRefuseUnknownTokens(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"Bearer t1", ""}, served)
+}
+
+func TestVersionCommand(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"version", "--version"} {
+		code, stdout, _ := runCmd(t, arg)
+		require.Equal(t, exitOK, code)
+		require.Regexp(t, `^version: \S+\ncommit: \S.*\ngo: `+regexp.QuoteMeta(runtime.Version())+` \S+/\S+\n$`, stdout)
+	}
+	code, _, stderr := runCmd(t, "version", "extra")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "unexpected argument")
+	_, stdout, _ := runCmd(t, "help")
+	require.Contains(t, stdout, "version")
+}
+
+func TestBuildInfoOf(t *testing.T) {
+	t.Parallel()
+	goVersion := func(v string) string { return v + " " + runtime.GOOS + "/" + runtime.GOARCH }
+	require.Equal(t, buildInfo{Version: "unknown", Commit: "unknown", Go: goVersion(runtime.Version())}, buildInfoOf(nil))
+	// go build -buildvcs=false, go run, go test: no VCS settings.
+	require.Equal(t, buildInfo{Version: "(devel)", Commit: "unknown", Go: goVersion("go1.26.0")},
+		buildInfoOf(&debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Path: "github.com/parkinglot/parkinglot", Version: "(devel)"}}))
+	require.Equal(t, buildInfo{Version: "v1.2.0", Commit: "0123abcd 2026-12-01T10:00:00Z (modified)", Go: goVersion("go1.26.0")},
+		buildInfoOf(&debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.0"}, Settings: []debug.BuildSetting{
+			{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "0123abcd"},
+			{Key: "vcs.time", Value: "2026-12-01T10:00:00Z"}, {Key: "vcs.modified", Value: "true"},
+		}}))
+	require.Equal(t, buildInfo{Version: "v1.2.0", Commit: "0123abcd", Go: goVersion("go1.26.0")},
+		buildInfoOf(&debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.0"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.modified", Value: "false"},
+		}}))
+	// An empty main version (some build modes) reads as unknown.
+	require.Equal(t, "unknown", buildInfoOf(&debug.BuildInfo{}).Version)
 }

@@ -140,6 +140,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		}
 		api = refuseUnknownTokens(cfg.Auth.TokenMap(), api)
 	}
+	version := readBuildInfo()
 	healthz := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Err() != nil {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -147,6 +148,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
+		version.write(w)
 	})
 	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "parkinglot", Name: "http_requests_in_flight",
@@ -218,7 +220,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	// Logged last: it tells scripts and tests that the server is up.
 	log.Info("parkinglot listening", "addr", "http://"+ln.Addr().String(), "metrics", metricsAddr,
 		"runtime", cfg.Runtime, "store", cfg.Store.Type, "config", source, "pools", strings.Join(names, ", "),
-		"sweepInterval", cfg.SweepInterval.String())
+		"sweepInterval", cfg.SweepInterval.String(), "version", version.Version)
 	if hint != nil {
 		firstTaskHint(hint, "http://"+ln.Addr().String(), cfg)
 	}

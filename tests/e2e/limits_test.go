@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -373,6 +374,33 @@ func TestMetricsListenAndToken(t *testing.T) {
 		require.True(t, strings.HasPrefix(m, "200\n"), m)
 		require.Contains(t, m, `parkinglot_pool_capacity{pool="gpu"} 1`)
 	})
+}
+
+// TestVersion: `version` and `--version` print the build's version, commit
+// and Go version, and /healthz says the same after its "ok".
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	var outs []string
+	for _, arg := range []string{"version", "--version"} {
+		out, err := exec.Command(bin, arg).Output()
+		require.NoError(t, err, arg)
+		lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		require.Len(t, lines, 3, "%s", out)
+		require.Regexp(t, `^version: \S`, lines[0])
+		require.Regexp(t, `^commit: \S`, lines[1])
+		require.Equal(t, "go: "+runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH, lines[2])
+		outs = append(outs, string(out))
+	}
+	require.Equal(t, outs[0], outs[1])
+
+	srv := testserver.Start(t, bin, "listen: 127.0.0.1:0\n"+oneToken)
+	resp, err := http.Get(srv.URL + "/healthz")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "ok\n"+outs[0], string(body))
 }
 
 // TestOpenListenNeedsTokens: without tokens, a listen address that other
