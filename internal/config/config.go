@@ -54,7 +54,10 @@ type Config struct {
 	// (core.MaxMailboxWait) on top. Default: 30s.
 	WriteTimeout time.Duration `yaml:"writeTimeout"`
 	// IdleTimeout closes a keep-alive connection that waits longer than
-	// this for its next request. Default: 1m.
+	// this for its next request. Default: 2m, longer than clients keep
+	// theirs (Go's http.DefaultTransport: 90s), so that the client, not
+	// the server, closes an idle connection: a server closing one as a
+	// request is sent on it fails that request.
 	IdleTimeout time.Duration `yaml:"idleTimeout"`
 	// MaxConnections bounds the connections served at once on each
 	// listener; further ones wait in the listen backlog until one closes.
@@ -174,7 +177,7 @@ const (
 	DefaultListen          = "127.0.0.1:8080"
 	DefaultReadTimeout     = 30 * time.Second
 	DefaultWriteTimeout    = 30 * time.Second
-	DefaultIdleTimeout     = time.Minute
+	DefaultIdleTimeout     = 2 * time.Minute
 	DefaultMaxConnections  = 1024
 	DefaultStorePath       = "./data"
 	DefaultSweepInterval   = 250 * time.Millisecond

@@ -41,7 +41,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, config.DefaultShutdownTimeout, c.ShutdownTimeout)
 	require.Equal(t, 30*time.Second, c.ReadTimeout)
 	require.Equal(t, 30*time.Second, c.WriteTimeout)
-	require.Equal(t, time.Minute, c.IdleTimeout)
+	require.Equal(t, 2*time.Minute, c.IdleTimeout)
 	require.Equal(t, 1024, c.MaxConnections)
 	require.Equal(t, config.Metrics{}, c.Metrics)
 	require.False(t, c.Auth.Anonymous)
