@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 	"golang.org/x/term"
 
 	"github.com/parkinglot/parkinglot/internal/config"
@@ -127,13 +128,19 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	// Long polls end at once when shutdown starts, with an empty page.
 	draining, stopPolls := context.WithCancel(context.Background())
 	defer stopPolls()
-	api := httpapi.New(httpapi.Options{Scheduler: sched, Auth: httpapi.NewTokenAuth(cfg.Auth.TokenMap()), Logger: log})
+	auth := httpapi.NewTokenAuth(cfg.Auth.TokenMap())
+	if cfg.Auth.Anonymous {
+		auth = anyClient{}
+	}
+	api := httpapi.New(httpapi.Options{Scheduler: sched, Auth: auth, Logger: log})
 	sweeper := func(ctx context.Context) { sweep(ctx, sched, cfg.SweepInterval, log) }
 	if cfg.Runtime == config.RuntimeLambda {
 		if api, sweeper, err = lambdaRuntime(cfg, backend, obs, log); err != nil {
 			return err
 		}
+		api = refuseUnknownTokens(cfg.Auth.TokenMap(), api)
 	}
+	version := readBuildInfo()
 	healthz := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Err() != nil {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -141,6 +148,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
+		version.write(w)
 	})
 	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "parkinglot", Name: "http_requests_in_flight",
@@ -151,28 +159,68 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		Help: "API requests served, by status code and method.",
 	}, []string{"code", "method"})
 	reg.MustRegister(inFlight, requests)
-	apiHandler := promhttp.InstrumentHandlerInFlight(inFlight,
-		promhttp.InstrumentHandlerCounter(requests, endLongPolls(draining, api)))
-	root := routes(apiHandler, healthz, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	apiHandler := longPollDeadlines(cfg.WriteTimeout, promhttp.InstrumentHandlerInFlight(inFlight,
+		promhttp.InstrumentHandlerCounter(requests, endLongPolls(draining, api))))
+	var metricsHandler http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	if cfg.Metrics.Token != "" {
+		metricsHandler = requireToken(cfg.Metrics.Token, metricsHandler)
+	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	// The API's listener, and /metrics' own if it has one; each serves at
+	// most cfg.MaxConnections connections at once.
+	var servers []*http.Server
+	var listeners []net.Listener
+	defer func() {
+		for _, ln := range listeners {
+			_ = ln.Close() // after Serve, already closed
+		}
+	}()
+	listen := func(addr string, h http.Handler) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		ln = netutil.LimitListener(ln, cfg.MaxConnections)
+		listeners = append(listeners, ln)
+		servers = append(servers, newHTTPServer(cfg, h, log))
+		return ln, nil
+	}
+	var ln, metricsLn net.Listener
+	if cfg.Metrics.Listen == "" {
+		ln, err = listen(cfg.Listen, routes(apiHandler, healthz, metricsHandler))
+	} else {
+		ln, err = listen(cfg.Listen, routes(apiHandler, healthz, nil))
+	}
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           root,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	metricsAddr := "http://" + ln.Addr().String() + "/metrics"
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = listen(cfg.Metrics.Listen, metricsOnly(metricsHandler)); err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		metricsAddr = "http://" + metricsLn.Addr().String() + "/metrics"
 	}
-	if len(cfg.Auth.Tokens) == 0 {
+	switch {
+	case cfg.Auth.Anonymous:
+		log.Warn(`auth.anonymous: serving every client, from any address, as tenant "default" without a token`)
+	case len(cfg.Auth.Tokens) == 0:
 		log.Warn(`no auth tokens configured: accepting loopback clients only, all as tenant "default"`)
-	} else {
+	default:
 		log.Info("bearer token auth", "tokens", len(cfg.Auth.Tokens))
 	}
+	exposed := ln
+	if metricsLn != nil {
+		exposed = metricsLn
+	}
+	if cfg.Metrics.Token == "" && !isLoopbackListener(exposed) {
+		log.Warn("/metrics is served without a token on an address that other hosts can reach; metrics.token requires one",
+			"metrics", metricsAddr)
+	}
 	// Logged last: it tells scripts and tests that the server is up.
-	log.Info("parkinglot listening", "addr", "http://"+ln.Addr().String(), "runtime", cfg.Runtime, "store", cfg.Store.Type,
-		"config", source, "pools", strings.Join(names, ", "), "sweepInterval", cfg.SweepInterval.String())
+	log.Info("parkinglot listening", "addr", "http://"+ln.Addr().String(), "metrics", metricsAddr,
+		"runtime", cfg.Runtime, "store", cfg.Store.Type, "config", source, "pools", strings.Join(names, ", "),
+		"sweepInterval", cfg.SweepInterval.String(), "version", version.Version)
 	if hint != nil {
 		firstTaskHint(hint, "http://"+ln.Addr().String(), cfg)
 	}
@@ -189,11 +237,16 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		wg.Wait()
 	}()
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { served <- srv.Serve(listeners[i]) }()
+	}
 
 	select {
 	case err := <-served:
+		for _, srv := range servers {
+			_ = srv.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -201,36 +254,110 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	stopPolls()
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("drain requests: %w", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutCtx); err != nil {
+			for _, srv := range servers {
+				_ = srv.Close()
+			}
+			return fmt.Errorf("drain requests: %w", err)
+		}
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	for range servers {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	return nil // the deferred calls stop the sweeper, then close the store
 }
 
+// readHeaderTimeout bounds the reading of a request's headers, within
+// config.Config.ReadTimeout.
+const readHeaderTimeout = 10 * time.Second
+
+// newHTTPServer returns a server of h with cfg's timeouts.
+func newHTTPServer(cfg config.Config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(readHeaderTimeout, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// isLoopbackListener reports whether ln accepts connections from this host
+// alone.
+func isLoopbackListener(ln net.Listener) bool {
+	a, ok := ln.Addr().(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
+}
+
 // routes serves GET /healthz and GET /metrics itself and everything else
 // with the API handler, which answers unknown paths with its JSON 404. No
-// http.ServeMux: it would redirect uncleaned paths instead.
+// http.ServeMux: it would redirect uncleaned paths instead. With a nil
+// metrics, /metrics is the API's too (a 404): it is served elsewhere.
 func routes(api, healthz, metrics http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/healthz", "/metrics":
-			if r.Method != http.MethodGet && r.Method != http.MethodHead {
-				w.Header().Set("Allow", "GET, HEAD")
-				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-				return
-			}
-			if r.URL.Path == "/healthz" {
-				healthz.ServeHTTP(w, r)
-			} else {
-				metrics.ServeHTTP(w, r)
-			}
+		switch {
+		case r.URL.Path == "/healthz":
+			getOnly(healthz).ServeHTTP(w, r)
+		case r.URL.Path == "/metrics" && metrics != nil:
+			getOnly(metrics).ServeHTTP(w, r)
 		default:
 			api.ServeHTTP(w, r)
 		}
+	})
+}
+
+// metricsOnly serves GET /metrics and nothing else, on the metrics
+// listener.
+func metricsOnly(metrics http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		getOnly(metrics).ServeHTTP(w, r)
+	})
+}
+
+// getOnly answers 405 to methods other than GET and HEAD.
+func getOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// isLongPoll reports whether r is a mailbox read, which may wait up to
+// core.MaxMailboxWait for messages.
+func isLongPoll(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/mailbox/")
+}
+
+// longPollDeadlines gives mailbox long polls their own bound: the write
+// timeout on top of the longest wait, where the server gives every other
+// request the write timeout alone. The read deadline moves with it, for
+// net/http cancels a request's context when its connection's read deadline
+// passes, even after the request was read. Only a request without a body
+// gets them, so that no body is read under the longer bound.
+func longPollDeadlines(writeTimeout time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isLongPoll(r) && r.ContentLength == 0 {
+			end := time.Now().Add(core.MaxMailboxWait + writeTimeout)
+			rc := http.NewResponseController(w)
+			// Unsupported only by writers that are not a connection's,
+			// which have no deadline to move.
+			if rc.SetReadDeadline(end) == nil {
+				_ = rc.SetWriteDeadline(end)
+			}
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -239,7 +366,7 @@ func routes(api, healthz, metrics http.Handler) http.Handler {
 // their own context and drain normally.
 func endLongPolls(draining context.Context, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/v1/mailbox/") {
+		if !isLongPoll(r) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -40,14 +41,36 @@ const (
 // Config is the server's configuration. Zero fields take the defaults
 // documented on each; WithDefaults fills them, Validate checks the result.
 type Config struct {
-	// Listen is the HTTP listen address. Default: 127.0.0.1:8080.
+	// Listen is the HTTP listen address. Default: 127.0.0.1:8080. Without
+	// auth tokens, an address that other hosts can reach (any but a
+	// loopback one; an empty host is every interface) needs Auth.Anonymous.
 	Listen string `yaml:"listen"`
+	// ReadTimeout bounds the reading of a whole request, body included:
+	// a client that sends its body slowly, or stops, is cut off then.
+	// Default: 30s.
+	ReadTimeout time.Duration `yaml:"readTimeout"`
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of its response. A mailbox long poll gets its longest wait
+	// (core.MaxMailboxWait) on top. Default: 30s.
+	WriteTimeout time.Duration `yaml:"writeTimeout"`
+	// IdleTimeout closes a keep-alive connection that waits longer than
+	// this for its next request. Default: 2m, longer than clients keep
+	// theirs (Go's http.DefaultTransport: 90s), so that the client, not
+	// the server, closes an idle connection: a server closing one as a
+	// request is sent on it fails that request.
+	IdleTimeout time.Duration `yaml:"idleTimeout"`
+	// MaxConnections bounds the connections served at once on each
+	// listener; further ones wait in the listen backlog until one closes.
+	// Default: 1024.
+	MaxConnections int `yaml:"maxConnections"`
 	// Runtime is native (the default) or lambda.
 	Runtime string `yaml:"runtime"`
 	// Store selects the backend.
 	Store Store `yaml:"store"`
 	// Auth maps bearer tokens to tenants.
 	Auth Auth `yaml:"auth"`
+	// Metrics configures where /metrics is served and who may read it.
+	Metrics Metrics `yaml:"metrics"`
 	// Pools are created or reconfigured at start-up. At least one.
 	Pools []Pool `yaml:"pools"`
 	// SweepInterval is how often the sweeper runs (expiry, lease reclaim,
@@ -93,8 +116,23 @@ type Store struct {
 // Auth configures authentication.
 type Auth struct {
 	// Tokens map bearer tokens to tenants. With none, the server accepts
-	// loopback clients only, all as tenant "default".
+	// loopback clients only, all as tenant "default" (see Anonymous).
 	Tokens []Token `yaml:"tokens"`
+	// Anonymous, without tokens, serves every client, from any address,
+	// as tenant "default". It is required to listen on an address that
+	// other hosts can reach without tokens, and refused with tokens.
+	// Default: false.
+	Anonymous bool `yaml:"anonymous"`
+}
+
+// Metrics configures /metrics.
+type Metrics struct {
+	// Listen, if set, serves /metrics on this address alone, and no longer
+	// on Listen. Default: empty (/metrics beside the API).
+	Listen string `yaml:"listen"`
+	// Token, if set, is the bearer token that /metrics requires. Default:
+	// empty (no token).
+	Token string `yaml:"token"`
 }
 
 // Token maps one bearer token to its tenant.
@@ -137,6 +175,10 @@ type Log struct {
 // Defaults.
 const (
 	DefaultListen          = "127.0.0.1:8080"
+	DefaultReadTimeout     = 30 * time.Second
+	DefaultWriteTimeout    = 30 * time.Second
+	DefaultIdleTimeout     = 2 * time.Minute
+	DefaultMaxConnections  = 1024
 	DefaultStorePath       = "./data"
 	DefaultSweepInterval   = 250 * time.Millisecond
 	DefaultMailboxPoll     = 100 * time.Millisecond
@@ -220,6 +262,18 @@ func (c Config) WithDefaults() Config {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
 	if c.Runtime == "" {
 		c.Runtime = RuntimeNative
 	}
@@ -268,6 +322,14 @@ func (c Config) Validate() error {
 		return fieldErr("listen", "must be host:port, such as 127.0.0.1:8080 or :8080, got %q", clip(c.Listen))
 	}
 	switch {
+	case c.ReadTimeout <= 0:
+		return fieldErr("readTimeout", "must be positive, got %s", c.ReadTimeout)
+	case c.WriteTimeout <= 0:
+		return fieldErr("writeTimeout", "must be positive, got %s", c.WriteTimeout)
+	case c.IdleTimeout <= 0:
+		return fieldErr("idleTimeout", "must be positive, got %s", c.IdleTimeout)
+	case c.MaxConnections < 1:
+		return fieldErr("maxConnections", "must be at least 1, got %d", c.MaxConnections)
 	case c.SweepInterval <= 0:
 		return fieldErr("sweepInterval", "must be positive, got %s", c.SweepInterval)
 	case c.MailboxPoll <= 0 || c.MailboxPoll > core.MaxMailboxWait:
@@ -309,11 +371,10 @@ func (c Config) Validate() error {
 	tokens := make(map[string]int, len(c.Auth.Tokens))
 	for i, t := range c.Auth.Tokens {
 		f := fmt.Sprintf("auth.tokens[%d]", i)
+		if err := validToken(f+".token", t.Token); err != nil {
+			return err
+		}
 		switch {
-		case t.Token == "":
-			return fieldErr(f+".token", "must not be empty")
-		case len(t.Token) > 4096:
-			return fieldErr(f+".token", "must be at most 4096 bytes")
 		case t.Tenant == "":
 			return fieldErr(f+".tenant", "must not be empty")
 		case len(t.Tenant) > 128:
@@ -324,6 +385,16 @@ func (c Config) Validate() error {
 			return fieldErr(f+".token", "duplicate token (also auth.tokens[%d])", j)
 		}
 		tokens[t.Token] = i
+	}
+	switch {
+	case c.Auth.Anonymous && len(c.Auth.Tokens) > 0:
+		return fieldErr("auth.anonymous", "must not be true with auth.tokens: with tokens, a request without a known one is refused")
+	case !c.Auth.Anonymous && len(c.Auth.Tokens) == 0 && !loopbackAddr(c.Listen):
+		return fieldErr("auth.tokens", "listen %s accepts clients from other hosts: configure at least one token, "+
+			"or set auth.anonymous: true to serve every client as tenant \"default\" without one", clip(c.Listen))
+	}
+	if err := c.Metrics.validate(c.Listen); err != nil {
+		return err
 	}
 
 	if len(c.Pools) == 0 {
@@ -362,6 +433,58 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+func (m Metrics) validate(listen string) error {
+	if m.Listen != "" {
+		if _, port, err := net.SplitHostPort(m.Listen); err != nil || port == "" {
+			return fieldErr("metrics.listen", "must be host:port, such as 127.0.0.1:9090 or :9090, got %q", clip(m.Listen))
+		} else if m.Listen == listen && port != "0" {
+			return fieldErr("metrics.listen", "must differ from listen (%s), or be left out to serve /metrics there", clip(listen))
+		}
+	}
+	if m.Token != "" {
+		return validToken("metrics.token", m.Token)
+	}
+	return nil
+}
+
+// validToken checks a bearer token that clients must be able to send: a
+// request's token is read without the white space around it, so a token
+// that starts or ends with white space, or holds a character that a header
+// cannot carry, could never match. The error never echoes the secret.
+func validToken(field, token string) error {
+	switch {
+	case token == "":
+		return fieldErr(field, "must not be empty")
+	case len(token) > 4096:
+		return fieldErr(field, "must be at most 4096 bytes")
+	case strings.TrimSpace(token) != token:
+		return fieldErr(field, "must not start or end with white space: a request's token is read without it, so this one could never match")
+	}
+	for i := 0; i < len(token); i++ {
+		if b := token[i]; b < 0x20 && b != '\t' || b == 0x7f {
+			return fieldErr(field, "must not contain control characters (byte %d): no request header can carry them", i)
+		}
+	}
+	return nil
+}
+
+// loopbackAddr reports whether host:port addr can be reached from this
+// host alone: its host is localhost or a loopback IP. An empty host, an
+// unspecified IP (0.0.0.0, ::) or any other name or IP is reachable from
+// other hosts.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	host, _, _ = strings.Cut(host, "%") // an IPv6 zone
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Core returns the pool's core configuration.

@@ -39,6 +39,12 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, config.DefaultSweepInterval, c.SweepInterval)
 	require.Equal(t, config.DefaultMailboxPoll, c.MailboxPoll)
 	require.Equal(t, config.DefaultShutdownTimeout, c.ShutdownTimeout)
+	require.Equal(t, 30*time.Second, c.ReadTimeout)
+	require.Equal(t, 30*time.Second, c.WriteTimeout)
+	require.Equal(t, 2*time.Minute, c.IdleTimeout)
+	require.Equal(t, 1024, c.MaxConnections)
+	require.Equal(t, config.Metrics{}, c.Metrics)
+	require.False(t, c.Auth.Anonymous)
 	require.Equal(t, "info", c.Log.Level)
 	require.Equal(t, config.LogAuto, c.Log.Format)
 	require.Empty(t, c.Auth.Tokens)
@@ -109,6 +115,23 @@ func TestInvalid(t *testing.T) {
 		{"top level list", "- 1\n- 2\n", "(top level)", "mapping"},
 		{"listen no port", "listen: localhost\n" + okPools, "listen", "host:port"},
 		{"listen mapping", "listen:\n  a: b\n" + okPools, "listen", "single value"},
+		{"token leading space", "auth:\n  tokens:\n    - {token: \" t1\", tenant: a}\n" + okPools, "auth.tokens[0].token", "must not start or end with white space"},
+		{"token trailing space", "auth:\n  tokens:\n    - {token: t0, tenant: a}\n    - {token: \"t1 \", tenant: b}\n" + okPools, "auth.tokens[1].token", "must not start or end with white space"},
+		{"token trailing tab", "auth:\n  tokens:\n    - {token: \"t1\\t\", tenant: a}\n" + okPools, "auth.tokens[0].token", "must not start or end with white space"},
+		{"token trailing newline", "auth:\n  tokens:\n    - token: |\n        t1\n      tenant: a\n" + okPools, "auth.tokens[0].token", "must not start or end with white space"},
+		{"token control character", "auth:\n  tokens:\n    - {token: \"t\\x01k\", tenant: a}\n" + okPools, "auth.tokens[0].token", "control characters"},
+		{"read timeout", "readTimeout: -1s\n" + okPools, "readTimeout", "must be positive"},
+		{"write timeout", "writeTimeout: -30s\n" + okPools, "writeTimeout", "must be positive"},
+		{"idle timeout", "idleTimeout: -1m\n" + okPools, "idleTimeout", "must be positive"},
+		{"read timeout not a duration", "readTimeout: 30\n" + okPools, "readTimeout", "not a duration"},
+		{"max connections", "maxConnections: -1\n" + okPools, "maxConnections", "must be at least 1"},
+		{"max connections not int", "maxConnections: many\n" + okPools, "maxConnections", "not an integer"},
+		{"anonymous with tokens", "auth:\n  anonymous: true\n  tokens:\n    - {token: t1, tenant: a}\n" + okPools, "auth.anonymous", "must not be true with auth.tokens"},
+		{"anonymous not bool", "auth:\n  anonymous: yes\n" + okPools, "auth.anonymous", "not true or false"},
+		{"metrics listen", "metrics:\n  listen: nowhere\n" + okPools, "metrics.listen", "host:port"},
+		{"metrics listen is listen", "listen: 127.0.0.1:8080\nmetrics:\n  listen: 127.0.0.1:8080\n" + okPools, "metrics.listen", "must differ from listen"},
+		{"metrics token space", "metrics:\n  token: \"m \"\n" + okPools, "metrics.token", "must not start or end with white space"},
+		{"metrics unknown key", "metrics:\n  port: 9090\n" + okPools, "metrics.port", "unknown field"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,6 +145,70 @@ func TestInvalid(t *testing.T) {
 			require.True(t, strings.HasPrefix(err.Error(), tc.field+": "), "%v", err)
 		})
 	}
+}
+
+func TestServerLimits(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse([]byte("readTimeout: 5s\nwriteTimeout: 1m\nidleTimeout: 10s\nmaxConnections: 64\n" + okPools))
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, c.ReadTimeout)
+	require.Equal(t, time.Minute, c.WriteTimeout)
+	require.Equal(t, 10*time.Second, c.IdleTimeout)
+	require.Equal(t, 64, c.MaxConnections)
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse([]byte("metrics:\n  listen: 127.0.0.1:9090\n  token: \"scrape me\"\n" + okPools))
+	require.NoError(t, err)
+	require.Equal(t, config.Metrics{Listen: "127.0.0.1:9090", Token: "scrape me"}, c.Metrics)
+	// Two ephemeral ports are two listeners.
+	_, err = config.Parse([]byte("listen: 127.0.0.1:0\nmetrics: {listen: 127.0.0.1:0}\n" + okPools))
+	require.NoError(t, err)
+}
+
+// TestNonLoopbackNeedsTokens: without tokens, a listen address that other
+// hosts can reach is refused unless auth.anonymous says so; a loopback one
+// is not.
+func TestNonLoopbackNeedsTokens(t *testing.T) {
+	t.Parallel()
+	const tokens = "auth:\n  tokens:\n    - {token: t1, tenant: acme}\n"
+	for _, listen := range []string{"0.0.0.0:8080", ":8080", "[::]:8080", "192.0.2.10:8080", "[2001:db8::1]:8080", "example.com:8080"} {
+		_, err := config.Parse([]byte("listen: \"" + listen + "\"\n" + okPools))
+		var fe *config.FieldError
+		require.ErrorAs(t, err, &fe, listen)
+		require.Equal(t, "auth.tokens", fe.Field, listen)
+		require.Contains(t, fe.Reason, "auth.anonymous: true", listen)
+		require.Contains(t, fe.Reason, listen)
+
+		c, err := config.Parse([]byte("listen: \"" + listen + "\"\nauth: {anonymous: true}\n" + okPools))
+		require.NoError(t, err, listen)
+		require.True(t, c.Auth.Anonymous)
+
+		_, err = config.Parse([]byte("listen: \"" + listen + "\"\n" + tokens + okPools))
+		require.NoError(t, err, listen)
+	}
+	for _, listen := range []string{"127.0.0.1:8080", "127.0.0.2:0", "localhost:8080", "LOCALHOST:1", "[::1]:8080"} {
+		_, err := config.Parse([]byte("listen: \"" + listen + "\"\n" + okPools))
+		require.NoError(t, err, listen)
+	}
+}
+
+func TestTokenErrorsNotEchoed(t *testing.T) {
+	t.Parallel()
+	for _, yaml := range []string{
+		"auth:\n  tokens:\n    - {token: \" s3cret\", tenant: a}\n",
+		"auth:\n  tokens:\n    - {token: \"s3\\x00cret\", tenant: a}\n",
+		"metrics:\n  token: \"s3cret \"\n",
+	} {
+		_, err := config.Parse([]byte(yaml + okPools))
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "s3cret")
+	}
+	// White space inside a token is sent as is, and matches.
+	c, err := config.Parse([]byte("auth:\n  tokens:\n    - {token: \"two words\", tenant: a}\n" + okPools))
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"two words": "a"}, c.Auth.TokenMap())
 }
 
 func TestSlotShards(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -89,6 +90,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	rt, p, allowed := h.match(r)
 	if rt == nil {
+		closeUnread(w, r)
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			writeError(w, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed,
@@ -104,11 +106,28 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			msg = err.Error()
 		}
+		closeUnread(w, r)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parkinglot"`)
 		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, msg, "")
 		return
 	}
 	rt.serve(h, w, r, tenant, p)
+}
+
+// closeUnread is called before refusing a request without reading its
+// body: a request that net/http read from a connection, with a body, has
+// the connection closed after the answer, and no more of it read.
+// Otherwise net/http reads (and discards) up to 256 KiB of the body before
+// answering, and again after, to reuse the connection: a client that sends
+// its body slowly, or never, would hold the refusal of an unauthenticated
+// request, then its connection, until the server's read timeout.
+func closeUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 || r.Context().Value(http.ServerContextKey) == nil {
+		return
+	}
+	w.Header().Set("Connection", "close")
+	// The reads after the answer end at once; the answer is written still.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 // match finds the route of r. When the path matches but the method does

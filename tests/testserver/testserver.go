@@ -145,6 +145,20 @@ func (s *Server) Log() string {
 	return s.log.String()
 }
 
+// Logged returns the string field key of the first JSON log line whose
+// msg is msg, or "" if there is none yet.
+func (s *Server) Logged(msg, key string) string {
+	for _, line := range strings.Split(s.Log(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != msg {
+			continue
+		}
+		v, _ := rec[key].(string)
+		return v
+	}
+	return ""
+}
+
 // Stop sends SIGTERM and waits up to within for the server to exit,
 // returning its exit code.
 func (s *Server) Stop(t testing.TB, within time.Duration) int {
