@@ -204,7 +204,11 @@ func optDuration(field, s string) (time.Duration, error) {
 	return api.ParseDuration(field, s)
 }
 
-// optTime parses an optional RFC 3339 field; empty is the zero time.
+// optTime parses an optional RFC 3339 field; empty (or null) is the field
+// left out, the zero time to core. A given time is never the zero time:
+// api.ParseTime refuses times outside [core.MinTime, core.MaxTime], so that
+// "0001-01-01T00:00:00Z" is refused like any other time before 1970 rather
+// than taken for a field left out.
 func optTime(field, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil

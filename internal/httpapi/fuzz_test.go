@@ -176,15 +176,17 @@ func FuzzDuration(f *testing.F) {
 	})
 }
 
-// FuzzTime: api.ParseTime accepts RFC 3339 and returns UTC.
+// FuzzTime: api.ParseTime accepts RFC 3339 within [core.MinTime,
+// core.MaxTime] and returns UTC; it never returns the zero time.
 func FuzzTime(f *testing.F) {
-	for _, s := range []string{"2026-03-01T12:00:00Z", "2026-03-01T12:00:00.123456789+02:00", "2026-03-01 12:00:00", "", "tomorrow", "2026-13-01T00:00:00Z", "2026-03-01T12:00:00z"} {
+	for _, s := range []string{"2026-03-01T12:00:00Z", "2026-03-01T12:00:00.123456789+02:00", "2026-03-01 12:00:00", "", "tomorrow", "2026-13-01T00:00:00Z", "2026-03-01T12:00:00z",
+		"0001-01-01T00:00:00Z", "1969-12-31T23:59:59.999999999Z", "1970-01-01T00:00:00Z", "2262-04-11T23:47:16.854775807Z", "2262-04-11T23:47:16.854775808Z", "9999-12-31T23:59:59Z"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := api.ParseTime("deadline", s)
 		want, perr := time.Parse(time.RFC3339Nano, s)
-		if perr != nil {
+		if perr != nil || want.Before(core.MinTime) || want.After(core.MaxTime) {
 			var inv *core.InvalidError
 			require.True(t, errors.As(err, &inv), "%q: %v", s, err)
 			require.Equal(t, "deadline", inv.Field)
@@ -192,6 +194,7 @@ func FuzzTime(f *testing.F) {
 		}
 		require.NoError(t, err)
 		require.True(t, got.Equal(want))
+		require.False(t, got.IsZero())
 		require.Equal(t, time.UTC, got.Location())
 	})
 }

@@ -8,7 +8,8 @@ import (
 // MaxAuditRange bounds the time range of one audit query.
 const MaxAuditRange = 31 * 24 * time.Hour
 
-// AuditQuery selects a tenant's audit events.
+// AuditQuery selects a tenant's audit events. A zero From or To is left out
+// (see Audit); a given one lies within [MinTime, MaxTime].
 type AuditQuery struct {
 	Tenant string
 	From   time.Time // inclusive
@@ -32,11 +33,20 @@ func (s *Scheduler) Audit(ctx context.Context, q AuditQuery) (AuditPage, error) 
 	if q.Tenant == "" {
 		return AuditPage{}, Invalid("tenant", "tenant is required")
 	}
+	switch {
+	case !q.From.IsZero() && (q.From.Before(MinTime) || q.From.After(MaxTime)):
+		return AuditPage{}, Invalid("from", "from must be from %s to %s", MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339Nano))
+	case !q.To.IsZero() && (q.To.Before(MinTime) || q.To.After(MaxTime)):
+		return AuditPage{}, Invalid("to", "to must be from %s to %s", MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339Nano))
+	}
 	if q.To.IsZero() {
 		q.To = s.clock.Now().Add(time.Nanosecond)
 	}
 	if q.From.IsZero() {
 		q.From = q.To.Add(-24 * time.Hour)
+		if q.From.Before(MinTime) {
+			q.From = MinTime // nothing lies before it
+		}
 	}
 	switch {
 	case !q.From.Before(q.To):

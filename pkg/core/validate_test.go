@@ -177,6 +177,40 @@ func TestMailboxAndAuditValidation(t *testing.T) {
 	}
 	_, err = tb.s.Audit(tb.ctx, AuditQuery{Tenant: "a", From: t0.Add(time.Hour), To: t0})
 	requireField(t, err, "from")
+
+	// Times outside what stores represent are refused, not taken for absent
+	// nor handed on.
+	before := MinTime.Add(-time.Nanosecond)
+	for field, q := range map[string]AuditQuery{
+		"from": {Tenant: "a", From: before, To: MinTime.Add(time.Hour)},
+		"to":   {Tenant: "a", From: MaxTime.Add(-time.Hour), To: MaxTime.Add(time.Nanosecond)},
+	} {
+		_, err := tb.s.Audit(tb.ctx, q)
+		requireField(t, err, field)
+	}
+}
+
+// TestAuditDefaultFromStopsAtMinTime: a To near MinTime leaves the default
+// From at MinTime rather than before it.
+func TestAuditDefaultFromStopsAtMinTime(t *testing.T) {
+	t.Parallel()
+	var got AuditQuery
+	s, err := New(Config{Backend: auditSpy{q: &got}, Clock: NewStubClock(t0)})
+	require.NoError(t, err)
+	_, err = s.Audit(t.Context(), AuditQuery{Tenant: "a", To: MinTime.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Equal(t, MinTime, got.From)
+}
+
+// auditSpy records the audit query a store is asked.
+type auditSpy struct {
+	Backend
+	q *AuditQuery
+}
+
+func (a auditSpy) Events(_ context.Context, q AuditQuery) ([]Event, error) {
+	*a.q = q
+	return nil, nil
 }
 
 func TestPoolConfigValidate(t *testing.T) {
