@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -75,6 +76,8 @@ var bodySeeds = []string{
 	`{"lease":"LEASE","status":"succeeded","result":{"ok":true}}`, `{"lease":"LEASE","status":"failed","error":"boom"}`,
 	`{"lease":"LEASE","status":"running"}`, `{"lease":"LEASE","extend":"1h"}`, `{"lease":"LEASE","extend":"0s"}`,
 	`{"lease":"LEASE","extend":"200h"}`, `{"upTo":"CURSOR"}`, `{"upTo":""}`, `{"upTo":"AAAAAAAAAAA"}`, `{"upTo":"////"}`,
+	"{\"key\":\"\xff\"}", "{\"payload\":\"\xfe\"}", "{\"\xc3\":1}", `{"payload":"\ud83d\ude00"}`, `{"payload":"\\udc00"}`,
+	`{"key":"\udc00"}`, `{"error":"\ud800\u0041"}`, "{\"lease\":\"LEASE\xff\"}",
 }
 
 func addBodySeeds(f *testing.F) {
@@ -92,6 +95,7 @@ func FuzzSubmitBody(f *testing.F) {
 		before := b.state(t, "")
 		code, _, out := b.do(t, "tok-acme", "POST", "/v1/pools/cpu/tasks", body)
 		checkRejection(t, b, "", before, code, out)
+		require.True(t, utf8.Valid(out), "the answer is UTF-8 text: %q", out)
 		if code == http.StatusCreated {
 			got := decode[api.TaskBody](t, out).Task
 			require.Equal(t, "acme", got.Tenant)

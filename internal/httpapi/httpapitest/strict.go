@@ -57,3 +57,61 @@ func testZeroTimes(t *testing.T, e env) {
 	})
 	require.Equal(t, before, snapshotOf(t, acme, "ct-zero", a.ID, rcpt), "a refused request changed state")
 }
+
+// testInvalidUTF8: text that is not valid UTF-8 (or a JSON escape of an
+// unpaired surrogate, which decodes to no character) is refused wherever
+// it comes: body fields, raw JSON values, path and query parameters.
+func testInvalidUTF8(t *testing.T, e env) {
+	acme := e.acme(t)
+	rcpt := e.recipient("utf8")
+	a := submit(t, acme, "ct-utf8", object{"recipient": rcpt, "runTimeout": "10m"}, http.StatusCreated)
+	before := snapshotOf(t, acme, "ct-utf8", a.ID, rcpt)
+
+	submitPath := "/v1/pools/ct-utf8/tasks"
+	done := "/v1/tasks/" + a.ID + "/complete"
+	hb := "/v1/tasks/" + a.ID + "/heartbeat"
+	ack := "/v1/mailbox/" + rcpt + "/ack"
+	lease := a.Lease
+	k1, k2 := "utf8-"+e.run+"\xff", "utf8-"+e.run+"\xfe"
+	requireRefused(t, acme, []strictCase{
+		invalid("POST", submitPath, `{"recipient":"`+rcpt+`","payload":"`+"\xff\xfe"+`"}`, "payload"),
+		invalid("POST", submitPath, `{"recipient":"`+rcpt+`","payload":{"a":["ok","`+"\xc3"+`"]}}`, "payload"),
+		invalid("POST", submitPath, `{"recipient":"`+rcpt+`","payload":{"`+"\xff"+`":1}}`, "payload"),
+		invalid("POST", submitPath, `{"recipient":"`+rcpt+`","payload":"\udcff"}`, "payload"),
+		invalid("POST", submitPath, `{"recipient":"`+rcpt+`","payload":"\ud800x"}`, "payload"),
+		invalid("POST", submitPath, `{"recipient":"`+rcpt+`","key":"`+k1+`"}`, "key"),
+		invalid("POST", submitPath, `{"recipient":"`+rcpt+`","key":"`+k2+`"}`, "key"),
+		invalid("POST", submitPath, `{"recipient":"`+rcpt+`","key":"utf8-`+e.run+`\udc00"}`, "key"),
+		invalid("POST", submitPath, `{"recipient":"`+rcpt+"\xff"+`"}`, "recipient"),
+		invalid("POST", submitPath, `{"recipient":"`+rcpt+`","maxWait":"1m`+"\xff"+`"}`, "maxWait"),
+		invalid("POST", submitPath, `{"`+"\xff"+`":1}`, "body"),
+		invalid("POST", done, `{"lease":"`+lease+`","status":"succeeded","result":"`+"\xff"+`"}`, "result"),
+		invalid("POST", done, `{"lease":"`+lease+`","status":"failed","error":"bad `+"\xff"+`"}`, "error"),
+		invalid("POST", done, `{"lease":"`+lease+`","status":"failed","error":"bad \udfff"}`, "error"),
+		invalid("POST", done, `{"lease":"`+lease+"\xff"+`","status":"succeeded"}`, "lease"),
+		invalid("POST", hb, `{"lease":"`+lease+"\xff"+`"}`, "lease"),
+		invalid("POST", ack, `{"upTo":"`+"\xff"+`"}`, "upTo"),
+		invalid("POST", "/v1/pools/ct-utf8%FF/tasks", `{}`, "pool"),
+		invalid("GET", "/v1/mailbox/"+rcpt+"%FF", "", "recipient"),
+		invalid("POST", "/v1/mailbox/"+rcpt+"%FF/ack", `{"upTo":"AAAAAAAAAAE"}`, "recipient"),
+		invalid("GET", "/v1/tasks/"+a.ID+"%FF", "", "id"),
+		invalid("POST", "/v1/tasks/"+a.ID+"%C3/cancel", "", "id"),
+		invalid("GET", "/v1/pools/ct-utf8%FF", "", "pool"),
+		invalid("GET", "/v1/audit?pool=ct-utf8%FF", "", "pool"),
+		invalid("GET", "/v1/audit?task="+a.ID+"%FE", "", "task"),
+		invalid("GET", "/v1/mailbox/"+rcpt+"?after=%FF", "", "after"),
+		invalid("GET", "/v1/audit?%FF=1", "", ""),
+	})
+	require.Equal(t, before, snapshotOf(t, acme, "ct-utf8", a.ID, rcpt), "a refused request changed state")
+
+	// Neither key was taken as the replacement character: that key,
+	// given as valid text, is new.
+	fffd := submit(t, acme, "ct-utf8", object{"recipient": rcpt, "key": "utf8-" + e.run + "\ufffd"}, http.StatusCreated)
+	require.NotEqual(t, a.ID, fffd.ID)
+	// Valid text in every form is accepted as it is: a surrogate pair, an
+	// escaped backslash before "u", characters outside ASCII.
+	r := acme.raw(http.MethodPost, "/v1/pools/ct-utf8/tasks", `{"recipient":"`+rcpt+`","payload":["\ud83d\ude00","\\udc00","é日🙂"]}`)
+	ok := expectSubmitted(t, r, http.StatusCreated)
+	require.JSONEq(t, `["😀","\\udc00","é日🙂"]`, string(ok.Payload))
+	expectTask(t, cancel(acme, ok.ID), http.StatusOK)
+}
