@@ -1,7 +1,13 @@
 package httpapitest
 
 import (
+	"bufio"
+	"context"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,4 +120,73 @@ func testInvalidUTF8(t *testing.T, e env) {
 	ok := expectSubmitted(t, r, http.StatusCreated)
 	require.JSONEq(t, `["😀","\\udc00","é日🙂"]`, string(ok.Payload))
 	expectTask(t, cancel(acme, ok.ID), http.StatusOK)
+}
+
+// testErrorBodies: every error is the API's JSON error body, also the
+// ones that an HTTP server answers before the API sees the request: an
+// invalid escape in the path, a malformed request, an unsupported
+// expectation.
+func testErrorBodies(t *testing.T, e env) {
+	acme := e.acme(t)
+	rcpt := e.recipient("errs")
+	a := submit(t, acme, "ct-errs", object{"recipient": rcpt, "runTimeout": "10m"}, http.StatusCreated)
+	before := snapshotOf(t, acme, "ct-errs", a.ID, rcpt)
+
+	requireRefused(t, acme, []strictCase{
+		invalid("POST", "/v1/pools/%ZZ/tasks", `{}`, ""),
+		invalid("POST", "/v1/pools/ct-errs%/tasks", `{}`, ""),
+		invalid("GET", "/v1/tasks/%zz", "", ""),
+		invalid("POST", "/v1/tasks/"+a.ID+"%G1/cancel", "", ""),
+		invalid("GET", "/v1/mailbox/%"+rcpt, "", ""),
+		invalid("GET", "/v1/mailbox/"+rcpt+"?after=%ZZ", "", ""),
+		invalid("GET", "/v1/audit?pool=%Z", "", ""),
+	})
+	r := acme.raw(http.MethodPost, "/v1/tasks/"+a.ID+"/cancel", "{}", "Expect", "something-else")
+	requireError(t, r, http.StatusExpectationFailed, "invalid_request", "")
+
+	u, err := url.Parse(e.target.BaseURL)
+	require.NoError(t, err)
+	if u.Scheme == "http" {
+		host := u.Host
+		token := "Authorization: Bearer " + e.target.AcmeToken + "\r\n"
+		for _, c := range []struct {
+			name, req string
+			code      int
+		}{
+			{"no Host header", "GET /v1/pools HTTP/1.1\r\n" + token + "\r\n", http.StatusBadRequest},
+			{"invalid escape", "POST /v1/pools/%ZZ/tasks HTTP/1.1\r\nHost: " + host + "\r\n" + token + "Content-Length: 2\r\n\r\n{}", http.StatusBadRequest},
+			{"malformed request line", "GET /v1/pools\r\nHost: " + host + "\r\n\r\n", http.StatusBadRequest},
+			{"malformed header", "GET /v1/pools HTTP/1.1\r\nHost: " + host + "\r\nno colon here\r\n\r\n", http.StatusBadRequest},
+			{"bad Content-Length", "POST /v1/tasks/" + a.ID + "/cancel HTTP/1.1\r\nHost: " + host + "\r\n" + token + "Content-Length: x\r\n\r\n", http.StatusBadRequest},
+			{"unsupported transfer coding", "POST /v1/tasks/" + a.ID + "/cancel HTTP/1.1\r\nHost: " + host + "\r\n" + token + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", http.StatusNotImplemented},
+			{"headers too large", "GET /v1/pools HTTP/1.1\r\nHost: " + host + "\r\nX-Big: " + strings.Repeat("b", 1<<20+8192) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
+		} {
+			r := wireRequest(t, host, c.req)
+			require.Equal(t, c.code, r.code, "%s: body %s", c.name, r.body)
+			requireError(t, r, c.code, "invalid_request", "")
+		}
+	}
+	require.Equal(t, before, snapshotOf(t, acme, "ct-errs", a.ID, rcpt), "a refused request changed state")
+}
+
+// wireRequest writes req as it is on a new connection to host and reads
+// the response.
+func wireRequest(t *testing.T, host, req string) response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", host)
+	require.NoError(t, err)
+	defer conn.Close()
+	dl, _ := ctx.Deadline()
+	require.NoError(t, conn.SetDeadline(dl))
+	// A server may answer and close before it has read the whole request.
+	go func() { _, _ = conn.Write([]byte(req)) }()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return response{code: res.StatusCode, hdr: res.Header, body: body}
 }
