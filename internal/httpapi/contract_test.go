@@ -30,11 +30,13 @@ func TestContract(t *testing.T) {
 		for _, p := range pools {
 			require.NoError(t, s.PutPool(context.Background(), p))
 		}
-		srv := httptest.NewServer(httpapi.New(httpapi.Options{
+		srv := httptest.NewUnstartedServer(httpapi.New(httpapi.Options{
 			Scheduler: s,
 			Auth:      httpapi.NewTokenAuth(map[string]string{"acme-secret": "acme", "globex-secret": "globex"}),
 			Logger:    slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 		}))
+		srv.Listener = httpapi.Listener(srv.Listener)
+		srv.Start()
 		tr := &http.Transport{}
 		t.Cleanup(func() {
 			tr.CloseIdleConnections()

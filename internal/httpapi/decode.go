@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -82,9 +83,13 @@ func checkKeys(data []byte, allowed map[string]bool) error {
 	}
 	seen := make(map[string]bool, len(allowed))
 	for dec.More() {
+		start := dec.InputOffset()
 		tok, err := dec.Token()
 		if err != nil {
 			return malformed(err)
+		}
+		if !validText(data[start:dec.InputOffset()]) {
+			return core.Invalid("body", "a field name is not valid UTF-8 text")
 		}
 		key, _ := tok.(string)
 		if !allowed[key] {
@@ -94,9 +99,12 @@ func checkKeys(data []byte, allowed map[string]bool) error {
 			return core.Invalid(nameOr(key, "body"), "field %q is given more than once", clip(key))
 		}
 		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
 			return malformed(err)
+		}
+		if !validText(value) {
+			return core.Invalid(key, "%s is not valid UTF-8 text: it holds an invalid byte or a \\u escape of an unpaired surrogate", key)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
@@ -106,6 +114,65 @@ func checkKeys(data []byte, allowed map[string]bool) error {
 		return core.Invalid("body", "unexpected data after the JSON object")
 	}
 	return nil
+}
+
+// validText reports whether the JSON text b is valid Unicode text: valid
+// UTF-8, with no \\u escape of an unpaired UTF-16 surrogate (which decodes
+// to U+FFFD, as an invalid byte does, so that two different inputs would
+// read as one). In JSON, a backslash occurs only inside a string.
+func validText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character
+		if i >= len(b) || b[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(b[i+1:])
+		if !ok {
+			continue // malformed JSON, refused as such
+		}
+		i += 4
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false // a low surrogate first
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+6 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' {
+				return false
+			}
+			lo, ok := hex4(b[i+3:])
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6
+		}
+	}
+	return true
+}
+
+// hex4 decodes the four hex digits b starts with.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // fieldNames returns the JSON names of the fields of the struct v points to.
@@ -156,6 +223,16 @@ func parseQuery(r *http.Request, allowed ...string) (url.Values, error) {
 		return nil, core.Invalid("query", "malformed query string: %v", err)
 	}
 	for k, vs := range q {
+		if !utf8.ValidString(k) {
+			return nil, core.Invalid("query", "a query parameter's name is not valid UTF-8 text")
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return nil, core.Invalid(nameOr(k, "query"), "query parameter %q is not valid UTF-8 text", clip(k))
+			}
+		}
+	}
+	for k, vs := range q {
 		known := false
 		for _, a := range allowed {
 			known = known || k == a
@@ -204,7 +281,11 @@ func optDuration(field, s string) (time.Duration, error) {
 	return api.ParseDuration(field, s)
 }
 
-// optTime parses an optional RFC 3339 field; empty is the zero time.
+// optTime parses an optional RFC 3339 field; empty (or null) is the field
+// left out, the zero time to core. A given time is never the zero time:
+// api.ParseTime refuses times outside [core.MinTime, core.MaxTime], so that
+// "0001-01-01T00:00:00Z" is refused like any other time before 1970 rather
+// than taken for a field left out.
 func optTime(field, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil

@@ -79,10 +79,14 @@ func writeError(w http.ResponseWriter, code int, apiCode, msg, field string) {
 }
 
 // writeJSON encodes v before writing anything, so that an encoding failure
-// is still a well-formed 500.
+// is still a well-formed 500. It leaves <, > and & as they are (the body is
+// JSON, never HTML): a stored payload or result is written at most at its
+// own size, as core.MessageBytes counts it.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		buf.Reset()
 		code = http.StatusInternalServerError
 		_ = json.NewEncoder(&buf).Encode(api.Error{Error: api.ErrorDetail{Code: api.CodeInternal, Message: "internal error"}})

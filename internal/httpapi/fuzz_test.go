@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -75,6 +76,8 @@ var bodySeeds = []string{
 	`{"lease":"LEASE","status":"succeeded","result":{"ok":true}}`, `{"lease":"LEASE","status":"failed","error":"boom"}`,
 	`{"lease":"LEASE","status":"running"}`, `{"lease":"LEASE","extend":"1h"}`, `{"lease":"LEASE","extend":"0s"}`,
 	`{"lease":"LEASE","extend":"200h"}`, `{"upTo":"CURSOR"}`, `{"upTo":""}`, `{"upTo":"AAAAAAAAAAA"}`, `{"upTo":"////"}`,
+	"{\"key\":\"\xff\"}", "{\"payload\":\"\xfe\"}", "{\"\xc3\":1}", `{"payload":"\ud83d\ude00"}`, `{"payload":"\\udc00"}`,
+	`{"key":"\udc00"}`, `{"error":"\ud800\u0041"}`, "{\"lease\":\"LEASE\xff\"}",
 }
 
 func addBodySeeds(f *testing.F) {
@@ -92,6 +95,7 @@ func FuzzSubmitBody(f *testing.F) {
 		before := b.state(t, "")
 		code, _, out := b.do(t, "tok-acme", "POST", "/v1/pools/cpu/tasks", body)
 		checkRejection(t, b, "", before, code, out)
+		require.True(t, utf8.Valid(out), "the answer is UTF-8 text: %q", out)
 		if code == http.StatusCreated {
 			got := decode[api.TaskBody](t, out).Task
 			require.Equal(t, "acme", got.Tenant)
@@ -176,15 +180,17 @@ func FuzzDuration(f *testing.F) {
 	})
 }
 
-// FuzzTime: api.ParseTime accepts RFC 3339 and returns UTC.
+// FuzzTime: api.ParseTime accepts RFC 3339 within [core.MinTime,
+// core.MaxTime] and returns UTC; it never returns the zero time.
 func FuzzTime(f *testing.F) {
-	for _, s := range []string{"2026-03-01T12:00:00Z", "2026-03-01T12:00:00.123456789+02:00", "2026-03-01 12:00:00", "", "tomorrow", "2026-13-01T00:00:00Z", "2026-03-01T12:00:00z"} {
+	for _, s := range []string{"2026-03-01T12:00:00Z", "2026-03-01T12:00:00.123456789+02:00", "2026-03-01 12:00:00", "", "tomorrow", "2026-13-01T00:00:00Z", "2026-03-01T12:00:00z",
+		"0001-01-01T00:00:00Z", "1969-12-31T23:59:59.999999999Z", "1970-01-01T00:00:00Z", "2262-04-11T23:47:16.854775807Z", "2262-04-11T23:47:16.854775808Z", "9999-12-31T23:59:59Z"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := api.ParseTime("deadline", s)
 		want, perr := time.Parse(time.RFC3339Nano, s)
-		if perr != nil {
+		if perr != nil || want.Before(core.MinTime) || want.After(core.MaxTime) {
 			var inv *core.InvalidError
 			require.True(t, errors.As(err, &inv), "%q: %v", s, err)
 			require.Equal(t, "deadline", inv.Field)
@@ -192,6 +198,7 @@ func FuzzTime(f *testing.F) {
 		}
 		require.NoError(t, err)
 		require.True(t, got.Equal(want))
+		require.False(t, got.IsZero())
 		require.Equal(t, time.UTC, got.Location())
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -111,6 +112,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, msg, "")
 		return
 	}
+	if err := p.unescape(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	rt.serve(h, w, r, tenant, p)
 }
 
@@ -128,6 +133,23 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "close")
 	// The reads after the answer end at once; the answer is written still.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// unescape decodes the path parameters in place. A parameter with an
+// invalid escape, or that is not valid UTF-8 once decoded, is a
+// *core.InvalidError naming it.
+func (p params) unescape() error {
+	for name, raw := range p {
+		v, err := url.PathUnescape(raw)
+		if err != nil {
+			return core.Invalid(name, "%s has an invalid escape in the path: %q", name, clip(raw))
+		}
+		if !utf8.ValidString(v) {
+			return core.Invalid(name, "%s is not valid UTF-8 text once unescaped: %q", name, clip(raw))
+		}
+		p[name] = v
+	}
+	return nil
 }
 
 // match finds the route of r. When the path matches but the method does
@@ -157,14 +179,15 @@ func matchPath(pattern, segs []string) (params, bool) {
 	var p params
 	for i, want := range pattern {
 		if name, ok := strings.CutPrefix(want, "{"); ok {
-			v, err := url.PathUnescape(segs[i])
-			if err != nil || v == "" {
+			// Kept escaped: an escape that does not decode is bad input
+			// for the route's parameter, not another route.
+			if segs[i] == "" {
 				return nil, false
 			}
 			if p == nil {
 				p = params{}
 			}
-			p[strings.TrimSuffix(name, "}")] = v
+			p[strings.TrimSuffix(name, "}")] = segs[i]
 			continue
 		}
 		if segs[i] != want {

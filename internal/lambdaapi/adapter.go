@@ -35,7 +35,7 @@ func toRequest(ctx context.Context, ev *events.APIGatewayV2HTTPRequest) (*http.R
 	}
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
-		return nil, fmt.Errorf("event path: %w", err)
+		return nil, &pathError{field: badParam(path), err: err}
 	}
 	body := []byte(ev.Body)
 	if ev.IsBase64Encoded {
@@ -65,6 +65,39 @@ func toRequest(ctx context.Context, ev *events.APIGatewayV2HTTPRequest) (*http.R
 		req.RemoteAddr = net.JoinHostPort(ip, "0")
 	}
 	return req, nil
+}
+
+// pathError is a request path with an escape that does not decode: the
+// client's bad input, answered 400 in the API's error shape rather than
+// failing the invocation. field names the path parameter it is in, or is
+// "path".
+type pathError struct {
+	field string
+	err   error
+}
+
+func (e *pathError) Error() string { return "event path: " + e.err.Error() }
+
+// badParam names the route parameter of the escaped path whose escape does
+// not decode, or returns "path".
+func badParam(escapedPath string) string {
+	segs := strings.Split(strings.TrimPrefix(escapedPath, "/"), "/")
+	for _, r := range routes {
+		if len(r.segs) != len(segs) {
+			continue
+		}
+		if _, ok := matchPath(r.segs, segs); !ok {
+			continue
+		}
+		for i, want := range r.segs {
+			if name, ok := strings.CutPrefix(want, "{"); ok {
+				if _, err := url.PathUnescape(segs[i]); err != nil {
+					return strings.TrimSuffix(name, "}")
+				}
+			}
+		}
+	}
+	return "path"
 }
 
 // responseWriter records what the API handler writes.

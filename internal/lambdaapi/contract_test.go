@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/stretchr/testify/require"
 
+	"github.com/parkinglot/parkinglot/internal/httpapi"
 	"github.com/parkinglot/parkinglot/internal/httpapi/httpapitest"
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -62,7 +63,9 @@ func gatewayTargetOf[B core.Backend](t *testing.T, newBackend func() B, pools []
 		Logger:    log,
 	})
 	require.NoError(t, err)
-	srv := httptest.NewServer(gw)
+	srv := httptest.NewUnstartedServer(gw)
+	srv.Listener = httpapi.Listener(srv.Listener)
+	srv.Start()
 	tr := &http.Transport{}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()

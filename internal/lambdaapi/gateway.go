@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
@@ -36,7 +37,10 @@ const maxGatewayBody = 10 << 20
 // A request without a known bearer token reaches the function without
 // authorizer claims, so that the function's own refusal (401 in the API's
 // error shape) is what the client sees; API Gateway's JWT authorizer would
-// answer such a request itself with {"message":"Unauthorized"}.
+// answer such a request itself with {"message":"Unauthorized"}. The
+// gateway's own errors (a body over API Gateway's 10 MB, a failed
+// invocation) are in the API's error shape too, where API Gateway answers
+// {"message": ...}.
 type Gateway struct {
 	functions map[Function]lambda.Handler
 	claims    map[[sha256.Size]byte]map[string]string
@@ -84,10 +88,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			gatewayError(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
+			writeError(w, http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge,
+				fmt.Sprintf("the request body must be at most %d bytes", int64(maxGatewayBody)), "body")
 			return
 		}
-		gatewayError(w, http.StatusBadRequest, "Bad Request")
+		writeError(w, http.StatusBadRequest, api.CodeInvalidRequest, "reading the request body: "+err.Error(), "body")
 		return
 	}
 	fn, ev := g.event(r, body)
@@ -99,12 +104,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res, err := Invoke(ctx, g.functions[fn], ev)
 	if err != nil {
 		g.log.ErrorContext(ctx, "function invocation failed", "function", string(fn), "route", ev.RouteKey, "err", err)
-		gatewayError(w, http.StatusInternalServerError, "Internal Server Error")
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, "internal error", "")
 		return
 	}
 	if err := writeResponse(w, res); err != nil {
 		g.log.ErrorContext(ctx, "malformed function response", "function", string(fn), "route", ev.RouteKey, "err", err)
-		gatewayError(w, http.StatusInternalServerError, "Internal Server Error")
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, "internal error", "")
 	}
 }
 
@@ -240,13 +245,6 @@ func writeResponse(w http.ResponseWriter, res events.APIGatewayV2HTTPResponse) e
 	w.WriteHeader(res.StatusCode)
 	_, _ = w.Write(body) // a failed write means the client left
 	return nil
-}
-
-// gatewayError answers as API Gateway does for its own errors.
-func gatewayError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = fmt.Fprintf(w, "{\"message\":%q}\n", msg)
 }
 
 func newRequestID() string {

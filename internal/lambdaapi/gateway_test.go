@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
+	"github.com/parkinglot/parkinglot/pkg/api"
 )
 
 // echoFunction records the event it is given and answers with reply.
@@ -128,7 +129,26 @@ func TestGatewayFunctionError(t *testing.T) {
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	require.Equal(t, http.StatusInternalServerError, res.StatusCode)
-	require.JSONEq(t, `{"message":"Internal Server Error"}`, string(body))
+	require.Equal(t, "application/json", res.Header.Get("Content-Type"))
+	require.JSONEq(t, `{"error":{"code":"internal","message":"internal error"}}`, string(body))
+}
+
+// TestGatewayBodyTooLarge: a body over API Gateway's limit is refused in
+// the API's error shape before any function is invoked.
+func TestGatewayBodyTooLarge(t *testing.T) {
+	t.Parallel()
+	f := &echoFunction{}
+	srv := echoGateway(t, f)
+	res, err := srv.Client().Post(srv.URL+"/v1/pools/gpu/tasks", "application/json", strings.NewReader(strings.Repeat(" ", 10<<20+1)))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode)
+	require.Equal(t, "application/json", res.Header.Get("Content-Type"))
+	var e api.Error
+	require.NoError(t, json.Unmarshal(body, &e), "%s", body)
+	require.Equal(t, api.ErrorDetail{Code: "payload_too_large", Message: e.Error.Message, Field: "body"}, e.Error)
+	require.Empty(t, f.got)
 }
 
 func TestNewGatewayNeedsEveryFunction(t *testing.T) {

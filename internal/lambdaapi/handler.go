@@ -170,12 +170,23 @@ func marshal(v any, err error) ([]byte, error) {
 }
 
 // HTTP serves an API Gateway HTTP API event through the API handler. A
-// route of another function is 404, as an unknown route is on the server.
-// The error is non-nil only for an event that cannot be turned into a
-// request (API Gateway then answers 500).
+// route of another function is 404, as an unknown route is on the server;
+// a path with an escape that does not decode is 400. The error is non-nil
+// only for an event that cannot be turned into a request (API Gateway then
+// answers 500).
 func (h *Handler) HTTP(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	start := time.Now()
 	req, err := toRequest(ctx, &ev)
+	var pe *pathError
+	if errors.As(err, &pe) {
+		w := newResponseWriter()
+		writeError(w, http.StatusBadRequest, api.CodeInvalidRequest,
+			fmt.Sprintf("invalid %s: the path has an escape that does not decode: %s", pe.field, clip(ev.RawPath)), pe.field)
+		res := w.response()
+		h.log.InfoContext(ctx, "request", "method", ev.RequestContext.HTTP.Method, "route", "$default", "path", clip(ev.RawPath),
+			"status", res.StatusCode, "duration", time.Since(start), "apiRequestId", ev.RequestContext.RequestID)
+		return res, nil
+	}
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, fmt.Errorf("lambdaapi: %s: %w", h.fn, err)
 	}
@@ -206,16 +217,27 @@ func (h *Handler) HTTP(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (
 
 // notFound answers as the API handler does for a path no route matches.
 func notFound(w http.ResponseWriter, path string) {
-	const limit = 200
-	if len(path) > limit {
-		path = path[:limit] + "..."
-	}
+	writeError(w, http.StatusNotFound, api.CodeNotFound, "no such route: "+clip(path), "")
+}
+
+// writeError writes the API's error body, as the API handler does.
+func writeError(w http.ResponseWriter, code int, apiCode, msg, field string) {
 	var buf bytes.Buffer
-	_ = json.NewEncoder(&buf).Encode(api.Error{Error: api.ErrorDetail{Code: api.CodeNotFound, Message: "no such route: " + path}})
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(api.Error{Error: api.ErrorDetail{Code: apiCode, Message: msg, Field: field}})
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusNotFound)
+	w.WriteHeader(code)
 	_, _ = w.Write(buf.Bytes())
+}
+
+func clip(s string) string {
+	const limit = 200
+	if len(s) > limit {
+		return s[:limit] + "..."
+	}
+	return s
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/parkinglot/parkinglot/internal/httpapi"
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
+	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/core"
 	"github.com/parkinglot/parkinglot/pkg/memstore"
 )
@@ -287,6 +288,41 @@ func TestRouteOfAnotherFunction(t *testing.T) {
 				require.Equal(t, rec.Header().Get(h), res.Headers[h], h)
 			}
 		}
+	}
+	ps, err := b.sched.Pools(context.Background())
+	require.NoError(t, err)
+	for _, p := range ps {
+		require.Zero(t, p.Running+p.Parked, "pool %s", p.Name)
+	}
+}
+
+// TestBadPathEscape: an event whose raw path holds an escape that does not
+// decode is the client's bad input: 400 in the API's error shape naming the
+// parameter, not a failed invocation.
+func TestBadPathEscape(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var base events.APIGatewayV2HTTPRequest
+	require.NoError(t, json.Unmarshal(fixture(t, "apigw-v2-submit.json"), &base))
+	for _, c := range []struct {
+		fn                  lambdaapi.Function
+		method, path, field string
+	}{
+		{lambdaapi.Submit, http.MethodPost, "/v1/pools/%ZZ/tasks", "pool"},
+		{lambdaapi.Dispatch, http.MethodPost, "/v1/tasks/t%1/cancel", "id"},
+		{lambdaapi.Mailbox, http.MethodGet, "/v1/mailbox/w%/", "path"},
+		{lambdaapi.Mailbox, http.MethodGet, "/v1/mailbox/%zz", "recipient"},
+	} {
+		ev := base
+		ev.RawPath, ev.RequestContext.HTTP.Method, ev.RequestContext.HTTP.Path = c.path, c.method, c.path
+		payload, err := json.Marshal(ev)
+		require.NoError(t, err)
+		res := b.invokeHTTP(t, c.fn, payload)
+		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s: %s", c.path, res.Body)
+		require.Equal(t, "application/json", res.Headers["Content-Type"])
+		e := decodeBody[api.Error](t, res)
+		require.Equal(t, "invalid_request", e.Error.Code)
+		require.Equal(t, c.field, e.Error.Field, "%s", res.Body)
 	}
 	ps, err := b.sched.Pools(context.Background())
 	require.NoError(t, err)

@@ -103,9 +103,14 @@ func matchPath(pattern, segs []string) (map[string]string, bool) {
 	var p map[string]string
 	for i, want := range pattern {
 		if name, ok := strings.CutPrefix(want, "{"); ok {
-			v, err := url.PathUnescape(segs[i])
-			if err != nil || v == "" {
+			if segs[i] == "" {
 				return nil, false
+			}
+			// A parameter whose escape does not decode still selects the
+			// route, as a segment does in API Gateway; the API refuses it.
+			v, err := url.PathUnescape(segs[i])
+			if err != nil {
+				v = segs[i]
 			}
 			if p == nil {
 				p = map[string]string{}

@@ -62,6 +62,7 @@ func (s *Store) Events(ctx context.Context, q core.AuditQuery) ([]core.Event, er
 		in.FilterExpression = aws.String(filters[0] + " AND " + filters[1])
 	}
 	var evs []core.Event
+	total := 0
 	for len(evs) < q.Limit {
 		out, err := s.db.Query(ctx, in)
 		if err != nil {
@@ -72,6 +73,11 @@ func (s *Store) Events(ctx context.Context, q core.AuditQuery) ([]core.Event, er
 			if err != nil {
 				return nil, err
 			}
+			size := core.EventBytes(&e)
+			if !core.PageFits(len(evs), total, size) {
+				return evs, nil
+			}
+			total += size
 			evs = append(evs, e)
 			if len(evs) == q.Limit {
 				break

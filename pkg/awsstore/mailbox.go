@@ -38,12 +38,20 @@ func (s *Store) Messages(ctx context.Context, tenant, recipient string, after co
 	if err != nil {
 		return nil, fmt.Errorf("awsstore: read mailbox: %w", err)
 	}
+	// One Query returns at most 1 MB of items: the page read is bounded
+	// before PageFits cuts it.
 	msgs := make([]core.Message, 0, len(out.Items))
+	total := 0
 	for _, it := range out.Items {
 		m, err := decodeMessage(it)
 		if err != nil {
 			return nil, err
 		}
+		size := core.MessageBytes(&m)
+		if !core.PageFits(len(msgs), total, size) {
+			break
+		}
+		total += size
 		msgs = append(msgs, m)
 	}
 	return msgs, nil

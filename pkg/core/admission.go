@@ -2,9 +2,6 @@ package core
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,28 +66,6 @@ func (r *SubmitRequest) validate(now time.Time) error {
 	return nil
 }
 
-// bodyHash fingerprints what a retry with the same key must repeat.
-func (r *SubmitRequest) bodyHash() string {
-	h := sha256.New()
-	var n [8]byte
-	field := func(b []byte) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
-	}
-	field([]byte(r.Pool))
-	field([]byte(r.Recipient))
-	field(r.Payload)
-	field([]byte(r.MaxWait.String()))
-	if !r.Deadline.IsZero() {
-		field([]byte(r.Deadline.UTC().Format(time.RFC3339Nano)))
-	} else {
-		field(nil)
-	}
-	field([]byte(r.RunTimeout.String()))
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}
-
 // Submit admits the task if its pool has a free slot and nothing parked
 // waits before it, parks it otherwise, and rejects it (ErrPoolFull, with the
 // rejected task in the result) when the parked depth is full.
@@ -108,7 +83,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	}
 	var hash string // only a keyed submission can be replayed
 	if req.Key != "" {
-		hash = req.bodyHash()
+		hash = req.bodyHash(pool.PoolConfig)
 		if res, err, ok := s.replay(ctx, req, hash); ok {
 			return res, err
 		}
@@ -258,7 +233,7 @@ func (s *Scheduler) replay(ctx context.Context, req SubmitRequest, hash string) 
 	if err != nil {
 		return SubmitResult{}, fmt.Errorf("core: read key: %w", err), true
 	}
-	if rec.BodyHash != hash {
+	if !req.sameBody(rec.BodyHash, hash) {
 		return SubmitResult{}, ErrKeyConflict, true
 	}
 	t, err := s.b.Task(ctx, rec.TaskID)

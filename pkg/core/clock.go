@@ -1,8 +1,18 @@
 package core
 
 import (
+	"math"
 	"sync"
 	"time"
+)
+
+// MinTime and MaxTime bound the times core takes from outside (a deadline,
+// an audit range): the instants that nanoseconds since the Unix epoch in an
+// int64, as stores keep them, can name. The zero time.Time lies outside:
+// core takes it for a time left out.
+var (
+	MinTime = time.Unix(0, 0).UTC()
+	MaxTime = time.Unix(0, math.MaxInt64).UTC()
 )
 
 // Clock tells the time. Core reads time only through a Clock.

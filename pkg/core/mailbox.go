@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 )
 
 // MailboxRequest reads a recipient's mailbox.
@@ -86,11 +87,73 @@ func (s *Scheduler) mailboxPage(ctx context.Context, req MailboxRequest) (Mailbo
 		}
 		return MailboxPage{}, err
 	}
+	// Stores stop at the first message that does not fit; this holds the
+	// rule for one that does not.
+	total := 0
+	for i := range msgs {
+		size := MessageBytes(&msgs[i])
+		if i >= req.Limit || !PageFits(i, total, size) {
+			msgs = msgs[:i]
+			break
+		}
+		total += size
+	}
 	next := req.After
 	if len(msgs) > 0 {
 		next = msgs[len(msgs)-1].Cursor
 	}
 	return MailboxPage{Messages: msgs, Next: next}, nil
+}
+
+// PageFits reports whether an entry of size bytes (MessageBytes or
+// EventBytes) may join a page of mailbox messages or audit events that
+// holds n entries of total bytes: the first entry always does, however
+// large; the others while the page stays within MaxPageBytes. A store's
+// page read stops at the first entry that does not fit, so that it never
+// holds much more than the page, and the page's cursor continues from the
+// last entry it holds.
+func PageFits(n, total, size int) bool {
+	return n == 0 || total+size <= MaxPageBytes
+}
+
+// MessageBytes is the size of m as a page counts it: the bytes of its
+// result as it is stored, and of its text fields as JSON strings (quoted
+// and escaped), so that a page's JSON stays within MaxPageBytes plus a
+// small fixed size per message.
+func MessageBytes(m *Message) int {
+	return len(m.Result) + jsonStringLen(m.Error) + jsonStringLen(m.TaskID) + jsonStringLen(m.Pool) +
+		jsonStringLen(string(m.Type)) + jsonStringLen(m.Lease)
+}
+
+// jsonStringLen is the length of s encoded as a JSON string by
+// encoding/json without HTML escaping: quotes, two-byte escapes, \u00XX for
+// other control characters, \ufffd for each invalid byte, \u2028 and \u2029.
+func jsonStringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			switch {
+			case b == '"' || b == '\\' || b == '\b' || b == '\f' || b == '\n' || b == '\r' || b == '\t':
+				n += 2
+			case b < 0x20:
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1, r == '\u2028', r == '\u2029':
+			n += 6
+		default:
+			n += size
+		}
+		i += size
+	}
+	return n
 }
 
 // Ack marks the recipient's messages up to and including upTo as handled:

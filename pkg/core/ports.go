@@ -128,7 +128,9 @@ type Delivery struct {
 type MailboxStore interface {
 	// Messages returns up to limit messages of (tenant, recipient) with a
 	// cursor greater than both after and the mailbox's acknowledged cursor,
-	// in cursor order.
+	// in cursor order, and stops at the first message that does not fit
+	// the page (PageFits with MessageBytes): it reads no more than it
+	// returns but that one message.
 	Messages(ctx context.Context, tenant, recipient string, after Cursor, limit int) ([]Message, error)
 	// Ack records that messages up to and including upTo are handled.
 	// A cursor beyond the mailbox's newest message is ErrAckBeyondNewest:
@@ -148,7 +150,9 @@ type MailboxWatcher interface {
 // AuditStore queries the audit trail, written by Commit.
 type AuditStore interface {
 	// Events returns up to q.Limit events of q.Tenant with From <= At < To,
-	// after q.After in (At, Seq) order, filtered by q.Pool and q.TaskID when set.
+	// after q.After in (At, Seq) order, filtered by q.Pool and q.TaskID when
+	// set, and stops at the first event that does not fit the page
+	// (PageFits with EventBytes).
 	Events(ctx context.Context, q AuditQuery) ([]Event, error)
 }
 

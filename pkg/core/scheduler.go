@@ -25,6 +25,11 @@ const (
 	MaxMailboxWait = 20 * time.Second
 	// MaxPageLimit bounds a page of mailbox messages or audit events.
 	MaxPageLimit = 1000
+	// MaxPageBytes bounds the content of a page of mailbox messages or
+	// audit events as well (MessageBytes, EventBytes; see PageFits): 1,000
+	// results of MaxResultBytes would take over 100 MiB. It also keeps a
+	// page within a Lambda function's 6 MB response.
+	MaxPageBytes = 4 << 20
 	// DefaultPageLimit is a page's size when the query names none.
 	DefaultPageLimit = 100
 )

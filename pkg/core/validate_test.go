@@ -177,6 +177,40 @@ func TestMailboxAndAuditValidation(t *testing.T) {
 	}
 	_, err = tb.s.Audit(tb.ctx, AuditQuery{Tenant: "a", From: t0.Add(time.Hour), To: t0})
 	requireField(t, err, "from")
+
+	// Times outside what stores represent are refused, not taken for absent
+	// nor handed on.
+	before := MinTime.Add(-time.Nanosecond)
+	for field, q := range map[string]AuditQuery{
+		"from": {Tenant: "a", From: before, To: MinTime.Add(time.Hour)},
+		"to":   {Tenant: "a", From: MaxTime.Add(-time.Hour), To: MaxTime.Add(time.Nanosecond)},
+	} {
+		_, err := tb.s.Audit(tb.ctx, q)
+		requireField(t, err, field)
+	}
+}
+
+// TestAuditDefaultFromStopsAtMinTime: a To near MinTime leaves the default
+// From at MinTime rather than before it.
+func TestAuditDefaultFromStopsAtMinTime(t *testing.T) {
+	t.Parallel()
+	var got AuditQuery
+	s, err := New(Config{Backend: auditSpy{q: &got}, Clock: NewStubClock(t0)})
+	require.NoError(t, err)
+	_, err = s.Audit(t.Context(), AuditQuery{Tenant: "a", To: MinTime.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Equal(t, MinTime, got.From)
+}
+
+// auditSpy records the audit query a store is asked.
+type auditSpy struct {
+	Backend
+	q *AuditQuery
+}
+
+func (a auditSpy) Events(_ context.Context, q AuditQuery) ([]Event, error) {
+	*a.q = q
+	return nil, nil
 }
 
 func TestPoolConfigValidate(t *testing.T) {
@@ -213,46 +247,93 @@ func TestPoolConfigValidate(t *testing.T) {
 
 func TestBodyHash(t *testing.T) {
 	t.Parallel()
-	base := SubmitRequest{Tenant: "acme", Pool: "p", Key: "k", Recipient: "r", Payload: json.RawMessage(`{"a":1}`), MaxWait: time.Minute, RunTimeout: time.Hour}
-	h := base.bodyHash()
-	require.Len(t, h, 32)
+	pool := PoolConfig{Name: "p", DefaultMaxWait: time.Minute, RunTimeout: time.Hour}
+	base := SubmitRequest{Tenant: "acme", Pool: "p", Key: "k", Recipient: "r", Payload: json.RawMessage(`{"a":1,"b":[true,null,"x"]}`), MaxWait: 2 * time.Minute, RunTimeout: 2 * time.Hour}
+	h := base.bodyHash(pool)
+	require.True(t, strings.HasPrefix(h, bodyHashVersion), h)
+	require.Len(t, h, len(bodyHashVersion)+32)
 	again := base
-	require.Equal(t, h, again.bodyHash(), "deterministic")
+	require.Equal(t, h, again.bodyHash(pool), "deterministic")
 
-	// The key and the tenant identify the request; they are not its body.
-	same := base
-	same.Key = "other"
-	same.Tenant = "globex"
-	require.Equal(t, h, same.bodyHash())
+	// What does not change the body: the key and the tenant (they identify
+	// the request), the payload's spacing, member order and escapes, and
+	// naming the pool's defaults.
+	same := map[string]func(*SubmitRequest){
+		"key and tenant": func(r *SubmitRequest) { r.Key, r.Tenant = "other", "globex" },
+		"spacing": func(r *SubmitRequest) {
+			r.Payload = json.RawMessage(" {\n \"a\" : 1 ,\t\"b\":[ true, null ,\"x\" ] } ")
+		},
+		"member order": func(r *SubmitRequest) { r.Payload = json.RawMessage(`{"b":[true,null,"x"],"a":1}`) },
+		"escapes":      func(r *SubmitRequest) { r.Payload = json.RawMessage(`{"\u0061":1,"b":[true,null,"\u0078"]}`) },
+	}
+	for name, edit := range same {
+		r := base
+		edit(&r)
+		require.Equal(t, h, r.bodyHash(pool), name)
+	}
+	defaults := SubmitRequest{Pool: "p", Recipient: "r"}
+	named := defaults
+	named.MaxWait, named.RunTimeout = pool.DefaultMaxWait, pool.RunTimeout
+	require.Equal(t, defaults.bodyHash(pool), named.bodyHash(pool), "the pool's defaults, named or not")
+	null := defaults
+	null.Payload = json.RawMessage(` null `)
+	require.Equal(t, defaults.bodyHash(pool), null.bodyHash(pool), "a null payload is no payload")
 
 	edits := map[string]func(*SubmitRequest){
-		"pool":       func(r *SubmitRequest) { r.Pool = "q" },
-		"recipient":  func(r *SubmitRequest) { r.Recipient = "s" },
-		"payload":    func(r *SubmitRequest) { r.Payload = json.RawMessage(`{"a":2}`) },
-		"no payload": func(r *SubmitRequest) { r.Payload = nil },
-		"maxWait":    func(r *SubmitRequest) { r.MaxWait = 2 * time.Minute },
-		"deadline":   func(r *SubmitRequest) { r.MaxWait = 0; r.Deadline = t0 },
-		"runTimeout": func(r *SubmitRequest) { r.RunTimeout = 0 },
+		"pool":              func(r *SubmitRequest) { r.Pool = "q" },
+		"recipient":         func(r *SubmitRequest) { r.Recipient = "s" },
+		"payload":           func(r *SubmitRequest) { r.Payload = json.RawMessage(`{"a":2,"b":[true,null,"x"]}`) },
+		"number as written": func(r *SubmitRequest) { r.Payload = json.RawMessage(`{"a":1.0,"b":[true,null,"x"]}`) },
+		"array order":       func(r *SubmitRequest) { r.Payload = json.RawMessage(`{"a":1,"b":[null,true,"x"]}`) },
+		"member twice":      func(r *SubmitRequest) { r.Payload = json.RawMessage(`{"a":1,"a":1,"b":[true,null,"x"]}`) },
+		"no payload":        func(r *SubmitRequest) { r.Payload = nil },
+		"maxWait":           func(r *SubmitRequest) { r.MaxWait = 3 * time.Minute },
+		"default maxWait":   func(r *SubmitRequest) { r.MaxWait = 0 },
+		"deadline":          func(r *SubmitRequest) { r.MaxWait = 0; r.Deadline = t0 },
+		"runTimeout":        func(r *SubmitRequest) { r.RunTimeout = 0 },
 	}
 	seen := map[string]string{h: "base"}
 	for name, edit := range edits {
 		r := base
 		edit(&r)
-		got := r.bodyHash()
+		got := r.bodyHash(pool)
 		prev, dup := seen[got]
 		require.False(t, dup, "%s hashes like %s", name, prev)
 		seen[got] = name
 	}
+	// A deadline is not a maxWait that would end at the same instant.
+	w := SubmitRequest{Pool: "p", MaxWait: time.Minute}
+	d := SubmitRequest{Pool: "p", Deadline: t0.Add(time.Minute)}
+	require.NotEqual(t, w.bodyHash(pool), d.bodyHash(pool))
 
 	// Fields are length-prefixed: moving bytes between them changes the hash.
 	a := SubmitRequest{Pool: "ab", Recipient: "c"}
 	b := SubmitRequest{Pool: "a", Recipient: "bc"}
-	require.NotEqual(t, a.bodyHash(), b.bodyHash())
+	require.NotEqual(t, a.bodyHash(pool), b.bodyHash(pool))
 
 	// A deadline is one instant, whatever its zone.
 	d1 := SubmitRequest{Pool: "p", Deadline: t0}
 	d2 := SubmitRequest{Pool: "p", Deadline: t0.In(time.FixedZone("x", 3600))}
-	require.Equal(t, d1.bodyHash(), d2.bodyHash())
+	require.Equal(t, d1.bodyHash(pool), d2.bodyHash(pool))
+}
+
+// TestLegacyBodyHash: a key stored before the canonical hash holds the hash
+// of the raw fields; a retry that repeats them replays it, another does not.
+func TestLegacyBodyHash(t *testing.T) {
+	t.Parallel()
+	pool := PoolConfig{Name: "p", DefaultMaxWait: time.Minute, RunTimeout: time.Hour}
+	req := SubmitRequest{Tenant: "acme", Pool: "p", Key: "k", Recipient: "r", Payload: json.RawMessage(`{"a":1}`), MaxWait: time.Minute}
+	// The hash as it was computed for this request before: 16 bytes of
+	// SHA-256 over the length-prefixed pool, recipient, raw payload,
+	// maxWait and runTimeout as given, and no deadline.
+	const stored = "6e9091f22c73a0f4066a4257520be1bb"
+	require.Equal(t, stored, req.legacyBodyHash())
+	require.True(t, req.sameBody(stored, req.bodyHash(pool)))
+	spaced := req
+	spaced.Payload = json.RawMessage(`{"a": 1}`)
+	require.False(t, spaced.sameBody(stored, spaced.bodyHash(pool)), "a stored raw hash compares raw fields")
+	require.True(t, spaced.sameBody(req.bodyHash(pool), spaced.bodyHash(pool)))
+	require.False(t, req.sameBody(bodyHashVersion+stored, req.bodyHash(pool)))
 }
 
 func TestConfigWithDefaults(t *testing.T) {

@@ -49,6 +49,7 @@ func (s *Store) Events(_ context.Context, q core.AuditQuery) ([]core.Event, erro
 		return !e.At.Before(q.From) && !q.After.Covers(e.At, e.Seq)
 	})
 	var out []core.Event
+	total := 0
 	for ; i < len(l.events) && len(out) < q.Limit; i++ {
 		e := &l.events[i]
 		if !e.At.Before(q.To) {
@@ -57,6 +58,11 @@ func (s *Store) Events(_ context.Context, q core.AuditQuery) ([]core.Event, erro
 		if q.After.Covers(e.At, e.Seq) || q.Pool != "" && e.Pool != q.Pool || q.TaskID != "" && e.TaskID != q.TaskID {
 			continue
 		}
+		size := core.EventBytes(e)
+		if !core.PageFits(len(out), total, size) {
+			break
+		}
+		total += size
 		out = append(out, *e)
 	}
 	return out, nil

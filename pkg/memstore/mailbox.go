@@ -59,11 +59,17 @@ func (s *Store) Messages(_ context.Context, tenant, recipient string, after core
 	defer b.mu.Unlock()
 	from := max(after, b.acked)
 	i := sort.Search(len(b.msgs), func(i int) bool { return b.msgs[i].Cursor > from })
-	n := min(limit, len(b.msgs)-i)
-	if n <= 0 {
-		return nil, nil
+	var out []core.Message
+	total := 0
+	for ; i < len(b.msgs) && len(out) < limit; i++ {
+		size := core.MessageBytes(&b.msgs[i])
+		if !core.PageFits(len(out), total, size) {
+			break
+		}
+		total += size
+		out = append(out, b.msgs[i])
 	}
-	return append([]core.Message(nil), b.msgs[i:i+n]...), nil
+	return out, nil
 }
 
 // Ack moves the acknowledged cursor forward to upTo, which must not be

@@ -28,6 +28,7 @@ func (s *Store) Events(_ context.Context, q core.AuditQuery) ([]core.Event, erro
 	}
 	end := appendTime(bytes.Clone(prefix), q.To)
 	var out []core.Event
+	total := 0
 	err = scan(r.snap, prefix, start, func(k, v []byte) (bool, error) {
 		if len(out) >= q.Limit || bytes.Compare(k, end) >= 0 {
 			return false, nil
@@ -39,6 +40,11 @@ func (s *Store) Events(_ context.Context, q core.AuditQuery) ([]core.Event, erro
 		if q.Pool != "" && e.Pool != q.Pool || q.TaskID != "" && e.TaskID != q.TaskID {
 			return true, nil
 		}
+		size := core.EventBytes(&e)
+		if !core.PageFits(len(out), total, size) {
+			return false, nil
+		}
+		total += size
 		out = append(out, e)
 		return true, nil
 	})

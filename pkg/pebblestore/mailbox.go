@@ -36,6 +36,7 @@ func (s *Store) Messages(_ context.Context, tenant, recipient string, after core
 	}
 	prefix := append(key(spaceMbox, len(box)), box...)
 	var out []core.Message
+	total := 0
 	err = scan(r.snap, prefix, messageKey(box, from+1), func(_, v []byte) (bool, error) {
 		if len(out) >= limit {
 			return false, nil
@@ -44,6 +45,11 @@ func (s *Store) Messages(_ context.Context, tenant, recipient string, after core
 		if err := decode(v, &m); err != nil {
 			return false, err
 		}
+		size := core.MessageBytes(&m)
+		if !core.PageFits(len(out), total, size) {
+			return false, nil
+		}
+		total += size
 		out = append(out, m)
 		return true, nil
 	})

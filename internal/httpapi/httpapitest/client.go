@@ -76,6 +76,40 @@ func (c caller) raw(method, path, body string, hdr ...string) response {
 	return response{code: res.StatusCode, hdr: res.Header, body: data}
 }
 
+// rawURI is raw with uri sent as the request target exactly as given, so
+// that it may hold what a URL parser refuses (an invalid escape).
+func (c caller) rawURI(method, uri, body string, hdr ...string) response {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.target.BaseURL, "/")+"/", rd)
+	require.NoError(c.t, err)
+	req.URL.Opaque = uri
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	cl := c.target.Client
+	if cl == nil {
+		cl = http.DefaultClient
+	}
+	res, err := cl.Do(req)
+	require.NoError(c.t, err, "%s %s", method, uri)
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	require.NoError(c.t, err)
+	return response{code: res.StatusCode, hdr: res.Header, body: data}
+}
+
 // send marshals v (a map or struct) as the body.
 func (c caller) send(method, path string, v any) response {
 	c.t.Helper()

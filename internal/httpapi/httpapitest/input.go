@@ -13,10 +13,12 @@ import (
 )
 
 // maxPayload and maxResult are core.MaxPayloadBytes and core.MaxResultBytes,
-// as the API documents them.
+// and maxPageBytes core.MaxPageBytes, the content bound of a mailbox or
+// audit page, as the API documents them.
 const (
-	maxPayload = 256 << 10
-	maxResult  = 128 << 10
+	maxPayload   = 256 << 10
+	maxResult    = 128 << 10
+	maxPageBytes = 4 << 20
 )
 
 // testTenantIsolation: another tenant's task is 404 on every route, and its
@@ -112,11 +114,17 @@ type snapshot struct {
 
 func takeSnapshot(t *testing.T, c caller, id, rcpt string) snapshot {
 	t.Helper()
+	return snapshotOf(t, c, "ct-bad", id, rcpt)
+}
+
+// snapshotOf is takeSnapshot of task id in pool poolName.
+func snapshotOf(t *testing.T, c caller, poolName, id, rcpt string) snapshot {
+	t.Helper()
 	return snapshot{
 		task:   getTask(t, c, id),
-		pool:   getPool(t, c, "ct-bad"),
+		pool:   getPool(t, c, poolName),
 		msgs:   messages(t, c, rcpt),
-		events: events(t, c, "pool", "ct-bad"),
+		events: events(t, c, "pool", poolName),
 	}
 }
 
@@ -486,4 +494,62 @@ func testConcurrentSubmits(t *testing.T, e env) {
 	}
 	require.Equal(t, map[string]int{"running": 2, "parked": 5, "rejected": n - 7}, count)
 	require.Equal(t, pool{Name: "ct-race", Capacity: 2, Running: 2, Parked: 5, MaxParked: 5}, getPool(t, e.acme(t), "ct-race"))
+}
+
+// testMailboxPageBytes: a page is bounded by its content as well as by
+// limit: a page of many large results ends early, and next goes on from
+// there with nothing lost or repeated.
+func testMailboxPageBytes(t *testing.T, e env) {
+	const tasks = 40 // 40 results of 128 KiB: 5 MiB
+	acme := e.acme(t)
+	rcpt := e.recipient("big")
+	result := `"` + strings.Repeat("r", maxResult-2) + `"`
+	var ids []string
+	for range tasks {
+		a := submit(t, acme, "ct-big", object{"recipient": rcpt}, http.StatusCreated)
+		require.Equal(t, "running", a.State)
+		expectTask(t, acme.raw(http.MethodPost, "/v1/tasks/"+a.ID+"/complete", `{"lease":"`+a.Lease+`","status":"succeeded","result":`+result+`}`), http.StatusOK)
+		ids = append(ids, a.ID)
+	}
+	resultBytes := func(ms []message) int {
+		n := 0
+		for _, m := range ms {
+			n += len(m.Result)
+		}
+		return n
+	}
+
+	var all []message
+	after := ""
+	for range 2*tasks + 1 {
+		r := acme.get("/v1/mailbox/" + rcpt + q("after", after, "limit", "1000"))
+		page := expect[mailboxPage](t, r, http.StatusOK)
+		if len(page.Messages) == 0 {
+			require.Equal(t, after, page.Next, "an empty page keeps the cursor")
+			break
+		}
+		if len(all) == 0 {
+			require.Less(t, len(page.Messages), 2*tasks, "a page of %d large results ends early", tasks)
+		}
+		if len(page.Messages) > 1 {
+			require.LessOrEqual(t, resultBytes(page.Messages), maxPageBytes, "a page of %d messages", len(page.Messages))
+		}
+		require.Less(t, len(r.body), maxPageBytes+64<<10, "the response of a page")
+		require.Equal(t, page.Messages[len(page.Messages)-1].Cursor, page.Next)
+		all = append(all, page.Messages...)
+		after = page.Next
+	}
+	require.Len(t, all, 2*tasks, "every message, once")
+	seen := map[string]bool{}
+	for i, m := range all {
+		require.False(t, seen[m.Cursor], "cursor %s repeated", m.Cursor)
+		seen[m.Cursor] = true
+		require.Equal(t, ids[i/2], m.TaskID, "message %d", i)
+		if i%2 == 0 {
+			require.Equal(t, "started", m.Type)
+		} else {
+			require.Equal(t, "succeeded", m.Type)
+			require.Equal(t, result, string(m.Result))
+		}
+	}
 }

@@ -334,3 +334,47 @@ func testCancel(t *testing.T, e env) {
 	require.Equal(t, []string{"cancelled"}, typesFor(msgs, b.ID))
 	require.Equal(t, []string{"started", "succeeded"}, typesFor(msgs, c.ID))
 }
+
+// testSameBody: what counts as the same body for a key is the request as
+// the pool resolves it: the payload's JSON value (not its spacing, key
+// order or escapes), and maxWait and runTimeout given or left to the
+// pool's defaults alike.
+func testSameBody(t *testing.T, e env) {
+	acme := e.acme(t)
+	rcpt := e.recipient("same")
+	path := "/v1/pools/ct-same/tasks"
+	send := func(body string) response { return acme.raw(http.MethodPost, path, body) }
+	key := func(name string) string { return `"key":"` + name + "-" + e.run + `","recipient":"` + rcpt + `"` }
+
+	first := expectSubmitted(t, send(`{`+key("ws")+`,"payload":{"a":1,"b":[true,null,"x"]}}`), http.StatusCreated)
+	for _, body := range []string{
+		`{` + key("ws") + `,"payload":{"a": 1, "b": [ true , null , "x" ]}}`,
+		`{` + key("ws") + `,"payload":{"b":[true,null,"\u0078"],"a":1}}`,
+		`{` + key("ws") + `,"payload":` + "\n\t" + `{"b":[true,null,"x"],` + "\r\n" + `"a":1}` + "\n}",
+		` { "payload" : { "b" : [ true, null, "x" ], "a" : 1 } , ` + key("ws") + ` } `,
+	} {
+		again := expectSubmitted(t, send(body), http.StatusOK)
+		require.Equal(t, first.ID, again.ID, body)
+	}
+	requireError(t, send(`{`+key("ws")+`,"payload":{"a":2,"b":[true,null,"x"]}}`), http.StatusConflict, "key_conflict", "key")
+	requireError(t, send(`{`+key("ws")+`,"payload":{"a":1.0,"b":[true,null,"x"]}}`), http.StatusConflict, "key_conflict", "key")
+	requireError(t, send(`{`+key("ws")+`,"payload":{"a":1,"b":[true,"x",null]}}`), http.StatusConflict, "key_conflict", "key")
+
+	// The pool's defaults (maxWait 1m, runTimeout 1m) named or not.
+	def := expectSubmitted(t, send(`{`+key("defaults")+`}`), http.StatusCreated)
+	for _, body := range []string{
+		`{` + key("defaults") + `,"maxWait":"1m"}`,
+		`{` + key("defaults") + `,"maxWait":"60s","runTimeout":"1m0s"}`,
+		`{` + key("defaults") + `,"runTimeout":"60000ms","payload":null}`,
+	} {
+		again := expectSubmitted(t, send(body), http.StatusOK)
+		require.Equal(t, def.ID, again.ID, body)
+	}
+	requireError(t, send(`{`+key("defaults")+`,"maxWait":"2m"}`), http.StatusConflict, "key_conflict", "key")
+	requireError(t, send(`{`+key("defaults")+`,"runTimeout":"61s"}`), http.StatusConflict, "key_conflict", "key")
+	requireError(t, send(`{`+key("defaults")+`,"payload":{}}`), http.StatusConflict, "key_conflict", "key")
+
+	// Replays started nothing.
+	require.Equal(t, []string{"started"}, typesFor(messages(t, acme, rcpt), first.ID))
+	require.Equal(t, []string{"started"}, typesFor(messages(t, acme, rcpt), def.ID))
+}

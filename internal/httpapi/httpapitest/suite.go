@@ -21,6 +21,7 @@ var Pools = []core.PoolConfig{
 	pc("ct-flow", 1, 5), pc("ct-wake", 1, 5), pc("ct-full", 1, 1), pc("ct-keys", 10, 10),
 	pc("ct-lease", 10, 10), pc("ct-expire", 1, 5), pc("ct-cancel", 1, 5), pc("ct-bad", 2, 5),
 	pc("ct-tenants", 4, 10), pc("ct-pages", 10, 10), pc("ct-poll", 4, 10), pc("ct-race", 2, 5),
+	pc("ct-big", 1, 5), pc("ct-zero", 2, 5), pc("ct-utf8", 2, 5), pc("ct-errs", 2, 5), pc("ct-same", 10, 10),
 }
 
 func pc(name string, capacity, maxParked int) core.PoolConfig {
@@ -79,6 +80,11 @@ func Run(t *testing.T, newTarget func(t *testing.T, pools []core.PoolConfig) Tar
 		{"AuditPages", testAuditPages},
 		{"LongPoll", testLongPoll},
 		{"ConcurrentSubmits", testConcurrentSubmits},
+		{"MailboxPageBytes", testMailboxPageBytes},
+		{"ZeroTimesAreGiven", testZeroTimes},
+		{"InvalidUTF8", testInvalidUTF8},
+		{"ErrorBodies", testErrorBodies},
+		{"SameBody", testSameBody},
 	}
 	t.Run("contract", func(t *testing.T) {
 		for _, c := range cases {

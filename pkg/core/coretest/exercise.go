@@ -118,10 +118,10 @@ func allEvents(t *testing.T, ctx context.Context, b core.Backend, q core.AuditQu
 	for range 1 << 20 {
 		page, err := b.Events(ctx, q)
 		require.NoError(t, err)
-		out = append(out, page...)
-		if len(page) < q.Limit {
+		if len(page) == 0 {
 			return out
 		}
+		out = append(out, page...)
 		last := page[len(page)-1]
 		q.After = core.AuditCursor{At: last.At, Seq: last.Seq}
 	}

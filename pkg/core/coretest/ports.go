@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -354,6 +355,72 @@ func exercisePorts(t *testing.T, newBackend NewBackend) {
 		page, err := pb.b.Events(pb.ctx, core.AuditQuery{Tenant: "initech", From: T0, To: T0.Add(time.Hour), Limit: 10})
 		require.NoError(t, err)
 		require.Empty(t, page)
+	})
+
+	t.Run("PageBytes", func(t *testing.T) {
+		t.Parallel()
+		pb := setupPort(t, newBackend)
+		// 40 messages with results of MaxResultBytes and 40 events with
+		// details of 120 KiB: pages end by content, not by count.
+		result := []byte(`"` + strings.Repeat("r", core.MaxResultBytes-2) + `"`)
+		detail := strings.Repeat("d", 120<<10)
+		const n = 40
+		for i := range n {
+			at := T0.Add(time.Duration(i) * time.Millisecond)
+			id := fmt.Sprintf("t%02d", i)
+			require.NoError(t, pb.b.Commit(pb.ctx, &core.Txn{
+				Messages: []core.Message{{Tenant: "acme", Recipient: "box", TaskID: id, Pool: "p", Type: "succeeded", Result: result, At: at}},
+				Events:   []core.Event{{At: at, Tenant: "acme", Pool: "p", TaskID: id, Type: core.EventComplete, From: core.StateRunning, To: core.StateSucceeded, Detail: detail}},
+			}))
+		}
+		var msgs []core.Message
+		var after core.Cursor
+		for range n + 1 {
+			page, err := pb.b.Messages(pb.ctx, "acme", "box", after, core.MaxPageLimit)
+			require.NoError(t, err)
+			if len(page) == 0 {
+				break
+			}
+			total := 0
+			for i := range page {
+				total += core.MessageBytes(&page[i])
+			}
+			require.True(t, len(page) == 1 || total <= core.MaxPageBytes, "a page of %d messages holds %d bytes", len(page), total)
+			require.Less(t, len(page), n, "the page ends by content")
+			msgs = append(msgs, page...)
+			after = page[len(page)-1].Cursor
+		}
+		require.Len(t, msgs, n)
+		for i, m := range msgs {
+			require.Equal(t, fmt.Sprintf("t%02d", i), m.TaskID, "nothing lost or repeated")
+		}
+		// A single message over the bound is a page of its own.
+		page, err := pb.b.Messages(pb.ctx, "acme", "box", 0, 1)
+		require.NoError(t, err)
+		require.Len(t, page, 1)
+
+		q := core.AuditQuery{Tenant: "acme", From: T0, To: T0.Add(time.Hour), Limit: core.MaxPageLimit}
+		var evs []core.Event
+		for range n + 1 {
+			page, err := pb.b.Events(pb.ctx, q)
+			require.NoError(t, err)
+			if len(page) == 0 {
+				break
+			}
+			total := 0
+			for i := range page {
+				total += core.EventBytes(&page[i])
+			}
+			require.LessOrEqual(t, total, core.MaxPageBytes)
+			require.Less(t, len(page), n, "the page ends by content")
+			evs = append(evs, page...)
+			last := page[len(page)-1]
+			q.After = core.AuditCursor{At: last.At, Seq: last.Seq}
+		}
+		require.Len(t, evs, n)
+		for i, e := range evs {
+			require.Equal(t, fmt.Sprintf("t%02d", i), e.TaskID, "nothing lost or repeated")
+		}
 	})
 
 	t.Run("DueIndex", func(t *testing.T) {
