@@ -180,7 +180,9 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 		if err != nil {
 			return nil, err
 		}
-		ln = netutil.LimitListener(ln, cfg.MaxConnections)
+		// net/http's own error answers (a request it cannot parse) in the
+		// API's JSON error body, like every other answer.
+		ln = httpapi.Listener(netutil.LimitListener(ln, cfg.MaxConnections))
 		listeners = append(listeners, ln)
 		servers = append(servers, newHTTPServer(cfg, h, log))
 		return ln, nil
