@@ -47,6 +47,20 @@ type response struct {
 // raw sends body as it is (no body when empty) with extra headers.
 func (c caller) raw(method, path, body string, hdr ...string) response {
 	c.t.Helper()
+	return c.roundTrip(method, path, "", body, hdr)
+}
+
+// rawURI is raw with uri sent as the request target exactly as given, so
+// that it may hold what a URL parser refuses (an invalid escape).
+func (c caller) rawURI(method, uri, body string, hdr ...string) response {
+	c.t.Helper()
+	return c.roundTrip(method, "/", uri, body, hdr)
+}
+
+// roundTrip sends one request to path, or with opaque (if not empty) as
+// its request target.
+func (c caller) roundTrip(method, path, opaque, body string, hdr []string) response {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	var rd io.Reader
@@ -55,6 +69,10 @@ func (c caller) raw(method, path, body string, hdr ...string) response {
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.target.BaseURL, "/")+path, rd)
 	require.NoError(c.t, err)
+	target := path
+	if opaque != "" {
+		req.URL.Opaque, target = opaque, opaque
+	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -69,41 +87,7 @@ func (c caller) raw(method, path, body string, hdr ...string) response {
 		cl = http.DefaultClient
 	}
 	res, err := cl.Do(req)
-	require.NoError(c.t, err, "%s %s", method, path)
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	require.NoError(c.t, err)
-	return response{code: res.StatusCode, hdr: res.Header, body: data}
-}
-
-// rawURI is raw with uri sent as the request target exactly as given, so
-// that it may hold what a URL parser refuses (an invalid escape).
-func (c caller) rawURI(method, uri, body string, hdr ...string) response {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.target.BaseURL, "/")+"/", rd)
-	require.NoError(c.t, err)
-	req.URL.Opaque = uri
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	cl := c.target.Client
-	if cl == nil {
-		cl = http.DefaultClient
-	}
-	res, err := cl.Do(req)
-	require.NoError(c.t, err, "%s %s", method, uri)
+	require.NoError(c.t, err, "%s %s", method, target)
 	defer res.Body.Close()
 	data, err := io.ReadAll(res.Body)
 	require.NoError(c.t, err)
