@@ -2,7 +2,6 @@ package coretest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -318,13 +317,19 @@ func concurrencyWorker(ctx context.Context, s *core.Scheduler, w, n int, hold fu
 	return nil
 }
 
+// wakeGuard bounds the wait for a parked task's start. It catches a task
+// that never starts (a lost wake-up), not a slow one: on moto under a
+// loaded machine a start can take tens of seconds, so the bound is far
+// above any start the test expects.
+const wakeGuard = 3 * time.Minute
+
 // errNoWake reports a parked task that was never started although slots
 // freed: a lost wake-up.
-var errNoWake = errors.New("parked task not started within 10s: lost wake-up")
+var errNoWake = fmt.Errorf("parked task not started within %s: lost wake-up", wakeGuard)
 
 // awaitStart long-polls the mailbox until the started message of id lands.
 func awaitStart(ctx context.Context, s *core.Scheduler, tenant, recipient, id string, after core.Cursor) (string, core.Cursor, error) {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(wakeGuard)
 	for time.Now().Before(deadline) {
 		page, err := s.Mailbox(ctx, core.MailboxRequest{Tenant: tenant, Recipient: recipient, After: after, Wait: time.Second})
 		if err != nil {
