@@ -155,13 +155,11 @@ func (s *Store) committed(txn *core.Txn, st *commitState) {
 	}
 }
 
+// checkTxn refuses, before any request, a transaction that is malformed
+// (core.Txn.CheckShape) or that cannot fit in one TransactWriteItems call.
 func checkTxn(txn *core.Txn) error {
-	seen := make(map[string]bool, len(txn.Tasks))
-	for _, w := range txn.Tasks {
-		if seen[w.Task.ID] {
-			return fmt.Errorf("awsstore: commit: task %s written twice", w.Task.ID)
-		}
-		seen[w.Task.ID] = true
+	if err := txn.CheckShape(); err != nil {
+		return fmt.Errorf("awsstore: %w", err)
 	}
 	n := len(txn.Tasks) + len(txn.Events) + 2*len(txn.Messages) + 2
 	if n > maxTxnItems {
@@ -200,11 +198,6 @@ func countIn(msgs []core.Message, box string) int {
 	return n
 }
 
-// poolTouched reports whether txn reads or writes the pool item.
-func poolTouched(txn *core.Txn) bool {
-	return txn.Pool != "" && (txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom)
-}
-
 func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64, st *commitState) ([]types.TransactWriteItem, []part, error) {
 	var items []types.TransactWriteItem
 	var parts []part
@@ -223,7 +216,7 @@ func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64, 
 		if poolItems, poolParts, err = s.shardedWrites(txn, st.pool, st.sp, st.lay); err != nil {
 			return nil, nil, err
 		}
-	case poolTouched(txn):
+	case txn.TouchesPool():
 		it, err := s.poolWrite(txn)
 		if err != nil {
 			return nil, nil, err
@@ -436,7 +429,9 @@ func (s *Store) cancelReasons(ctx context.Context, txn *core.Txn, parts []part, 
 		switch p.kind {
 		case partTask:
 			w := txn.Tasks[p.i]
-			if old, err := decodeOld(r.Item); err == nil && old.version == w.Expect && old.slot != noSlot {
+			// A put taken as unsharded is also conditioned on the task
+			// holding no slot shard: if its version held, that failed.
+			if old, err := decodeOld(r.Item); err == nil && !w.Conflicts(true, old.version) && old.slot != noSlot {
 				s.slots.put(w.Task.ID, old.version, old.slot)
 				relayout = true
 				continue
@@ -549,18 +544,17 @@ func (s *Store) poolFailure(ctx context.Context, txn *core.Txn, old map[string]t
 	if (p.SlotShards >= 2) != st.lay.sharded() || st.lay.sharded() && p.SlotShards != st.lay.shards {
 		return errRelayout, nil
 	}
+	var perr error
 	if st.lay.sharded() {
 		st.lay.parked = p.Parked
 		s.layouts.put(txn.Pool, st.lay)
-		// Running is on the shards; FirstInLine is checked here only when
-		// the transaction writes no shard.
-		p.Running = 0
+		// Running is on the shards, and NeedSlot is checked there.
+		perr = txn.CheckParked(p.Parked, p.MaxParked)
+	} else {
+		perr = txn.CheckPool(p)
 	}
-	switch {
-	case !st.lay.sharded() && txn.SlotMissing(p.Running, p.Capacity), txn.FirstInLine && p.Parked > 0:
-		return fmt.Errorf("awsstore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity), nil
-	case txn.NeedParkRoom && p.Parked >= p.MaxParked:
-		return fmt.Errorf("awsstore: commit pool %s: %w", txn.Pool, core.ErrPoolFull), nil
+	if perr != nil {
+		return fmt.Errorf("awsstore: %w", perr), nil
 	}
 	return nil, nil
 }

@@ -52,9 +52,10 @@
 // parked < maxParked (NeedParkRoom), each mailbox's sequence update, the
 // message puts and the event puts. Cancellation reasons are translated into
 // the core error of the first failing item, in that order: ErrConflict,
-// ErrKeyExists, then ErrPoolNotFound, ErrNoCapacity or ErrPoolFull decided
-// from the pool item returned with the failure (ReturnValuesOnConditionCheck
-// Failure ALL_OLD). Any other error leaves the outcome unknown and is
+// ErrKeyExists, then ErrPoolNotFound, or ErrNoCapacity or ErrPoolFull
+// decided by core's Txn.CheckPool from the pool item returned with the
+// failure (ReturnValuesOnConditionCheckFailure ALL_OLD). A transaction that
+// core's Txn.CheckShape refuses sends no request. Any other error leaves the outcome unknown and is
 // returned as is; the SDK's retries of one call reuse its ClientRequestToken,
 // so DynamoDB applies a retried transaction at most once.
 //

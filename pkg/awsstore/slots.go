@@ -299,7 +299,7 @@ func (s *Store) planSlots(ctx context.Context, txn *core.Txn, n int) (*slotPlan,
 		old := noSlot
 		if w.Expect > 0 && (running || txn.RunningDelta < 0 || txn.NeedSlot) {
 			var err error
-			if old, err = s.taskSlot(ctx, w.Task.ID, w.Expect); err != nil {
+			if old, err = s.taskSlot(ctx, w); err != nil {
 				return nil, err
 			}
 			if old >= n {
@@ -385,9 +385,11 @@ func (s *Store) spreadDown(ctx context.Context, pool string, n, k int) (map[int]
 	return down, 0, nil
 }
 
-// taskSlot returns the shard that task id holds at version: from the cache,
-// or read strongly consistent. Another version is ErrConflict.
-func (s *Store) taskSlot(ctx context.Context, id string, version int64) (int, error) {
+// taskSlot returns the shard that w's task holds at the version w expects:
+// from the cache, or read strongly consistent. A task on which w's
+// compare-and-set fails (core.TaskWrite.Conflicts) is ErrConflict at once.
+func (s *Store) taskSlot(ctx context.Context, w core.TaskWrite) (int, error) {
+	id, version := w.Task.ID, w.Expect
 	if slot, ok := s.slots.get(id, version); ok {
 		return slot, nil
 	}
@@ -407,7 +409,7 @@ func (s *Store) taskSlot(ctx context.Context, id string, version int64) (int, er
 	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
 		return 0, fmt.Errorf("awsstore: decode task %s: %w", id, err)
 	}
-	if out.Item == nil || it.Version != version {
+	if w.Conflicts(out.Item != nil, it.Version) {
 		return 0, fmt.Errorf("awsstore: commit task %s: %w", id, core.ErrConflict)
 	}
 	slot := noSlot

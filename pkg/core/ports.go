@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -45,6 +47,21 @@ type KeyRecord struct {
 }
 
 // Committer applies one transition atomically: all of it or none of it.
+//
+// The rules of a transaction are core's, written once as methods of Txn and
+// TaskWrite; a store reads the items a transaction names and asks them:
+//
+//   - Txn.CheckShape: refuse a malformed transaction before reading anything.
+//   - Txn.TouchesPool: whether the pool item is read (and must exist, else
+//     ErrPoolNotFound) and written.
+//   - TaskWrite.Conflicts, for each task as stored: ErrConflict.
+//   - the key item as stored: ErrKeyExists if it exists.
+//   - Txn.CheckPool, on the pool item as stored: ErrNoCapacity or
+//     ErrPoolFull.
+//
+// A store that has the conditions evaluated elsewhere (DynamoDB's condition
+// expressions) expresses the same conditions there, and uses these methods
+// to name the condition that failed from the items as they were.
 type Committer interface {
 	// Commit checks every condition of txn and applies every write, or
 	// applies nothing and returns ErrConflict, ErrNoCapacity, ErrPoolFull,
@@ -80,6 +97,57 @@ type Txn struct {
 	Messages []Message
 }
 
+// TouchesPool reports whether txn moves the pool's counters or has a
+// condition on them: whether a store reads and writes the pool item. A
+// transaction that does not (a heartbeat) writes only its other items.
+func (txn *Txn) TouchesPool() bool {
+	return txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom
+}
+
+// CheckShape returns an error if txn is malformed: pool counters or
+// conditions without a pool, or a task written twice. A store checks it
+// before reading or locking anything, and so may take every task item it
+// names to be a distinct item. The error is a bug of the caller, not a
+// refusal: it wraps no sentinel.
+func (txn *Txn) CheckShape() error {
+	if txn.Pool == "" && txn.TouchesPool() {
+		return errors.New("commit: pool counters or conditions without a pool")
+	}
+	for i, w := range txn.Tasks {
+		for _, u := range txn.Tasks[:i] {
+			if u.Task.ID == w.Task.ID {
+				return fmt.Errorf("commit: task %s written twice", w.Task.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckPool returns the first of txn's pool conditions that fails on the
+// pool item p as stored before the write: ErrNoCapacity (NeedSlot, then
+// FirstInLine) or ErrPoolFull (NeedParkRoom), wrapped and naming the pool;
+// nil if they all hold.
+func (txn *Txn) CheckPool(p Pool) error {
+	if txn.SlotMissing(p.Running, p.Capacity) {
+		return fmt.Errorf("commit pool %s: %w", txn.Pool, ErrNoCapacity)
+	}
+	return txn.CheckParked(p.Parked, p.MaxParked)
+}
+
+// CheckParked is CheckPool's conditions on the parked count alone
+// (FirstInLine, then NeedParkRoom), for a store that counts running tasks
+// on other items than the pool's (awsstore's slot shards) and checks
+// NeedSlot there.
+func (txn *Txn) CheckParked(parked, maxParked int) error {
+	switch {
+	case txn.FirstInLine && parked > 0:
+		return fmt.Errorf("commit pool %s: %w", txn.Pool, ErrNoCapacity)
+	case txn.NeedParkRoom && parked >= maxParked:
+		return fmt.Errorf("commit pool %s: %w", txn.Pool, ErrPoolFull)
+	}
+	return nil
+}
+
 // SlotMissing reports whether txn's NeedSlot condition fails on a pool with
 // these counters.
 func (txn *Txn) SlotMissing(running, capacity int) bool {
@@ -91,6 +159,16 @@ func (txn *Txn) SlotMissing(running, capacity int) bool {
 type TaskWrite struct {
 	Task   Task
 	Expect int64
+}
+
+// Conflicts reports whether w's compare-and-set fails on the task item as
+// stored: exists, at version (ignored when it does not exist). A store
+// refuses such a write with ErrConflict.
+func (w TaskWrite) Conflicts(exists bool, version int64) bool {
+	if w.Expect == 0 {
+		return exists
+	}
+	return !exists || version != w.Expect
 }
 
 // ParkingQueue holds parked work per pool: at-least-once, roughly FIFO per

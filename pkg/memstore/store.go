@@ -3,7 +3,6 @@ package memstore
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -167,12 +166,11 @@ func (s *Store) Unsent(_ context.Context, limit int) ([]string, error) {
 
 // Commit applies txn atomically; see core.Committer.
 func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
-	var pool *poolItem
-	touchesPool := txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom
-	if touchesPool && txn.Pool == "" {
-		return errors.New("memstore: commit: pool counters or conditions without a pool")
+	if err := txn.CheckShape(); err != nil {
+		return fmt.Errorf("memstore: %w", err)
 	}
-	if touchesPool {
+	var pool *poolItem
+	if txn.TouchesPool() {
 		pool = peek[poolItem](&s.pools, txn.Pool)
 		if pool == nil {
 			return fmt.Errorf("memstore: commit: %w: %s", core.ErrPoolNotFound, txn.Pool)
@@ -180,7 +178,8 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 	}
 	// Resolve every item, then lock them in one canonical order (pool,
 	// tasks by id, key, mailboxes by key, audit logs by tenant) so that
-	// concurrent transactions cannot deadlock.
+	// concurrent transactions cannot deadlock. CheckShape made the tasks
+	// distinct items.
 	tasks := make([]*taskItem, len(txn.Tasks))
 	order := make([]int, len(txn.Tasks))
 	for i, w := range txn.Tasks {
@@ -199,10 +198,7 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 		pool.mu.Lock()
 		defer pool.mu.Unlock()
 	}
-	for j, i := range order {
-		if j > 0 && tasks[order[j-1]] == tasks[i] {
-			return fmt.Errorf("memstore: commit: task %s written twice", txn.Tasks[i].Task.ID)
-		}
+	for _, i := range order {
 		tasks[i].mu.Lock()
 		defer tasks[i].mu.Unlock()
 	}
@@ -222,7 +218,7 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 	// Check every condition.
 	for i, w := range txn.Tasks {
 		it := tasks[i]
-		if w.Expect == 0 && it.exists || w.Expect != 0 && (!it.exists || it.t.Version != w.Expect) {
+		if w.Conflicts(it.exists, it.t.Version) {
 			return fmt.Errorf("memstore: commit task %s: %w", w.Task.ID, core.ErrConflict)
 		}
 	}
@@ -230,14 +226,11 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 		return fmt.Errorf("memstore: commit key %q: %w", txn.Key.Key, core.ErrKeyExists)
 	}
 	if pool != nil {
-		p := &pool.p
-		switch {
-		case !pool.exists:
+		if !pool.exists {
 			return fmt.Errorf("memstore: commit: %w: %s", core.ErrPoolNotFound, txn.Pool)
-		case txn.SlotMissing(p.Running, p.Capacity), txn.FirstInLine && p.Parked > 0:
-			return fmt.Errorf("memstore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity)
-		case txn.NeedParkRoom && p.Parked >= p.MaxParked:
-			return fmt.Errorf("memstore: commit pool %s: %w", txn.Pool, core.ErrPoolFull)
+		}
+		if err := txn.CheckPool(pool.p); err != nil {
+			return fmt.Errorf("memstore: %w", err)
 		}
 	}
 

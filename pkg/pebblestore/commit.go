@@ -2,7 +2,6 @@ package pebblestore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -73,12 +72,11 @@ func (b *batch) noteTask(t *core.Task) {
 // the requests before it in the group), then writes it.
 func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), error) {
 	// Check every condition.
-	var pool *core.Pool
-	touchesPool := txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom
-	if touchesPool && txn.Pool == "" {
-		return nil, refuse(errors.New("pebblestore: commit: pool counters or conditions without a pool"))
+	if err := txn.CheckShape(); err != nil {
+		return nil, refuse(fmt.Errorf("pebblestore: %w", err))
 	}
-	if touchesPool {
+	var pool *core.Pool
+	if txn.TouchesPool() {
 		var ok bool
 		var err error
 		pool, ok, err = s.writerPool(w, b, txn.Pool)
@@ -91,17 +89,12 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 	}
 	olds := make([]taskHead, len(txn.Tasks))
 	for i, tw := range txn.Tasks {
-		for _, u := range txn.Tasks[:i] {
-			if u.Task.ID == tw.Task.ID {
-				return nil, refuse(fmt.Errorf("pebblestore: commit: task %s written twice", tw.Task.ID))
-			}
-		}
 		var err error
 		olds[i], err = s.writerTask(w, b, tw.Task.ID)
 		if err != nil {
 			return nil, err
 		}
-		if tw.Expect == 0 && olds[i].exists || tw.Expect != 0 && (!olds[i].exists || olds[i].version != tw.Expect) {
+		if tw.Conflicts(olds[i].exists, olds[i].version) {
 			return nil, refuse(fmt.Errorf("pebblestore: commit task %s: %w", tw.Task.ID, core.ErrConflict))
 		}
 	}
@@ -117,11 +110,8 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 		}
 	}
 	if pool != nil {
-		switch {
-		case txn.SlotMissing(pool.Running, pool.Capacity), txn.FirstInLine && pool.Parked > 0:
-			return nil, refuse(fmt.Errorf("pebblestore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity))
-		case txn.NeedParkRoom && pool.Parked >= pool.MaxParked:
-			return nil, refuse(fmt.Errorf("pebblestore: commit pool %s: %w", txn.Pool, core.ErrPoolFull))
+		if err := txn.CheckPool(*pool); err != nil {
+			return nil, refuse(fmt.Errorf("pebblestore: %w", err))
 		}
 	}
 
