@@ -1,7 +1,6 @@
 package lambdaapi
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -123,13 +122,4 @@ func matchPath(pattern, segs []string) (map[string]string, bool) {
 		}
 	}
 	return p, true
-}
-
-// ParseFunction returns the function named s.
-func ParseFunction(s string) (Function, error) {
-	f := Function(s)
-	if !f.Valid() {
-		return "", fmt.Errorf("lambdaapi: unknown function %q (want submit, dispatch, expire or mailbox)", s)
-	}
-	return f, nil
 }
