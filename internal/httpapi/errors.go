@@ -71,11 +71,18 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 			h.log.ErrorContext(r.Context(), "internal error serving request", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 	}
-	writeError(w, code, apiCode, msg, field)
+	WriteError(w, code, apiCode, msg, field)
 }
 
-func writeError(w http.ResponseWriter, code int, apiCode, msg, field string) {
+// WriteError writes the API's error body: status code, its api.Code*
+// code, the message and the field it names, if any.
+func WriteError(w http.ResponseWriter, code int, apiCode, msg, field string) {
 	writeJSON(w, code, api.Error{Error: api.ErrorDetail{Code: apiCode, Message: msg, Field: field}})
+}
+
+// NoRoute writes the 404 of a path that no route serves.
+func NoRoute(w http.ResponseWriter, path string) {
+	WriteError(w, http.StatusNotFound, api.CodeNotFound, "no such route: "+clip(path), "")
 }
 
 // writeJSON encodes v before writing anything, so that an encoding failure

@@ -30,16 +30,42 @@ type handler struct {
 	log  *slog.Logger
 }
 
-// params holds a matched route's path parameters.
-type params map[string]string
+// Params holds a matched route's path parameters, as they stand in the
+// escaped path until Unescape decodes them.
+type Params map[string]string
 
-// route is one method and path pattern of the API; segments in braces are
-// parameters.
+// RouteID names one route of the API.
+type RouteID string
+
+// The routes of the API.
+const (
+	RouteSubmit    RouteID = "submit"
+	RouteTask      RouteID = "task"
+	RouteHeartbeat RouteID = "heartbeat"
+	RouteComplete  RouteID = "complete"
+	RouteCancel    RouteID = "cancel"
+	RouteMailbox   RouteID = "mailbox"
+	RouteAck       RouteID = "ack"
+	RouteAudit     RouteID = "audit"
+	RoutePools     RouteID = "pools"
+	RoutePool      RouteID = "pool"
+)
+
+// Route is one method and path pattern of the API.
+type Route struct {
+	ID     RouteID
+	Method string
+	Path   string // the pattern, with {param} segments, as an API Gateway route path
+	segs   []string
+}
+
+// Key is the route's "METHOD /path", as API Gateway's route key.
+func (r Route) Key() string { return r.Method + " " + r.Path }
+
+// route is a Route and the method of the handler that serves it.
 type route struct {
-	method  string
-	pattern string
-	segs    []string
-	serve   func(h *handler, w http.ResponseWriter, r *http.Request, tenant string, p params)
+	Route
+	serve func(h *handler, w http.ResponseWriter, r *http.Request, tenant string, p Params)
 }
 
 // New returns the handler of the /v1/... routes. Other paths are 404; the
@@ -58,23 +84,24 @@ func New(opts Options) http.Handler {
 	return &handler{s: opts.Scheduler, auth: opts.Auth, log: opts.Logger}
 }
 
-// routes is the read-only route table of the API.
+// routes is the read-only route table of the API, in the order an
+// infrastructure definition declares them.
 var routes = buildRoutes(
-	route{method: http.MethodPost, pattern: "/v1/pools/{pool}/tasks", serve: (*handler).submit},
-	route{method: http.MethodGet, pattern: "/v1/tasks/{id}", serve: (*handler).task},
-	route{method: http.MethodPost, pattern: "/v1/tasks/{id}/heartbeat", serve: (*handler).heartbeat},
-	route{method: http.MethodPost, pattern: "/v1/tasks/{id}/complete", serve: (*handler).complete},
-	route{method: http.MethodPost, pattern: "/v1/tasks/{id}/cancel", serve: (*handler).cancel},
-	route{method: http.MethodGet, pattern: "/v1/mailbox/{recipient}", serve: (*handler).mailbox},
-	route{method: http.MethodPost, pattern: "/v1/mailbox/{recipient}/ack", serve: (*handler).ack},
-	route{method: http.MethodGet, pattern: "/v1/audit", serve: (*handler).audit},
-	route{method: http.MethodGet, pattern: "/v1/pools", serve: (*handler).pools},
-	route{method: http.MethodGet, pattern: "/v1/pools/{pool}", serve: (*handler).pool},
+	route{Route{ID: RouteSubmit, Method: http.MethodPost, Path: "/v1/pools/{pool}/tasks"}, (*handler).submit},
+	route{Route{ID: RouteHeartbeat, Method: http.MethodPost, Path: "/v1/tasks/{id}/heartbeat"}, (*handler).heartbeat},
+	route{Route{ID: RouteComplete, Method: http.MethodPost, Path: "/v1/tasks/{id}/complete"}, (*handler).complete},
+	route{Route{ID: RouteCancel, Method: http.MethodPost, Path: "/v1/tasks/{id}/cancel"}, (*handler).cancel},
+	route{Route{ID: RouteTask, Method: http.MethodGet, Path: "/v1/tasks/{id}"}, (*handler).task},
+	route{Route{ID: RouteMailbox, Method: http.MethodGet, Path: "/v1/mailbox/{recipient}"}, (*handler).mailbox},
+	route{Route{ID: RouteAck, Method: http.MethodPost, Path: "/v1/mailbox/{recipient}/ack"}, (*handler).ack},
+	route{Route{ID: RouteAudit, Method: http.MethodGet, Path: "/v1/audit"}, (*handler).audit},
+	route{Route{ID: RoutePools, Method: http.MethodGet, Path: "/v1/pools"}, (*handler).pools},
+	route{Route{ID: RoutePool, Method: http.MethodGet, Path: "/v1/pools/{pool}"}, (*handler).pool},
 )
 
 func buildRoutes(rs ...route) []route {
 	for i := range rs {
-		rs[i].segs = strings.Split(strings.TrimPrefix(rs[i].pattern, "/"), "/")
+		rs[i].segs = strings.Split(strings.TrimPrefix(rs[i].Path, "/"), "/")
 	}
 	return rs
 }
@@ -86,19 +113,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(v)
 			}
 			h.log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v)
-			writeError(w, http.StatusInternalServerError, api.CodeInternal, "internal error", "")
+			WriteError(w, http.StatusInternalServerError, api.CodeInternal, "internal error", "")
 		}
 	}()
-	rt, p, allowed := h.match(r)
+	rt, p, allowed := match(r.Method, r.URL.EscapedPath())
 	if rt == nil {
 		closeUnread(w, r)
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			writeError(w, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed,
+			WriteError(w, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed,
 				"method "+r.Method+" is not allowed here; use "+strings.Join(allowed, " or "), "")
 			return
 		}
-		writeError(w, http.StatusNotFound, api.CodeNotFound, "no such route: "+clip(r.URL.Path), "")
+		NoRoute(w, r.URL.Path)
 		return
 	}
 	tenant, err := h.auth.Tenant(r)
@@ -109,10 +136,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		closeUnread(w, r)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parkinglot"`)
-		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, msg, "")
+		WriteError(w, http.StatusUnauthorized, api.CodeUnauthorized, msg, "")
 		return
 	}
-	if err := p.unescape(); err != nil {
+	if err := p.Unescape(); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -135,48 +162,64 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
-// unescape decodes the path parameters in place. A parameter with an
-// invalid escape, or that is not valid UTF-8 once decoded, is a
-// *core.InvalidError naming it.
-func (p params) unescape() error {
+// Unescape decodes the path parameters in place; one whose escape does not
+// decode is left as it is. A parameter with an invalid escape, or that is
+// not valid UTF-8 once decoded, is a *core.InvalidError naming it.
+func (p Params) Unescape() error {
+	var bad error
 	for name, raw := range p {
 		v, err := url.PathUnescape(raw)
-		if err != nil {
-			return core.Invalid(name, "%s has an invalid escape in the path: %q", name, clip(raw))
-		}
-		if !utf8.ValidString(v) {
-			return core.Invalid(name, "%s is not valid UTF-8 text once unescaped: %q", name, clip(raw))
+		switch {
+		case err != nil:
+			v, err = raw, core.Invalid(name, "%s has an invalid escape in the path: %q", name, clip(raw))
+		case !utf8.ValidString(v):
+			err = core.Invalid(name, "%s is not valid UTF-8 text once unescaped: %q", name, clip(raw))
 		}
 		p[name] = v
+		if bad == nil {
+			bad = err
+		}
 	}
-	return nil
+	return bad
 }
 
-// match finds the route of r. When the path matches but the method does
-// not, it returns the methods that the path allows.
-func (h *handler) match(r *http.Request) (*route, params, []string) {
-	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
+// Match finds the route of method and the escaped path, with its path
+// parameters still escaped (Params.Unescape decodes them); ok is false when
+// no route has both. When the path matches routes of other methods only,
+// p holds its parameters and allowed those methods (405 rather than 404).
+func Match(method, escapedPath string) (rt Route, p Params, allowed []string, ok bool) {
+	r, p, allowed := match(method, escapedPath)
+	if r == nil {
+		return Route{}, p, allowed, false
+	}
+	return r.Route, p, nil, true
+}
+
+func match(method, escapedPath string) (*route, Params, []string) {
+	segs := strings.Split(strings.TrimPrefix(escapedPath, "/"), "/")
 	var allowed []string
+	var other Params
 	for i := range routes {
 		rt := &routes[i]
 		p, ok := matchPath(rt.segs, segs)
 		if !ok {
 			continue
 		}
-		if rt.method != r.Method {
-			allowed = append(allowed, rt.method)
+		if rt.Method != method {
+			allowed = append(allowed, rt.Method)
+			other = p
 			continue
 		}
 		return rt, p, nil
 	}
-	return nil, nil, allowed
+	return nil, other, allowed
 }
 
-func matchPath(pattern, segs []string) (params, bool) {
+func matchPath(pattern, segs []string) (Params, bool) {
 	if len(pattern) != len(segs) {
 		return nil, false
 	}
-	var p params
+	var p Params
 	for i, want := range pattern {
 		if name, ok := strings.CutPrefix(want, "{"); ok {
 			// Kept escaped: an escape that does not decode is bad input
@@ -185,7 +228,7 @@ func matchPath(pattern, segs []string) (params, bool) {
 				return nil, false
 			}
 			if p == nil {
-				p = params{}
+				p = Params{}
 			}
 			p[strings.TrimSuffix(name, "}")] = segs[i]
 			continue
@@ -197,12 +240,12 @@ func matchPath(pattern, segs []string) (params, bool) {
 	return p, true
 }
 
-// Routes lists the "METHOD /path" patterns the handler serves, for
-// documentation checks.
-func Routes() []string {
-	out := make([]string, len(routes))
+// Routes returns the API's routes, in the order an infrastructure
+// definition declares them.
+func Routes() []Route {
+	out := make([]Route, len(routes))
 	for i, rt := range routes {
-		out[i] = rt.method + " " + rt.pattern
+		out[i] = rt.Route
 	}
 	return out
 }

@@ -517,3 +517,41 @@ func TestAuditWindowOnSchedulerClock(t *testing.T) {
 	code, _, out := b.do(t, "tok-acme", "GET", "/v1/audit?from="+f(t0.Add(-31*24*time.Hour)), "")
 	b.errorOf(t, code, out, http.StatusBadRequest, api.CodeInvalidRequest, "to")
 }
+
+func TestMatch(t *testing.T) {
+	t.Parallel()
+	rt, p, allowed, ok := httpapi.Match(http.MethodPost, "/v1/tasks/abc%2Fd/complete")
+	require.True(t, ok)
+	require.Equal(t, httpapi.RouteComplete, rt.ID)
+	require.Equal(t, "POST /v1/tasks/{id}/complete", rt.Key())
+	require.Nil(t, allowed)
+	require.Equal(t, httpapi.Params{"id": "abc%2Fd"}, p, "kept escaped")
+	require.NoError(t, p.Unescape())
+	require.Equal(t, httpapi.Params{"id": "abc/d"}, p)
+
+	_, p, allowed, ok = httpapi.Match(http.MethodDelete, "/v1/tasks/%ZZ")
+	require.False(t, ok)
+	require.Equal(t, []string{http.MethodGet}, allowed)
+	var inv *core.InvalidError
+	require.ErrorAs(t, p.Unescape(), &inv)
+	require.Equal(t, "id", inv.Field)
+	require.Equal(t, httpapi.Params{"id": "%ZZ"}, p, "an escape that does not decode is left as it is")
+
+	p = httpapi.Params{"recipient": "%FF"}
+	require.ErrorAs(t, p.Unescape(), &inv)
+	require.Equal(t, "recipient", inv.Field)
+	require.Equal(t, httpapi.Params{"recipient": "\xff"}, p)
+
+	_, _, allowed, ok = httpapi.Match(http.MethodGet, "/v1/tasks//cancel")
+	require.False(t, ok)
+	require.Empty(t, allowed)
+
+	ids := map[httpapi.RouteID]bool{}
+	for _, rt := range httpapi.Routes() {
+		require.False(t, ids[rt.ID], "route id %s is taken twice", rt.ID)
+		ids[rt.ID] = true
+		got, _, _, ok := httpapi.Match(rt.Method, strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(rt.Path, "{pool}", "p"), "{id}", "i"), "{recipient}", "r"))
+		require.True(t, ok, rt.Key())
+		require.Equal(t, rt, got)
+	}
+}

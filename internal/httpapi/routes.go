@@ -11,7 +11,7 @@ import (
 )
 
 // submit serves POST /v1/pools/{pool}/tasks.
-func (h *handler) submit(w http.ResponseWriter, r *http.Request, tenant string, p params) {
+func (h *handler) submit(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
 	var body api.SubmitRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		h.fail(w, r, err)
@@ -66,7 +66,7 @@ func submitRequest(tenant, pool string, b api.SubmitRequest) (core.SubmitRequest
 }
 
 // task serves GET /v1/tasks/{id}.
-func (h *handler) task(w http.ResponseWriter, r *http.Request, tenant string, p params) {
+func (h *handler) task(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
 	if _, err := parseQuery(r); err != nil {
 		h.fail(w, r, err)
 		return
@@ -80,7 +80,7 @@ func (h *handler) task(w http.ResponseWriter, r *http.Request, tenant string, p 
 }
 
 // heartbeat serves POST /v1/tasks/{id}/heartbeat.
-func (h *handler) heartbeat(w http.ResponseWriter, r *http.Request, tenant string, p params) {
+func (h *handler) heartbeat(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
 	var body api.HeartbeatRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		h.fail(w, r, err)
@@ -100,7 +100,7 @@ func (h *handler) heartbeat(w http.ResponseWriter, r *http.Request, tenant strin
 }
 
 // complete serves POST /v1/tasks/{id}/complete.
-func (h *handler) complete(w http.ResponseWriter, r *http.Request, tenant string, p params) {
+func (h *handler) complete(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
 	var body api.CompleteRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		h.fail(w, r, err)
@@ -123,7 +123,7 @@ func (h *handler) complete(w http.ResponseWriter, r *http.Request, tenant string
 }
 
 // cancel serves POST /v1/tasks/{id}/cancel. The body, if any, must be {}.
-func (h *handler) cancel(w http.ResponseWriter, r *http.Request, tenant string, p params) {
+func (h *handler) cancel(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
 	var body struct{}
 	if err := decodeBody(w, r, &body); err != nil {
 		h.fail(w, r, err)
@@ -138,7 +138,7 @@ func (h *handler) cancel(w http.ResponseWriter, r *http.Request, tenant string, 
 }
 
 // mailbox serves GET /v1/mailbox/{recipient}?after=&limit=&wait=.
-func (h *handler) mailbox(w http.ResponseWriter, r *http.Request, tenant string, p params) {
+func (h *handler) mailbox(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
 	req, err := mailboxRequest(r, tenant, p["recipient"])
 	if err != nil {
 		h.fail(w, r, err)
@@ -176,7 +176,7 @@ func mailboxRequest(r *http.Request, tenant, recipient string) (core.MailboxRequ
 
 // ack serves POST /v1/mailbox/{recipient}/ack. It answers with the cursor
 // acknowledged.
-func (h *handler) ack(w http.ResponseWriter, r *http.Request, tenant string, p params) {
+func (h *handler) ack(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
 	var body api.AckRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		h.fail(w, r, err)
@@ -195,7 +195,7 @@ func (h *handler) ack(w http.ResponseWriter, r *http.Request, tenant string, p p
 }
 
 // audit serves GET /v1/audit?from=&to=&pool=&task=&after=&limit=.
-func (h *handler) audit(w http.ResponseWriter, r *http.Request, tenant string, _ params) {
+func (h *handler) audit(w http.ResponseWriter, r *http.Request, tenant string, _ Params) {
 	q, err := auditQuery(r, tenant)
 	if err != nil {
 		h.fail(w, r, err)
@@ -237,7 +237,7 @@ func auditQuery(r *http.Request, tenant string) (core.AuditQuery, error) {
 }
 
 // pools serves GET /v1/pools.
-func (h *handler) pools(w http.ResponseWriter, r *http.Request, _ string, _ params) {
+func (h *handler) pools(w http.ResponseWriter, r *http.Request, _ string, _ Params) {
 	if _, err := parseQuery(r); err != nil {
 		h.fail(w, r, err)
 		return
@@ -255,7 +255,7 @@ func (h *handler) pools(w http.ResponseWriter, r *http.Request, _ string, _ para
 }
 
 // pool serves GET /v1/pools/{pool}.
-func (h *handler) pool(w http.ResponseWriter, r *http.Request, _ string, p params) {
+func (h *handler) pool(w http.ResponseWriter, r *http.Request, _ string, p Params) {
 	if _, err := parseQuery(r); err != nil {
 		h.fail(w, r, err)
 		return

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/parkinglot/parkinglot/internal/httpapi"
 )
 
 // toRequest turns an API Gateway HTTP API (2.0) event into the request it
@@ -81,20 +83,10 @@ func (e *pathError) Error() string { return "event path: " + e.err.Error() }
 // badParam names the route parameter of the escaped path whose escape does
 // not decode, or returns "path".
 func badParam(escapedPath string) string {
-	segs := strings.Split(strings.TrimPrefix(escapedPath, "/"), "/")
-	for _, r := range routes {
-		if len(r.segs) != len(segs) {
-			continue
-		}
-		if _, ok := matchPath(r.segs, segs); !ok {
-			continue
-		}
-		for i, want := range r.segs {
-			if name, ok := strings.CutPrefix(want, "{"); ok {
-				if _, err := url.PathUnescape(segs[i]); err != nil {
-					return strings.TrimSuffix(name, "}")
-				}
-			}
+	_, p, _, _ := httpapi.Match("", escapedPath) // the parameters of any method's route
+	for name, raw := range p {
+		if _, err := url.PathUnescape(raw); err != nil {
+			return name
 		}
 	}
 	return "path"

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/parkinglot/parkinglot/internal/httpapi"
 	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
@@ -88,11 +89,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge,
+			httpapi.WriteError(w, http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge,
 				fmt.Sprintf("the request body must be at most %d bytes", int64(maxGatewayBody)), "body")
 			return
 		}
-		writeError(w, http.StatusBadRequest, api.CodeInvalidRequest, "reading the request body: "+err.Error(), "body")
+		httpapi.WriteError(w, http.StatusBadRequest, api.CodeInvalidRequest, "reading the request body: "+err.Error(), "body")
 		return
 	}
 	fn, ev := g.event(r, body)
@@ -104,12 +105,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res, err := Invoke(ctx, g.functions[fn], ev)
 	if err != nil {
 		g.log.ErrorContext(ctx, "function invocation failed", "function", string(fn), "route", ev.RouteKey, "err", err)
-		writeError(w, http.StatusInternalServerError, api.CodeInternal, "internal error", "")
+		httpapi.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "internal error", "")
 		return
 	}
 	if err := writeResponse(w, res); err != nil {
 		g.log.ErrorContext(ctx, "malformed function response", "function", string(fn), "route", ev.RouteKey, "err", err)
-		writeError(w, http.StatusInternalServerError, api.CodeInternal, "internal error", "")
+		httpapi.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "internal error", "")
 	}
 }
 
@@ -117,7 +118,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) event(r *http.Request, body []byte) (Function, events.APIGatewayV2HTTPRequest) {
 	fn, routeKey := DefaultRoute, "$default"
 	var params map[string]string
-	if rt, p, ok := Match(r.Method, r.URL.EscapedPath()); ok {
+	if rt, p, ok := match(r.Method, r.URL.EscapedPath()); ok {
 		fn, routeKey, params = rt.Function, rt.Key(), p
 	}
 	now := g.clock.Now()

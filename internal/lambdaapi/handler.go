@@ -180,7 +180,7 @@ func (h *Handler) HTTP(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (
 	var pe *pathError
 	if errors.As(err, &pe) {
 		w := newResponseWriter()
-		writeError(w, http.StatusBadRequest, api.CodeInvalidRequest,
+		httpapi.WriteError(w, http.StatusBadRequest, api.CodeInvalidRequest,
 			fmt.Sprintf("invalid %s: the path has an escape that does not decode: %s", pe.field, clip(ev.RawPath)), pe.field)
 		res := w.response()
 		h.log.InfoContext(ctx, "request", "method", ev.RequestContext.HTTP.Method, "route", "$default", "path", clip(ev.RawPath),
@@ -192,10 +192,10 @@ func (h *Handler) HTTP(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (
 	}
 	w := newResponseWriter()
 	route := "$default"
-	if rt, _, ok := Match(req.Method, req.URL.EscapedPath()); ok {
+	if rt, _, ok := match(req.Method, req.URL.EscapedPath()); ok {
 		route = rt.Key()
 		if rt.Function != h.fn {
-			notFound(w, req.URL.Path)
+			httpapi.NoRoute(w, req.URL.Path)
 		} else {
 			h.api.ServeHTTP(w, req)
 		}
@@ -213,25 +213,6 @@ func (h *Handler) HTTP(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (
 	}
 	h.mets.Emit([]string{"Function"}, props, ms...)
 	return res, nil
-}
-
-// notFound answers as the API handler does for a path no route matches.
-func notFound(w http.ResponseWriter, path string) {
-	writeError(w, http.StatusNotFound, api.CodeNotFound, "no such route: "+clip(path), "")
-}
-
-// writeError writes the API's error body, as the API handler does.
-func writeError(w http.ResponseWriter, code int, apiCode, msg, field string) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(api.Error{Error: api.ErrorDetail{Code: apiCode, Message: msg, Field: field}})
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, _ = w.Write(buf.Bytes())
 }
 
 func clip(s string) string {

@@ -1,11 +1,6 @@
 package lambdaapi
 
-import (
-	"fmt"
-	"net/http"
-	"net/url"
-	"strings"
-)
+import "github.com/parkinglot/parkinglot/internal/httpapi"
 
 // Function names one of the four Lambda functions.
 type Function string
@@ -43,93 +38,46 @@ func (f Function) Valid() bool {
 
 // Route is one API route and the function that serves it.
 type Route struct {
-	Method   string
-	Path     string // API Gateway route path, with {param} segments
+	httpapi.Route
 	Function Function
-	segs     []string
 }
 
-// Key is the API Gateway route key, "METHOD /path".
-func (r Route) Key() string { return r.Method + " " + r.Path }
-
-var routes = buildRoutes(
-	Route{Method: http.MethodPost, Path: "/v1/pools/{pool}/tasks", Function: Submit},
-	Route{Method: http.MethodPost, Path: "/v1/tasks/{id}/heartbeat", Function: Dispatch},
-	Route{Method: http.MethodPost, Path: "/v1/tasks/{id}/complete", Function: Dispatch},
-	Route{Method: http.MethodPost, Path: "/v1/tasks/{id}/cancel", Function: Dispatch},
-	Route{Method: http.MethodGet, Path: "/v1/tasks/{id}", Function: Mailbox},
-	Route{Method: http.MethodGet, Path: "/v1/mailbox/{recipient}", Function: Mailbox},
-	Route{Method: http.MethodPost, Path: "/v1/mailbox/{recipient}/ack", Function: Mailbox},
-	Route{Method: http.MethodGet, Path: "/v1/audit", Function: Mailbox},
-	Route{Method: http.MethodGet, Path: "/v1/pools", Function: Mailbox},
-	Route{Method: http.MethodGet, Path: "/v1/pools/{pool}", Function: Mailbox},
-)
-
-func buildRoutes(rs ...Route) []Route {
-	for i := range rs {
-		rs[i].segs = strings.Split(strings.TrimPrefix(rs[i].Path, "/"), "/")
-	}
-	return rs
+// functions maps each route of the API to the function that serves it.
+var functions = map[httpapi.RouteID]Function{
+	httpapi.RouteSubmit:    Submit,
+	httpapi.RouteHeartbeat: Dispatch,
+	httpapi.RouteComplete:  Dispatch,
+	httpapi.RouteCancel:    Dispatch,
+	httpapi.RouteTask:      Mailbox,
+	httpapi.RouteMailbox:   Mailbox,
+	httpapi.RouteAck:       Mailbox,
+	httpapi.RouteAudit:     Mailbox,
+	httpapi.RoutePools:     Mailbox,
+	httpapi.RoutePool:      Mailbox,
 }
 
 // Routes returns the API's routes with the function of each, in the order
 // an infrastructure definition declares them.
 func Routes() []Route {
-	out := make([]Route, len(routes))
-	copy(out, routes)
+	rs := httpapi.Routes()
+	out := make([]Route, len(rs))
+	for i, rt := range rs {
+		out[i] = Route{Route: rt, Function: functions[rt.ID]}
+	}
 	return out
 }
 
-// Match returns the route of method and the escaped path, with its path
-// parameters, as API Gateway would select it; ok is false when no route
-// matches (the $default route's case).
-func Match(method, escapedPath string) (rt Route, params map[string]string, ok bool) {
-	segs := strings.Split(strings.TrimPrefix(escapedPath, "/"), "/")
-	for _, r := range routes {
-		if r.Method != method {
-			continue
-		}
-		if p, ok := matchPath(r.segs, segs); ok {
-			return r, p, true
-		}
+// match returns the route of method and the escaped path, with its
+// function and path parameters, as API Gateway would select it; ok is false
+// when no route matches (the $default route's case).
+func match(method, escapedPath string) (rt Route, params map[string]string, ok bool) {
+	r, p, _, ok := httpapi.Match(method, escapedPath)
+	if !ok {
+		return Route{}, nil, false
 	}
-	return Route{}, nil, false
-}
-
-func matchPath(pattern, segs []string) (map[string]string, bool) {
-	if len(pattern) != len(segs) {
-		return nil, false
-	}
-	var p map[string]string
-	for i, want := range pattern {
-		if name, ok := strings.CutPrefix(want, "{"); ok {
-			if segs[i] == "" {
-				return nil, false
-			}
-			// A parameter whose escape does not decode still selects the
-			// route, as a segment does in API Gateway; the API refuses it.
-			v, err := url.PathUnescape(segs[i])
-			if err != nil {
-				v = segs[i]
-			}
-			if p == nil {
-				p = map[string]string{}
-			}
-			p[strings.TrimSuffix(name, "}")] = v
-			continue
-		}
-		if segs[i] != want {
-			return nil, false
-		}
-	}
-	return p, true
-}
-
-// ParseFunction returns the function named s.
-func ParseFunction(s string) (Function, error) {
-	f := Function(s)
-	if !f.Valid() {
-		return "", fmt.Errorf("lambdaapi: unknown function %q (want submit, dispatch, expire or mailbox)", s)
-	}
-	return f, nil
+	// A parameter whose escape does not decode still selects the route, as
+	// a segment does in API Gateway, and is passed as it is; the API
+	// refuses it.
+	_ = p.Unescape()
+	return Route{Route: r, Function: functions[r.ID]}, p, true
 }

@@ -138,13 +138,6 @@ func (c *RequestCounter) Snapshot() Counts {
 	return out
 }
 
-// Reset forgets every count.
-func (c *RequestCounter) Reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ops = nil
-}
-
 // Counts are a RequestCounter's counts by "Service.Operation".
 type Counts map[string]OpCount
 
