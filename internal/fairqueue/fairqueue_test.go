@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -155,5 +157,21 @@ func TestVisibilityTimeout(t *testing.T) {
 	}
 	if m, ok := r.Delete(second[0].Receipt); !ok || m.Value != "a1" {
 		t.Fatalf("Delete = %+v, %v", m, ok)
+	}
+}
+
+func TestDeliveries(t *testing.T) {
+	var q Queue[core.Parked]
+	if ds := Deliveries(&q, t0, hide, 10); ds != nil {
+		t.Fatalf("empty queue: %+v, want nil", ds)
+	}
+	q.Send("a", core.Parked{TaskID: "t1", Tenant: "a"})
+	q.Send("b", core.Parked{TaskID: "t2", Tenant: "b"})
+	ds := Deliveries(&q, t0, hide, 10)
+	if len(ds) != 2 || ds[0].TaskID != "t1" || ds[1].TaskID != "t2" || ds[0].Receipt == "" || ds[0].Receipt == ds[1].Receipt {
+		t.Fatalf("Deliveries = %+v", ds)
+	}
+	if m, ok := q.Delete(ds[1].Receipt); !ok || m.Value.TaskID != "t2" {
+		t.Fatalf("Delete of a delivery's receipt = %+v, %v", m, ok)
 	}
 }

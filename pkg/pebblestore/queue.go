@@ -59,11 +59,7 @@ func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
 
 // Receive returns up to max messages, taking tenants in turn.
 func (s *Store) Receive(_ context.Context, pool string, max int) ([]core.Delivery, error) {
-	var out []core.Delivery
-	s.queue(pool).Receive(s.clock.Now(), s.visibility, max, func(m fairqueue.Message[core.Parked], receipt string) {
-		out = append(out, core.Delivery{Parked: m.Value, Receipt: receipt})
-	})
-	return out, nil
+	return fairqueue.Deliveries(s.queue(pool), s.clock.Now(), s.visibility, max), nil
 }
 
 // Delete removes a received message; a stale receipt is ignored, as SQS
