@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parkinglot/parkinglot/internal/watch"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
@@ -16,7 +17,7 @@ type mailbox struct {
 	msgs     []core.Message
 	seq      uint64
 	acked    core.Cursor
-	watchers map[chan struct{}]struct{}
+	watchers watch.List
 }
 
 func (s *Store) mailboxesOf(msgs []core.Message) []itemRef[mailbox] {
@@ -41,12 +42,7 @@ func (b *mailbox) append(m core.Message) {
 	b.seq++
 	m.Cursor = core.Cursor(b.seq)
 	b.msgs = append(b.msgs, m)
-	for ch := range b.watchers {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
+	b.watchers.Notify()
 }
 
 // Messages returns messages after max(after, acked), in cursor order.
@@ -90,19 +86,7 @@ func (s *Store) Ack(_ context.Context, tenant, recipient string, upTo core.Curso
 
 // WatchMailbox signals new messages of (tenant, recipient).
 func (s *Store) WatchMailbox(tenant, recipient string) (<-chan struct{}, func()) {
-	b := load[mailbox](&s.mailboxes, tenant+"\x00"+recipient)
-	ch := make(chan struct{}, 1)
-	b.mu.Lock()
-	if b.watchers == nil {
-		b.watchers = make(map[chan struct{}]struct{})
-	}
-	b.watchers[ch] = struct{}{}
-	b.mu.Unlock()
-	return ch, func() {
-		b.mu.Lock()
-		delete(b.watchers, ch)
-		b.mu.Unlock()
-	}
+	return load[mailbox](&s.mailboxes, tenant+"\x00"+recipient).watchers.Watch()
 }
 
 // purge drops messages created before t; the caller holds b.mu.

@@ -88,36 +88,8 @@ func (s *Store) Ack(ctx context.Context, tenant, recipient string, upTo core.Cur
 
 // WatchMailbox signals new messages of (tenant, recipient).
 func (s *Store) WatchMailbox(tenant, recipient string) (<-chan struct{}, func()) {
-	box := string(mailboxKey(tenant, recipient))
-	ch := make(chan struct{}, 1)
-	s.watchMu.Lock()
-	ws := s.watchers[box]
-	if ws == nil {
-		ws = make(map[chan struct{}]struct{})
-		s.watchers[box] = ws
-	}
-	ws[ch] = struct{}{}
-	s.watchMu.Unlock()
-	return ch, func() {
-		s.watchMu.Lock()
-		delete(s.watchers[box], ch)
-		if len(s.watchers[box]) == 0 {
-			delete(s.watchers, box)
-		}
-		s.watchMu.Unlock()
-	}
+	return s.watchers.Watch(string(mailboxKey(tenant, recipient)))
 }
 
 // notify signals the watchers of boxes, after their messages are durable.
-func (s *Store) notify(boxes []string) {
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	for _, box := range boxes {
-		for ch := range s.watchers[box] {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
-	}
-}
+func (s *Store) notify(boxes []string) { s.watchers.Notify(boxes) }

@@ -18,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"golang.org/x/sys/unix"
 
+	"github.com/parkinglot/parkinglot/internal/watch"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
@@ -134,8 +135,7 @@ type Store struct {
 	wpools  map[string]*core.Pool
 	running map[string]taskHead
 
-	watchMu  sync.Mutex
-	watchers map[string]map[chan struct{}]struct{} // mailboxKey -> channels
+	watchers watch.Set // by mailboxKey
 }
 
 var (
@@ -162,9 +162,8 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{
 		fs: opts.FS, lock: lock, path: path, clock: opts.Clock, visibility: opts.Visibility, maxBatch: opts.MaxBatch,
 		ops: make(chan *op, opts.MaxBatch), synced: make(chan *pending, 4), stopped: make(chan struct{}),
-		watchers: make(map[string]map[chan struct{}]struct{}),
-		wpools:   make(map[string]*core.Pool),
-		running:  make(map[string]taskHead),
+		wpools:  make(map[string]*core.Pool),
+		running: make(map[string]taskHead),
 	}
 	if err := s.open(opts); err != nil {
 		_ = lock.Close()
