@@ -31,8 +31,6 @@ func openStore(ctx context.Context, cfg config.Store, log *slog.Logger) (core.Ba
 			return nil, nil, fmt.Errorf("store: %w", err)
 		}
 		return s, func() error { return nil }, nil
-	case config.StorePostgres:
-		return nil, nil, fmt.Errorf("store.type: the %q store is not built into this binary yet; use \"memory\"", cfg.Type)
 	}
 	return nil, nil, fmt.Errorf("store.type: unknown store type %q", cfg.Type)
 }

@@ -11,12 +11,11 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
-// Store types that Validate accepts. cmd/parkinglot decides which are built.
+// Store types that Validate accepts: the stores this build has.
 const (
 	StoreMemory   = "memory"
 	StoreEmbedded = "embedded"
 	StoreAWS      = "aws"
-	StorePostgres = "postgres"
 )
 
 // Runtimes: how serve runs the API.
@@ -89,7 +88,7 @@ type Config struct {
 
 // Store selects and configures the backend.
 type Store struct {
-	// Type is embedded (durable, the default), memory, aws or postgres.
+	// Type is embedded (durable, the default), memory or aws.
 	Type string `yaml:"type"`
 	// Path is the data directory of the embedded store. Default: ./data.
 	Path string `yaml:"path"`
@@ -347,9 +346,9 @@ func (c Config) Validate() error {
 		return fieldErr("runtime", "must be native or lambda, got %q", clip(c.Runtime))
 	}
 	switch c.Store.Type {
-	case StoreMemory, StoreEmbedded, StoreAWS, StorePostgres:
+	case StoreMemory, StoreEmbedded, StoreAWS:
 	default:
-		return fieldErr("store.type", "unknown store type %q (memory, embedded, aws or postgres)", c.Store.Type)
+		return fieldErr("store.type", "unknown store type %q (memory, embedded or aws)", c.Store.Type)
 	}
 	if c.Store.Type == StoreEmbedded && c.Store.Path == "" {
 		return fieldErr("store.path", "must not be empty")
