@@ -63,10 +63,10 @@ func (s *Scheduler) Complete(ctx context.Context, req CompleteRequest) (Task, er
 			s.reclaimLapsed(ctx, t, now)
 			return Task{}, ErrLeaseLost
 		}
-		done, err := s.release(ctx, t, req.Status, EventComplete, "", now, func(n *Task) {
+		done, err := s.release(ctx, t, ending{to: req.Status, event: EventComplete, at: now, edit: func(n *Task) {
 			n.Result = req.Result
 			n.Error = req.Error
-		})
+		}})
 		if errors.Is(err, ErrConflict) {
 			continue
 		}
@@ -144,12 +144,12 @@ func (s *Scheduler) Cancel(ctx context.Context, tenant, id string) (Task, error)
 		default:
 			return Task{}, fmt.Errorf("%w: task %s is already %s", ErrInvalidState, id, t.State)
 		}
-		now := s.clock.Now()
+		e := ending{to: StateCancelled, event: EventCancel, at: s.clock.Now()}
 		var done Task
 		if t.State == StateRunning {
-			done, err = s.release(ctx, t, StateCancelled, EventCancel, "", now, nil)
+			done, err = s.release(ctx, t, e)
 		} else {
-			done, err = s.finish(ctx, t, StateCancelled, EventCancel, "", now, nil)
+			done, err = s.finish(ctx, t, e)
 		}
 		if errors.Is(err, ErrConflict) {
 			continue
@@ -166,7 +166,7 @@ func (s *Scheduler) Cancel(ctx context.Context, tenant, id string) (Task, error)
 // It reports whether it did; a conflict means another writer got there
 // first and is no error.
 func (s *Scheduler) reclaim(ctx context.Context, t Task, now time.Time) (bool, error) {
-	if _, err := s.release(ctx, t, StateTimedOut, EventTimeout, "lease ended", now, nil); err != nil {
+	if _, err := s.release(ctx, t, ending{to: StateTimedOut, event: EventTimeout, detail: "lease ended", at: now}); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return false, nil
 		}

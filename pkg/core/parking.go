@@ -99,7 +99,7 @@ func (s *Scheduler) startParked(ctx context.Context, pool string, d Delivery, fr
 		now := s.clock.Now()
 		if !now.Before(t.Deadline) {
 			// Never start at or after the deadline, whatever the sweeper did.
-			_, err = s.finish(ctx, t, StateExpired, EventExpire, "deadline passed before a slot freed", now, nil)
+			_, err = s.finish(ctx, t, expiry(now))
 			if err == nil || errors.Is(err, ErrConflict) {
 				if err == nil {
 					return false, s.drop(ctx, pool, d)

@@ -223,17 +223,28 @@ func (s *Scheduler) ended(t *Task) {
 	}
 }
 
-// finish commits the transition of t (as read, at t.Version) to the terminal
-// state to, releasing its slot or parked place, with its audit event and
-// outcome message. edit, if set, fills outcome fields on the new task.
-func (s *Scheduler) finish(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task)) (Task, error) {
-	return s.finishIf(ctx, t, to, evType, detail, now, edit, false)
+// ending is how a task ends: the terminal state it goes to, the audit
+// event that records it (type and detail), when, and edit, which, if set,
+// fills outcome fields (result, error) on the ended task.
+type ending struct {
+	to     State
+	event  string
+	detail string
+	at     time.Time
+	edit   func(*Task)
+}
+
+// finish commits the transition of t (as read, at t.Version) to e,
+// releasing its slot or parked place, with its audit event and outcome
+// message.
+func (s *Scheduler) finish(ctx context.Context, t Task, e ending) (Task, error) {
+	return s.finishIf(ctx, t, e, false)
 }
 
 // finishIf is finish, on the condition that nothing is parked in the pool
 // when firstInLine is set (ErrNoCapacity otherwise).
-func (s *Scheduler) finishIf(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task), firstInLine bool) (Task, error) {
-	txn := s.finishTxn(t, to, evType, detail, now, edit)
+func (s *Scheduler) finishIf(ctx context.Context, t Task, e ending, firstInLine bool) (Task, error) {
+	txn := finishTxn(t, e)
 	txn.FirstInLine = firstInLine
 	if err := s.b.Commit(ctx, txn); err != nil {
 		return Task{}, err
@@ -244,14 +255,14 @@ func (s *Scheduler) finishIf(ctx context.Context, t Task, to State, evType, deta
 	return next, nil
 }
 
-// finishTxn is the transaction that ends t in state to.
-func (s *Scheduler) finishTxn(t Task, to State, evType, detail string, now time.Time, edit func(*Task)) *Txn {
+// finishTxn is the transaction that ends t as e says.
+func finishTxn(t Task, e ending) *Txn {
 	next := t
-	next.State = to
-	next.EndedAt = now
+	next.State = e.to
+	next.EndedAt = e.at
 	next.Unsent = false
-	if edit != nil {
-		edit(&next)
+	if e.edit != nil {
+		e.edit(&next)
 	}
 	txn := &Txn{Pool: t.Pool, Tasks: []TaskWrite{{Task: next, Expect: t.Version}}}
 	switch t.State {
@@ -260,8 +271,8 @@ func (s *Scheduler) finishTxn(t Task, to State, evType, detail string, now time.
 	case StateParked:
 		txn.ParkedDelta = -1
 	}
-	txn.Events = []Event{event(&next, now, evType, t.State, detail)}
-	txn.Messages = []Message{message(&next, MessageType(to), now)}
+	txn.Events = []Event{event(&next, e.at, e.event, t.State, e.detail)}
+	txn.Messages = []Message{message(&next, MessageType(e.to), e.at)}
 	return txn
 }
 
