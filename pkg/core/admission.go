@@ -203,24 +203,27 @@ func (s *Scheduler) send(ctx context.Context, t Task) (Task, error) {
 	if err := s.b.Send(ctx, t.Pool, Parked{TaskID: t.ID, Tenant: t.Tenant, Deadline: t.Deadline}); err != nil {
 		return t, fmt.Errorf("core: send parked %s: %w", t.ID, err)
 	}
-	for range maxRetries {
+	// Clearing the flag is best effort: whatever stops it (a failed commit
+	// or re-read, conflicts past maxRetries), t is returned as last read.
+	_, _ = retryCAS("clear unsent flag of", t.ID, func() (struct{}, error) {
 		if t.State != StateParked || !t.Unsent {
-			return t, nil
+			return struct{}{}, nil
 		}
 		next := t
 		next.Unsent = false
 		err := s.b.Commit(ctx, &Txn{Tasks: []TaskWrite{{Task: next, Expect: t.Version}}})
-		if err == nil {
+		switch {
+		case err == nil:
 			next.Version++
-			return next, nil
+			t = next
+		case errors.Is(err, ErrConflict):
+			var rerr error
+			if t, rerr = s.b.Task(ctx, t.ID); rerr != nil {
+				return struct{}{}, rerr
+			}
 		}
-		if !errors.Is(err, ErrConflict) {
-			break
-		}
-		if t, err = s.b.Task(ctx, t.ID); err != nil {
-			break
-		}
-	}
+		return struct{}{}, err
+	})
 	return t, nil
 }
 

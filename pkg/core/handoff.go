@@ -88,7 +88,7 @@ func (s *Scheduler) handOff(ctx context.Context, t Task, e ending) (Task, bool, 
 		next, err = s.b.Task(ctx, d.TaskID)
 		if errors.Is(err, ErrNotFound) || err == nil && (next.State != StateParked || next.Pool != t.Pool) {
 			// A duplicate, or a message left by a crash: drop it.
-			_ = s.drop(ctx, t.Pool, d)
+			s.drop(ctx, t.Pool, d)
 			continue
 		}
 		if err != nil || !now.Before(next.Deadline) {
@@ -112,7 +112,7 @@ func (s *Scheduler) handOff(ctx context.Context, t Task, e ending) (Task, bool, 
 		giveBack()
 		return Task{}, false, err
 	}
-	_ = s.drop(ctx, t.Pool, d)
+	s.drop(ctx, t.Pool, d)
 	done := txn.Tasks[0].Task
 	done.Version = t.Version + 1
 	run.Version = next.Version + 1

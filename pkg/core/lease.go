@@ -44,7 +44,7 @@ func (s *Scheduler) Complete(ctx context.Context, req CompleteRequest) (Task, er
 	if err := req.validate(); err != nil {
 		return Task{}, err
 	}
-	for range maxRetries {
+	return retryCAS("complete", req.TaskID, func() (Task, error) {
 		t, err := s.Task(ctx, req.Tenant, req.TaskID)
 		if err != nil {
 			return Task{}, err
@@ -67,15 +67,8 @@ func (s *Scheduler) Complete(ctx context.Context, req CompleteRequest) (Task, er
 			n.Result = req.Result
 			n.Error = req.Error
 		}})
-		if errors.Is(err, ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return Task{}, fmt.Errorf("core: complete %s: %w", t.ID, err)
-		}
-		return done, nil
-	}
-	return Task{}, fmt.Errorf("core: complete %s: %w after %d attempts", req.TaskID, ErrConflict, maxRetries)
+		return done, wrapUnlessConflict(err, "complete", t.ID)
+	})
 }
 
 // HeartbeatRequest extends a running task's lease.
@@ -97,7 +90,7 @@ func (s *Scheduler) Heartbeat(ctx context.Context, req HeartbeatRequest) (time.T
 	case req.Extend > MaxRunTimeout:
 		return time.Time{}, Invalid("extend", "extend must be at most %s, got %s", MaxRunTimeout, req.Extend)
 	}
-	for range maxRetries {
+	return retryCAS("heartbeat", req.TaskID, func() (time.Time, error) {
 		t, err := s.Task(ctx, req.Tenant, req.TaskID)
 		if err != nil {
 			return time.Time{}, err
@@ -117,22 +110,18 @@ func (s *Scheduler) Heartbeat(ctx context.Context, req HeartbeatRequest) (time.T
 		next := t
 		next.LeaseExpiresAt = now.Add(ext)
 		err = s.b.Commit(ctx, &Txn{Tasks: []TaskWrite{{Task: next, Expect: t.Version}}})
-		if errors.Is(err, ErrConflict) {
-			continue
-		}
 		if err != nil {
-			return time.Time{}, fmt.Errorf("core: heartbeat %s: %w", t.ID, err)
+			return time.Time{}, wrapUnlessConflict(err, "heartbeat", t.ID)
 		}
 		return next.LeaseExpiresAt, nil
-	}
-	return time.Time{}, fmt.Errorf("core: heartbeat %s: %w after %d attempts", req.TaskID, ErrConflict, maxRetries)
+	})
 }
 
 // Cancel ends a parked or running task as cancelled; a running one frees its
 // slot. Cancelling a cancelled task returns it again; any other terminal
 // task is ErrInvalidState.
 func (s *Scheduler) Cancel(ctx context.Context, tenant, id string) (Task, error) {
-	for range maxRetries {
+	return retryCAS("cancel", id, func() (Task, error) {
 		t, err := s.Task(ctx, tenant, id)
 		if err != nil {
 			return Task{}, err
@@ -151,15 +140,8 @@ func (s *Scheduler) Cancel(ctx context.Context, tenant, id string) (Task, error)
 		} else {
 			done, err = s.finish(ctx, t, e)
 		}
-		if errors.Is(err, ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return Task{}, fmt.Errorf("core: cancel %s: %w", id, err)
-		}
-		return done, nil
-	}
-	return Task{}, fmt.Errorf("core: cancel %s: %w after %d attempts", id, ErrConflict, maxRetries)
+		return done, wrapUnlessConflict(err, "cancel", id)
+	})
 }
 
 // reclaim times out a running task whose lease has ended and wakes its pool.

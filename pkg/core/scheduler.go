@@ -294,3 +294,29 @@ func message(t *Task, typ MessageType, at time.Time) Message {
 
 // maxRetries bounds compare-and-set retries of one operation.
 const maxRetries = 16
+
+// retryCAS runs attempt, which reads what it changes and commits a
+// compare-and-set, until it returns something other than ErrConflict (the
+// read went stale: another writer got there first), at most maxRetries
+// times. Then it gives up with "core: <what> <id>: version conflict after
+// N attempts", which matches ErrConflict.
+func retryCAS[T any](what, id string, attempt func() (T, error)) (T, error) {
+	for range maxRetries {
+		v, err := attempt()
+		if !errors.Is(err, ErrConflict) {
+			return v, err
+		}
+	}
+	var zero T
+	return zero, fmt.Errorf("core: %s %s: %w after %d attempts", what, id, ErrConflict, maxRetries)
+}
+
+// wrapUnlessConflict wraps err, a failure to <what> task id, as
+// "core: <what> <id>: err"; ErrConflict, which retryCAS retries, and nil
+// pass as they are.
+func wrapUnlessConflict(err error, what, id string) error {
+	if err == nil || errors.Is(err, ErrConflict) {
+		return err
+	}
+	return fmt.Errorf("core: %s %s: %w", what, id, err)
+}
