@@ -119,46 +119,21 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	// Admit at once when a slot looks free and nothing is parked; the
 	// conditions in the transaction decide.
 	if pool.Running < pool.Capacity && pool.Parked == 0 {
-		run := t
-		run.State = StateRunning
-		run.StartedAt = now
-		run.Lease = newLease()
-		run.LeaseExpiresAt = now.Add(run.RunTimeout)
-		txn := &Txn{
-			Pool: t.Pool, RunningDelta: 1, NeedSlot: true, FirstInLine: true,
-			Tasks:    []TaskWrite{{Task: run}},
-			Key:      key,
-			Events:   []Event{event(&run, now, EventSubmit, "", "")},
-			Messages: []Message{message(&run, MessageStarted, now)},
-		}
-		err := s.b.Commit(ctx, txn)
+		run, err := s.commitNew(ctx, admitTxn(t, key, now))
 		switch {
 		case err == nil:
-			run.Version = 1
 			s.started(&run, time.Time{})
 			return SubmitResult{Task: run}, nil
-		case errors.Is(err, ErrKeyExists):
-			return s.replayOrConflict(ctx, req, hash)
-		case !errors.Is(err, ErrNoCapacity):
-			return SubmitResult{}, fmt.Errorf("core: admit %s: %w", t.ID, err)
+		case errors.Is(err, ErrKeyExists) || !errors.Is(err, ErrNoCapacity):
+			return s.submitFailed(ctx, req, hash, "admit", t.ID, err)
 		}
 	}
 
 	// Park. The queue message is sent after the commit; Unsent marks the
 	// window in which a crash would lose it, and the sweeper closes it.
-	park := t
-	park.State = StateParked
-	park.Unsent = true
-	txn := &Txn{
-		Pool: t.Pool, ParkedDelta: 1, NeedParkRoom: true,
-		Tasks:  []TaskWrite{{Task: park}},
-		Key:    key,
-		Events: []Event{event(&park, now, EventSubmit, "", "")},
-	}
-	err = s.b.Commit(ctx, txn)
+	park, err := s.commitNew(ctx, parkTxn(t, key, now))
 	switch {
 	case err == nil:
-		park.Version = 1
 		if park, err = s.send(ctx, park); err != nil {
 			// The task is parked and flagged; the sweeper sends it.
 			s.log.WarnContext(ctx, "parking queue send failed; the sweeper will re-send", "task", park.ID, "err", err)
@@ -166,33 +141,84 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 		// A release that raced this park may have found the queue empty.
 		s.wake(ctx, park.Pool, time.Time{})
 		return SubmitResult{Task: park}, nil
-	case errors.Is(err, ErrKeyExists):
-		return s.replayOrConflict(ctx, req, hash)
-	case !errors.Is(err, ErrPoolFull):
-		return SubmitResult{}, fmt.Errorf("core: park %s: %w", t.ID, err)
+	case errors.Is(err, ErrKeyExists) || !errors.Is(err, ErrPoolFull):
+		return s.submitFailed(ctx, req, hash, "park", t.ID, err)
 	}
 
 	// Reject: the task is recorded, audited and its outcome delivered.
+	rej, err := s.commitNew(ctx, rejectTxn(t, key, now))
+	if err != nil {
+		return s.submitFailed(ctx, req, hash, "reject", t.ID, err)
+	}
+	s.ended(&rej)
+	return SubmitResult{Task: rej}, ErrPoolFull
+}
+
+// admitTxn is the transaction that records new task t as running, on the
+// conditions that its pool has a free slot and nothing parked.
+func admitTxn(t Task, key *KeyRecord, now time.Time) *Txn {
+	run := t
+	run.State = StateRunning
+	run.StartedAt = now
+	run.Lease = newLease()
+	run.LeaseExpiresAt = now.Add(run.RunTimeout)
+	return &Txn{
+		Pool: t.Pool, RunningDelta: 1, NeedSlot: true, FirstInLine: true,
+		Tasks:    []TaskWrite{{Task: run}},
+		Key:      key,
+		Events:   []Event{event(&run, now, EventSubmit, "", "")},
+		Messages: []Message{message(&run, MessageStarted, now)},
+	}
+}
+
+// parkTxn is the transaction that records new task t as parked and Unsent,
+// on the condition that its pool's parked depth has room.
+func parkTxn(t Task, key *KeyRecord, now time.Time) *Txn {
+	park := t
+	park.State = StateParked
+	park.Unsent = true
+	return &Txn{
+		Pool: t.Pool, ParkedDelta: 1, NeedParkRoom: true,
+		Tasks:  []TaskWrite{{Task: park}},
+		Key:    key,
+		Events: []Event{event(&park, now, EventSubmit, "", "")},
+	}
+}
+
+// rejectTxn is the transaction that records new task t as rejected, with
+// its outcome message.
+func rejectTxn(t Task, key *KeyRecord, now time.Time) *Txn {
 	rej := t
 	rej.State = StateRejected
 	rej.EndedAt = now
-	txn = &Txn{
+	return &Txn{
 		Pool:     t.Pool,
 		Tasks:    []TaskWrite{{Task: rej}},
 		Key:      key,
 		Events:   []Event{event(&rej, now, EventSubmit, "", "parked depth full")},
 		Messages: []Message{message(&rej, MessageType(StateRejected), now)},
 	}
-	err = s.b.Commit(ctx, txn)
-	switch {
-	case err == nil:
-		rej.Version = 1
-		s.ended(&rej)
-		return SubmitResult{Task: rej}, ErrPoolFull
-	case errors.Is(err, ErrKeyExists):
+}
+
+// commitNew commits txn, which writes a new task, and returns the task as
+// committed (version 1).
+func (s *Scheduler) commitNew(ctx context.Context, txn *Txn) (Task, error) {
+	if err := s.b.Commit(ctx, txn); err != nil {
+		return Task{}, err
+	}
+	t := txn.Tasks[0].Task
+	t.Version = 1
+	return t, nil
+}
+
+// submitFailed answers a submission whose commit to <what> task id failed
+// with err: an idempotency key written meanwhile is a concurrent
+// submission's, replayed (or ErrKeyConflict); any other error is wrapped.
+func (s *Scheduler) submitFailed(ctx context.Context, req SubmitRequest, hash, what, id string, err error) (SubmitResult, error) {
+	if errors.Is(err, ErrKeyExists) {
 		return s.replayOrConflict(ctx, req, hash)
 	}
-	return SubmitResult{}, fmt.Errorf("core: reject %s: %w", t.ID, err)
+	return SubmitResult{}, fmt.Errorf("core: %s %s: %w", what, id, err)
 }
 
 // send enqueues a parked task and clears its Unsent flag. It returns an
