@@ -84,7 +84,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	var hash string // only a keyed submission can be replayed
 	if req.Key != "" {
 		hash = req.bodyHash(pool.PoolConfig)
-		if res, err, ok := s.replay(ctx, req, hash); ok {
+		if res, found, err := s.replay(ctx, req, hash); found || err != nil {
 			return res, err
 		}
 	}
@@ -253,28 +253,32 @@ func (s *Scheduler) send(ctx context.Context, t Task) (Task, error) {
 	return t, nil
 }
 
-// replay returns the earlier submission of req.Key, if there is one.
-func (s *Scheduler) replay(ctx context.Context, req SubmitRequest, hash string) (SubmitResult, error, bool) {
+// replay returns the earlier submission of req.Key, or ErrKeyConflict if
+// that had another body. found is false, with no error, when the key names
+// none; an error leaves it false.
+func (s *Scheduler) replay(ctx context.Context, req SubmitRequest, hash string) (res SubmitResult, found bool, err error) {
 	rec, err := s.b.Key(ctx, req.Tenant, req.Key)
 	if errors.Is(err, ErrNotFound) {
-		return SubmitResult{}, nil, false
+		return SubmitResult{}, false, nil
 	}
 	if err != nil {
-		return SubmitResult{}, fmt.Errorf("core: read key: %w", err), true
+		return SubmitResult{}, false, fmt.Errorf("core: read key: %w", err)
 	}
 	if !req.sameBody(rec.BodyHash, hash) {
-		return SubmitResult{}, ErrKeyConflict, true
+		return SubmitResult{}, false, ErrKeyConflict
 	}
 	t, err := s.b.Task(ctx, rec.TaskID)
 	if err != nil {
-		return SubmitResult{}, fmt.Errorf("core: read task %s of key: %w", rec.TaskID, err), true
+		return SubmitResult{}, false, fmt.Errorf("core: read task %s of key: %w", rec.TaskID, err)
 	}
-	return SubmitResult{Task: t, Replayed: true}, nil, true
+	return SubmitResult{Task: t, Replayed: true}, true, nil
 }
 
+// replayOrConflict replays the submission whose key a commit found
+// written: the key cannot be missing then.
 func (s *Scheduler) replayOrConflict(ctx context.Context, req SubmitRequest, hash string) (SubmitResult, error) {
-	res, err, ok := s.replay(ctx, req, hash)
-	if !ok {
+	res, found, err := s.replay(ctx, req, hash)
+	if err == nil && !found {
 		return SubmitResult{}, fmt.Errorf("core: key %q vanished after a conflict", req.Key)
 	}
 	return res, err
