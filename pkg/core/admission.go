@@ -243,10 +243,11 @@ func (s *Scheduler) send(ctx context.Context, t Task) (Task, error) {
 			next.Version++
 			t = next
 		case errors.Is(err, ErrConflict):
-			var rerr error
-			if t, rerr = s.b.Task(ctx, t.ID); rerr != nil {
+			cur, rerr := s.b.Task(ctx, t.ID)
+			if rerr != nil {
 				return struct{}{}, rerr
 			}
+			t = cur
 		}
 		return struct{}{}, err
 	})
