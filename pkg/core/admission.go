@@ -84,7 +84,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	var hash string // only a keyed submission can be replayed
 	if req.Key != "" {
 		hash = req.bodyHash(pool.PoolConfig)
-		if res, err, ok := s.replay(ctx, req, hash); ok {
+		if res, found, err := s.replay(ctx, req, hash); found || err != nil {
 			return res, err
 		}
 	}
@@ -119,46 +119,21 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	// Admit at once when a slot looks free and nothing is parked; the
 	// conditions in the transaction decide.
 	if pool.Running < pool.Capacity && pool.Parked == 0 {
-		run := t
-		run.State = StateRunning
-		run.StartedAt = now
-		run.Lease = newLease()
-		run.LeaseExpiresAt = now.Add(run.RunTimeout)
-		txn := &Txn{
-			Pool: t.Pool, RunningDelta: 1, NeedSlot: true, FirstInLine: true,
-			Tasks:    []TaskWrite{{Task: run}},
-			Key:      key,
-			Events:   []Event{event(&run, now, EventSubmit, "", "")},
-			Messages: []Message{message(&run, MessageStarted, now)},
-		}
-		err := s.b.Commit(ctx, txn)
+		run, err := s.commitNew(ctx, admitTxn(t, key, now))
 		switch {
 		case err == nil:
-			run.Version = 1
 			s.started(&run, time.Time{})
 			return SubmitResult{Task: run}, nil
-		case errors.Is(err, ErrKeyExists):
-			return s.replayOrConflict(ctx, req, hash)
-		case !errors.Is(err, ErrNoCapacity):
-			return SubmitResult{}, fmt.Errorf("core: admit %s: %w", t.ID, err)
+		case errors.Is(err, ErrKeyExists) || !errors.Is(err, ErrNoCapacity):
+			return s.submitFailed(ctx, req, hash, "admit", t.ID, err)
 		}
 	}
 
 	// Park. The queue message is sent after the commit; Unsent marks the
 	// window in which a crash would lose it, and the sweeper closes it.
-	park := t
-	park.State = StateParked
-	park.Unsent = true
-	txn := &Txn{
-		Pool: t.Pool, ParkedDelta: 1, NeedParkRoom: true,
-		Tasks:  []TaskWrite{{Task: park}},
-		Key:    key,
-		Events: []Event{event(&park, now, EventSubmit, "", "")},
-	}
-	err = s.b.Commit(ctx, txn)
+	park, err := s.commitNew(ctx, parkTxn(t, key, now))
 	switch {
 	case err == nil:
-		park.Version = 1
 		if park, err = s.send(ctx, park); err != nil {
 			// The task is parked and flagged; the sweeper sends it.
 			s.log.WarnContext(ctx, "parking queue send failed; the sweeper will re-send", "task", park.ID, "err", err)
@@ -166,33 +141,84 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 		// A release that raced this park may have found the queue empty.
 		s.wake(ctx, park.Pool, time.Time{})
 		return SubmitResult{Task: park}, nil
-	case errors.Is(err, ErrKeyExists):
-		return s.replayOrConflict(ctx, req, hash)
-	case !errors.Is(err, ErrPoolFull):
-		return SubmitResult{}, fmt.Errorf("core: park %s: %w", t.ID, err)
+	case errors.Is(err, ErrKeyExists) || !errors.Is(err, ErrPoolFull):
+		return s.submitFailed(ctx, req, hash, "park", t.ID, err)
 	}
 
 	// Reject: the task is recorded, audited and its outcome delivered.
+	rej, err := s.commitNew(ctx, rejectTxn(t, key, now))
+	if err != nil {
+		return s.submitFailed(ctx, req, hash, "reject", t.ID, err)
+	}
+	s.ended(&rej)
+	return SubmitResult{Task: rej}, ErrPoolFull
+}
+
+// admitTxn is the transaction that records new task t as running, on the
+// conditions that its pool has a free slot and nothing parked.
+func admitTxn(t Task, key *KeyRecord, now time.Time) *Txn {
+	run := t
+	run.State = StateRunning
+	run.StartedAt = now
+	run.Lease = newLease()
+	run.LeaseExpiresAt = now.Add(run.RunTimeout)
+	return &Txn{
+		Pool: t.Pool, RunningDelta: 1, NeedSlot: true, FirstInLine: true,
+		Tasks:    []TaskWrite{{Task: run}},
+		Key:      key,
+		Events:   []Event{event(&run, now, EventSubmit, "", "")},
+		Messages: []Message{message(&run, MessageStarted, now)},
+	}
+}
+
+// parkTxn is the transaction that records new task t as parked and Unsent,
+// on the condition that its pool's parked depth has room.
+func parkTxn(t Task, key *KeyRecord, now time.Time) *Txn {
+	park := t
+	park.State = StateParked
+	park.Unsent = true
+	return &Txn{
+		Pool: t.Pool, ParkedDelta: 1, NeedParkRoom: true,
+		Tasks:  []TaskWrite{{Task: park}},
+		Key:    key,
+		Events: []Event{event(&park, now, EventSubmit, "", "")},
+	}
+}
+
+// rejectTxn is the transaction that records new task t as rejected, with
+// its outcome message.
+func rejectTxn(t Task, key *KeyRecord, now time.Time) *Txn {
 	rej := t
 	rej.State = StateRejected
 	rej.EndedAt = now
-	txn = &Txn{
+	return &Txn{
 		Pool:     t.Pool,
 		Tasks:    []TaskWrite{{Task: rej}},
 		Key:      key,
 		Events:   []Event{event(&rej, now, EventSubmit, "", "parked depth full")},
 		Messages: []Message{message(&rej, MessageType(StateRejected), now)},
 	}
-	err = s.b.Commit(ctx, txn)
-	switch {
-	case err == nil:
-		rej.Version = 1
-		s.ended(&rej)
-		return SubmitResult{Task: rej}, ErrPoolFull
-	case errors.Is(err, ErrKeyExists):
+}
+
+// commitNew commits txn, which writes a new task, and returns the task as
+// committed (version 1).
+func (s *Scheduler) commitNew(ctx context.Context, txn *Txn) (Task, error) {
+	if err := s.b.Commit(ctx, txn); err != nil {
+		return Task{}, err
+	}
+	t := txn.Tasks[0].Task
+	t.Version = 1
+	return t, nil
+}
+
+// submitFailed answers a submission whose commit to <what> task id failed
+// with err: an idempotency key written meanwhile is a concurrent
+// submission's, replayed (or ErrKeyConflict); any other error is wrapped.
+func (s *Scheduler) submitFailed(ctx context.Context, req SubmitRequest, hash, what, id string, err error) (SubmitResult, error) {
+	if errors.Is(err, ErrKeyExists) {
 		return s.replayOrConflict(ctx, req, hash)
 	}
-	return SubmitResult{}, fmt.Errorf("core: reject %s: %w", t.ID, err)
+	return SubmitResult{}, fmt.Errorf("core: %s %s: %w", what, id, err)
 }
 
 // send enqueues a parked task and clears its Unsent flag. It returns an
@@ -203,49 +229,57 @@ func (s *Scheduler) send(ctx context.Context, t Task) (Task, error) {
 	if err := s.b.Send(ctx, t.Pool, Parked{TaskID: t.ID, Tenant: t.Tenant, Deadline: t.Deadline}); err != nil {
 		return t, fmt.Errorf("core: send parked %s: %w", t.ID, err)
 	}
-	for range maxRetries {
+	// Clearing the flag is best effort: whatever stops it (a failed commit
+	// or re-read, conflicts past maxRetries), t is returned as last read.
+	_, _ = retryCAS("clear unsent flag of", t.ID, func() (struct{}, error) {
 		if t.State != StateParked || !t.Unsent {
-			return t, nil
+			return struct{}{}, nil
 		}
 		next := t
 		next.Unsent = false
 		err := s.b.Commit(ctx, &Txn{Tasks: []TaskWrite{{Task: next, Expect: t.Version}}})
-		if err == nil {
+		switch {
+		case err == nil:
 			next.Version++
-			return next, nil
+			t = next
+		case errors.Is(err, ErrConflict):
+			cur, rerr := s.b.Task(ctx, t.ID)
+			if rerr != nil {
+				return struct{}{}, rerr
+			}
+			t = cur
 		}
-		if !errors.Is(err, ErrConflict) {
-			break
-		}
-		if t, err = s.b.Task(ctx, t.ID); err != nil {
-			break
-		}
-	}
+		return struct{}{}, err
+	})
 	return t, nil
 }
 
-// replay returns the earlier submission of req.Key, if there is one.
-func (s *Scheduler) replay(ctx context.Context, req SubmitRequest, hash string) (SubmitResult, error, bool) {
+// replay returns the earlier submission of req.Key, or ErrKeyConflict if
+// that had another body. found is false, with no error, when the key names
+// none; an error leaves it false.
+func (s *Scheduler) replay(ctx context.Context, req SubmitRequest, hash string) (res SubmitResult, found bool, err error) {
 	rec, err := s.b.Key(ctx, req.Tenant, req.Key)
 	if errors.Is(err, ErrNotFound) {
-		return SubmitResult{}, nil, false
+		return SubmitResult{}, false, nil
 	}
 	if err != nil {
-		return SubmitResult{}, fmt.Errorf("core: read key: %w", err), true
+		return SubmitResult{}, false, fmt.Errorf("core: read key: %w", err)
 	}
 	if !req.sameBody(rec.BodyHash, hash) {
-		return SubmitResult{}, ErrKeyConflict, true
+		return SubmitResult{}, false, ErrKeyConflict
 	}
 	t, err := s.b.Task(ctx, rec.TaskID)
 	if err != nil {
-		return SubmitResult{}, fmt.Errorf("core: read task %s of key: %w", rec.TaskID, err), true
+		return SubmitResult{}, false, fmt.Errorf("core: read task %s of key: %w", rec.TaskID, err)
 	}
-	return SubmitResult{Task: t, Replayed: true}, nil, true
+	return SubmitResult{Task: t, Replayed: true}, true, nil
 }
 
+// replayOrConflict replays the submission whose key a commit found
+// written: the key cannot be missing then.
 func (s *Scheduler) replayOrConflict(ctx context.Context, req SubmitRequest, hash string) (SubmitResult, error) {
-	res, err, ok := s.replay(ctx, req, hash)
-	if !ok {
+	res, found, err := s.replay(ctx, req, hash)
+	if err == nil && !found {
 		return SubmitResult{}, fmt.Errorf("core: key %q vanished after a conflict", req.Key)
 	}
 	return res, err

@@ -61,6 +61,12 @@ func (s *Scheduler) Sweep(ctx context.Context) (SweepStats, error) {
 	return st, errors.Join(errs...)
 }
 
+// expiry is the ending of a parked task whose deadline came before a slot
+// did, at now: the sweep's and dispatch's alike.
+func expiry(now time.Time) ending {
+	return ending{to: StateExpired, event: EventExpire, detail: "deadline passed before a slot freed", at: now}
+}
+
 func (s *Scheduler) sweepDue(ctx context.Context, now time.Time, st *SweepStats) error {
 	for {
 		ids, err := s.b.Due(ctx, now, sweepBatch)
@@ -82,7 +88,7 @@ func (s *Scheduler) sweepDue(ctx context.Context, now time.Time, st *SweepStats)
 			}
 			switch t.State {
 			case StateParked:
-				_, err := s.finish(ctx, t, StateExpired, EventExpire, "deadline passed before a slot freed", now, nil)
+				_, err := s.finish(ctx, t, expiry(now))
 				if err == nil {
 					st.Expired++
 					progress++

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// release ends running task t (as read, at t.Version) in state to and frees
+// release ends running task t (as read, at t.Version) as e says and frees
 // its slot, then makes sure parked work does not wait for it:
 //
 //   - If the pool has nothing parked, the release commits on the condition
@@ -25,17 +25,17 @@ import (
 // commits alone and calls it.
 //
 // ErrConflict means t changed and the caller re-reads it.
-func (s *Scheduler) release(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task)) (Task, error) {
+func (s *Scheduler) release(ctx context.Context, t Task, e ending) (Task, error) {
 	if s.cfg.Wake == nil {
-		if done, ok, err := s.releaseInline(ctx, t, to, evType, detail, now, edit); ok || err != nil {
+		if done, ok, err := s.releaseInline(ctx, t, e); ok || err != nil {
 			return done, err
 		}
 	}
-	done, err := s.finish(ctx, t, to, evType, detail, now, edit)
+	done, err := s.finish(ctx, t, e)
 	if err != nil {
 		return Task{}, err
 	}
-	s.wake(ctx, t.Pool, now)
+	s.wake(ctx, t.Pool, e.at)
 	return done, nil
 }
 
@@ -46,13 +46,13 @@ const maxStaleMessages = 3
 // releaseInline is release without a wake-up: the release conditioned on
 // nothing parked, or the hand-off. It reports false, having changed
 // nothing, when neither could be made.
-func (s *Scheduler) releaseInline(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task)) (Task, bool, error) {
+func (s *Scheduler) releaseInline(ctx context.Context, t Task, e ending) (Task, bool, error) {
 	p, err := s.b.Pool(ctx, t.Pool)
 	if err != nil {
 		return Task{}, false, nil
 	}
 	if p.Parked == 0 {
-		done, err := s.finishIf(ctx, t, to, evType, detail, now, edit, true)
+		done, err := s.finishIf(ctx, t, e, true)
 		if !errors.Is(err, ErrNoCapacity) {
 			return done, err == nil, err
 		}
@@ -61,13 +61,14 @@ func (s *Scheduler) releaseInline(ctx context.Context, t Task, to State, evType,
 	if p.Running > p.Capacity {
 		return Task{}, false, nil
 	}
-	return s.handOff(ctx, t, to, evType, detail, now, edit)
+	return s.handOff(ctx, t, e)
 }
 
 // handOff ends t and starts the pool's next parked task in one transaction.
 // It reports false, having changed nothing, when it could not; an error is
 // that of the commit (ErrConflict: t or the parked task changed).
-func (s *Scheduler) handOff(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task)) (Task, bool, error) {
+func (s *Scheduler) handOff(ctx context.Context, t Task, e ending) (Task, bool, error) {
+	now := e.at
 	var d Delivery
 	var next Task
 	giveBack := func() {
@@ -87,7 +88,7 @@ func (s *Scheduler) handOff(ctx context.Context, t Task, to State, evType, detai
 		next, err = s.b.Task(ctx, d.TaskID)
 		if errors.Is(err, ErrNotFound) || err == nil && (next.State != StateParked || next.Pool != t.Pool) {
 			// A duplicate, or a message left by a crash: drop it.
-			_ = s.drop(ctx, t.Pool, d)
+			s.drop(ctx, t.Pool, d)
 			continue
 		}
 		if err != nil || !now.Before(next.Deadline) {
@@ -97,7 +98,7 @@ func (s *Scheduler) handOff(ctx context.Context, t Task, to State, evType, detai
 		}
 		break
 	}
-	txn := s.finishTxn(t, to, evType, detail, now, edit)
+	txn := finishTxn(t, e)
 	run := startTask(next, now)
 	txn.RunningDelta, txn.ParkedDelta, txn.NeedSlot = 0, -1, true
 	txn.Tasks = append(txn.Tasks, TaskWrite{Task: run, Expect: next.Version})
@@ -111,7 +112,7 @@ func (s *Scheduler) handOff(ctx context.Context, t Task, to State, evType, detai
 		giveBack()
 		return Task{}, false, err
 	}
-	_ = s.drop(ctx, t.Pool, d)
+	s.drop(ctx, t.Pool, d)
 	done := txn.Tasks[0].Task
 	done.Version = t.Version + 1
 	run.Version = next.Version + 1

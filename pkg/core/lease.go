@@ -44,7 +44,7 @@ func (s *Scheduler) Complete(ctx context.Context, req CompleteRequest) (Task, er
 	if err := req.validate(); err != nil {
 		return Task{}, err
 	}
-	for range maxRetries {
+	return retryCAS("complete", req.TaskID, func() (Task, error) {
 		t, err := s.Task(ctx, req.Tenant, req.TaskID)
 		if err != nil {
 			return Task{}, err
@@ -63,19 +63,12 @@ func (s *Scheduler) Complete(ctx context.Context, req CompleteRequest) (Task, er
 			s.reclaimLapsed(ctx, t, now)
 			return Task{}, ErrLeaseLost
 		}
-		done, err := s.release(ctx, t, req.Status, EventComplete, "", now, func(n *Task) {
+		done, err := s.release(ctx, t, ending{to: req.Status, event: EventComplete, at: now, edit: func(n *Task) {
 			n.Result = req.Result
 			n.Error = req.Error
-		})
-		if errors.Is(err, ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return Task{}, fmt.Errorf("core: complete %s: %w", t.ID, err)
-		}
-		return done, nil
-	}
-	return Task{}, fmt.Errorf("core: complete %s: %w after %d attempts", req.TaskID, ErrConflict, maxRetries)
+		}})
+		return done, wrapUnlessConflict(err, "complete", t.ID)
+	})
 }
 
 // HeartbeatRequest extends a running task's lease.
@@ -97,7 +90,7 @@ func (s *Scheduler) Heartbeat(ctx context.Context, req HeartbeatRequest) (time.T
 	case req.Extend > MaxRunTimeout:
 		return time.Time{}, Invalid("extend", "extend must be at most %s, got %s", MaxRunTimeout, req.Extend)
 	}
-	for range maxRetries {
+	return retryCAS("heartbeat", req.TaskID, func() (time.Time, error) {
 		t, err := s.Task(ctx, req.Tenant, req.TaskID)
 		if err != nil {
 			return time.Time{}, err
@@ -117,22 +110,18 @@ func (s *Scheduler) Heartbeat(ctx context.Context, req HeartbeatRequest) (time.T
 		next := t
 		next.LeaseExpiresAt = now.Add(ext)
 		err = s.b.Commit(ctx, &Txn{Tasks: []TaskWrite{{Task: next, Expect: t.Version}}})
-		if errors.Is(err, ErrConflict) {
-			continue
-		}
 		if err != nil {
-			return time.Time{}, fmt.Errorf("core: heartbeat %s: %w", t.ID, err)
+			return time.Time{}, wrapUnlessConflict(err, "heartbeat", t.ID)
 		}
 		return next.LeaseExpiresAt, nil
-	}
-	return time.Time{}, fmt.Errorf("core: heartbeat %s: %w after %d attempts", req.TaskID, ErrConflict, maxRetries)
+	})
 }
 
 // Cancel ends a parked or running task as cancelled; a running one frees its
 // slot. Cancelling a cancelled task returns it again; any other terminal
 // task is ErrInvalidState.
 func (s *Scheduler) Cancel(ctx context.Context, tenant, id string) (Task, error) {
-	for range maxRetries {
+	return retryCAS("cancel", id, func() (Task, error) {
 		t, err := s.Task(ctx, tenant, id)
 		if err != nil {
 			return Task{}, err
@@ -144,29 +133,22 @@ func (s *Scheduler) Cancel(ctx context.Context, tenant, id string) (Task, error)
 		default:
 			return Task{}, fmt.Errorf("%w: task %s is already %s", ErrInvalidState, id, t.State)
 		}
-		now := s.clock.Now()
+		e := ending{to: StateCancelled, event: EventCancel, at: s.clock.Now()}
 		var done Task
 		if t.State == StateRunning {
-			done, err = s.release(ctx, t, StateCancelled, EventCancel, "", now, nil)
+			done, err = s.release(ctx, t, e)
 		} else {
-			done, err = s.finish(ctx, t, StateCancelled, EventCancel, "", now, nil)
+			done, err = s.finish(ctx, t, e)
 		}
-		if errors.Is(err, ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return Task{}, fmt.Errorf("core: cancel %s: %w", id, err)
-		}
-		return done, nil
-	}
-	return Task{}, fmt.Errorf("core: cancel %s: %w after %d attempts", id, ErrConflict, maxRetries)
+		return done, wrapUnlessConflict(err, "cancel", id)
+	})
 }
 
 // reclaim times out a running task whose lease has ended and wakes its pool.
 // It reports whether it did; a conflict means another writer got there
 // first and is no error.
 func (s *Scheduler) reclaim(ctx context.Context, t Task, now time.Time) (bool, error) {
-	if _, err := s.release(ctx, t, StateTimedOut, EventTimeout, "lease ended", now, nil); err != nil {
+	if _, err := s.release(ctx, t, ending{to: StateTimedOut, event: EventTimeout, detail: "lease ended", at: now}); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return false, nil
 		}

@@ -84,30 +84,28 @@ func (s *Scheduler) dispatch(ctx context.Context, name string, freedAt time.Time
 // deleted unless the pool turned out full (ErrNoCapacity), in which case the
 // caller releases it.
 func (s *Scheduler) startParked(ctx context.Context, pool string, d Delivery, freedAt time.Time) (bool, error) {
-	t, err := s.b.Task(ctx, d.TaskID)
-	for range maxRetries {
+	return retryCAS("start", d.TaskID, func() (bool, error) {
+		t, err := s.b.Task(ctx, d.TaskID)
 		if errors.Is(err, ErrNotFound) {
-			return false, s.drop(ctx, pool, d)
+			s.drop(ctx, pool, d)
+			return false, nil
 		}
 		if err != nil {
 			return false, fmt.Errorf("core: read parked task %s: %w", d.TaskID, err)
 		}
 		if t.State != StateParked || t.Pool != pool {
 			// Duplicate delivery, or the task was cancelled or expired.
-			return false, s.drop(ctx, pool, d)
+			s.drop(ctx, pool, d)
+			return false, nil
 		}
 		now := s.clock.Now()
 		if !now.Before(t.Deadline) {
 			// Never start at or after the deadline, whatever the sweeper did.
-			_, err = s.finish(ctx, t, StateExpired, EventExpire, "deadline passed before a slot freed", now, nil)
-			if err == nil || errors.Is(err, ErrConflict) {
-				if err == nil {
-					return false, s.drop(ctx, pool, d)
-				}
-				t, err = s.b.Task(ctx, d.TaskID)
-				continue
+			if _, err := s.finish(ctx, t, expiry(now)); err != nil {
+				return false, wrapUnlessConflict(err, "expire", t.ID)
 			}
-			return false, fmt.Errorf("core: expire %s: %w", t.ID, err)
+			s.drop(ctx, pool, d)
+			return false, nil
 		}
 		run := startTask(t, now)
 		txn := &Txn{
@@ -121,23 +119,19 @@ func (s *Scheduler) startParked(ctx context.Context, pool string, d Delivery, fr
 		case err == nil:
 			run.Version = t.Version + 1
 			s.started(&run, freedAt)
-			return true, s.drop(ctx, pool, d)
-		case errors.Is(err, ErrConflict):
-			t, err = s.b.Task(ctx, d.TaskID)
-			continue
-		case errors.Is(err, ErrNoCapacity):
+			s.drop(ctx, pool, d)
+			return true, nil
+		case errors.Is(err, ErrConflict), errors.Is(err, ErrNoCapacity):
 			return false, err
 		}
 		return false, fmt.Errorf("core: start %s: %w", t.ID, err)
-	}
-	return false, fmt.Errorf("core: start %s: %w after %d attempts", d.TaskID, ErrConflict, maxRetries)
+	})
 }
 
 // drop deletes a handled queue message. A failed delete is harmless: the
 // message comes back and is dropped again, as its task is no longer parked.
-func (s *Scheduler) drop(ctx context.Context, pool string, d Delivery) error {
+func (s *Scheduler) drop(ctx context.Context, pool string, d Delivery) {
 	if err := s.b.Delete(ctx, pool, d.Receipt); err != nil {
 		s.log.WarnContext(ctx, "delete of parked message failed; it will be dropped on redelivery", "pool", pool, "task", d.TaskID, "err", err)
 	}
-	return nil
 }

@@ -223,17 +223,28 @@ func (s *Scheduler) ended(t *Task) {
 	}
 }
 
-// finish commits the transition of t (as read, at t.Version) to the terminal
-// state to, releasing its slot or parked place, with its audit event and
-// outcome message. edit, if set, fills outcome fields on the new task.
-func (s *Scheduler) finish(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task)) (Task, error) {
-	return s.finishIf(ctx, t, to, evType, detail, now, edit, false)
+// ending is how a task ends: the terminal state it goes to, the audit
+// event that records it (type and detail), when, and edit, which, if set,
+// fills outcome fields (result, error) on the ended task.
+type ending struct {
+	to     State
+	event  string
+	detail string
+	at     time.Time
+	edit   func(*Task)
+}
+
+// finish commits the transition of t (as read, at t.Version) to e,
+// releasing its slot or parked place, with its audit event and outcome
+// message.
+func (s *Scheduler) finish(ctx context.Context, t Task, e ending) (Task, error) {
+	return s.finishIf(ctx, t, e, false)
 }
 
 // finishIf is finish, on the condition that nothing is parked in the pool
 // when firstInLine is set (ErrNoCapacity otherwise).
-func (s *Scheduler) finishIf(ctx context.Context, t Task, to State, evType, detail string, now time.Time, edit func(*Task), firstInLine bool) (Task, error) {
-	txn := s.finishTxn(t, to, evType, detail, now, edit)
+func (s *Scheduler) finishIf(ctx context.Context, t Task, e ending, firstInLine bool) (Task, error) {
+	txn := finishTxn(t, e)
 	txn.FirstInLine = firstInLine
 	if err := s.b.Commit(ctx, txn); err != nil {
 		return Task{}, err
@@ -244,14 +255,14 @@ func (s *Scheduler) finishIf(ctx context.Context, t Task, to State, evType, deta
 	return next, nil
 }
 
-// finishTxn is the transaction that ends t in state to.
-func (s *Scheduler) finishTxn(t Task, to State, evType, detail string, now time.Time, edit func(*Task)) *Txn {
+// finishTxn is the transaction that ends t as e says.
+func finishTxn(t Task, e ending) *Txn {
 	next := t
-	next.State = to
-	next.EndedAt = now
+	next.State = e.to
+	next.EndedAt = e.at
 	next.Unsent = false
-	if edit != nil {
-		edit(&next)
+	if e.edit != nil {
+		e.edit(&next)
 	}
 	txn := &Txn{Pool: t.Pool, Tasks: []TaskWrite{{Task: next, Expect: t.Version}}}
 	switch t.State {
@@ -260,8 +271,8 @@ func (s *Scheduler) finishTxn(t Task, to State, evType, detail string, now time.
 	case StateParked:
 		txn.ParkedDelta = -1
 	}
-	txn.Events = []Event{event(&next, now, evType, t.State, detail)}
-	txn.Messages = []Message{message(&next, MessageType(to), now)}
+	txn.Events = []Event{event(&next, e.at, e.event, t.State, e.detail)}
+	txn.Messages = []Message{message(&next, MessageType(e.to), e.at)}
 	return txn
 }
 
@@ -283,3 +294,29 @@ func message(t *Task, typ MessageType, at time.Time) Message {
 
 // maxRetries bounds compare-and-set retries of one operation.
 const maxRetries = 16
+
+// retryCAS runs attempt, which reads what it changes and commits a
+// compare-and-set, until it returns something other than ErrConflict (the
+// read went stale: another writer got there first), at most maxRetries
+// times. Then it gives up with "core: <what> <id>: version conflict after
+// N attempts", which matches ErrConflict.
+func retryCAS[T any](what, id string, attempt func() (T, error)) (T, error) {
+	for range maxRetries {
+		v, err := attempt()
+		if !errors.Is(err, ErrConflict) {
+			return v, err
+		}
+	}
+	var zero T
+	return zero, fmt.Errorf("core: %s %s: %w after %d attempts", what, id, ErrConflict, maxRetries)
+}
+
+// wrapUnlessConflict wraps err, a failure to <what> task id, as
+// "core: <what> <id>: err"; ErrConflict, which retryCAS retries, and nil
+// pass as they are.
+func wrapUnlessConflict(err error, what, id string) error {
+	if err == nil || errors.Is(err, ErrConflict) {
+		return err
+	}
+	return fmt.Errorf("core: %s %s: %w", what, id, err)
+}
