@@ -65,7 +65,7 @@ func TestServeInvalidConfig(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("pools:\n  - {name: a, capacity: 1}\n  - {name: b, capacity: 0}\n"), 0o600))
 	code, _, stderr := runCmd(t, "serve", "--config", path)
 	require.Equal(t, exitUsage, code)
-	require.Contains(t, stderr, "pools[1].capacity: must be at least 1")
+	require.Contains(t, stderr, "pools[1].capacity: pool b: capacity must be at least 1")
 
 	code, _, stderr = runCmd(t, "serve", "--config", filepath.Join(t.TempDir(), "missing.yaml"))
 	require.Equal(t, exitUsage, code)

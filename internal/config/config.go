@@ -402,27 +402,8 @@ func (c Config) Validate() error {
 	names := make(map[string]int, len(c.Pools))
 	for i, p := range c.Pools {
 		f := fmt.Sprintf("pools[%d]", i)
-		switch {
-		case !validName(p.Name):
-			return fieldErr(f+".name", "must be 1-64 characters of [A-Za-z0-9_.-], got %q", clip(p.Name))
-		case p.Capacity < 1:
-			return fieldErr(f+".capacity", "must be at least 1, got %d", p.Capacity)
-		case p.MaxParked < 0:
-			return fieldErr(f+".maxParked", "must not be negative, got %d", p.MaxParked)
-		case p.DefaultMaxWait <= 0:
-			return fieldErr(f+".defaultMaxWait", "must be positive, got %s", p.DefaultMaxWait)
-		case p.DefaultMaxWait > core.MaxWaitLimit:
-			return fieldErr(f+".defaultMaxWait", "must be at most %s, got %s", core.MaxWaitLimit, p.DefaultMaxWait)
-		case p.RunTimeout <= 0:
-			return fieldErr(f+".runTimeout", "must be positive, got %s", p.RunTimeout)
-		case p.RunTimeout > core.MaxRunTimeout:
-			return fieldErr(f+".runTimeout", "must be at most %s, got %s", core.MaxRunTimeout, p.RunTimeout)
-		}
-		if j, dup := names[p.Name]; dup {
-			return fieldErr(f+".name", "duplicate pool name %q (also pools[%d])", p.Name, j)
-		}
-		names[p.Name] = i
-		// Core has the last word on a pool's configuration.
+		// A pool's rules are core's (core.PoolConfig.Validate); config adds
+		// only what a list of pools needs.
 		if err := p.Core().Validate(); err != nil {
 			var ie *core.InvalidError
 			if errors.As(err, &ie) {
@@ -430,6 +411,10 @@ func (c Config) Validate() error {
 			}
 			return fieldErr(f, "%v", err)
 		}
+		if j, dup := names[p.Name]; dup {
+			return fieldErr(f+".name", "duplicate pool name %q (also pools[%d])", p.Name, j)
+		}
+		names[p.Name] = i
 	}
 	return nil
 }
@@ -501,19 +486,6 @@ func (a Auth) TokenMap() map[string]string {
 		m[t.Token] = t.Tenant
 	}
 	return m
-}
-
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 func clip(s string) string {

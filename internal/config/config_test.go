@@ -66,7 +66,7 @@ func TestLoad(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("pools:\n  - name: a\n    capacity: 0\n"), 0o600))
 	_, err = config.Load(bad)
-	require.ErrorContains(t, err, "pools[0].capacity: must be at least 1")
+	require.ErrorContains(t, err, "pools[0].capacity: pool a: capacity must be at least 1")
 	require.ErrorContains(t, err, bad)
 }
 

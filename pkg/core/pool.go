@@ -42,8 +42,12 @@ func (c PoolConfig) Validate() error {
 		return Invalid("maxParked", "pool %s: maxParked must not be negative, got %d", c.Name, c.MaxParked)
 	case c.DefaultMaxWait <= 0:
 		return Invalid("defaultMaxWait", "pool %s: defaultMaxWait must be positive, got %s", c.Name, c.DefaultMaxWait)
+	case c.DefaultMaxWait > MaxWaitLimit:
+		return Invalid("defaultMaxWait", "pool %s: defaultMaxWait must be at most %s, got %s", c.Name, MaxWaitLimit, c.DefaultMaxWait)
 	case c.RunTimeout <= 0:
 		return Invalid("runTimeout", "pool %s: runTimeout must be positive, got %s", c.Name, c.RunTimeout)
+	case c.RunTimeout > MaxRunTimeout:
+		return Invalid("runTimeout", "pool %s: runTimeout must be at most %s, got %s", c.Name, MaxRunTimeout, c.RunTimeout)
 	case c.SlotShards < 0 || c.SlotShards > MaxSlotShards:
 		return Invalid("slotShards", "pool %s: slotShards must be 0-%d, got %d", c.Name, MaxSlotShards, c.SlotShards)
 	case c.SlotShards > c.Capacity:
