@@ -320,7 +320,7 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 func TestInvalidConfig(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{
-		"pools[1].capacity: must be at least 1":                        twoTenants + "pools:\n  - {name: a, capacity: 1}\n  - {name: b, capacity: 0}\n",
+		"pools[1].capacity: pool b: capacity must be at least 1":       twoTenants + "pools:\n  - {name: a, capacity: 1}\n  - {name: b, capacity: 0}\n",
 		"pools[0].cap: unknown field":                                  twoTenants + "pools:\n  - {name: a, cap: 1}\n",
 		"auth.tokens[1].token: duplicate token":                        "auth:\n  tokens:\n    - {token: x, tenant: a}\n    - {token: x, tenant: b}\n" + twoPools,
 		"auth.tokens[1].token: must not start or end with white space": "auth:\n  tokens:\n    - {token: x, tenant: a}\n    - {token: \"y \", tenant: b}\n" + twoPools,
@@ -338,7 +338,7 @@ func TestInvalidConfig(t *testing.T) {
 		require.NotZero(t, ee.ExitCode())
 		require.Contains(t, stderr.String(), want)
 	}
-	// A store that is not built fails at start-up too.
+	// A store type this build does not have fails at start-up too.
 	path := filepath.Join(t.TempDir(), "aws.yaml")
 	require.NoError(t, os.WriteFile(path, []byte("listen: 127.0.0.1:0\nstore: {type: postgres}\n"+twoPools), 0o600))
 	out, err := exec.Command(bin, "serve", "--config", path).CombinedOutput()
