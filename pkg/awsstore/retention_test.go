@@ -44,7 +44,8 @@ func TestRetentionTTL(t *testing.T) {
 	}
 	require.Equal(t, t0.Add(b.opts.MessageRetention).Unix(), seen["MBOX#"])
 	require.Equal(t, t0.Add(b.opts.EventRetention).Unix(), seen["AUDIT"])
-	require.Equal(t, 7*24*time.Hour, b.opts.MessageRetention)
+	require.Equal(t, core.Config{}.WithDefaults().MailboxRetention, b.opts.MessageRetention)
+	require.Equal(t, core.Config{}.WithDefaults().AuditRetention, b.opts.EventRetention)
 }
 
 // TestPurgePagesThroughBatches purges more items than one batch of 25 per

@@ -626,13 +626,13 @@ func shardFailure(txn *core.Txn, sp *slotPlan, i int, old map[string]types.Attri
 	if sh.Shards != sp.n {
 		return false, errRelayout
 	}
-	if txn.FirstInLine && sh.HasParked != 0 {
+	if txn.Overtakes(sh.HasParked) {
 		return false, fmt.Errorf("awsstore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity)
 	}
 	if k := sp.down[i]; k > 0 && sh.Running < k {
 		return false, errReplan
 	}
-	if sp.picks() && i == sp.pick && txn.NeedSlot && sh.Running >= sh.Capacity {
+	if sp.picks() && i == sp.pick && txn.SlotMissingOn(sh.Running, 1, sh.Capacity) {
 		sp.full++
 		if sp.full >= sp.n {
 			return false, errAllFull
@@ -641,7 +641,7 @@ func shardFailure(txn *core.Txn, sp *slotPlan, i int, old map[string]types.Attri
 		return true, nil
 	}
 	for _, r := range sp.reuse {
-		if r == i && txn.NeedSlot && sh.Running > sh.Capacity {
+		if r == i && txn.SlotMissingOn(sh.Running, 0, sh.Capacity) {
 			return false, fmt.Errorf("awsstore: commit pool %s: %w", txn.Pool, core.ErrNoCapacity)
 		}
 	}

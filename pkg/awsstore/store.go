@@ -76,8 +76,9 @@ type Options struct {
 	// index partitions, 1 to 64. Default: 4.
 	IndexShards int
 	// MessageRetention and EventRetention set the TTL attribute of mailbox
-	// messages and audit events. Set them to core's MailboxRetention and
-	// AuditRetention. Defaults: 7 days and 30 days.
+	// messages and audit events: the core.Config's MailboxRetention and
+	// AuditRetention, whose defaults are theirs (core.DefaultMailboxRetention
+	// and core.DefaultAuditRetention).
 	MessageRetention time.Duration
 	EventRetention   time.Duration
 	// CreateQueues makes PutPool create the pool's parking queue if missing
@@ -103,10 +104,10 @@ func (o Options) WithDefaults() Options {
 		o.IndexShards = 4
 	}
 	if o.MessageRetention == 0 {
-		o.MessageRetention = 7 * 24 * time.Hour
+		o.MessageRetention = core.DefaultMailboxRetention
 	}
 	if o.EventRetention == 0 {
-		o.EventRetention = 30 * 24 * time.Hour
+		o.EventRetention = core.DefaultAuditRetention
 	}
 	return o
 }

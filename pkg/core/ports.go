@@ -140,7 +140,7 @@ func (txn *Txn) CheckPool(p Pool) error {
 // NeedSlot there.
 func (txn *Txn) CheckParked(parked, maxParked int) error {
 	switch {
-	case txn.FirstInLine && parked > 0:
+	case txn.Overtakes(parked):
 		return fmt.Errorf("commit pool %s: %w", txn.Pool, ErrNoCapacity)
 	case txn.NeedParkRoom && parked >= maxParked:
 		return fmt.Errorf("commit pool %s: %w", txn.Pool, ErrPoolFull)
@@ -151,7 +151,22 @@ func (txn *Txn) CheckParked(parked, maxParked int) error {
 // SlotMissing reports whether txn's NeedSlot condition fails on a pool with
 // these counters.
 func (txn *Txn) SlotMissing(running, capacity int) bool {
-	return txn.NeedSlot && running+txn.RunningDelta > capacity
+	return txn.SlotMissingOn(running, txn.RunningDelta, capacity)
+}
+
+// SlotMissingOn is SlotMissing on one part of a pool's running count (a
+// store that spreads it over several items, as awsstore's slot shards do):
+// the part's running count, the change txn makes to that part, and the
+// part's capacity.
+func (txn *Txn) SlotMissingOn(running, delta, capacity int) bool {
+	return txn.NeedSlot && running+delta > capacity
+}
+
+// Overtakes reports whether txn's FirstInLine condition fails with parked
+// tasks waiting (or, on a store that keeps only a flag, parked > 0 when
+// any is).
+func (txn *Txn) Overtakes(parked int) bool {
+	return txn.FirstInLine && parked > 0
 }
 
 // TaskWrite puts a task item if its stored version equals Expect (0: the

@@ -49,6 +49,23 @@ func TestTxnCheckPool(t *testing.T) {
 	}
 }
 
+// TestTxnSlotMissingOn: the part-wise checks awsstore's slot shards use
+// agree with the whole-pool ones.
+func TestTxnSlotMissingOn(t *testing.T) {
+	t.Parallel()
+	start := Txn{RunningDelta: 1, NeedSlot: true, FirstInLine: true}
+	require.False(t, start.SlotMissingOn(1, 1, 2), "a free slot on the shard")
+	require.True(t, start.SlotMissingOn(2, 1, 2), "a full shard")
+	require.True(t, start.SlotMissingOn(3, 0, 2), "a shard above a lowered capacity, nothing added")
+	require.False(t, start.SlotMissingOn(2, 0, 2), "a hand-off within the shard's capacity")
+	require.Equal(t, start.SlotMissing(4, 4), start.SlotMissingOn(4, start.RunningDelta, 4))
+	require.False(t, (&Txn{RunningDelta: 1}).SlotMissingOn(9, 1, 2), "no NeedSlot, no check")
+
+	require.True(t, start.Overtakes(1))
+	require.False(t, start.Overtakes(0))
+	require.False(t, (&Txn{NeedSlot: true}).Overtakes(5), "not FirstInLine")
+}
+
 func TestTaskWriteConflicts(t *testing.T) {
 	t.Parallel()
 	create := TaskWrite{Expect: 0}

@@ -62,9 +62,11 @@ type Config struct {
 	// OutboxGrace is how long after parking a task whose queue message may
 	// not have been sent waits before the sweeper re-sends it. Default: 30s.
 	OutboxGrace time.Duration
-	// MailboxRetention is how long mailbox messages are kept. Default: 7 days.
+	// MailboxRetention is how long mailbox messages are kept. Default:
+	// DefaultMailboxRetention.
 	MailboxRetention time.Duration
-	// AuditRetention is how long audit events are kept. Default: 30 days.
+	// AuditRetention is how long audit events are kept. Default:
+	// DefaultAuditRetention.
 	AuditRetention time.Duration
 	// PurgeEvery is how often Sweep also purges past retention. Default: 1m.
 	PurgeEvery time.Duration
@@ -72,6 +74,14 @@ type Config struct {
 	// that are not MailboxWatchers. Default: 100ms.
 	MailboxPoll time.Duration
 }
+
+// The retention defaults, the one home of both figures: Sweep purges past
+// them, and a store that also expires items itself (DynamoDB's TTL) takes
+// the same figures.
+const (
+	DefaultMailboxRetention = 7 * 24 * time.Hour
+	DefaultAuditRetention   = 30 * 24 * time.Hour
+)
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
@@ -85,10 +95,10 @@ func (c Config) WithDefaults() Config {
 		c.OutboxGrace = 30 * time.Second
 	}
 	if c.MailboxRetention == 0 {
-		c.MailboxRetention = 7 * 24 * time.Hour
+		c.MailboxRetention = DefaultMailboxRetention
 	}
 	if c.AuditRetention == 0 {
-		c.AuditRetention = 30 * 24 * time.Hour
+		c.AuditRetention = DefaultAuditRetention
 	}
 	if c.PurgeEvery == 0 {
 		c.PurgeEvery = time.Minute

@@ -109,5 +109,4 @@ const (
 	EventCancel   = "cancel"
 	EventExpire   = "expire"
 	EventTimeout  = "timeout"
-	EventReject   = "reject"
 )

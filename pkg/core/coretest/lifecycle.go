@@ -448,6 +448,4 @@ func exerciseLifecycle(t *testing.T, newBackend NewBackend) {
 		require.True(t, dt.StartedAt.IsZero())
 		require.Equal(t, core.PoolStats{Name: "p", Capacity: 1, MaxParked: 5}, tb.stats(t, "p"))
 	})
-
-	exerciseWakeAndIsolation(t, newBackend)
 }
