@@ -62,16 +62,23 @@ type CompleteRequest struct {
 	Error  string          `json:"error,omitempty"`
 }
 
-// Message is a mailbox message.
+// Message is a mailbox message. A started message carries what a worker
+// needs to run the task: its tenant, key, payload and deadline, and (in a
+// permit pool) the lease and its end.
 type Message struct {
-	Cursor string          `json:"cursor"`
-	TaskID string          `json:"taskId"`
-	Pool   string          `json:"pool"`
-	Type   string          `json:"type"`
-	Lease  string          `json:"lease,omitempty"`
-	Result json.RawMessage `json:"result,omitempty"`
-	Error  string          `json:"error,omitempty"`
-	At     time.Time       `json:"at"`
+	Cursor         string          `json:"cursor"`
+	TaskID         string          `json:"taskId"`
+	Tenant         string          `json:"tenant"`
+	Pool           string          `json:"pool"`
+	Type           string          `json:"type"`
+	Key            string          `json:"key,omitempty"`
+	Payload        json.RawMessage `json:"payload,omitempty"`
+	Deadline       *time.Time      `json:"deadline,omitempty"`
+	Lease          string          `json:"lease,omitempty"`
+	LeaseExpiresAt *time.Time      `json:"leaseExpiresAt,omitempty"`
+	Result         json.RawMessage `json:"result,omitempty"`
+	Error          string          `json:"error,omitempty"`
+	At             time.Time       `json:"at"`
 }
 
 // MailboxPage answers GET /v1/mailbox/{recipient}.
@@ -173,8 +180,10 @@ func FromTask(t *core.Task) Task {
 // FromMessage converts a core message.
 func FromMessage(m *core.Message) Message {
 	return Message{
-		Cursor: m.Cursor.String(), TaskID: m.TaskID, Pool: m.Pool, Type: string(m.Type),
-		Lease: m.Lease, Result: m.Result, Error: m.Error, At: m.At.UTC(),
+		Cursor: m.Cursor.String(), TaskID: m.TaskID, Tenant: m.Tenant, Pool: m.Pool, Type: string(m.Type),
+		Key: m.Key, Payload: m.Payload, Deadline: timePtr(m.Deadline),
+		Lease: m.Lease, LeaseExpiresAt: timePtr(m.LeaseExpiresAt),
+		Result: m.Result, Error: m.Error, At: m.At.UTC(),
 	}
 }
 

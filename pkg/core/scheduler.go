@@ -294,7 +294,11 @@ func message(t *Task, typ MessageType, at time.Time) Message {
 	m := Message{Tenant: t.Tenant, Recipient: t.Recipient, TaskID: t.ID, Pool: t.Pool, Type: typ, At: at}
 	switch typ {
 	case MessageStarted:
+		m.Key = t.Key
+		m.Payload = t.Payload
+		m.Deadline = t.Deadline
 		m.Lease = t.Lease
+		m.LeaseExpiresAt = t.LeaseExpiresAt
 	default:
 		m.Result = t.Result
 		m.Error = t.Error

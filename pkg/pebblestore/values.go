@@ -230,6 +230,14 @@ func encMessage(e *enc, m *core.Message) {
 	e.raw(m.Result)
 	e.str(m.Error)
 	e.time(m.At)
+	// A started message's task fields follow, in files written since they
+	// were added; a message without them ends here, as older files hold it.
+	if m.Key != "" || len(m.Payload) > 0 || !m.Deadline.IsZero() || !m.LeaseExpiresAt.IsZero() {
+		e.str(m.Key)
+		e.raw(m.Payload)
+		e.time(m.Deadline)
+		e.time(m.LeaseExpiresAt)
+	}
 }
 
 func decMessage(d *dec, m *core.Message) {
@@ -244,6 +252,12 @@ func decMessage(d *dec, m *core.Message) {
 	m.Result = d.raw()
 	m.Error = d.str()
 	m.At = d.time()
+	if len(d.b) > 0 {
+		m.Key = d.str()
+		m.Payload = d.raw()
+		m.Deadline = d.time()
+		m.LeaseExpiresAt = d.time()
+	}
 }
 
 func encEvent(e *enc, ev *core.Event) {

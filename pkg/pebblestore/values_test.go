@@ -20,6 +20,8 @@ func sampleValues() []any {
 		&core.Task{ID: "t2", Tenant: "acme", State: core.StateExpired, Payload: json.RawMessage("null"), EndedAt: at.In(time.FixedZone("", 3600)), Error: "e"},
 		&core.KeyRecord{Tenant: "acme", Key: "k", TaskID: "t1", BodyHash: "h"},
 		&core.Message{Cursor: 7, Tenant: "acme", Recipient: "r", TaskID: "t1", Pool: "gpu", Type: "succeeded", Result: json.RawMessage(`[1]`), At: at},
+		&core.Message{Cursor: 8, Tenant: "acme", Recipient: "r", TaskID: "t1", Pool: "gpu", Type: core.MessageStarted, Key: "k",
+			Payload: json.RawMessage(`{"a":1}`), Deadline: at.Add(time.Hour), Lease: "l", LeaseExpiresAt: at.Add(time.Minute), At: at},
 		&core.Event{Seq: 3, At: at, Tenant: "acme", Pool: "gpu", TaskID: "t1", Type: core.EventStart, From: core.StateParked, To: core.StateRunning, Detail: "d"},
 		&core.Parked{TaskID: "t1", Tenant: "acme", Deadline: at},
 	}

@@ -147,14 +147,19 @@ type taskBody struct {
 }
 
 type message struct {
-	Cursor string          `json:"cursor"`
-	TaskID string          `json:"taskId"`
-	Pool   string          `json:"pool"`
-	Type   string          `json:"type"`
-	Lease  string          `json:"lease"`
-	Result json.RawMessage `json:"result"`
-	Error  string          `json:"error"`
-	At     string          `json:"at"`
+	Cursor         string          `json:"cursor"`
+	TaskID         string          `json:"taskId"`
+	Tenant         string          `json:"tenant"`
+	Pool           string          `json:"pool"`
+	Type           string          `json:"type"`
+	Key            string          `json:"key"`
+	Payload        json.RawMessage `json:"payload"`
+	Deadline       string          `json:"deadline"`
+	Lease          string          `json:"lease"`
+	LeaseExpiresAt string          `json:"leaseExpiresAt"`
+	Result         json.RawMessage `json:"result"`
+	Error          string          `json:"error"`
+	At             string          `json:"at"`
 }
 
 type mailboxPage struct {
@@ -199,7 +204,7 @@ type errorBody struct {
 var (
 	taskFields = []string{"id", "key", "tenant", "pool", "recipient", "state", "payload", "submittedAt", "deadline",
 		"startedAt", "lease", "leaseExpiresAt", "endedAt", "result", "error"}
-	messageFields = []string{"cursor", "taskId", "pool", "type", "lease", "result", "error", "at"}
+	messageFields = []string{"cursor", "taskId", "tenant", "pool", "type", "key", "payload", "deadline", "lease", "leaseExpiresAt", "result", "error", "at"}
 	eventFields   = []string{"at", "tenant", "pool", "taskId", "type", "from", "to", "detail"}
 	poolFields    = []string{"name", "capacity", "running", "parked", "maxParked"}
 	errorFields   = []string{"code", "message", "field"}
