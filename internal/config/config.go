@@ -161,6 +161,11 @@ type Pool struct {
 	// it is refused while the pool has running tasks. The memory and
 	// embedded stores ignore it. Default: 0 (one item).
 	SlotShards int `yaml:"slotShards"`
+	// Executor is how started tasks reach the ones who run them: permit
+	// (every start is a started message with the lease to the task's
+	// recipient) or pull (tasks park until a worker claims them, POST
+	// /v1/pools/{pool}/claim). Default: permit.
+	Executor string `yaml:"executor"`
 }
 
 // Log configures logging.
@@ -476,6 +481,7 @@ func (p Pool) Core() core.PoolConfig {
 	return core.PoolConfig{
 		Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked,
 		DefaultMaxWait: p.DefaultMaxWait, RunTimeout: p.RunTimeout, SlotShards: p.SlotShards,
+		Executor: core.Executor(p.Executor),
 	}
 }
 

@@ -113,6 +113,7 @@ type AuditPage struct {
 // Pool is a pool's configuration and counters.
 type Pool struct {
 	Name      string `json:"name"`
+	Executor  string `json:"executor"`
 	Capacity  int    `json:"capacity"`
 	Running   int    `json:"running"`
 	Parked    int    `json:"parked"`
@@ -197,5 +198,9 @@ func FromEvent(e *core.Event) Event {
 
 // FromPool converts core pool counters.
 func FromPool(p core.PoolStats) Pool {
-	return Pool{Name: p.Name, Capacity: p.Capacity, Running: p.Running, Parked: p.Parked, MaxParked: p.MaxParked}
+	ex := p.Executor
+	if ex == "" {
+		ex = core.ExecutorPermit
+	}
+	return Pool{Name: p.Name, Executor: string(ex), Capacity: p.Capacity, Running: p.Running, Parked: p.Parked, MaxParked: p.MaxParked}
 }

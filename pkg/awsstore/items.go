@@ -118,6 +118,7 @@ type poolItem struct {
 	Running        int    `dynamodbav:"running"`
 	Parked         int    `dynamodbav:"parked"`
 	SlotShards     int    `dynamodbav:"slotShards"`
+	Executor       string `dynamodbav:"executor,omitempty"`
 	// Drain is 1 while a sharded pool's capacity is below its running
 	// count: the shards' capacities are 0 until Commit rebalances them.
 	Drain int `dynamodbav:"drain"`
@@ -151,7 +152,7 @@ func decodePool(av map[string]types.AttributeValue) (core.Pool, error) {
 		PoolConfig: core.PoolConfig{
 			Name: it.Name, Capacity: it.Capacity, MaxParked: it.MaxParked,
 			DefaultMaxWait: time.Duration(it.DefaultMaxWait), RunTimeout: time.Duration(it.RunTimeout),
-			SlotShards: it.SlotShards,
+			SlotShards: it.SlotShards, Executor: core.Executor(it.Executor),
 		},
 		Running: it.Running,
 		Parked:  it.Parked,

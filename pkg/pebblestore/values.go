@@ -139,6 +139,11 @@ func encPool(e *enc, p *core.Pool) {
 	e.int(int64(p.RunTimeout))
 	e.int(int64(p.Running))
 	e.int(int64(p.Parked))
+	// The executor follows in files written since it was added, when it is
+	// not the default; a pool without it ends here, as older files hold it.
+	if p.Executor != "" {
+		e.str(string(p.Executor))
+	}
 }
 
 func decPool(d *dec, p *core.Pool) {
@@ -150,6 +155,9 @@ func decPool(d *dec, p *core.Pool) {
 	p.RunTimeout = time.Duration(d.int())
 	p.Running = int(d.int())
 	p.Parked = int(d.int())
+	if len(d.b) > 0 {
+		p.Executor = core.Executor(d.str())
+	}
 }
 
 func encTask(e *enc, t *core.Task) {

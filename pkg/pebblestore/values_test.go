@@ -14,6 +14,7 @@ func sampleValues() []any {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
 	return []any{
 		&core.Pool{PoolConfig: core.PoolConfig{Name: "gpu", Capacity: 4, MaxParked: 10, DefaultMaxWait: time.Minute, RunTimeout: time.Hour}, Running: 3, Parked: 7},
+		&core.Pool{PoolConfig: core.PoolConfig{Name: "cpu", Capacity: 1, DefaultMaxWait: time.Minute, RunTimeout: time.Hour, Executor: core.ExecutorPull}},
 		&core.Task{ID: "t1", Key: "k", Tenant: "acme", Pool: "gpu", Recipient: "r", State: core.StateRunning,
 			Payload: json.RawMessage(`{"a":1}`), SubmittedAt: at, Deadline: at.Add(time.Hour), RunTimeout: time.Minute,
 			StartedAt: at, Lease: "l", LeaseExpiresAt: at.Add(time.Minute), Result: json.RawMessage{}, BodyHash: "h", Unsent: true, Version: 9},

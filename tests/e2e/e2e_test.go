@@ -118,7 +118,7 @@ func TestLifecycle(t *testing.T) {
 
 	pool, err := b.acme.Pool(ctx, "gpu")
 	require.NoError(t, err)
-	require.Equal(t, api.Pool{Name: "gpu", Capacity: 1, Running: 1, Parked: 1, MaxParked: 1}, pool)
+	require.Equal(t, api.Pool{Name: "gpu", Executor: "permit", Capacity: 1, Running: 1, Parked: 1, MaxParked: 1}, pool)
 
 	// The started message carries the lease; completing wakes the parked task.
 	page, err := b.acme.Mailbox(ctx, "acme", client.MailboxOptions{})

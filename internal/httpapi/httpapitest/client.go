@@ -206,7 +206,7 @@ var (
 		"startedAt", "lease", "leaseExpiresAt", "endedAt", "result", "error"}
 	messageFields = []string{"cursor", "taskId", "tenant", "pool", "type", "key", "payload", "deadline", "lease", "leaseExpiresAt", "result", "error", "at"}
 	eventFields   = []string{"at", "tenant", "pool", "taskId", "type", "from", "to", "detail"}
-	poolFields    = []string{"name", "capacity", "running", "parked", "maxParked"}
+	poolFields    = []string{"name", "executor", "capacity", "running", "parked", "maxParked"}
 	errorFields   = []string{"code", "message", "field"}
 )
 
