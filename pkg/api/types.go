@@ -60,6 +60,36 @@ type CompleteRequest struct {
 	Status string          `json:"status"`
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  string          `json:"error,omitempty"`
+	// Next, from a worker of a pull pool, asks for its next tasks in the
+	// same call; the answer is then a CompleteNextResponse.
+	Next *NextRequest `json:"next,omitempty"`
+}
+
+// NextRequest asks for up to Max (1-10, default 1) next tasks.
+type NextRequest struct {
+	Max int `json:"max,omitempty"`
+}
+
+// CompleteNextResponse answers a completion with next: the completed task
+// and the tasks started for the worker (empty when nothing was waiting).
+type CompleteNextResponse struct {
+	Task Task   `json:"task"`
+	Next []Task `json:"next"`
+}
+
+// ClaimRequest is the body of POST /v1/pools/{pool}/claim.
+type ClaimRequest struct {
+	// Max is how many tasks to take at most, 1-10. Default: 1.
+	Max int `json:"max,omitempty"`
+	// Wait is how long to wait for a task when none is parked, "0s" to
+	// "20s". Default: no wait.
+	Wait string `json:"wait,omitempty"`
+}
+
+// ClaimResponse answers a claim: the tasks started for the worker, each
+// with its lease and payload; empty when the wait ran out.
+type ClaimResponse struct {
+	Tasks []Task `json:"tasks"`
 }
 
 // Message is a mailbox message. A started message carries what a worker
@@ -144,6 +174,7 @@ const (
 	CodeInvalidRequest   = "invalid_request"
 	CodePayloadTooLarge  = "payload_too_large"
 	CodeUnauthorized     = "unauthorized"
+	CodeForbidden        = "forbidden"
 	CodeNotFound         = "not_found"
 	CodePoolNotFound     = "pool_not_found"
 	CodePoolFull         = "pool_full"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
 // Target is a running HTTP API v1 under test.
@@ -23,6 +26,9 @@ type Target struct {
 	// "globex".
 	AcmeToken   string
 	GlobexToken string
+	// WorkerToken is the bearer token of a worker (role worker) named
+	// Worker, of the suite's WorkerPools.
+	WorkerToken string
 	// Client sends the requests. Default: http.DefaultClient.
 	Client *http.Client
 }
@@ -292,4 +298,25 @@ func q(kv ...string) string {
 		v.Set(kv[i], kv[i+1])
 	}
 	return "?" + v.Encode()
+}
+
+// WorkerTokenYAML is the auth.tokens entry, in a parkinglot configuration
+// file, of the suite's worker with token: a line to append to the list.
+func WorkerTokenYAML(token string) string {
+	return fmt.Sprintf("    - {token: %s, role: worker, name: %s, pools: [%s]}\n", token, Worker, strings.Join(WorkerPools, ", "))
+}
+
+// PoolsYAML is the pools section of a parkinglot configuration file.
+func PoolsYAML(pools []core.PoolConfig) string {
+	var b strings.Builder
+	b.WriteString("pools:\n")
+	for _, p := range pools {
+		ex := p.Executor
+		if ex == "" {
+			ex = core.ExecutorPermit
+		}
+		fmt.Fprintf(&b, "  - {name: %s, capacity: %d, maxParked: %d, defaultMaxWait: %s, runTimeout: %s, executor: %s}\n",
+			p.Name, p.Capacity, p.MaxParked, p.DefaultMaxWait, p.RunTimeout, ex)
+	}
+	return b.String()
 }
