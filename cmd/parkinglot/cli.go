@@ -42,6 +42,7 @@ var clientCommands = map[string]clientCommand{
 	"mailbox":   {usage: "RECIPIENT", help: "read a recipient's mailbox", args: 1, flags: mailboxFlags},
 	"audit":     {usage: "", help: "read the audit trail of the caller's tenant", args: 0, flags: auditFlags},
 	"pools":     {usage: "[POOL]", help: "show every pool, or one", args: -1, flags: poolsFlags},
+	"claim":     {usage: "POOL [--max N] [--wait D]", help: "claim parked tasks of a pull pool, as a worker", args: 1, flags: claimFlags},
 }
 
 // usageError is a bad command line: exit code 2.

@@ -39,6 +39,8 @@ commands:
   mailbox     read a recipient's mailbox
   audit       read the audit trail
   pools       show pools
+  claim       claim tasks of a pull pool (a worker's token)
+  work        run a command once per task claimed from a pull pool
   loadtest    drive a server with permit-mode workers and check its invariants
   check       verify an embedded store's data directory offline (--data DIR)
   version     print the version, VCS commit and Go version (also --version)
@@ -59,6 +61,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serve(ctx, rest, stdout, stderr)
 	case "loadtest":
 		return loadtestCmd(ctx, rest, stdout, stderr)
+	case "work":
+		return workCmd(ctx, rest, stderr)
 	case "check":
 		return checkCmd(rest, stdout, stderr)
 	case "version", "--version":
