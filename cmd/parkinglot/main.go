@@ -41,7 +41,7 @@ commands:
   pools       show pools
   claim       claim tasks of a pull pool (a worker's token)
   work        run a command once per task claimed from a pull pool
-  loadtest    drive a server with permit-mode workers and check its invariants
+  loadtest    drive a server with permit or pull workers and check its invariants
   check       verify an embedded store's data directory offline (--data DIR)
   version     print the version, VCS commit and Go version (also --version)
 
