@@ -390,9 +390,9 @@ func poolsFlags(*flag.FlagSet) func(context.Context, *env, []string) error {
 			pools = ps
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "POOL\tRUNNING\tCAPACITY\tPARKED\tMAX PARKED")
+		fmt.Fprintln(tw, "POOL\tRUNNING\tCAPACITY\tPARKED\tMAX PARKED\tEXECUTOR")
 		for _, p := range pools {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", p.Name, p.Running, p.Capacity, p.Parked, p.MaxParked)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", p.Name, p.Running, p.Capacity, p.Parked, p.MaxParked, p.Executor)
 		}
 		return tw.Flush()
 	}
