@@ -93,9 +93,13 @@ func (s *Scheduler) Claim(ctx context.Context, req ClaimRequest) ([]Task, error)
 	defer stop()
 	poll := time.NewTicker(s.cfg.MailboxPoll)
 	defer poll.Stop()
+	lp, longPolls := s.b.(QueueLongPoller)
 	for {
 		// Try after subscribing, so that no park slips between the two.
 		got, err := s.claimNow(ctx, req.Pool, req.Max, &req.Worker)
+		if err == nil && len(got) == 0 && longPolls {
+			got, err = s.claimLongPoll(ctx, lp, req)
+		}
 		if err != nil && ctx.Err() != nil {
 			err = nil // the wait ran out: what was started is the answer
 		}
@@ -118,6 +122,34 @@ func (s *Scheduler) claimNow(ctx context.Context, pool string, max int, w *Worke
 	got, err := s.startQueued(ctx, pool, max, time.Time{}, w)
 	if err != nil && len(got) > 0 {
 		s.log.WarnContext(ctx, "claim stopped early", "pool", pool, "worker", w.Name, "started", len(got), "err", err)
+		err = nil
+	}
+	return got, err
+}
+
+// claimLongPoll waits on the pool's queue itself for a claim (a
+// QueueLongPoller's long poll, up to the claim's remaining wait) when the
+// pool has free slots, and starts what arrives for the claimer. It returns
+// at once, with nothing, when the pool is full: a slot frees by a release,
+// which the claim's signal or poll notices.
+func (s *Scheduler) claimLongPoll(ctx context.Context, lp QueueLongPoller, req ClaimRequest) ([]Task, error) {
+	p, err := s.b.Pool(ctx, req.Pool)
+	if err != nil {
+		return nil, err
+	}
+	free := p.Capacity - p.Running
+	left, ok := ctx.Deadline()
+	wait := time.Until(left).Truncate(time.Second)
+	if free <= 0 || !ok || wait < time.Second {
+		return nil, nil
+	}
+	ds, err := lp.ReceiveWait(ctx, req.Pool, min(free, req.Max), min(wait, MaxClaimWait))
+	if err != nil || len(ds) == 0 {
+		return nil, err
+	}
+	got, _, err := s.startDeliveries(ctx, req.Pool, ds, time.Time{}, &req.Worker)
+	if err != nil && len(got) > 0 {
+		s.log.WarnContext(ctx, "claim stopped early", "pool", req.Pool, "worker", req.Worker.Name, "started", len(got), "err", err)
 		err = nil
 	}
 	return got, err

@@ -52,29 +52,13 @@ func (s *Scheduler) startQueued(ctx context.Context, name string, max int, freed
 		if len(ds) == 0 {
 			return started, nil
 		}
-		full := false
-		for i, d := range ds {
-			if full {
-				// Hand the rest back for the next dispatcher.
-				s.giveBack(ctx, name, d)
-				continue
-			}
-			run, err := s.startParked(ctx, name, d, freedAt, claimer)
-			if errors.Is(err, ErrNoCapacity) {
-				full = true
-				s.giveBack(ctx, name, d)
-				continue
-			}
-			if err != nil {
-				for _, rest := range ds[i+1:] {
-					s.giveBack(ctx, name, rest)
-				}
-				return started, err
-			}
-			if run.ID != "" {
-				started = append(started, run)
-				freedAt = time.Time{}
-			}
+		runs, full, err := s.startDeliveries(ctx, name, ds, freedAt, claimer)
+		started = append(started, runs...)
+		if err != nil {
+			return started, err
+		}
+		if len(runs) > 0 {
+			freedAt = time.Time{}
 		}
 		if full {
 			// Another start took the slot between the pool read and this
@@ -87,6 +71,37 @@ func (s *Scheduler) startQueued(ctx context.Context, name string, max int, freed
 			}
 		}
 	}
+}
+
+// startDeliveries starts the tasks of received messages ds of pool, for
+// claimer if not nil, and returns those it started. full reports that the
+// pool turned out to have no free slot: the messages not tried are handed
+// back, as they are after an error.
+func (s *Scheduler) startDeliveries(ctx context.Context, pool string, ds []Delivery, freedAt time.Time, claimer *Worker) (started []Task, full bool, err error) {
+	for i, d := range ds {
+		if full {
+			// Hand the rest back for the next dispatcher.
+			s.giveBack(ctx, pool, d)
+			continue
+		}
+		run, err := s.startParked(ctx, pool, d, freedAt, claimer)
+		if errors.Is(err, ErrNoCapacity) {
+			full = true
+			s.giveBack(ctx, pool, d)
+			continue
+		}
+		if err != nil {
+			for _, rest := range ds[i+1:] {
+				s.giveBack(ctx, pool, rest)
+			}
+			return started, false, err
+		}
+		if run.ID != "" {
+			started = append(started, run)
+			freedAt = time.Time{}
+		}
+	}
+	return started, full, nil
 }
 
 // giveBack makes a received message visible again for the next receiver.
