@@ -116,33 +116,46 @@ func leaseLength(t api.Task) time.Duration {
 	return t.LeaseExpiresAt.Sub(*t.StartedAt)
 }
 
-// heartbeat renews the lease at a third of its length until ctx ends or
-// the lease is lost.
-func (p *Permit) heartbeat(ctx context.Context) {
-	defer close(p.done)
-	every := max(leaseLength(p.Task)/3, 10*time.Millisecond)
+// KeepAlive renews the lease of running task t every `every` (zero: a
+// third of the lease) until ctx ends, and then returns nil; or it returns
+// the error of a heartbeat the server refused (409 lease_lost, 404): the
+// lease is gone for good. A failure of the network or of the server is
+// passed to retrying, if not nil, and retried at the next tick, while the
+// lease lasts.
+func (c *Client) KeepAlive(ctx context.Context, t api.Task, every time.Duration, retrying func(error)) error {
+	if every <= 0 {
+		every = leaseLength(t) / 3
+	}
+	every = max(every, 10*time.Millisecond)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-tick.C:
 		}
 		hctx, cancel := context.WithTimeout(ctx, every)
-		_, err := p.c.Heartbeat(hctx, p.Task.ID, p.Task.Lease, 0)
+		_, err := c.Heartbeat(hctx, t.ID, t.Lease, 0)
 		cancel()
-		var apiErr *Error
-		if errors.As(err, &apiErr) && apiErr.Status < 500 {
-			// lease_lost, or the task is gone: no retry brings it back.
-			p.mu.Lock()
-			p.err = err
-			p.mu.Unlock()
-			close(p.lost)
-			return
+		switch s := StatusOf(err); {
+		case err == nil || ctx.Err() != nil:
+		case s >= 400 && s < 500:
+			return err
+		case retrying != nil:
+			retrying(err)
 		}
-		// A failure of the network or the server is retried at the next
-		// tick, while the lease lasts.
+	}
+}
+
+// heartbeat keeps the permit's lease until ctx ends or the lease is lost.
+func (p *Permit) heartbeat(ctx context.Context) {
+	defer close(p.done)
+	if err := p.c.KeepAlive(ctx, p.Task, 0, nil); err != nil {
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(p.lost)
 	}
 }
 

@@ -144,8 +144,9 @@ func TestPermitHeartbeats(t *testing.T) {
 	}
 	require.NoError(t, p.Release(ctx, nil))
 
-	// A permit whose task is cancelled by someone else loses its lease.
-	q, err := c.Acquire(ctx, "sem", client.AcquireOptions{RunTimeout: 300 * time.Millisecond})
+	// A permit whose task is cancelled by someone else loses its lease (at
+	// its next heartbeat, a third of the way through the lease).
+	q, err := c.Acquire(ctx, "sem", client.AcquireOptions{RunTimeout: 3 * time.Second})
 	require.NoError(t, err)
 	_, err = c.Cancel(ctx, q.Task.ID)
 	require.NoError(t, err)

@@ -221,33 +221,14 @@ func (r *runner) call(ctx context.Context, t api.Task) (result any, err error) {
 }
 
 // heartbeat renews t's lease until ctx ends; lost is called when the lease
-// is gone for good (the server answered a client error such as
-// lease_lost).
+// is gone for good (the server refused a heartbeat: lease_lost).
 func (r *runner) heartbeat(ctx context.Context, t api.Task, lost func()) {
-	every := r.o.HeartbeatEvery
-	if every == 0 {
-		every = leaseLength(t) / 3
-	}
-	every = max(every, 10*time.Millisecond)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		bctx, cancel := context.WithTimeout(ctx, every)
-		_, err := r.c.Heartbeat(bctx, t.ID, t.Lease, 0)
-		cancel()
-		if s := client.StatusOf(err); s >= 400 && s < 500 {
-			r.log.WarnContext(ctx, "lease lost; the handler's context ends", "task", t.ID, "err", err)
-			lost()
-			return
-		}
-		if err != nil && ctx.Err() == nil {
-			r.log.WarnContext(ctx, "heartbeat failed; retrying while the lease lasts", "task", t.ID, "err", err)
-		}
+	err := r.c.KeepAlive(ctx, t, r.o.HeartbeatEvery, func(err error) {
+		r.log.WarnContext(ctx, "heartbeat failed; retrying while the lease lasts", "task", t.ID, "err", err)
+	})
+	if err != nil {
+		r.log.WarnContext(ctx, "lease lost; the handler's context ends", "task", t.ID, "err", err)
+		lost()
 	}
 }
 
@@ -267,13 +248,6 @@ func (r *runner) complete(ctx context.Context, t api.Task, req api.CompleteReque
 		r.log.WarnContext(ctx, "completion failed; the lease's expiry ends the task", "task", t.ID, "err", err)
 	}
 	return next
-}
-
-func leaseLength(t api.Task) time.Duration {
-	if t.StartedAt == nil || t.LeaseExpiresAt == nil {
-		return time.Minute
-	}
-	return t.LeaseExpiresAt.Sub(*t.StartedAt)
 }
 
 func marshalResult(v any) (json.RawMessage, error) {
