@@ -86,8 +86,12 @@ func (s *Scheduler) Claim(ctx context.Context, req ClaimRequest) ([]Task, error)
 
 	// Wait on the caller's wall-clock time, as a mailbox long poll does: a
 	// park or a freed slot in this process signals at once; the poll finds
-	// what other processes parked or freed.
-	ctx, cancel := context.WithTimeout(ctx, req.Wait)
+	// what other processes parked or freed. The wait's end ends only the
+	// waiting: a receive or a start in flight runs on the request's context
+	// to its end, so that no message is left received and unhandled (a
+	// queue hides it for its visibility timeout, and on SQS FIFO blocks its
+	// tenant's group meanwhile).
+	waiting, cancel := context.WithTimeout(ctx, req.Wait)
 	defer cancel()
 	changed, stop := s.claimers.Watch(req.Pool)
 	defer stop()
@@ -98,17 +102,14 @@ func (s *Scheduler) Claim(ctx context.Context, req ClaimRequest) ([]Task, error)
 		// Try after subscribing, so that no park slips between the two.
 		got, err := s.claimNow(ctx, req.Pool, req.Max, &req.Worker)
 		if err == nil && len(got) == 0 && longPolls {
-			got, err = s.claimLongPoll(ctx, lp, req)
-		}
-		if err != nil && ctx.Err() != nil {
-			err = nil // the wait ran out: what was started is the answer
+			got, err = s.claimLongPoll(ctx, waiting, lp, req)
 		}
 		if err != nil || len(got) > 0 {
 			return got, err
 		}
 		select {
-		case <-ctx.Done():
-			return nil, nil
+		case <-waiting.Done():
+			return nil, ctx.Err()
 		case <-changed:
 		case <-poll.C:
 		}
@@ -128,17 +129,17 @@ func (s *Scheduler) claimNow(ctx context.Context, pool string, max int, w *Worke
 }
 
 // claimLongPoll waits on the pool's queue itself for a claim (a
-// QueueLongPoller's long poll, up to the claim's remaining wait) when the
-// pool has free slots, and starts what arrives for the claimer. It returns
+// QueueLongPoller's long poll, up to the end of waiting) when the pool has
+// free slots, and starts what arrives for the claimer, on ctx. It returns
 // at once, with nothing, when the pool is full: a slot frees by a release,
 // which the claim's signal or poll notices.
-func (s *Scheduler) claimLongPoll(ctx context.Context, lp QueueLongPoller, req ClaimRequest) ([]Task, error) {
+func (s *Scheduler) claimLongPoll(ctx, waiting context.Context, lp QueueLongPoller, req ClaimRequest) ([]Task, error) {
 	p, err := s.b.Pool(ctx, req.Pool)
 	if err != nil {
 		return nil, err
 	}
 	free := p.Capacity - p.Running
-	left, ok := ctx.Deadline()
+	left, ok := waiting.Deadline()
 	wait := time.Until(left).Truncate(time.Second)
 	if free <= 0 || !ok || wait < time.Second {
 		return nil, nil
