@@ -1,0 +1,294 @@
+// The worker side of Parkinglot's web runtime: it loads the scheduler
+// (parkinglot.wasm, core over the memory store), serves the tabs connected
+// to it, runs the sweeper on a timer, waits for parked permits and mailbox
+// messages on the scheduler's notes, and keeps the mailbox and the audit
+// trail in IndexedDB. One Host serves one dedicated Worker's page or every
+// tab of a SharedWorker, so that capacity is one across them.
+
+const DEFAULT_SWEEP_MS = 250; // the native server's sweepInterval
+const MAX_WAIT_MS = 20000; // HTTP API v1's longest mailbox long poll
+
+// loadScheduler instantiates the wasm and returns its bridge function.
+async function loadScheduler(wasmURL, execURL) {
+  if (!globalThis.Go) await import(execURL);
+  const go = new globalThis.Go();
+  const ready = new Promise((resolve) => { globalThis.parkinglotReady = resolve; });
+  let instance;
+  if (wasmURL.protocol === 'file:') {
+    const { readFile } = await import('node:fs/promises');
+    ({ instance } = await WebAssembly.instantiate(await readFile(wasmURL), go.importObject));
+  } else {
+    const resp = await fetch(wasmURL);
+    if (!resp.ok) throw new Error(`parkinglot: loading ${wasmURL}: HTTP ${resp.status}`);
+    ({ instance } = await WebAssembly.instantiate(await resp.arrayBuffer(), go.importObject));
+  }
+  go.run(instance); // resolves only if the program exits, which it does not
+  await ready;
+  return globalThis.parkinglotCall;
+}
+
+// Persistence: one IndexedDB database per origin (and name). What is kept
+// and what is not: see restore.go in cmd/parkinglot-wasm.
+const STORES = { messages: ['Recipient', 'Cursor'], events: 'Seq', acks: 'Recipient' };
+
+function idbRequest(req) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+async function openDB(name) {
+  const open = indexedDB.open(name, 1);
+  open.onupgradeneeded = () => {
+    for (const [store, keyPath] of Object.entries(STORES)) open.result.createObjectStore(store, { keyPath });
+  };
+  return idbRequest(open);
+}
+
+export class Host {
+  #call = null; // the bridge, once started
+  #starting = null;
+  #conns = new Set();
+  #pending = new Map(); // task id -> {conn, id}: permits waiting to start
+  #waiters = new Map(); // recipient -> Set of mailbox long polls
+  #db = null;
+  #writes = Promise.resolve(); // IndexedDB writes, in commit order
+  #sweeper = null;
+  #urls;
+
+  constructor({ wasmURL, execURL }) {
+    this.#urls = { wasmURL, execURL };
+  }
+
+  // serve answers the requests of one connection: a dedicated worker's
+  // page, or a tab's port of a SharedWorker.
+  serve(port) {
+    const conn = { port, permits: new Set(), closed: false };
+    this.#conns.add(conn);
+    port.onmessage = (ev) => {
+      this.#handle(conn, ev.data).catch((err) => {
+        this.#reply(conn, ev.data?.id, null, { code: 'internal', message: `internal error: ${err?.message ?? err}` });
+      });
+    };
+    port.start?.();
+  }
+
+  #reply(conn, id, ok, error, task) {
+    if (conn.closed || id === undefined) return;
+    conn.port.postMessage(error ? { id, error, task } : { id, ok });
+  }
+
+  // invoke runs one operation of the scheduler and acts on its notes.
+  invoke(op, args = {}) {
+    const out = JSON.parse(this.#call(op, JSON.stringify(args)));
+    if (out.notes) this.#notes(out.notes);
+    return out;
+  }
+
+  async #start(opts) {
+    this.#call = await loadScheduler(this.#urls.wasmURL, this.#urls.execURL);
+    if (opts.persist !== false && globalThis.indexedDB) {
+      this.#db = await openDB(opts.dbName ?? 'parkinglot');
+      await this.#restore();
+    }
+    const every = opts.sweepInterval ?? DEFAULT_SWEEP_MS;
+    this.#sweeper = setInterval(() => this.invoke('sweep'), every);
+  }
+
+  async #restore() {
+    const tx = this.#db.transaction(Object.keys(STORES), 'readonly');
+    const [messages, events, acks] = await Promise.all(Object.keys(STORES).map((s) => idbRequest(tx.objectStore(s).getAll())));
+    const out = this.invoke('restore', { messages, events, acks });
+    if (out.error) throw new Error(`parkinglot: restoring the mailbox and audit trail from IndexedDB: ${out.error.message}`);
+    const { dropMessages, dropEvents } = out.ok;
+    const del = this.#db.transaction(['messages', 'events'], 'readwrite');
+    for (const [r, upTo] of Object.entries(dropMessages)) {
+      del.objectStore('messages').delete(IDBKeyRange.bound([r, 0], [r, upTo]));
+    }
+    if (dropEvents > 0) del.objectStore('events').delete(IDBKeyRange.upperBound(dropEvents));
+    this.invoke('persist');
+  }
+
+  // keep writes a journal to IndexedDB, one transaction per call, in order.
+  #keep(j) {
+    if (!this.#db) return;
+    this.#writes = this.#writes.then(() => new Promise((resolve) => {
+      const tx = this.#db.transaction(Object.keys(STORES), 'readwrite');
+      for (const m of j.messages ?? []) tx.objectStore('messages').put(m);
+      for (const e of j.events ?? []) tx.objectStore('events').put(e);
+      for (const a of j.acks ?? []) tx.objectStore('acks').put(a);
+      tx.oncomplete = tx.onerror = tx.onabort = () => resolve();
+    }));
+  }
+
+  #notes(n) {
+    if (n.keep) this.#keep(n.keep);
+    for (const t of n.started ?? []) {
+      const p = this.#pending.get(t.id);
+      if (!p) continue;
+      this.#pending.delete(t.id);
+      if (p.conn.closed) {
+        // Its tab went away while it was parked: give the slot back.
+        this.invoke('cancel', { id: t.id });
+        continue;
+      }
+      p.conn.permits.add(t.id);
+      this.#reply(p.conn, p.id, t);
+    }
+    for (const t of n.ended ?? []) {
+      const p = this.#pending.get(t.id);
+      if (!p) continue;
+      this.#pending.delete(t.id);
+      const code = t.state; // expired or cancelled
+      this.#reply(p.conn, p.id, null, { code, message: `task ${t.id} ${t.state} before it could start` }, t);
+    }
+    for (const r of n.mail ?? []) {
+      const ws = this.#waiters.get(r);
+      if (!ws) continue;
+      // Each retry may note more mail; retried once per note is enough.
+      queueMicrotask(() => { for (const w of [...ws]) this.#poll(w); });
+    }
+  }
+
+  // poll answers a waiting mailbox read if it has messages now.
+  #poll(w) {
+    const out = this.invoke('mailbox', w.args);
+    if (out.error || out.ok.messages.length > 0) {
+      this.#unwait(w);
+      this.#reply(w.conn, w.id, out.ok, out.error);
+    }
+  }
+
+  #unwait(w) {
+    clearTimeout(w.timer);
+    const ws = this.#waiters.get(w.args.recipient);
+    ws?.delete(w);
+    if (ws?.size === 0) this.#waiters.delete(w.args.recipient);
+  }
+
+  async #handle(conn, msg) {
+    const { id, op, args = {} } = msg ?? {};
+    if (op === 'start') {
+      this.#starting ??= this.#start(args);
+      await this.#starting;
+      const out = this.invoke('pools.put', { pools: args.pools });
+      return this.#reply(conn, id, out.ok, out.error);
+    }
+    if (op === 'bye') return this.#bye(conn);
+    if (op === 'hello') return this.#watchTab(conn, args.lock);
+    if (!this.#call) return this.#reply(conn, id, null, { code: 'invalid_state', message: 'call start first' });
+    switch (op) {
+      case 'acquire': {
+        const out = this.invoke('submit', { ...args, watch: true });
+        if (out.error) return this.#reply(conn, id, null, out.error, out.task);
+        const t = out.ok.task;
+        if (t.state === 'running') {
+          conn.permits.add(t.id);
+          return this.#reply(conn, id, t);
+        }
+        if (t.state === 'parked') return this.#pending.set(t.id, { conn, id });
+        return this.#reply(conn, id, null, { code: t.state, message: `task ${t.id} ${t.state} before it could start` }, t);
+      }
+      case 'mailbox': {
+        const { wait = 0, ...rest } = args;
+        if (typeof wait !== 'number' || !(wait >= 0 && wait <= MAX_WAIT_MS)) {
+          return this.#reply(conn, id, null, { code: 'invalid_request', field: 'wait', message: `wait must be a number of milliseconds from 0 to ${MAX_WAIT_MS}, got ${JSON.stringify(wait)}` });
+        }
+        const out = this.invoke('mailbox', rest);
+        if (out.error || out.ok.messages.length > 0 || wait === 0) return this.#reply(conn, id, out.ok, out.error);
+        const w = { conn, id, args: rest };
+        w.timer = setTimeout(() => { this.#unwait(w); this.#reply(conn, id, out.ok); }, wait);
+        if (!this.#waiters.has(rest.recipient)) this.#waiters.set(rest.recipient, new Set());
+        this.#waiters.get(rest.recipient).add(w);
+        return;
+      }
+      case 'complete':
+      case 'cancel': {
+        const out = this.invoke(op, args);
+        if (!out.error) conn.permits.delete(args.id);
+        return this.#reply(conn, id, out.ok, out.error);
+      }
+      case 'bench':
+        return this.#reply(conn, id, bench(this, args));
+      default: {
+        const out = this.invoke(op, args);
+        return this.#reply(conn, id, out.ok, out.error, out.task);
+      }
+    }
+  }
+
+  // watchTab learns of a tab's end however it ends (closed, crashed,
+  // navigated away): the tab holds a Web Lock of its own for as long as it
+  // lives, and the worker is granted it only then.
+  #watchTab(conn, lock) {
+    if (!lock || !globalThis.navigator?.locks) return;
+    navigator.locks.request(lock, () => this.#bye(conn));
+  }
+
+  // bye ends a connection: its permits that are running or still parked
+  // are cancelled, so that their slots free now rather than at the end of
+  // their leases; its long polls are dropped.
+  #bye(conn) {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.#conns.delete(conn);
+    if (!this.#call) return;
+    for (const [taskId, p] of this.#pending) {
+      if (p.conn === conn) {
+        this.#pending.delete(taskId);
+        this.invoke('cancel', { id: taskId });
+      }
+    }
+    for (const taskId of conn.permits) this.invoke('cancel', { id: taskId });
+    conn.permits.clear();
+    for (const ws of this.#waiters.values()) for (const w of [...ws]) if (w.conn === conn) this.#unwait(w);
+  }
+
+  stop() {
+    clearInterval(this.#sweeper);
+    for (const ws of this.#waiters.values()) for (const w of ws) clearTimeout(w.timer);
+  }
+}
+
+// bench measures the scheduler inside the worker, without the messages
+// between page and worker: lifecycles per second (submit, started at once,
+// complete) and wake latency (release of a slot to the commit of the next
+// parked task's start, from core's Observer, as pkg/core/coretest's
+// BenchWake measures it natively: 16 slots, n tasks submitted first, each
+// completed as soon as its started message is read).
+function bench(host, { mode, n }) {
+  const pool = `bench-${mode}-${Math.random().toString(36).slice(2, 8)}`;
+  const recipient = pool;
+  const put = host.invoke('pools.put', { pools: [{ name: pool, capacity: mode === 'wake' ? 16 : 1 << 20, maxParked: 1 << 30, defaultMaxWait: '1h', runTimeout: '1h' }] });
+  if (put.error) throw new Error(put.error.message);
+  const must = (out) => { if (out.error) throw new Error(out.error.message); return out.ok; };
+  if (mode === 'lifecycle') {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const t = must(host.invoke('submit', { pool, recipient })).task;
+      must(host.invoke('complete', { id: t.id, lease: t.lease, status: 'succeeded' }));
+    }
+    const ms = performance.now() - t0;
+    return { n, ms, perSecond: n / (ms / 1000) };
+  }
+  for (let i = 0; i < n; i++) must(host.invoke('submit', { pool, recipient }));
+  host.invoke('stats'); // clear what came before
+  let after = '';
+  let done = 0;
+  const t0 = performance.now();
+  while (done < n) {
+    const page = must(host.invoke('mailbox', { recipient, after, limit: 1000 }));
+    if (page.messages.length === 0) throw new Error(`bench: ${n - done} tasks never started`);
+    after = page.next;
+    for (const m of page.messages) {
+      if (m.type !== 'started') continue;
+      must(host.invoke('complete', { id: m.taskId, lease: m.lease, status: 'succeeded' }));
+      done++;
+    }
+  }
+  const ms = performance.now() - t0;
+  const wakes = must(host.invoke('stats')).wakeMicros.sort((a, b) => a - b);
+  const pct = (p) => wakes[Math.floor(p * (wakes.length - 1))];
+  return { n, ms, perSecond: n / (ms / 1000), wakes: wakes.length, p50: pct(0.5), p95: pct(0.95), p99: pct(0.99) };
+}
