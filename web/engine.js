@@ -209,6 +209,9 @@ export class Host {
         if (!out.error) conn.permits.delete(args.id);
         return this.#reply(conn, id, out.ok, out.error);
       }
+      case 'flush':
+        await this.#writes;
+        return this.#reply(conn, id, {});
       case 'bench':
         return this.#reply(conn, id, bench(this, args));
       default: {

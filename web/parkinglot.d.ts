@@ -168,6 +168,8 @@ export declare class Parkinglot {
   ack(recipient: string, upTo: string): Promise<void>;
   audit(query?: AuditQuery): Promise<AuditPage>;
   pools(): Promise<Pool[]>;
+  /** Resolves when what every call answered so far wrote is in IndexedDB. */
+  flush(): Promise<void>;
   bench(mode: 'lifecycle' | 'wake', n: number): Promise<BenchResult>;
   close(): void;
 }

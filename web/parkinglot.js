@@ -203,6 +203,12 @@ export class Parkinglot {
 
   async pools() { return (await this.#call('pools')).pools; }
 
+  // flush resolves when the mailbox messages and audit events of every call
+  // answered so far are in IndexedDB (they are written right after each
+  // call, in order; what a page that dies first had not flushed may be
+  // lost).
+  flush() { return this.#call('flush'); }
+
   // bench runs a benchmark inside the worker (docs/benchmarks.md).
   bench(mode, n) { return this.#call('bench', { mode, n }); }
 
