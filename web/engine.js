@@ -266,6 +266,9 @@ function bench(host, { mode, n }) {
   const put = host.invoke('pools.put', { pools: [{ name: pool, capacity: mode === 'wake' ? 16 : 1 << 20, maxParked: 1 << 30, defaultMaxWait: '1h', runTimeout: '1h' }] });
   if (put.error) throw new Error(put.error.message);
   const must = (out) => { if (out.error) throw new Error(out.error.message); return out.ok; };
+  if (mode === 'core') {
+    return must(host.invoke('bench.core', { n }));
+  }
   if (mode === 'lifecycle') {
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -104,22 +106,23 @@ func (e *engine) encode(r reply) []byte {
 
 // ops are the operations of the bridge, by name.
 var ops = map[string]func(*engine, []byte) (any, error){
-	"pools.put": (*engine).putPools,
-	"pools":     (*engine).pools,
-	"pool":      (*engine).pool,
-	"submit":    (*engine).submit,
-	"task":      (*engine).task,
-	"heartbeat": (*engine).heartbeat,
-	"complete":  (*engine).complete,
-	"cancel":    (*engine).cancel,
-	"mailbox":   (*engine).mailbox,
-	"ack":       (*engine).ack,
-	"audit":     (*engine).audit,
-	"sweep":     (*engine).sweep,
-	"watch":     (*engine).watch,
-	"stats":     (*engine).stats,
-	"persist":   (*engine).persist,
-	"restore":   (*engine).restore,
+	"pools.put":  (*engine).putPools,
+	"pools":      (*engine).pools,
+	"pool":       (*engine).pool,
+	"submit":     (*engine).submit,
+	"task":       (*engine).task,
+	"heartbeat":  (*engine).heartbeat,
+	"complete":   (*engine).complete,
+	"cancel":     (*engine).cancel,
+	"mailbox":    (*engine).mailbox,
+	"ack":        (*engine).ack,
+	"audit":      (*engine).audit,
+	"sweep":      (*engine).sweep,
+	"watch":      (*engine).watch,
+	"stats":      (*engine).stats,
+	"bench.core": (*engine).benchCore,
+	"persist":    (*engine).persist,
+	"restore":    (*engine).restore,
 }
 
 func opNames() []string {
@@ -446,6 +449,34 @@ func (e *engine) stats([]byte) (any, error) {
 	return map[string]any{"wakeMicros": us}, nil
 }
 
+// benchCore runs n lifecycles (submit, started at once, complete) on core
+// directly, without the bridge: beside the worker's benchmark through the
+// bridge, it tells the scheduler's cost in wasm from the bridge's.
+func (e *engine) benchCore(args []byte) (any, error) {
+	var in struct {
+		N int `json:"n"`
+	}
+	if err := decode(args, &in); err != nil {
+		return nil, err
+	}
+	pool := "bench-core-" + newSuffix()
+	if err := e.s.PutPool(e.ctx, core.PoolConfig{Name: pool, Capacity: 1 << 20, MaxParked: 1, DefaultMaxWait: time.Hour, RunTimeout: time.Hour}); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	for range in.N {
+		res, err := e.s.Submit(e.ctx, core.SubmitRequest{Tenant: tenant, Pool: pool, Recipient: pool})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := e.s.Complete(e.ctx, core.CompleteRequest{Tenant: tenant, TaskID: res.Task.ID, Lease: res.Task.Lease, Status: core.StateSucceeded}); err != nil {
+			return nil, err
+		}
+	}
+	el := time.Since(start)
+	return map[string]any{"n": in.N, "ms": float64(el.Microseconds()) / 1e3, "perSecond": float64(in.N) / el.Seconds()}, nil
+}
+
 // persist turns the journal of mailbox messages and audit events on: the
 // worker keeps them in IndexedDB from then on.
 func (e *engine) persist([]byte) (any, error) {
@@ -510,4 +541,11 @@ func (o *observer) watch(id string) {
 		o.watched = map[string]bool{}
 	}
 	o.watched[id] = true
+}
+
+// newSuffix returns a short random name part.
+func newSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
