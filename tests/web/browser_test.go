@@ -24,7 +24,7 @@ import (
 const hangGuard = 3 * time.Minute
 
 // chromiumPath finds the browser, or fails the test saying how to get it.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
 		if p == "" {
@@ -90,7 +90,7 @@ func buildSite(dir string) error {
 
 // outputDir is where the screenshot goes: $TEST_OUTPUT when set, else the
 // test's temporary directory.
-func outputDir(t *testing.T) string {
+func outputDir(t testing.TB) string {
 	if d := os.Getenv("TEST_OUTPUT"); d != "" {
 		require.NoError(t, os.MkdirAll(d, 0o755))
 		return d
@@ -100,7 +100,7 @@ func outputDir(t *testing.T) string {
 
 // browser starts headless Chromium with a fresh profile, and returns the
 // context of its first tab.
-func browser(t *testing.T) context.Context {
+func browser(t testing.TB) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
@@ -134,7 +134,7 @@ func browser(t *testing.T) context.Context {
 
 // tab opens url in a new tab of the browser of ctx (in its first tab when
 // first) and waits for the demo to be ready.
-func tab(t *testing.T, ctx context.Context, url string, first bool) (context.Context, context.CancelFunc) {
+func tab(t testing.TB, ctx context.Context, url string, first bool) (context.Context, context.CancelFunc) {
 	t.Helper()
 	tctx, cancel := ctx, context.CancelFunc(func() {})
 	if !first {
@@ -155,7 +155,7 @@ func poll(predicate string) chromedp.Action[chromedp.Void] {
 }
 
 // do runs actions on a tab within the hang guard.
-func do(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
+func do(t testing.TB, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, hangGuard)
 	defer cancel()
@@ -163,7 +163,7 @@ func do(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.V
 }
 
 // eval evaluates js on a tab, awaiting a promise, within the hang guard.
-func eval[T any](t *testing.T, ctx context.Context, js string) T {
+func eval[T any](t testing.TB, ctx context.Context, js string) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, hangGuard)
 	defer cancel()
@@ -277,9 +277,23 @@ func TestBurstAcrossTwoTabs(t *testing.T) {
 }
 
 // site serves the page built from the source on a loopback server.
-func site(t *testing.T) string {
+func site(t testing.TB) string { return serve(t, http.FileServer(http.Dir(siteDir))) }
+
+// isolatedSite is site with the headers that make the page cross-origin
+// isolated, which gives performance.now, and so Go's monotonic clock in
+// the wasm, 5 µs resolution rather than 100 µs: for the benchmarks.
+func isolatedSite(t testing.TB) string {
+	files := http.FileServer(http.Dir(siteDir))
+	return serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cross-Origin-Opener-Policy", "same-origin")
+		w.Header().Set("Cross-Origin-Embedder-Policy", "require-corp")
+		files.ServeHTTP(w, r)
+	}))
+}
+
+func serve(t testing.TB, h http.Handler) string {
 	t.Helper()
-	srv := httptest.NewServer(http.FileServer(http.Dir(siteDir)))
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
