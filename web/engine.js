@@ -46,6 +46,29 @@ async function openDB(name) {
   return idbRequest(open);
 }
 
+// LOCK_WAIT_MS is how long a worker waits for the database's writer lock:
+// on a reload the worker of the page before may take a moment to end.
+const LOCK_WAIT_MS = 3000;
+
+// writerLock makes this worker the one writer of the database name, for
+// its life: two writers (dedicated workers of two tabs) would number their
+// messages alike and overwrite each other's. It reports false when another
+// worker keeps the lock for longer than LOCK_WAIT_MS; this one then runs
+// without persistence.
+function writerLock(name) {
+  if (!globalThis.navigator?.locks) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    let late = false;
+    const timer = setTimeout(() => { late = true; resolve(false); }, LOCK_WAIT_MS);
+    navigator.locks.request(`parkinglot-db-${name}`, () => {
+      if (late) return undefined; // too late to restore: let it go
+      clearTimeout(timer);
+      resolve(true);
+      return new Promise(() => {}); // held until the worker ends
+    });
+  });
+}
+
 export class Host {
   #call = null; // the bridge, once started
   #starting = null;
@@ -88,8 +111,9 @@ export class Host {
 
   async #start(opts) {
     this.#call = await loadScheduler(this.#urls.wasmURL, this.#urls.execURL);
-    if (opts.persist !== false && globalThis.indexedDB) {
-      this.#db = await openDB(opts.dbName ?? 'parkinglot');
+    const name = opts.dbName ?? 'parkinglot';
+    if (opts.persist !== false && globalThis.indexedDB && await writerLock(name)) {
+      this.#db = await openDB(name);
       await this.#restore();
     }
     const every = opts.sweepInterval ?? DEFAULT_SWEEP_MS;
@@ -173,7 +197,7 @@ export class Host {
       this.#starting ??= this.#start(args);
       await this.#starting;
       const out = this.invoke('pools.put', { pools: args.pools });
-      return this.#reply(conn, id, out.ok, out.error);
+      return this.#reply(conn, id, out.ok && { ...out.ok, persistent: this.#db !== null }, out.error);
     }
     if (op === 'bye') return this.#bye(conn);
     if (op === 'hello') return this.#watchTab(conn, args.lock);

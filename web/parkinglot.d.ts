@@ -156,6 +156,8 @@ export declare class Permit<P = unknown, R = unknown> {
 
 export declare class Parkinglot {
   static start(options: StartOptions): Promise<Parkinglot>;
+  /** Whether the worker keeps the mailbox and audit trail in IndexedDB (false without IndexedDB, with persist: false, or when a dedicated worker of another tab is the writer). */
+  readonly persistent: boolean;
   putPools(pools: PoolConfig[]): Promise<Pool[]>;
   submit<P = unknown>(pool: string, payload?: P, options?: SubmitOptions): Promise<Task<P>>;
   acquire<P = unknown>(pool: string, options?: AcquireOptions): Promise<Permit<P>>;

@@ -98,6 +98,12 @@ export class Parkinglot {
     };
   }
 
+  // persistent tells whether the worker keeps the mailbox and the audit
+  // trail in IndexedDB: false without IndexedDB (Node), with persist:
+  // false, or when another worker of the origin is the writer (dedicated
+  // workers in two tabs: the second runs in memory alone).
+  persistent = false;
+
   // start loads the scheduler in a worker (shared: a SharedWorker, one per
   // origin) and creates or reconfigures the pools given. Pool fields are
   // those of the native server's config: name, capacity, maxParked,
@@ -106,7 +112,8 @@ export class Parkinglot {
     const specs = poolSpecs(pools);
     const lot = new Parkinglot(await connect(shared, workerURL));
     lot.#watchSelf();
-    await lot.#call('start', { pools: specs, persist, sweepInterval });
+    const { persistent } = await lot.#call('start', { pools: specs, persist, sweepInterval });
+    lot.persistent = persistent;
     return lot;
   }
 

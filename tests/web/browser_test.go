@@ -344,6 +344,7 @@ func TestReloadKeepsMailboxAndAudit(t *testing.T) {
 		await demo.lot.flush();
 		return ids;
 	})()`
+	require.True(t, eval[bool](t, a, `demo.lot.persistent`), "the page's worker keeps its mailbox in IndexedDB")
 	ids := eval[[]string](t, a, setup)
 	require.Len(t, ids, 5)
 	const read = `(async () => JSON.stringify({
@@ -354,8 +355,15 @@ func TestReloadKeepsMailboxAndAudit(t *testing.T) {
 	require.Contains(t, before, ids[4])
 
 	do(t, a, chromedp.Reload(), ready())
+	require.True(t, eval[bool](t, a, `demo.lot.persistent`), "the reloaded page's worker is the writer again")
 	after := eval[string](t, a, read)
 	require.JSONEq(t, before, after, "mailbox and audit after the reload")
+	// A second tab with a dedicated worker of its own runs in memory
+	// alone: two writers would number their messages alike.
+	second, closeSecond := tab(t, ctx, url, false)
+	defer closeSecond()
+	require.False(t, eval[bool](t, second, `demo.lot.persistent`), "a second dedicated worker of the origin must not write")
+
 	// Tasks are not kept: the reload's worker knows none of them.
 	got := eval[string](t, a, `demo.lot.task('`+ids[1]+`').then(() => 'found', (e) => e.code)`)
 	require.Equal(t, "not_found", got)
