@@ -299,10 +299,11 @@ func serve(t testing.TB, h http.Handler) string {
 }
 
 // TestClosedTabFreesItsPermits closes a tab that holds every slot of a
-// pool while another tab waits for one: the waiting tab's permit starts
-// because the closed tab's permits were cancelled (its Web Lock went to the
-// worker, or its pagehide said goodbye), not because their one-minute
-// leases ran out.
+// pool and waits for one more, while another tab waits behind it: the
+// closed tab's permits are cancelled at once (its pagehide says goodbye,
+// or its Web Lock goes to the worker), its waiting acquire too, and the
+// other tab's permit starts — not a minute later, when the leases would
+// have run out.
 func TestClosedTabFreesItsPermits(t *testing.T) {
 	t.Parallel()
 	url := site(t) + "/demo.html"
@@ -312,17 +313,31 @@ func TestClosedTabFreesItsPermits(t *testing.T) {
 
 	held := eval[[]string](t, b, `Promise.all([0, 1, 2, 3].map(() => demo.lot.acquire('uploads'))).then((ps) => { window.kept = ps; return ps.map((p) => p.id); })`)
 	require.Len(t, held, 4)
+	// One more from b and one from a wait behind them.
+	eval[bool](t, b, `(window.more = demo.lot.acquire('uploads', {recipient: 'b-more'}), true)`)
 	eval[bool](t, a, `(window.waiting = demo.lot.acquire('uploads', {heartbeat: false}), true)`)
-	parked := eval[int](t, a, `demo.lot.pools().then((ps) => ps.find((p) => p.name === 'uploads').parked)`)
-	require.Equal(t, 1, parked, "tab a's acquire waits behind tab b's four permits")
+	eval[bool](t, a, `(async () => {
+		while ((await demo.lot.pools()).find((p) => p.name === 'uploads').parked < 2) await new Promise((r) => setTimeout(r, 10));
+		return true;
+	})()`)
+	more := eval[string](t, a, `(async () => {
+		const {events} = await demo.lot.audit({pool: 'uploads', limit: 1000});
+		for (const e of events.filter((e) => e.to === 'parked')) {
+			if ((await demo.lot.task(e.taskId)).recipient === 'b-more') return e.taskId;
+		}
+		return '';
+	})()`)
+	require.NotEmpty(t, more, "b's parked acquire")
 
 	closeB()
 	state := eval[string](t, a, `window.waiting.then((p) => p.task.state)`)
 	require.Equal(t, "running", state)
-	for _, id := range held {
+	for _, id := range append(held, more) {
 		got := eval[string](t, a, `demo.lot.task('`+id+`').then((t) => t.state)`)
 		require.Equal(t, "cancelled", got, "task %s of the closed tab", id)
 	}
+	running := eval[int](t, a, `demo.lot.pools().then((ps) => ps.find((p) => p.name === 'uploads').running)`)
+	require.Equal(t, 1, running, "only a's permit holds a slot")
 }
 
 // TestReloadKeepsMailboxAndAudit reloads a page whose scheduler runs in a
