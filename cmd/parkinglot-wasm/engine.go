@@ -64,7 +64,19 @@ type reply struct {
 }
 
 // Call runs op with its JSON arguments and returns the JSON reply.
-func (e *engine) Call(op string, args []byte) []byte {
+//
+// A panic is answered as an internal error rather than let through: under
+// js/wasm it would end the Go program, and every later call of every tab
+// would fail with it. The stores release their locks as the panic unwinds
+// (they unlock by defer), and every transition is one commit, so what a
+// panicking call leaves is what a crash between two commits leaves, which
+// the sweeper repairs.
+func (e *engine) Call(op string, args []byte) (out []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			out = e.fail(fmt.Errorf("panic in %s: %v", op, p))
+		}
+	}()
 	h, ok := ops[op]
 	if !ok {
 		return e.fail(core.Invalid("op", "unknown operation %q; known: %s", clip(op), strings.Join(opNames(), ", ")))

@@ -158,3 +158,15 @@ func TestRestoreKeepsCursors(t *testing.T) {
 	// Restore must come first.
 	require.Equal(t, api.CodeInvalidState, call(t, r, "restore", journal{}).Error.Code)
 }
+
+// TestCallSurvivesAPanic changes the ops table, so it does not run in
+// parallel: the parallel tests wait until it has ended.
+func TestCallSurvivesAPanic(t *testing.T) {
+	e := newEngine()
+	ops["test.panic"] = func(*engine, []byte) (any, error) { panic("boom") }
+	defer delete(ops, "test.panic")
+	o := call(t, e, "test.panic", nil)
+	require.Equal(t, api.CodeInternal, o.Error.Code)
+	require.Contains(t, o.Error.Message, "panic in test.panic: boom")
+	putPool(t, e, "p", 1) // and the engine goes on
+}
