@@ -114,16 +114,16 @@ export class Host {
     const name = opts.dbName ?? 'parkinglot';
     if (opts.persist !== false && globalThis.indexedDB && await writerLock(name)) {
       this.#db = await openDB(name);
-      await this.#restore();
+      await this.#restore(opts.retention ?? {});
     }
     const every = opts.sweepInterval ?? DEFAULT_SWEEP_MS;
     this.#sweeper = setInterval(() => this.invoke('sweep'), every);
   }
 
-  async #restore() {
+  async #restore(retention) {
     const tx = this.#db.transaction(Object.keys(STORES), 'readonly');
     const [messages, events, acks] = await Promise.all(Object.keys(STORES).map((s) => idbRequest(tx.objectStore(s).getAll())));
-    const out = this.invoke('restore', { messages, events, acks });
+    const out = this.invoke('restore', { messages, events, acks, mailboxRetention: retention.mailbox, auditRetention: retention.audit });
     if (out.error) throw new Error(`parkinglot: restoring the mailbox and audit trail from IndexedDB: ${out.error.message}`);
     const { dropMessages, dropEvents } = out.ok;
     const del = this.#db.transaction(['messages', 'events'], 'readwrite');

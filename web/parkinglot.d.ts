@@ -92,6 +92,8 @@ export interface StartOptions {
   shared?: boolean;
   /** Keep the mailbox and audit trail in IndexedDB (default true where IndexedDB exists). */
   persist?: boolean;
+  /** What a new worker restores from IndexedDB: mailbox messages and audit events younger than these (default 7 and 30 days; older ones are deleted then). */
+  retention?: { mailbox?: Duration; audit?: Duration };
   /** Milliseconds between sweeps (expiry, lease reclaim). Default 250. The first start of a shared worker sets it. */
   sweepInterval?: number;
   /** Where worker.js is; default: beside parkinglot.js. */

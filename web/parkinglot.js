@@ -105,14 +105,17 @@ export class Parkinglot {
   persistent = false;
 
   // start loads the scheduler in a worker (shared: a SharedWorker, one per
-  // origin) and creates or reconfigures the pools given. Pool fields are
+  // origin) and creates or reconfigures the pools given. retention
+  // ({mailbox, audit}, default 7 and 30 days) bounds what a new worker
+  // restores from IndexedDB. Pool fields are
   // those of the native server's config: name, capacity, maxParked,
   // defaultMaxWait and runTimeout (milliseconds or "30s").
-  static async start({ pools, shared = false, persist = true, sweepInterval, workerURL = WORKER_URL } = {}) {
+  static async start({ pools, shared = false, persist = true, retention = {}, sweepInterval, workerURL = WORKER_URL } = {}) {
     const specs = poolSpecs(pools);
+    const keep = { mailbox: duration('retention.mailbox', retention.mailbox), audit: duration('retention.audit', retention.audit) };
     const lot = new Parkinglot(await connect(shared, workerURL));
     lot.#watchSelf();
-    const { persistent } = await lot.#call('start', { pools: specs, persist, sweepInterval });
+    const { persistent } = await lot.#call('start', { pools: specs, persist, retention: keep, sweepInterval });
     lot.persistent = persistent;
     return lot;
   }

@@ -155,6 +155,16 @@ func TestRestoreKeepsCursors(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, core.Cursor(5), last)
 
+	// A retention given bounds what comes back: with one of a
+	// nanosecond, every event is past it and dropped.
+	res = ok[restoreResult](t, call(t, newEngine(), "restore", map[string]any{
+		"messages": kept.Messages, "events": kept.Events, "acks": kept.Acks, "auditRetention": "1ns",
+	}))
+	require.Equal(t, 0, res.Events)
+	require.Equal(t, kept.Events[len(kept.Events)-1].Seq, res.DropEvents)
+	require.Equal(t, 7, res.Messages)
+	require.Equal(t, "retention.mailbox", call(t, newEngine(), "restore", map[string]any{"mailboxRetention": "soon"}).Error.Field)
+
 	// Restore must come first.
 	require.Equal(t, api.CodeInvalidState, call(t, r, "restore", journal{}).Error.Code)
 }

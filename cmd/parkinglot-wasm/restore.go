@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
@@ -25,6 +26,10 @@ type restoreArgs struct {
 	Messages []core.Message `json:"messages"`
 	Events   []core.Event   `json:"events"`
 	Acks     []keptAck      `json:"acks"`
+	// MailboxRetention and AuditRetention bound what is restored;
+	// default core.DefaultMailboxRetention and core.DefaultAuditRetention.
+	MailboxRetention string `json:"mailboxRetention,omitempty"`
+	AuditRetention   string `json:"auditRetention,omitempty"`
 }
 
 // restoreResult tells the worker what to delete from IndexedDB: records
@@ -46,7 +51,8 @@ type restoreResult struct {
 // so that the cursors of what remains stay as they were.
 func (e *engine) restore(args []byte) (any, error) {
 	var in restoreArgs
-	if err := decode(args, &in); err != nil {
+	err := decode(args, &in)
+	if err != nil {
 		return nil, err
 	}
 	w := e.store
@@ -56,9 +62,20 @@ func (e *engine) restore(args []byte) (any, error) {
 	if committed {
 		return nil, fmt.Errorf("%w: restore must come before any other write", core.ErrInvalidState)
 	}
+	keepMail, keepAudit := core.DefaultMailboxRetention, core.DefaultAuditRetention
+	if in.MailboxRetention != "" {
+		if keepMail, err = api.ParseDuration("retention.mailbox", in.MailboxRetention); err != nil {
+			return nil, err
+		}
+	}
+	if in.AuditRetention != "" {
+		if keepAudit, err = api.ParseDuration("retention.audit", in.AuditRetention); err != nil {
+			return nil, err
+		}
+	}
 	now := e.s.Clock().Now()
-	msgCutoff := now.Add(-core.DefaultMailboxRetention)
-	evCutoff := now.Add(-core.DefaultAuditRetention)
+	msgCutoff := now.Add(-keepMail)
+	evCutoff := now.Add(-keepAudit)
 	res := restoreResult{DropMessages: map[string]core.Cursor{}}
 
 	// Each mailbox in cursor order; the memory store numbers messages from
