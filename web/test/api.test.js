@@ -29,6 +29,10 @@ before(async () => {
 });
 after(() => lot.close());
 
+test('without IndexedDB (Node) the worker keeps nothing', () => {
+  assert.equal(lot.persistent, false);
+});
+
 // pool creates a pool of its own for one test.
 async function pool(opts = {}) {
   const name = fresh('pool');
@@ -201,6 +205,21 @@ describe('mailbox', HANG_GUARD, () => {
     await rejects(lot.ack(me, 'AAAAAAAAAP8'), 'invalid_request', 'upTo'); // beyond the newest
   });
 
+  test('the iterator acknowledges what it read when asked to', async () => {
+    const p = await pool({ capacity: 2 });
+    const me = fresh('r');
+    await lot.submit(p, null, { recipient: me });
+    await lot.submit(p, null, { recipient: me });
+    const it = lot.mailbox(me, { ack: true });
+    assert.equal((await it.next()).value.type, 'started');
+    assert.equal((await it.next()).value.type, 'started');
+    // The page is acknowledged when the iterator asks for the next one.
+    const third = it.next(); // acknowledges, then waits for more
+    third.catch(() => {}); // still waiting when the worker closes
+    await lot.submit(p, null, { recipient: me, maxWait: '1m' }); // parked: no message
+    assert.deepEqual((await lot.mailboxPage(me)).messages, []);
+  });
+
   test('a waiting read is answered when a message lands, and a page honours limit', async () => {
     const p = await pool({ capacity: 1 });
     const me = fresh('r');
@@ -231,14 +250,21 @@ describe('permits', HANG_GUARD, () => {
     assert.deepEqual([done.state, done.result], ['succeeded', { ok: 2 }]);
   });
 
-  test('acquire rejects with expired when the deadline comes first, and with pool_full when the depth is full', async () => {
+  test('acquire rejects with pool_full when the depth is full, cancelled when cancelled, expired when the deadline comes first', async () => {
     const p = await pool({ capacity: 1, maxParked: 1 });
     const held = await lot.acquire(p, { heartbeat: false });
-    const late = lot.acquire(p, { maxWait: 30 });
+    const blocker = lot.acquire(p).then(() => assert.fail('the cancelled acquire started'), (e) => e); // parked for ten minutes, the pool's default
     await rejects(lot.acquire(p), 'pool_full');
-    await rejects(late, 'expired');
+    const { events } = await lot.audit({ pool: p });
+    const parked = events.filter((e) => e.to === 'parked').map((e) => e.taskId);
+    assert.equal(parked.length, 1);
+    await lot.cancel(parked[0]);
+    const err = await blocker;
+    assert.ok(err instanceof ParkinglotError, String(err));
+    assert.deepEqual([err.code, err.task.id, err.task.state], ['cancelled', parked[0], 'cancelled']);
+    await rejects(lot.acquire(p, { maxWait: 30 }), 'expired');
     await held.fail('gave up');
-    assert.equal((await lot.task(held.id)).state, 'failed');
+    assert.deepEqual([(await lot.task(held.id)).state, (await lot.task(held.id)).error], ['failed', 'gave up']);
   });
 });
 
