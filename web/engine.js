@@ -70,7 +70,8 @@ function writerLock(name) {
 }
 
 export class Host {
-  #call = null; // the bridge, once started
+  #call = null; // the bridge, once loaded
+  #ready = false; // loaded and restored: open to requests
   #starting = null;
   #conns = new Set();
   #pending = new Map(); // task id -> {conn, id}: permits waiting to start
@@ -118,6 +119,7 @@ export class Host {
     }
     const every = opts.sweepInterval ?? DEFAULT_SWEEP_MS;
     this.#sweeper = setInterval(() => this.invoke('sweep'), every);
+    this.#ready = true;
   }
 
   async #restore(retention) {
@@ -142,7 +144,13 @@ export class Host {
       for (const m of j.messages ?? []) tx.objectStore('messages').put(m);
       for (const e of j.events ?? []) tx.objectStore('events').put(e);
       for (const a of j.acks ?? []) tx.objectStore('acks').put(a);
-      tx.oncomplete = tx.onerror = tx.onabort = () => resolve();
+      tx.oncomplete = () => resolve();
+      tx.onabort = () => {
+        // Out of quota, or the database was deleted: what this call wrote
+        // is in memory only and will not survive a reload.
+        console.warn(`parkinglot: keeping mailbox messages and audit events in IndexedDB failed: ${tx.error?.message ?? 'aborted'}`);
+        resolve();
+      };
     }));
   }
 
@@ -201,7 +209,7 @@ export class Host {
     }
     if (op === 'bye') return this.#bye(conn);
     if (op === 'hello') return this.#watchTab(conn, args.lock);
-    if (!this.#call) return this.#reply(conn, id, null, { code: 'invalid_state', message: 'call start first' });
+    if (!this.#ready) return this.#reply(conn, id, null, { code: 'invalid_state', message: 'call start first' });
     switch (op) {
       case 'acquire': {
         const out = this.invoke('submit', { ...args, watch: true });
@@ -260,7 +268,7 @@ export class Host {
     if (conn.closed) return;
     conn.closed = true;
     this.#conns.delete(conn);
-    if (!this.#call) return;
+    if (!this.#ready) return; // nothing of it can run yet
     for (const [taskId, p] of this.#pending) {
       if (p.conn === conn) {
         this.#pending.delete(taskId);
