@@ -9,6 +9,9 @@
 //   wake:      release of a slot to the commit of the next parked task's
 //              start, from core's Observer (16 slots, n tasks, each
 //              completed when its started message is read).
+//   page:      from the page, through the messages to the worker: n
+//              permits acquired at once from a pool of 16 slots, each
+//              released as soon as it starts; timed on the page.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -24,4 +27,10 @@ for (let run = 1; run <= runs; run++) {
     console.log(JSON.stringify({ run, mode, ...(await lot.bench(mode, n)) }));
     lot.close();
   }
+  const lot = await Parkinglot.start({ pools: [{ name: 'page', capacity: 16, maxParked: n }], persist: false });
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: n }, async () => (await lot.acquire('page', { heartbeat: false })).release()));
+  const ms = performance.now() - t0;
+  console.log(JSON.stringify({ run, mode: 'page', n, ms, perSecond: n / (ms / 1000) }));
+  lot.close();
 }

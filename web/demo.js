@@ -116,7 +116,9 @@ async function refresh() {
     $('status').textContent = `error: ${err.message}`;
   }
 }
-setInterval(refresh, 250);
+// ?view=0 leaves the view still (the benchmarks: its reads of the audit
+// trail would compete with what they measure).
+if (params.get('view') !== '0') setInterval(refresh, 250);
 await refresh();
 $('status').textContent = shared ? 'scheduler in a SharedWorker: open this page in another tab, and the two share each pool\'s capacity' : 'scheduler in a dedicated worker';
 window.demo.ready = true;

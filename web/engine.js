@@ -69,11 +69,42 @@ function writerLock(name) {
   });
 }
 
+// The scheduler's operations that a page may call, as the bridge names
+// them; acquire is a watched submit.
+const SCHEDULER_OPS = new Set(['pools.put', 'pools', 'pool', 'submit', 'task', 'heartbeat', 'complete', 'cancel', 'mailbox', 'ack', 'audit']);
+
+// prepare returns the bridge call of a page's request, or null for the
+// worker's own requests and for a mailbox wait out of range, which handle
+// answers.
+function prepare({ msg: { op, args = {} } }) {
+  if (op === 'acquire') return { op: 'submit', args: { ...args, watch: true } };
+  if (!SCHEDULER_OPS.has(op)) return null;
+  if (op === 'mailbox') {
+    const { wait = 0, ...rest } = args;
+    if (typeof wait !== 'number' || !(wait >= 0 && wait <= MAX_WAIT_MS)) return null;
+    return { op, args: rest };
+  }
+  return { op, args };
+}
+
+// nextTask runs f in a task of its own after those already queued, so that
+// the requests that arrived together are all queued when it runs (a
+// microtask would run before the next one is taken).
+const nextTask = (() => {
+  if (typeof MessageChannel === 'undefined') return (f) => setTimeout(f, 0);
+  const ch = new MessageChannel();
+  let pending = null;
+  ch.port1.onmessage = () => { const f = pending; pending = null; f(); };
+  return (f) => { pending = f; ch.port2.postMessage(0); };
+})();
+
 export class Host {
   #call = null; // the bridge, once loaded
   #ready = false; // loaded and restored: open to requests
   #starting = null;
   #conns = new Set();
+  #queue = []; // requests waiting for the next drain: {conn, msg}
+  #draining = false;
   #pending = new Map(); // task id -> {conn, id}: permits waiting to start
   #waiters = new Map(); // recipient -> Set of mailbox long polls
   #db = null;
@@ -90,11 +121,7 @@ export class Host {
   serve(port) {
     const conn = { port, permits: new Set(), closed: false };
     this.#conns.add(conn);
-    port.onmessage = (ev) => {
-      this.#handle(conn, ev.data).catch((err) => {
-        this.#reply(conn, ev.data?.id, null, { code: 'internal', message: `internal error: ${err?.message ?? err}` });
-      });
-    };
+    port.onmessage = (ev) => this.#enqueue(conn, ev.data);
     port.start?.();
   }
 
@@ -199,22 +226,66 @@ export class Host {
     if (ws?.size === 0) this.#waiters.delete(w.args.recipient);
   }
 
-  async #handle(conn, msg) {
-    const { id, op, args = {} } = msg ?? {};
-    if (op === 'start') {
-      this.#starting ??= this.#start(args);
-      await this.#starting;
-      const out = this.invoke('pools.put', { pools: args.pools });
-      return this.#reply(conn, id, out.ok && { ...out.ok, persistent: this.#db !== null }, out.error);
+  // enqueue takes a request; the requests that arrive together (a page's
+  // burst) run as one batch, in one crossing into the wasm, which costs
+  // tens of microseconds, as much as a submission itself.
+  #enqueue(conn, msg) {
+    this.#queue.push({ conn, msg: msg ?? {} });
+    if (this.#draining) return;
+    this.#draining = true;
+    nextTask(() => this.#drain());
+  }
+
+  // drain runs the queued requests in order: the scheduler's in batches,
+  // the worker's own (start, bye, hello, flush, bench) one by one between
+  // them.
+  async #drain() {
+    try {
+      while (this.#queue.length > 0) {
+        const items = this.#queue.splice(0);
+        let batch = [];
+        for (const it of items) {
+          const call = this.#ready ? prepare(it) : null;
+          if (call) {
+            batch.push({ ...it, call });
+            continue;
+          }
+          this.#runBatch(batch);
+          batch = [];
+          try {
+            await this.#handle(it.conn, it.msg);
+          } catch (err) {
+            this.#reply(it.conn, it.msg.id, null, { code: 'internal', message: `internal error: ${err?.message ?? err}` });
+          }
+        }
+        this.#runBatch(batch);
+      }
+    } finally {
+      this.#draining = false;
     }
-    if (op === 'bye') return this.#bye(conn);
-    if (op === 'hello') return this.#watchTab(conn, args.lock);
-    if (!this.#ready) return this.#reply(conn, id, null, { code: 'invalid_state', message: 'call start first' });
+  }
+
+  // runBatch runs the prepared requests of items in one call, answers each,
+  // and then acts on the notes: permits and long polls that the batch
+  // registered see the starts and the mail that later calls of it caused.
+  #runBatch(items) {
+    if (items.length === 0) return;
+    let out;
+    try {
+      out = JSON.parse(this.#call('batch', JSON.stringify({ calls: items.map((it) => it.call) })));
+    } catch (err) {
+      out = { error: { code: 'internal', message: `internal error: ${err?.message ?? err}` } };
+    }
+    items.forEach((it, i) => this.#finish(it, out.error ? { error: out.error } : out.ok.replies[i]));
+    if (out.notes) this.#notes(out.notes);
+  }
+
+  // finish answers one request of a batch from its reply.
+  #finish({ conn, msg: { id, op, args = {} } }, r) {
     switch (op) {
       case 'acquire': {
-        const out = this.invoke('submit', { ...args, watch: true });
-        if (out.error) return this.#reply(conn, id, null, out.error, out.task);
-        const t = out.ok.task;
+        if (r.error) return this.#reply(conn, id, null, r.error, r.task);
+        const t = r.ok.task;
         if (t.state === 'running') {
           conn.permits.add(t.id);
           return this.#reply(conn, id, t);
@@ -224,32 +295,50 @@ export class Host {
       }
       case 'mailbox': {
         const { wait = 0, ...rest } = args;
-        if (typeof wait !== 'number' || !(wait >= 0 && wait <= MAX_WAIT_MS)) {
-          return this.#reply(conn, id, null, { code: 'invalid_request', field: 'wait', message: `wait must be a number of milliseconds from 0 to ${MAX_WAIT_MS}, got ${JSON.stringify(wait)}` });
-        }
-        const out = this.invoke('mailbox', rest);
-        if (out.error || out.ok.messages.length > 0 || wait === 0) return this.#reply(conn, id, out.ok, out.error);
+        if (r.error || r.ok.messages.length > 0 || wait === 0) return this.#reply(conn, id, r.ok, r.error);
         const w = { conn, id, args: rest };
-        w.timer = setTimeout(() => { this.#unwait(w); this.#reply(conn, id, out.ok); }, wait);
+        w.timer = setTimeout(() => { this.#unwait(w); this.#reply(conn, id, r.ok); }, wait);
         if (!this.#waiters.has(rest.recipient)) this.#waiters.set(rest.recipient, new Set());
         this.#waiters.get(rest.recipient).add(w);
         return;
       }
       case 'complete':
-      case 'cancel': {
-        const out = this.invoke(op, args);
-        if (!out.error) conn.permits.delete(args.id);
-        return this.#reply(conn, id, out.ok, out.error);
+      case 'cancel':
+        if (!r.error) conn.permits.delete(args.id);
+        return this.#reply(conn, id, r.ok, r.error);
+      default:
+        return this.#reply(conn, id, r.ok, r.error, r.task);
+    }
+  }
+
+  // handle serves the worker's own requests, and the scheduler's before
+  // start or when their arguments are refused here.
+  async #handle(conn, msg) {
+    const { id, op, args = {} } = msg;
+    switch (op) {
+      case 'start': {
+        this.#starting ??= this.#start(args);
+        await this.#starting;
+        const out = this.invoke('pools.put', { pools: args.pools });
+        return this.#reply(conn, id, out.ok && { ...out.ok, persistent: this.#db !== null }, out.error);
       }
+      case 'bye':
+        return this.#bye(conn);
+      case 'hello':
+        return this.#watchTab(conn, args.lock);
+    }
+    if (!this.#ready) return this.#reply(conn, id, null, { code: 'invalid_state', message: 'call start first' });
+    switch (op) {
       case 'flush':
-        await this.#writes;
-        return this.#reply(conn, id, {});
+        // Not awaited: the requests behind it need not wait for IndexedDB.
+        this.#writes.then(() => this.#reply(conn, id, {}));
+        return;
       case 'bench':
         return this.#reply(conn, id, bench(this, args));
-      default: {
-        const out = this.invoke(op, args);
-        return this.#reply(conn, id, out.ok, out.error, out.task);
-      }
+      case 'mailbox':
+        return this.#reply(conn, id, null, { code: 'invalid_request', field: 'wait', message: `wait must be a number of milliseconds from 0 to ${MAX_WAIT_MS}, got ${JSON.stringify(args.wait)}` });
+      default:
+        return this.#reply(conn, id, null, { code: 'invalid_request', field: 'op', message: `unknown operation ${JSON.stringify(op)}` });
     }
   }
 

@@ -180,3 +180,36 @@ func TestCallSurvivesAPanic(t *testing.T) {
 	require.Contains(t, o.Error.Message, "panic in test.panic: boom")
 	putPool(t, e, "p", 1) // and the engine goes on
 }
+
+func TestBatchRunsCallsInOrderWithTheirNotes(t *testing.T) {
+	t.Parallel()
+	e := newEngine()
+	putPool(t, e, "p", 1)
+	o := call(t, e, "batch", map[string]any{"calls": []map[string]any{
+		{"op": "submit", "args": map[string]any{"pool": "p"}},
+		{"op": "submit", "args": map[string]any{"pool": "p", "watch": true}},
+		{"op": "submit", "args": map[string]any{"pool": "nope"}},
+		{"op": "batch", "args": map[string]any{}},
+	}})
+	var res struct {
+		Replies []out `json:"replies"`
+	}
+	require.Nil(t, o.Error)
+	require.NoError(t, json.Unmarshal(o.OK, &res))
+	require.Len(t, res.Replies, 4)
+	first := ok[api.TaskBody](t, res.Replies[0]).Task
+	second := ok[api.TaskBody](t, res.Replies[1]).Task
+	require.Equal(t, []string{"running", "parked"}, []string{first.State, second.State})
+	require.Equal(t, api.CodePoolNotFound, res.Replies[2].Error.Code)
+	require.Equal(t, "op", res.Replies[3].Error.Field)
+	require.Nil(t, res.Replies[0].Notes, "notes come with the batch")
+	require.Equal(t, []string{"default"}, o.Notes.Mail)
+
+	// The watched task's start, caused by a later call of a batch, is
+	// noted with that batch.
+	o = call(t, e, "batch", map[string]any{"calls": []map[string]any{
+		{"op": "complete", "args": map[string]any{"id": first.ID, "lease": first.Lease, "status": "succeeded"}},
+	}})
+	require.Len(t, o.Notes.Started, 1)
+	require.Equal(t, second.ID, o.Notes.Started[0].ID)
+}
