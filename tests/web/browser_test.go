@@ -185,13 +185,20 @@ type observations struct {
 	Outcomes map[string]int `json:"outcomes"`
 }
 
+// twoTabs opens the demo page in two tabs of a fresh browser, sharing
+// one SharedWorker; closeB closes the second.
+func twoTabs(t *testing.T) (a, b context.Context, closeB context.CancelFunc) {
+	t.Helper()
+	url := site(t) + "/demo.html"
+	ctx := browser(t)
+	a, _ = tab(t, ctx, url, true)
+	b, closeB = tab(t, ctx, url, false)
+	return a, b, closeB
+}
+
 func TestBurstAcrossTwoTabs(t *testing.T) {
 	t.Parallel()
-	url := site(t) + "/demo.html"
-
-	ctx := browser(t)
-	a, _ := tab(t, ctx, url, true)
-	b, closeB := tab(t, ctx, url, false)
+	a, b, closeB := twoTabs(t)
 	defer closeB()
 
 	// 1,000 permits of one pool, 500 from each tab at once, each held for
@@ -306,10 +313,7 @@ func serve(t testing.TB, h http.Handler) string {
 // have run out.
 func TestClosedTabFreesItsPermits(t *testing.T) {
 	t.Parallel()
-	url := site(t) + "/demo.html"
-	ctx := browser(t)
-	a, _ := tab(t, ctx, url, true)
-	b, closeB := tab(t, ctx, url, false)
+	a, b, closeB := twoTabs(t)
 
 	held := eval[[]string](t, b, `Promise.all([0, 1, 2, 3].map(() => demo.lot.acquire('uploads'))).then((ps) => { window.kept = ps; return ps.map((p) => p.id); })`)
 	require.Len(t, held, 4)
