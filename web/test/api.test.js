@@ -250,6 +250,28 @@ describe('permits', HANG_GUARD, () => {
     assert.deepEqual([done.state, done.result], ['succeeded', { ok: 2 }]);
   });
 
+  test('a burst of acquires at once: each starts once, never more held than capacity, each with one outcome', async () => {
+    const p = await pool({ capacity: 3, maxParked: 500 });
+    const me = fresh('r');
+    let held = 0;
+    let peak = 0;
+    const ids = await Promise.all(Array.from({ length: 300 }, async (_, i) => {
+      const permit = await lot.acquire(p, { recipient: me, payload: { i }, heartbeat: false });
+      held++;
+      peak = Math.max(peak, held);
+      await new Promise((r) => setImmediate(r)); // let others in while it is held
+      held--;
+      await permit.release({ i });
+      return permit.id;
+    }));
+    assert.equal(new Set(ids).size, 300);
+    assert.ok(peak <= 3, `peak held ${peak} > capacity 3`);
+    assert.ok(peak > 1, 'the burst never held two permits at once: it tested nothing');
+    const ms = await messages(me, 600);
+    const outcomes = ms.filter((m) => m.type === 'succeeded').map((m) => m.taskId);
+    assert.deepEqual([...outcomes].sort(), [...ids].sort());
+  });
+
   test('acquire rejects with pool_full when the depth is full, cancelled when cancelled, expired when the deadline comes first', async () => {
     const p = await pool({ capacity: 1, maxParked: 1 });
     const held = await lot.acquire(p, { heartbeat: false });
