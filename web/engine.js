@@ -7,6 +7,7 @@
 
 const DEFAULT_SWEEP_MS = 250; // the native server's sweepInterval
 const MAX_WAIT_MS = 20000; // HTTP API v1's longest mailbox long poll
+const MAX_BATCH = 1000; // requests per crossing into the wasm (it takes up to 10,000)
 
 // loadScheduler instantiates the wasm and returns its bridge function.
 async function loadScheduler(wasmURL, execURL) {
@@ -248,6 +249,10 @@ export class Host {
           const call = this.#ready ? prepare(it) : null;
           if (call) {
             batch.push({ ...it, call });
+            if (batch.length === MAX_BATCH) {
+              this.#runBatch(batch);
+              batch = [];
+            }
             continue;
           }
           this.#runBatch(batch);
