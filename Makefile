@@ -6,7 +6,7 @@ BIN     := bin/parkinglot
 CONFIG  ?=
 PKGS    := ./...
 
-.PHONY: build run local-aws test test-go test-load vet fmt-check bench fuzz clean lambdas
+.PHONY: build run local-aws test test-go test-load vet fmt-check bench fuzz clean lambdas wasm test-web
 
 build:
 	$(GO) build -o $(BIN) ./cmd/parkinglot
@@ -25,10 +25,24 @@ local-aws: build synth
 # zips, and the CDK app's tests. -short skips only the load runs of
 # 2,000 tasks on moto (tests/aws and tests/lambda TestLoad), each several
 # minutes of moto's CPU alone.
-test: fmt-check vet test-go lambdas test-cdk
+test: fmt-check vet test-go test-web lambdas test-cdk
 
 test-go:
 	$(GO) test -race -short -count=1 -timeout 25m $(PKGS)
+
+# The web runtime (web/, cmd/parkinglot-wasm): the scheduler as
+# WebAssembly, assembled into dist/web with Go's wasm_exec.js and the ES
+# module, worker, declarations and demo page, ready to serve as it is.
+# test-web runs the JavaScript API's tests in Node against that build; the
+# headless Chromium test (tests/web) builds its own and runs in test-go.
+WEB_DIR := dist/web
+wasm:
+	@mkdir -p $(WEB_DIR)
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o $(WEB_DIR)/parkinglot.wasm ./cmd/parkinglot-wasm
+	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" web/*.js web/*.d.ts web/*.html web/package.json $(WEB_DIR)/
+
+test-web: wasm
+	node --test web/test/
 
 # The large load runs on moto, one package at a time so that their moto
 # servers do not starve each other: each run is bounded by its task count
