@@ -285,9 +285,9 @@ func (e *engine) submit(args []byte) (any, error) {
 	if err := decode(args, &in); err != nil {
 		return nil, err
 	}
-	req := core.SubmitRequest{Tenant: tenant, Pool: in.Pool, Key: in.Key, Recipient: in.Recipient, Payload: rawJSON(in.Payload)}
+	req := core.SubmitRequest{Tenant: tenant, Pool: in.Pool, Key: in.Key, Recipient: in.Recipient, Payload: api.RawJSON(in.Payload)}
 	if len(req.Payload) > core.MaxPayloadBytes {
-		return nil, &tooLargeError{field: "payload", msg: fmt.Sprintf("payload must be at most %d bytes, got %d", core.MaxPayloadBytes, len(req.Payload))}
+		return nil, &api.TooLargeError{Field: "payload", Msg: fmt.Sprintf("payload must be at most %d bytes, got %d", core.MaxPayloadBytes, len(req.Payload))}
 	}
 	var err error
 	if req.MaxWait, err = optDuration("maxWait", in.MaxWait); err != nil {
@@ -365,10 +365,10 @@ func (e *engine) complete(args []byte) (any, error) {
 	}
 	req := core.CompleteRequest{
 		Tenant: tenant, TaskID: in.ID, Lease: in.Lease,
-		Status: core.State(in.Status), Result: rawJSON(in.Result), Error: in.Error,
+		Status: core.State(in.Status), Result: api.RawJSON(in.Result), Error: in.Error,
 	}
 	if len(req.Result) > core.MaxResultBytes {
-		return nil, &tooLargeError{field: "result", msg: fmt.Sprintf("result must be at most %d bytes, got %d", core.MaxResultBytes, len(req.Result))}
+		return nil, &api.TooLargeError{Field: "result", Msg: fmt.Sprintf("result must be at most %d bytes, got %d", core.MaxResultBytes, len(req.Result))}
 	}
 	t, err := e.s.Complete(e.ctx, req)
 	if err != nil {

@@ -12,43 +12,12 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
-// tooLargeError is input over a size limit: payload_too_large, as HTTP's 413.
-type tooLargeError struct {
-	field string
-	msg   string
-}
-
-func (e *tooLargeError) Error() string { return e.msg }
-
 // errorCode maps an error of core or of the decoding of arguments to HTTP
-// API v1's error code and the field it names. It is the code half of
-// internal/httpapi's status mapping (unexported there, and that package
-// brings net/http, which this build leaves out). The two must agree: a
-// change there is a change here.
+// API v1's error code and the field it names: api.ErrorStatus, without the
+// status.
 func errorCode(err error) (code, field string) {
-	var inv *core.InvalidError
-	var big *tooLargeError
-	switch {
-	case errors.As(err, &big):
-		return api.CodePayloadTooLarge, big.field
-	case errors.As(err, &inv):
-		return api.CodeInvalidRequest, inv.Field
-	case errors.Is(err, core.ErrInvalid):
-		return api.CodeInvalidRequest, ""
-	case errors.Is(err, core.ErrPoolNotFound):
-		return api.CodePoolNotFound, ""
-	case errors.Is(err, core.ErrNotFound):
-		return api.CodeNotFound, ""
-	case errors.Is(err, core.ErrPoolFull):
-		return api.CodePoolFull, ""
-	case errors.Is(err, core.ErrKeyConflict):
-		return api.CodeKeyConflict, "key"
-	case errors.Is(err, core.ErrLeaseLost):
-		return api.CodeLeaseLost, "lease"
-	case errors.Is(err, core.ErrInvalidState):
-		return api.CodeInvalidState, ""
-	}
-	return api.CodeInternal, ""
+	_, code, field = api.ErrorStatus(err)
+	return code, field
 }
 
 // decode decodes the JSON object args into v strictly: unknown fields,
@@ -89,14 +58,6 @@ func kind(k string) string {
 		return "array"
 	}
 	return "object"
-}
-
-// rawJSON drops an explicit JSON null, which means "absent".
-func rawJSON(m json.RawMessage) json.RawMessage {
-	if string(bytes.TrimSpace(m)) == "null" {
-		return nil
-	}
-	return m
 }
 
 // optDuration parses an optional positive duration; empty is zero.

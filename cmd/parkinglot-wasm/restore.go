@@ -86,8 +86,8 @@ func (e *engine) restore(args []byte) (any, error) {
 		if m.Tenant != tenant || m.Recipient == "" || m.Cursor == 0 {
 			return nil, core.Invalid("messages", "a kept message must have tenant %q, a recipient and a cursor", tenant)
 		}
-		m.Result = rawJSON(m.Result) // a message without one was kept as null
-		m.Payload = rawJSON(m.Payload)
+		m.Result = api.RawJSON(m.Result) // a message without one was kept as null
+		m.Payload = api.RawJSON(m.Payload)
 		byBox[m.Recipient] = append(byBox[m.Recipient], m)
 	}
 	txn := &core.Txn{}

@@ -27,13 +27,13 @@ const maxBodyBytes = core.MaxPayloadBytes + 64<<10
 // must be one JSON object whose keys are exactly v's JSON field names, each
 // at most once, with values of the right types, and nothing after it. An
 // empty body counts as {}. Failures are *core.InvalidError naming the field,
-// or *tooLargeError.
+// or *api.TooLargeError.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &tooLargeError{field: "body", msg: fmt.Sprintf("the request body must be at most %d bytes", mbe.Limit)}
+			return &api.TooLargeError{Field: "body", Msg: fmt.Sprintf("the request body must be at most %d bytes", mbe.Limit)}
 		}
 		return core.Invalid("body", "reading the request body: %v", err)
 	}
@@ -205,14 +205,6 @@ func jsonKind(t reflect.Type) string {
 		return "array"
 	}
 	return "object"
-}
-
-// rawJSON drops an explicit JSON null, which means "absent".
-func rawJSON(m json.RawMessage) json.RawMessage {
-	if string(bytes.TrimSpace(m)) == "null" {
-		return nil
-	}
-	return m
 }
 
 // parseQuery parses r's query string, refusing malformed ones, parameters

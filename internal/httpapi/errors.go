@@ -11,48 +11,12 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
-// tooLargeError is input over a size limit, 413 payload_too_large; field
-// names it ("payload", "result", or "body" for the whole request body).
-type tooLargeError struct {
-	field string
-	msg   string
-}
-
-func (e *tooLargeError) Error() string { return e.msg }
-
 // retryAfterSeconds is the Retry-After of a 429: parked depth frees as slots
 // do, so a client should come back soon, not at once.
 const retryAfterSeconds = "1"
 
-// status maps an error of core or of the decoding of a request to its
-// status, code and the field it names. Unknown errors are 500 internal.
-func status(err error) (int, string, string) {
-	var inv *core.InvalidError
-	var big *tooLargeError
-	switch {
-	case errors.As(err, &big):
-		return http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, big.field
-	case errors.As(err, &inv):
-		return http.StatusBadRequest, api.CodeInvalidRequest, inv.Field
-	case errors.Is(err, core.ErrInvalid):
-		return http.StatusBadRequest, api.CodeInvalidRequest, ""
-	case errors.Is(err, core.ErrPoolNotFound):
-		return http.StatusNotFound, api.CodePoolNotFound, ""
-	case errors.Is(err, core.ErrNotFound):
-		return http.StatusNotFound, api.CodeNotFound, ""
-	case errors.Is(err, core.ErrPoolFull):
-		return http.StatusTooManyRequests, api.CodePoolFull, ""
-	case errors.Is(err, core.ErrKeyConflict):
-		return http.StatusConflict, api.CodeKeyConflict, "key"
-	case errors.Is(err, core.ErrLeaseLost):
-		return http.StatusConflict, api.CodeLeaseLost, "lease"
-	case errors.Is(err, core.ErrInvalidState):
-		return http.StatusConflict, api.CodeInvalidState, ""
-	case errors.Is(err, core.ErrForbidden):
-		return http.StatusForbidden, api.CodeForbidden, ""
-	}
-	return http.StatusInternalServerError, api.CodeInternal, ""
-}
+// status maps an error to its status, code and field: api.ErrorStatus.
+func status(err error) (int, string, string) { return api.ErrorStatus(err) }
 
 // fail writes the error response of err. Internal errors are logged and
 // their text is not shown: the message is "internal error", or a backend's

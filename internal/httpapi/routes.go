@@ -49,9 +49,9 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request, id Identity, p 
 // submitRequest turns a submit body into core's request. Sizes are checked
 // here so that an oversized payload is 413 rather than 400.
 func submitRequest(tenant, pool string, b api.SubmitRequest) (core.SubmitRequest, error) {
-	req := core.SubmitRequest{Tenant: tenant, Pool: pool, Key: b.Key, Recipient: b.Recipient, Payload: rawJSON(b.Payload)}
+	req := core.SubmitRequest{Tenant: tenant, Pool: pool, Key: b.Key, Recipient: b.Recipient, Payload: api.RawJSON(b.Payload)}
 	if len(req.Payload) > core.MaxPayloadBytes {
-		return req, &tooLargeError{field: "payload", msg: fmt.Sprintf("payload must be at most %d bytes, got %d", core.MaxPayloadBytes, len(req.Payload))}
+		return req, &api.TooLargeError{Field: "payload", Msg: fmt.Sprintf("payload must be at most %d bytes, got %d", core.MaxPayloadBytes, len(req.Payload))}
 	}
 	var err error
 	if req.MaxWait, err = optDuration("maxWait", b.MaxWait); err != nil {
@@ -118,10 +118,10 @@ func (h *handler) complete(w http.ResponseWriter, r *http.Request, id Identity, 
 	}
 	req := core.CompleteRequest{
 		Tenant: id.Tenant, Worker: id.Worker, TaskID: p["id"], Lease: body.Lease,
-		Status: core.State(body.Status), Result: rawJSON(body.Result), Error: body.Error,
+		Status: core.State(body.Status), Result: api.RawJSON(body.Result), Error: body.Error,
 	}
 	if len(req.Result) > core.MaxResultBytes {
-		h.fail(w, r, &tooLargeError{field: "result", msg: fmt.Sprintf("result must be at most %d bytes, got %d", core.MaxResultBytes, len(req.Result))})
+		h.fail(w, r, &api.TooLargeError{Field: "result", Msg: fmt.Sprintf("result must be at most %d bytes, got %d", core.MaxResultBytes, len(req.Result))})
 		return
 	}
 	if body.Next == nil {
