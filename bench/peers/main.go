@@ -29,14 +29,16 @@ var allSystems = []string{
 
 func main() {
 	var (
-		w       Workload
-		runs    = flag.Int("runs", 3, "interleaved runs of every system; each figure is the median")
-		systems = flag.String("systems", strings.Join(allSystems, ","), "comma-separated systems to run, in this order each round; also: river (River's default fetch settings), parkinglot-pull-memory-defaulthttp (pkg/client's default HTTP client)")
-		redis   = flag.String("redis", "127.0.0.1:6379", "Redis address for asynq")
-		pg      = flag.String("pg", "", "PostgreSQL URL for River (a database River may own)")
-		bin     = flag.String("parkinglot", "", "the parkinglot binary (its server runs one process per run)")
-		timeout = flag.Duration("timeout", 5*time.Minute, "bound of one run")
-		jsonOut = flag.String("json", "", "also write every run's result to this file")
+		w        Workload
+		runs     = flag.Int("runs", 3, "interleaved runs of every system; each figure is the median")
+		systems  = flag.String("systems", strings.Join(allSystems, ","), "comma-separated systems to run, in this order each round; also: river (River's default fetch settings), parkinglot-pull-memory-defaulthttp (pkg/client's default HTTP client)")
+		redis    = flag.String("redis", "127.0.0.1:6379", "Redis address for asynq")
+		pg       = flag.String("pg", "", "PostgreSQL URL for River (a database River may own)")
+		bin      = flag.String("parkinglot", "", "the parkinglot binary (its server runs one process per run)")
+		timeout  = flag.Duration("timeout", 5*time.Minute, "bound of one run")
+		jsonOut  = flag.String("json", "", "also write every run's result to this file")
+		redisPID = flag.Int("redis-pid", 0, "Redis's process id, to report its CPU time per job")
+		pgPID    = flag.Int("pg-pid", 0, "PostgreSQL's postmaster process id, to report the CPU time of its processes per job")
 	)
 	flag.IntVar(&w.Jobs, "jobs", 5000, "jobs per run")
 	flag.IntVar(&w.Producers, "producers", 4, "concurrent producers, one enqueue call per job")
@@ -74,8 +76,18 @@ func main() {
 		for _, n := range names {
 			f, _ := systemFunc(n, *redis, *pg, *bin)
 			rctx, cancel := context.WithTimeout(ctx, *timeout)
-			busy0, ru0 := cpuBusy(), rusage()
+			serverPID := 0
+			switch {
+			case n == "asynq":
+				serverPID = *redisPID
+			case strings.HasPrefix(n, "river"):
+				serverPID = *pgPID
+			}
+			busy0, ru0, srv0 := cpuBusy(), rusage(), treeCPU(serverPID)
 			res, err := f(rctx, w, holds)
+			if serverPID != 0 {
+				res.ServerCPUUS = float64((treeCPU(serverPID) - srv0).Microseconds()) / float64(w.Jobs)
+			}
 			cancel()
 			res.System = n
 			res.CPUBusy = busyFraction(busy0, cpuBusy())
@@ -112,7 +124,9 @@ type systemRun func(ctx context.Context, w Workload, holds []time.Duration) (Res
 func systemFunc(name, redis, pg, bin string) (systemRun, error) {
 	switch name {
 	case "asynq":
-		return func(ctx context.Context, w Workload, h []time.Duration) (Result, error) { return runAsynq(ctx, w, h, redis) }, nil
+		return func(ctx context.Context, w Workload, h []time.Duration) (Result, error) {
+			return runAsynq(ctx, w, h, redis)
+		}, nil
 	case "river", "river-tuned":
 		if pg == "" {
 			return nil, fmt.Errorf("%s needs -pg", name)

@@ -174,7 +174,7 @@ type Result struct {
 	Errors      []error
 	Elapsed     time.Duration // first enqueue start to last return
 	CPUBusy     float64       // the machine's busy fraction of all cores during the run
-	ServerCPUUS float64       // the server process's CPU µs per job (Parkinglot only)
+	ServerCPUUS float64       // the server's CPU µs per job (Redis, PostgreSQL and its backends, parkinglot serve)
 	HarnessCPU  float64       // this process's CPU µs per job
 }
 

@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -89,23 +87,6 @@ pools:
 	}
 }
 
-// cpu returns the server process's user+system CPU time so far.
-func (s *plServer) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name in parentheses; utime and stime are
-	// fields 14 and 15 (1-based), in clock ticks (100 per second here).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
-
 func (s *plServer) stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
@@ -163,7 +144,7 @@ func runParkinglot(ctx context.Context, w Workload, holds []time.Duration, bin, 
 	}
 	producers := newClient(tenantToken, w.Producers+4)
 	rec := NewRecorder(holds)
-	cpu0 := srv.cpu()
+	cpu0 := treeCPU(srv.cmd.Process.Pid)
 
 	wctx, stopWorkers := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -205,7 +186,7 @@ func runParkinglot(ctx context.Context, w Workload, holds []time.Duration, bin, 
 	})
 	err = waitDone(ctx, rec)
 	res := rec.Result(name)
-	res.ServerCPUUS = float64((srv.cpu() - cpu0).Microseconds()) / float64(w.Jobs)
+	res.ServerCPUUS = float64((treeCPU(srv.cmd.Process.Pid) - cpu0).Microseconds()) / float64(w.Jobs)
 	stopWorkers()
 	wg.Wait()
 	return res, err

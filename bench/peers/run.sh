@@ -81,9 +81,9 @@ echo "building parkinglot and the harness" >&2
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)," \
   "$(go version | cut -d' ' -f3-), redis $(redis-server --version | grep -o 'v=[^ ]*' | cut -d= -f2), postgresql $("$PG_BIN/postgres" --version | awk '{print $3}')"
-"$tmp/peers" -redis "127.0.0.1:$redis_port" \
+pg_pid=$(head -1 "$tmp/pg/postmaster.pid")
+"$tmp/peers" -redis "127.0.0.1:$redis_port" -redis-pid "$redis_pid" -pg-pid "$pg_pid" \
   -pg "postgres://postgres@127.0.0.1:$pg_port/peers?sslmode=disable&pool_max_conns=32" \
-  -parkinglot "$tmp/parkinglot" "$@"
-status=$?
+  -parkinglot "$tmp/parkinglot" "$@" && status=0 || status=$?
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 exit $status
