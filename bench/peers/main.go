@@ -161,6 +161,15 @@ func printRun(out io.Writer, run int, r Result) {
 		fmt.Fprintf(out, "  DOUBLES %d MISSING %d", r.Doubles, r.Missing)
 	}
 	fmt.Fprintln(out)
+	if len(r.RTT) > 0 {
+		fmt.Fprint(out, "     round trips p50/p95/p99:")
+		for _, k := range []string{"submit", "complete", "claim"} {
+			if v, ok := r.RTT[k]; ok {
+				fmt.Fprintf(out, "  %s %s / %s / %s", k, ms(v[0]), ms(v[1]), ms(v[2]))
+			}
+		}
+		fmt.Fprintln(out)
+	}
 	for _, err := range r.Errors {
 		fmt.Fprintf(out, "    error: %v\n", err)
 	}

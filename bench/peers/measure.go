@@ -176,6 +176,9 @@ type Result struct {
 	CPUBusy     float64       // the machine's busy fraction of all cores during the run
 	ServerCPUUS float64       // the server's CPU µs per job (Redis, PostgreSQL and its backends, parkinglot serve)
 	HarnessCPU  float64       // this process's CPU µs per job
+	// RTT is, for Parkinglot, the client's round trips by route (submit,
+	// complete, claim): p50, p95, p99.
+	RTT map[string][3]time.Duration `json:",omitempty"`
 }
 
 // Result summarizes the run.

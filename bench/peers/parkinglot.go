@@ -134,12 +134,16 @@ func runParkinglot(ctx context.Context, w Workload, holds []time.Duration, bin, 
 		return Result{}, err
 	}
 	defer srv.stop()
+	var rtts []*rttTransport
 	newClient := func(token string, conns int) *client.Client {
-		var opts []client.Option
+		hc := &http.Client{Transport: http.DefaultTransport}
 		if !defaultTransport {
-			opts = append(opts, client.WithHTTPClient(httpClient(conns)))
+			hc = httpClient(conns)
 		}
-		c, _ := client.New(srv.url, token, opts...)
+		rtt := newRTT(hc.Transport)
+		rtts = append(rtts, rtt)
+		hc.Transport = rtt
+		c, _ := client.New(srv.url, token, client.WithHTTPClient(hc))
 		return c
 	}
 	producers := newClient(tenantToken, w.Producers+4)
@@ -189,6 +193,14 @@ func runParkinglot(ctx context.Context, w Workload, holds []time.Duration, bin, 
 	res.ServerCPUUS = float64((treeCPU(srv.cmd.Process.Pid) - cpu0).Microseconds()) / float64(w.Jobs)
 	stopWorkers()
 	wg.Wait()
+	res.RTT = map[string][3]time.Duration{}
+	for _, t := range rtts {
+		for k, v := range t.summary() {
+			if k == "submit" || k == "complete" || k == "claim" {
+				res.RTT[k] = v
+			}
+		}
+	}
 	return res, err
 }
 
