@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -28,24 +27,29 @@ func runAsynq(ctx context.Context, w Workload, holds []time.Duration, addr strin
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc("job", func(ctx context.Context, t *asynq.Task) error {
-		var j jobPayload
-		if err := json.Unmarshal(t.Payload(), &j); err != nil {
+		i, err := decodeIndex(t.Payload())
+		if err != nil {
+			rec.Fail(err)
 			return err
 		}
-		hold(rec, j.I)
+		hold(rec, i)
 		return nil
 	})
-	if err := srv.Start(mux); err != nil {
-		return Result{}, fmt.Errorf("asynq: start server: %w", err)
-	}
 	defer srv.Shutdown()
-
 	client := asynq.NewClient(opt)
 	defer client.Close()
-	produce(ctx, w, rec, func(ctx context.Context, i int) error {
+	start := func() error {
+		if err := srv.Start(mux); err != nil {
+			return fmt.Errorf("asynq: start server: %w", err)
+		}
+		return nil
+	}
+	if err := enqueueAndWork(ctx, w, rec, start, func(ctx context.Context, i int) error {
 		_, err := client.EnqueueContext(ctx, asynq.NewTask("job", payload(i)))
 		return err
-	})
+	}); err != nil {
+		return Result{}, err
+	}
 	if err := waitDone(ctx, rec); err != nil {
 		return rec.Result("asynq"), err
 	}

@@ -65,3 +65,19 @@ func waitDone(ctx context.Context, rec *Recorder) error {
 		return fmt.Errorf("not every job ran before the run's timeout: %w", ctx.Err())
 	}
 }
+
+// enqueueAndWork starts the workers and runs the producers, in the
+// workload's order: workers first (enqueue and work overlap), or the
+// producers first when w.Preload.
+func enqueueAndWork(ctx context.Context, w Workload, rec *Recorder, start func() error, enqueue func(ctx context.Context, i int) error) error {
+	if !w.Preload {
+		if err := start(); err != nil {
+			return err
+		}
+	}
+	produce(ctx, w, rec, enqueue)
+	if w.Preload {
+		return start()
+	}
+	return nil
+}

@@ -46,6 +46,7 @@ func main() {
 	flag.Uint64Var(&w.Seed, "seed", 1, "seed of the jobs' hold times")
 	flag.DurationVar(&w.MinHold, "min-hold", time.Millisecond, "shortest hold")
 	flag.DurationVar(&w.MaxHold, "max-hold", 15*time.Millisecond, "longest hold")
+	flag.BoolVar(&w.Preload, "preload", false, "enqueue every job before the workers start (a backlog), instead of while they run")
 	flag.Parse()
 	names := strings.Split(*systems, ",")
 	for _, n := range names {
@@ -66,8 +67,12 @@ func main() {
 	for _, h := range holds {
 		sum += h
 	}
-	fmt.Printf("workload: %d jobs, %d producers, capacity %d, hold %s-%s (mean %s, seed %d): at most %.0f lifecycles/s\n",
-		w.Jobs, w.Producers, w.Capacity, w.MinHold, w.MaxHold, sum/time.Duration(len(holds)), w.Seed,
+	mode := "enqueued while the workers run"
+	if w.Preload {
+		mode = "all enqueued before the workers start"
+	}
+	fmt.Printf("workload: %d jobs (%s), %d producers, capacity %d, hold %s-%s (mean %s, seed %d): at most %.0f lifecycles/s\n",
+		w.Jobs, mode, w.Producers, w.Capacity, w.MinHold, w.MaxHold, sum/time.Duration(len(holds)), w.Seed,
 		float64(w.Capacity)*float64(len(holds))/sum.Seconds())
 	results := map[string][]Result{}
 	var all []Result

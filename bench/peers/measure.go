@@ -18,6 +18,9 @@ type Workload struct {
 	Seed      uint64
 	MinHold   time.Duration
 	MaxHold   time.Duration
+	// Preload enqueues every job before the workers start: the backlog
+	// regime, where the enqueue rate no longer bounds the workers.
+	Preload bool
 }
 
 // Holds returns each job's hold time, seeded: the same for every system.

@@ -152,43 +152,46 @@ func runParkinglot(ctx context.Context, w Workload, holds []time.Duration, bin, 
 
 	wctx, stopWorkers := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	switch executor {
-	case "pull":
-		wc := newClient(workerToken, w.Capacity+4)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := worker.Run(wctx, wc, worker.Options{Pool: "jobs", Concurrency: w.Capacity, ClaimWait: 5 * time.Second, ShutdownTimeout: 10 * time.Second},
-				func(ctx context.Context, t *worker.Task) (any, error) {
-					var j jobPayload
-					if err := t.Decode(&j); err != nil {
-						rec.Fail(err)
-						return nil, err
-					}
-					hold(rec, j.I)
-					return nil, nil
-				})
-			if err != nil {
-				rec.Fail(fmt.Errorf("worker.Run: %w", err))
-			}
-		}()
-	case "permit":
-		mc := newClient(tenantToken, w.Capacity+4)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			permitWorkers(wctx, mc, rec, &wg)
-		}()
-	default:
-		stopWorkers()
-		return Result{}, fmt.Errorf("unknown executor %q", executor)
+	start := func() error {
+		switch executor {
+		case "pull":
+			wc := newClient(workerToken, w.Capacity+4)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := worker.Run(wctx, wc, worker.Options{Pool: "jobs", Concurrency: w.Capacity, ClaimWait: 5 * time.Second, ShutdownTimeout: 10 * time.Second},
+					func(ctx context.Context, t *worker.Task) (any, error) {
+						var j jobPayload
+						if err := t.Decode(&j); err != nil {
+							rec.Fail(err)
+							return nil, err
+						}
+						hold(rec, j.I)
+						return nil, nil
+					})
+				if err != nil {
+					rec.Fail(fmt.Errorf("worker.Run: %w", err))
+				}
+			}()
+		case "permit":
+			mc := newClient(tenantToken, w.Capacity+4)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				permitWorkers(wctx, mc, rec, &wg)
+			}()
+		default:
+			return fmt.Errorf("unknown executor %q", executor)
+		}
+		return nil
 	}
-
-	produce(ctx, w, rec, func(ctx context.Context, i int) error {
+	err = enqueueAndWork(ctx, w, rec, start, func(ctx context.Context, i int) error {
 		_, err := producers.Submit(ctx, "jobs", api.SubmitRequest{Recipient: recipient, Payload: payload(i)})
 		return err
 	})
-	err = waitDone(ctx, rec)
+	if err == nil {
+		err = waitDone(ctx, rec)
+	}
 	res := rec.Result(name)
 	res.ServerCPUUS = float64((treeCPU(srv.cmd.Process.Pid) - cpu0).Microseconds()) / float64(w.Jobs)
 	stopWorkers()

@@ -77,18 +77,27 @@ func runRiver(ctx context.Context, w Workload, holds []time.Duration, url string
 	if err != nil {
 		return Result{}, fmt.Errorf("river: client: %w", err)
 	}
-	if err := client.Start(ctx); err != nil {
-		return Result{}, fmt.Errorf("river: start: %w", err)
-	}
+	started := false
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.Stop(sctx)
+		if started {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = client.Stop(sctx)
+		}
 	}()
-	produce(ctx, w, rec, func(ctx context.Context, i int) error {
+	start := func() error {
+		if err := client.Start(ctx); err != nil {
+			return fmt.Errorf("river: start: %w", err)
+		}
+		started = true
+		return nil
+	}
+	if err := enqueueAndWork(ctx, w, rec, start, func(ctx context.Context, i int) error {
 		_, err := client.Insert(ctx, riverJob{I: i}, nil)
 		return err
-	})
+	}); err != nil {
+		return Result{}, err
+	}
 	if err := waitDone(ctx, rec); err != nil {
 		return rec.Result(name), err
 	}
