@@ -88,6 +88,10 @@ func main() {
 			case strings.HasPrefix(n, "river"):
 				serverPID = *pgPID
 			}
+			var fsync [3]time.Duration
+			if strings.Contains(n, "-embedded") {
+				fsync, _ = fsyncProbe(os.TempDir(), 200)
+			}
 			busy0, ru0, srv0 := cpuBusy(), rusage(), treeCPU(serverPID)
 			res, err := f(rctx, w, holds)
 			if serverPID != 0 {
@@ -95,6 +99,7 @@ func main() {
 			}
 			cancel()
 			res.System = n
+			res.Fsync = fsync
 			res.CPUBusy = busyFraction(busy0, cpuBusy())
 			res.HarnessCPU = float64((rusage() - ru0).Microseconds()) / float64(w.Jobs)
 			if err != nil {
@@ -172,6 +177,9 @@ func printRun(out io.Writer, run int, r Result) {
 			if v, ok := r.RTT[k]; ok {
 				fmt.Fprintf(out, "  %s %s / %s / %s", k, ms(v[0]), ms(v[1]), ms(v[2]))
 			}
+		}
+		if r.Fsync[0] > 0 {
+			fmt.Fprintf(out, "  (fdatasync just before: %s / %s / %s)", ms(r.Fsync[0]), ms(r.Fsync[1]), ms(r.Fsync[2]))
 		}
 		fmt.Fprintln(out)
 	}

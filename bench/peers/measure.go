@@ -182,6 +182,9 @@ type Result struct {
 	// RTT is, for Parkinglot, the client's round trips by route (submit,
 	// complete, claim): p50, p95, p99.
 	RTT map[string][3]time.Duration `json:",omitempty"`
+	// Fsync is, before a run on the embedded store, the disk's fdatasync
+	// p50, p95, p99 in the directory of its data.
+	Fsync [3]time.Duration
 }
 
 // Result summarizes the run.
