@@ -138,6 +138,9 @@ func (r *Recorder) Return(i int) {
 	t := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if i < 0 || i >= len(r.entered) {
+		return
+	}
 	r.running--
 	r.lastOut = max(r.lastOut, t)
 	if r.waiting > len(r.open) {
