@@ -12,7 +12,7 @@ import (
 // runAsynq runs the workload through asynq on Redis: its default server
 // with Concurrency = capacity on one queue, producers calling Enqueue once
 // per job.
-func runAsynq(ctx context.Context, w Workload, holds []time.Duration, addr string) (Result, error) {
+func runAsynq(ctx context.Context, w Workload, holds []time.Duration, addr string, redisPID int) (Result, error) {
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
@@ -20,6 +20,7 @@ func runAsynq(ctx context.Context, w Workload, holds []time.Duration, addr strin
 	}
 	opt := asynq.RedisClientOpt{Addr: addr}
 	rec := NewRecorder(holds)
+	cpu := startCPU(redisPID)
 	srv := asynq.NewServer(opt, asynq.Config{
 		Concurrency: w.Capacity,
 		Queues:      map[string]int{"default": 1},
@@ -50,8 +51,8 @@ func runAsynq(ctx context.Context, w Workload, holds []time.Duration, addr strin
 	}); err != nil {
 		return Result{}, err
 	}
-	if err := waitDone(ctx, rec); err != nil {
-		return rec.Result("asynq"), err
-	}
-	return rec.Result("asynq"), nil
+	err := waitDone(ctx, rec)
+	res := rec.Result("asynq")
+	res.ServerCPUUS = cpu.perJob(w.Jobs)
+	return res, err
 }

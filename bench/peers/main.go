@@ -50,7 +50,7 @@ func main() {
 	flag.Parse()
 	names := strings.Split(*systems, ",")
 	for _, n := range names {
-		if _, err := systemFunc(n, *redis, *pg, *bin); err != nil {
+		if _, err := systemFunc(n, *redis, *pg, *bin, 0, 0); err != nil {
 			fmt.Fprintln(os.Stderr, "peers:", err)
 			os.Exit(2)
 		}
@@ -79,24 +79,14 @@ func main() {
 	failed := false
 	for r := range *runs {
 		for _, n := range names {
-			f, _ := systemFunc(n, *redis, *pg, *bin)
+			f, _ := systemFunc(n, *redis, *pg, *bin, *redisPID, *pgPID)
 			rctx, cancel := context.WithTimeout(ctx, *timeout)
-			serverPID := 0
-			switch {
-			case n == "asynq":
-				serverPID = *redisPID
-			case strings.HasPrefix(n, "river"):
-				serverPID = *pgPID
-			}
 			var fsync [3]time.Duration
 			if strings.Contains(n, "-embedded") {
 				fsync, _ = fsyncProbe(os.TempDir(), 200)
 			}
-			busy0, ru0, srv0 := cpuBusy(), rusage(), treeCPU(serverPID)
+			busy0, ru0 := cpuBusy(), rusage()
 			res, err := f(rctx, w, holds)
-			if serverPID != 0 {
-				res.ServerCPUUS = float64((treeCPU(serverPID) - srv0).Microseconds()) / float64(w.Jobs)
-			}
 			cancel()
 			res.System = n
 			res.Fsync = fsync
@@ -131,11 +121,11 @@ func main() {
 
 type systemRun func(ctx context.Context, w Workload, holds []time.Duration) (Result, error)
 
-func systemFunc(name, redis, pg, bin string) (systemRun, error) {
+func systemFunc(name, redis, pg, bin string, redisPID, pgPID int) (systemRun, error) {
 	switch name {
 	case "asynq":
 		return func(ctx context.Context, w Workload, h []time.Duration) (Result, error) {
-			return runAsynq(ctx, w, h, redis)
+			return runAsynq(ctx, w, h, redis, redisPID)
 		}, nil
 	case "river", "river-tuned":
 		if pg == "" {
@@ -143,7 +133,7 @@ func systemFunc(name, redis, pg, bin string) (systemRun, error) {
 		}
 		tuned := name == "river-tuned"
 		return func(ctx context.Context, w Workload, h []time.Duration) (Result, error) {
-			return runRiver(ctx, w, h, pg, tuned)
+			return runRiver(ctx, w, h, pg, tuned, pgPID)
 		}, nil
 	}
 	if rest, ok := strings.CutPrefix(name, "parkinglot-"); ok {
@@ -226,9 +216,15 @@ func printTable(out io.Writer, names []string, results map[string][]Result) {
 	fmt.Fprintln(out, "| --- | --- | --- | --- |")
 	for _, n := range names {
 		rs := results[n]
+		var known []Result
+		for _, r := range rs {
+			if r.ServerCPUUS >= 0 {
+				known = append(known, r)
+			}
+		}
 		fmt.Fprintf(out, "| %s | %.0f%% | %.0f | %.0f |\n", n,
 			100*medianOf(rs, func(r Result) float64 { return r.CPUBusy }),
-			medianOf(rs, func(r Result) float64 { return r.ServerCPUUS }),
+			medianOf(known, func(r Result) float64 { return r.ServerCPUUS }),
 			medianOf(rs, func(r Result) float64 { return r.HarnessCPU }))
 	}
 }

@@ -148,7 +148,7 @@ func runParkinglot(ctx context.Context, w Workload, holds []time.Duration, bin, 
 	}
 	producers := newClient(tenantToken, w.Producers+4)
 	rec := NewRecorder(holds)
-	cpu0 := treeCPU(srv.cmd.Process.Pid)
+	cpu := startCPU(srv.cmd.Process.Pid)
 
 	wctx, stopWorkers := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -193,7 +193,7 @@ func runParkinglot(ctx context.Context, w Workload, holds []time.Duration, bin, 
 		err = waitDone(ctx, rec)
 	}
 	res := rec.Result(name)
-	res.ServerCPUUS = float64((treeCPU(srv.cmd.Process.Pid) - cpu0).Microseconds()) / float64(w.Jobs)
+	res.ServerCPUUS = cpu.perJob(w.Jobs)
 	stopWorkers()
 	wg.Wait()
 	res.RTT = map[string][3]time.Duration{}

@@ -32,14 +32,14 @@ func procStat(pid int) (ppid int, self, children time.Duration, ok bool) {
 
 // treeCPU returns the CPU time of pid and of its children, living or
 // exited (and waited for): a server such as PostgreSQL runs one process per
-// connection. Zero when pid is 0 or gone.
-func treeCPU(pid int) time.Duration {
+// connection. False when pid is 0 or gone.
+func treeCPU(pid int) (time.Duration, bool) {
 	if pid <= 0 {
-		return 0
+		return 0, false
 	}
 	_, self, children, ok := procStat(pid)
 	if !ok {
-		return 0
+		return 0, false
 	}
 	total := self + children
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
@@ -52,5 +52,31 @@ func treeCPU(pid int) time.Duration {
 			total += cself
 		}
 	}
-	return total
+	return total, true
+}
+
+// cpuMeter measures a server's CPU time per job over a run: -1 when its
+// processes could not be read, 0 without a pid.
+type cpuMeter struct {
+	pid   int
+	start time.Duration
+	ok    bool
+}
+
+func startCPU(pid int) cpuMeter {
+	start, ok := treeCPU(pid)
+	return cpuMeter{pid: pid, start: start, ok: ok}
+}
+
+// perJob returns the CPU µs per job since startCPU. Call it before the
+// run's clients disconnect, while the server's processes still serve them.
+func (m cpuMeter) perJob(jobs int) float64 {
+	if m.pid <= 0 {
+		return 0
+	}
+	end, ok := treeCPU(m.pid)
+	if !m.ok || !ok || end < m.start {
+		return -1
+	}
+	return float64((end - m.start).Microseconds()) / float64(jobs)
 }

@@ -48,7 +48,7 @@ func riverMigrate(ctx context.Context, url string) error {
 // MaxWorkers = capacity, producers calling Insert once per job. tuned sets
 // FetchCooldown and FetchPollInterval to River's minimum, 1ms (defaults:
 // 100ms and 1s).
-func runRiver(ctx context.Context, w Workload, holds []time.Duration, url string, tuned bool) (Result, error) {
+func runRiver(ctx context.Context, w Workload, holds []time.Duration, url string, tuned bool, pgPID int) (Result, error) {
 	name := "river"
 	if tuned {
 		name = "river-tuned"
@@ -62,6 +62,7 @@ func runRiver(ctx context.Context, w Workload, holds []time.Duration, url string
 		return Result{}, fmt.Errorf("river: truncate river_job: %w", err)
 	}
 	rec := NewRecorder(holds)
+	cpu := startCPU(pgPID)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &riverWorker{rec: rec})
 	cfg := &river.Config{
@@ -98,8 +99,8 @@ func runRiver(ctx context.Context, w Workload, holds []time.Duration, url string
 	}); err != nil {
 		return Result{}, err
 	}
-	if err := waitDone(ctx, rec); err != nil {
-		return rec.Result(name), err
-	}
-	return rec.Result(name), nil
+	err = waitDone(ctx, rec)
+	res := rec.Result(name)
+	res.ServerCPUUS = cpu.perJob(w.Jobs)
+	return res, err
 }
