@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The peer benchmark (docs/benchmarks.md, "Side by side with the peers"):
-# installs Redis if missing, starts Redis and a throwaway PostgreSQL on free
+# installs Redis and PostgreSQL from Debian if missing, starts Redis and a throwaway PostgreSQL on free
 # loopback ports in a temporary directory, builds the parkinglot binary and
 # the harness, runs the harness with the arguments given (for example
 # -jobs 1000 -runs 1), and stops everything.
@@ -8,24 +8,30 @@
 #   bench/peers/run.sh                       # the reported workload: 5,000 jobs, 3 interleaved runs
 #   bench/peers/run.sh -jobs 1000 -runs 1    # a quick look
 #
-# Needs: go, redis-server (installed with apt-get when missing and run as
-# root), PostgreSQL's initdb and pg_ctl (PG_BIN, default: the newest under
-# /usr/lib/postgresql). Runs as root or as a normal user: as root, the
-# database runs as the postgres user (initdb refuses root).
+# Needs: go, redis-server and PostgreSQL's initdb and pg_ctl (PG_BIN,
+# default: the newest under /usr/lib/postgresql), both installed from
+# Debian's packages (redis-server, postgresql) when missing and run as root.
+# Runs as root or as a normal user: as root, the database runs as the
+# postgres user (initdb refuses root).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-if ! command -v redis-server >/dev/null; then
+# The peers' servers come from Debian's packages; missing ones are installed
+# when this runs as root with apt-get.
+apt_install() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing redis-server" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    echo "installing $*" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
   else
-    echo "run.sh: redis-server is missing (apt-get install redis-server)" >&2; exit 1
+    echo "run.sh: $* missing (apt-get install $*)" >&2; exit 1
   fi
-fi
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+}
+command -v redis-server >/dev/null || apt_install redis-server
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+if [ -z "${PG_BIN:-}" ] && [ -z "$(pg_bin)" ]; then apt_install postgresql; fi
+PG_BIN=${PG_BIN:-$(pg_bin)}
 if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
   echo "run.sh: PostgreSQL's initdb not found (apt-get install postgresql, or set PG_BIN)" >&2; exit 1
 fi
