@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The peer benchmark (docs/benchmarks.md, "Side by side with the peers"):
-# installs Redis and PostgreSQL from Debian if missing, starts Redis and a throwaway PostgreSQL on free
-# loopback ports in a temporary directory, builds the parkinglot binary and
-# the harness, runs the harness with the arguments given (for example
-# -jobs 1000 -runs 1), and stops everything.
+# installs Redis and PostgreSQL from Debian if missing, starts Redis and a
+# throwaway PostgreSQL cluster on free loopback ports in a temporary
+# directory, builds the parkinglot binary and the harness, runs the harness
+# with the arguments given (for example -jobs 1000 -runs 1), and stops
+# everything.
 #
 #   bench/peers/run.sh                       # the reported workload: 5,000 jobs, 3 interleaved runs
 #   bench/peers/run.sh -jobs 1000 -runs 1    # a quick look
