@@ -31,7 +31,7 @@ func main() {
 	var (
 		w        Workload
 		runs     = flag.Int("runs", 3, "interleaved runs of every system; each figure is the median")
-		systems  = flag.String("systems", strings.Join(allSystems, ","), "comma-separated systems to run, in this order each round; also: river (River's default fetch settings), parkinglot-pull-memory-defaulthttp (pkg/client's default HTTP client)")
+		systems  = flag.String("systems", strings.Join(allSystems, ","), "comma-separated systems to run, in this order each round; also: river (River's default fetch settings), parkinglot-pull-memory-defaulthttp (pkg/client's default HTTP client), http-floor (a no-op job server over HTTP: one loopback round trip per wake)")
 		redis    = flag.String("redis", "127.0.0.1:6379", "Redis address for asynq")
 		pg       = flag.String("pg", "", "PostgreSQL URL for River (a database River may own)")
 		bin      = flag.String("parkinglot", "", "the parkinglot binary (its server runs one process per run)")
@@ -46,8 +46,13 @@ func main() {
 	flag.Uint64Var(&w.Seed, "seed", 1, "seed of the jobs' hold times")
 	flag.DurationVar(&w.MinHold, "min-hold", time.Millisecond, "shortest hold")
 	flag.DurationVar(&w.MaxHold, "max-hold", 15*time.Millisecond, "longest hold")
+	serveFloorAddr := flag.String("serve-floor", "", "serve the http-floor system's queue on this address (the harness starts it so)")
 	flag.BoolVar(&w.Preload, "preload", false, "enqueue every job before the workers start (a backlog), instead of while they run")
 	flag.Parse()
+	if *serveFloorAddr != "" {
+		fmt.Fprintln(os.Stderr, "peers: http-floor:", serveFloor(*serveFloorAddr))
+		os.Exit(1)
+	}
 	names := strings.Split(*systems, ",")
 	for _, n := range names {
 		if _, err := systemFunc(n, *redis, *pg, *bin, 0, 0); err != nil {
@@ -127,6 +132,8 @@ func systemFunc(name, redis, pg, bin string, redisPID, pgPID int) (systemRun, er
 		return func(ctx context.Context, w Workload, h []time.Duration) (Result, error) {
 			return runAsynq(ctx, w, h, redis, redisPID)
 		}, nil
+	case "http-floor":
+		return runFloor, nil
 	case "river", "river-tuned":
 		if pg == "" {
 			return nil, fmt.Errorf("%s needs -pg", name)
