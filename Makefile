@@ -64,6 +64,15 @@ COUNT     ?= 5
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) $(PKGS)
 
+# The peer benchmark (docs/benchmarks.md, "Side by side with the peers"):
+# asynq on Redis, River on PostgreSQL and Parkinglot's server, one workload,
+# medians of 3 interleaved runs. bench/peers is a module of its own, so the
+# peers never enter the product's build; not part of `make test`.
+PEERS_ARGS ?=
+.PHONY: bench-peers
+bench-peers:
+	bench/peers/run.sh $(PEERS_ARGS)
+
 # Run each fuzz target for FUZZTIME (default 10s).
 FUZZTIME ?= 10s
 fuzz:
