@@ -30,8 +30,21 @@ type Client struct {
 type Option func(*Client)
 
 // WithHTTPClient makes the client send its requests through hc.
-// Default: a client without a timeout (requests are bounded by their ctx).
+// Default: a client without a timeout (requests are bounded by their ctx)
+// over a transport of its own that keeps up to 100 idle connections to the
+// server, so that a worker of that many concurrent tasks reuses its
+// connections (net/http's default transport keeps 2 per host).
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
+
+// idlePerHost is how many idle connections the default transport keeps.
+const idlePerHost = 100
+
+func defaultHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = idlePerHost
+	tr.MaxIdleConnsPerHost = idlePerHost
+	return &http.Client{Transport: tr}
+}
 
 // New returns a client of the server at baseURL (such as
 // http://127.0.0.1:8080) that authenticates with the bearer token, if any.
@@ -43,9 +56,12 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("client: server URL %q: want http://host:port or https://host", baseURL)
 	}
-	c := &Client{base: u, token: token, http: &http.Client{}}
+	c := &Client{base: u, token: token}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.http == nil {
+		c.http = defaultHTTPClient()
 	}
 	return c, nil
 }
