@@ -56,12 +56,13 @@ const (
 	retentionDays     = 14
 )
 
-// Function timeouts, in seconds. The mailbox long-polls up to 20s; API
-// Gateway's integration timeout is 30s. SQS's visibility on the submit
-// queue is six times submit's timeout, as Lambda advises.
+// Function timeouts, in seconds. The mailbox long-polls up to 20s, and so
+// does a claim, which dispatch serves; API Gateway's integration timeout
+// is 30s. SQS's visibility on the submit queue is six times submit's
+// timeout, as Lambda advises.
 var timeouts = map[lambdaapi.Function]float64{
 	lambdaapi.Submit:   15,
-	lambdaapi.Dispatch: 15,
+	lambdaapi.Dispatch: 25,
 	lambdaapi.Mailbox:  25,
 	lambdaapi.Expire:   60,
 }
