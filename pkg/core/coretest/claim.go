@@ -228,8 +228,8 @@ func exerciseClaims(t *testing.T, newBackend NewBackend) {
 		// held twice, never more than capacity held, and one outcome each.
 		const (
 			capacity = 3
-			claimers = 6
-			tasks    = 60
+			claimers = 5
+			tasks    = 30
 		)
 		tb := setup(t, newBackend, core.PoolConfig{Name: "p", Capacity: capacity, MaxParked: tasks, DefaultMaxWait: 24 * time.Hour, RunTimeout: time.Hour, Executor: core.ExecutorPull})
 		ids := make(map[string]bool, tasks)
