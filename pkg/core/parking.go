@@ -91,7 +91,9 @@ func (s *Scheduler) startDeliveries(ctx context.Context, pool string, ds []Deliv
 			continue
 		}
 		if err != nil {
-			for _, rest := range ds[i+1:] {
+			// The message goes back with the rest: left hidden, its task
+			// would wait for the queue's visibility timeout.
+			for _, rest := range ds[i:] {
 				s.giveBack(ctx, pool, rest)
 			}
 			return started, false, err

@@ -1,6 +1,7 @@
 package coretest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -254,6 +255,10 @@ func exerciseClaims(t *testing.T, newBackend NewBackend) {
 			peak = max(peak, held)
 		}
 		errs := make(chan error, claimers+1)
+		// A hang guard: the stub clock never moves, so a message a store
+		// left hidden would never come back; fail with what is stuck.
+		guard, stopGuard := context.WithTimeout(tb.ctx, 5*time.Minute)
+		defer stopGuard()
 		for c := range claimers {
 			w := core.Worker{Name: fmt.Sprint("w", c), Pools: []string{"p"}}
 			wg.Add(1)
@@ -261,6 +266,10 @@ func exerciseClaims(t *testing.T, newBackend NewBackend) {
 				defer wg.Done()
 				var mine []core.Task
 				for finished.Load() < tasks {
+					if guard.Err() != nil {
+						errs <- fmt.Errorf("claimer %s: %d of %d tasks finished when the hang guard ended the run", w.Name, finished.Load(), tasks)
+						return
+					}
 					if len(mine) == 0 {
 						got, err := tb.s.Claim(tb.ctx, core.ClaimRequest{Worker: w, Pool: "p", Max: 1 + c%3, Wait: 5 * time.Millisecond})
 						if err != nil {
