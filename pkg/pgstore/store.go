@@ -193,7 +193,7 @@ func scanPool(row pgx.Row) (core.Pool, error) {
 func (s *Store) Pool(ctx context.Context, name string) (core.Pool, error) {
 	p, err := scanPool(s.pool.QueryRow(ctx, `SELECT `+poolColumns+` FROM pools WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return core.Pool{}, fmt.Errorf("pgstore: pool %s: %w", name, core.ErrPoolNotFound)
+		return core.Pool{}, core.ErrPoolNotFound // bare: the API quotes it
 	}
 	if err != nil {
 		return core.Pool{}, fmt.Errorf("pgstore: pool %s: %w", name, err)
@@ -237,7 +237,7 @@ func scanTask(row pgx.Row) (core.Task, error) {
 func (s *Store) Task(ctx context.Context, id string) (core.Task, error) {
 	t, err := scanTask(s.pool.QueryRow(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return core.Task{}, fmt.Errorf("pgstore: task %s: %w", id, core.ErrNotFound)
+		return core.Task{}, core.ErrNotFound // bare: the same answer as another tenant's task
 	}
 	if err != nil {
 		return core.Task{}, fmt.Errorf("pgstore: task %s: %w", id, err)
@@ -251,7 +251,7 @@ func (s *Store) Key(ctx context.Context, tenant, key string) (core.KeyRecord, er
 	err := s.pool.QueryRow(ctx, `SELECT task_id, body_hash FROM keys WHERE tenant = $1 AND key = $2`, tenant, key).
 		Scan(&rec.TaskID, &rec.BodyHash)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return core.KeyRecord{}, fmt.Errorf("pgstore: key %q: %w", key, core.ErrNotFound)
+		return core.KeyRecord{}, core.ErrNotFound
 	}
 	if err != nil {
 		return core.KeyRecord{}, fmt.Errorf("pgstore: key %q: %w", key, err)

@@ -1,0 +1,118 @@
+package pgstore_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/pkg/core"
+	"github.com/parkinglot/parkinglot/pkg/pgstore"
+)
+
+// hangGuard bounds a wait that should end at once: it fails a hung test,
+// and a slow machine still meets it.
+const hangGuard = 30 * time.Second
+
+// TestMigrateConcurrently opens three stores on one new schema at once:
+// the advisory lock lets one apply each migration and the others find it
+// done; a schema newer than the build is refused.
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	schema := cluster.Schema(t)
+	var wg sync.WaitGroup
+	stores := make([]*pgstore.Store, 3)
+	errs := make([]error, 3)
+	for i := range stores {
+		wg.Go(func() {
+			stores[i], errs[i] = pgstore.Open(context.Background(), pgstore.Options{DSN: cluster.DSN, Schema: schema, MaxConns: 2})
+		})
+	}
+	wg.Wait()
+	for i, s := range stores {
+		require.NoError(t, errs[i])
+		t.Cleanup(func() { s.Close() })
+	}
+	var n, top int
+	require.NoError(t, stores[0].DB().QueryRow(t.Context(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &top))
+	require.Equal(t, pgstore.SchemaVersion(), n, "each migration applied once")
+	require.Equal(t, pgstore.SchemaVersion(), top)
+
+	applied, err := pgstore.Migrate(t.Context(), cluster.DSN, schema)
+	require.NoError(t, err)
+	require.Empty(t, applied, "nothing left to apply")
+
+	_, err = stores[0].DB().Exec(t.Context(), `INSERT INTO schema_migrations (version, name) VALUES ($1, 'future.sql')`, pgstore.SchemaVersion()+1)
+	require.NoError(t, err)
+	_, err = pgstore.Open(t.Context(), pgstore.Options{DSN: cluster.DSN, Schema: schema})
+	require.ErrorContains(t, err, "newer than this build")
+}
+
+// TestWatchAcrossStores: a message committed through one store wakes a
+// long poll's watcher on another store of the same schema (another
+// server), and only that mailbox's.
+func TestWatchAcrossStores(t *testing.T) {
+	t.Parallel()
+	schema := cluster.Schema(t)
+	a := open(t, pgstore.Options{Schema: schema})
+	b := open(t, pgstore.Options{Schema: schema})
+	other := open(t, pgstore.Options{}) // another schema: another channel
+
+	first, stopFirst := b.WatchMailbox("acme", "first")
+	defer stopFirst()
+	second, stopSecond := b.WatchMailbox("acme", "second")
+	defer stopSecond()
+	quiet, stopQuiet := b.WatchMailbox("acme", "quiet")
+	defer stopQuiet()
+	elsewhere, stopElsewhere := other.WatchMailbox("acme", "first")
+	defer stopElsewhere()
+
+	msg := func(rcpt string) core.Message {
+		return core.Message{Tenant: "acme", Recipient: rcpt, TaskID: "t", Pool: "p", Type: "succeeded", At: time.Now()}
+	}
+	require.NoError(t, a.Commit(t.Context(), &core.Txn{Messages: []core.Message{msg("first")}}))
+	require.NoError(t, a.Commit(t.Context(), &core.Txn{Messages: []core.Message{msg("second")}}))
+	for _, ch := range []<-chan struct{}{first, second} {
+		select {
+		case <-ch:
+		case <-time.After(hangGuard):
+			t.Fatal("no wake-up after the commit")
+		}
+	}
+	// Notifications arrive in commit order: once the second is in, one for
+	// another mailbox or another schema would have been too.
+	require.Empty(t, quiet, "a mailbox without messages was woken")
+	require.Empty(t, elsewhere, "a store of another schema was woken")
+
+	// A refused commit notifies nobody.
+	require.ErrorIs(t, a.Commit(t.Context(), &core.Txn{Pool: "missing", RunningDelta: 1, Messages: []core.Message{msg("quiet")}}), core.ErrPoolNotFound)
+	require.NoError(t, a.Commit(t.Context(), &core.Txn{Messages: []core.Message{msg("second")}}))
+	select {
+	case <-second:
+	case <-time.After(hangGuard):
+		t.Fatal("no wake-up after the commit")
+	}
+	require.Empty(t, quiet, "a rolled-back commit woke its mailbox")
+}
+
+func TestOptions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		opts pgstore.Options
+		want string
+	}{
+		{pgstore.Options{}, "DSN is required"},
+		{pgstore.Options{DSN: cluster.DSN, Schema: "Bad-Name"}, `Schema "Bad-Name"`},
+		{pgstore.Options{DSN: cluster.DSN, MaxConns: -1}, "MaxConns"},
+		{pgstore.Options{DSN: "postgres://u:s3cret@127.0.0.1:1/db?connect_timeout=5"}, "connect"},
+		{pgstore.Options{DSN: "host=127.0.0.1 port=1 user=u password=s3cret connect_timeout=5"}, "connect"},
+		{pgstore.Options{DSN: "postgres://u:s3cret@[bad"}, "dsn"},
+	} {
+		_, err := pgstore.Open(t.Context(), tc.opts)
+		require.ErrorContains(t, err, tc.want)
+		require.False(t, strings.Contains(err.Error(), "s3cret"), "password in %q", err)
+	}
+}
