@@ -41,6 +41,7 @@ commands:
   pools       show pools
   loadtest    drive a server with permit-mode workers and check its invariants
   check       verify an embedded store's data directory offline (--data DIR)
+  migrate     apply the postgres store's schema migrations (--config FILE)
   version     print the version, VCS commit and Go version (also --version)
 
 Run 'parkinglot COMMAND -h' for a command's flags.
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return loadtestCmd(ctx, rest, stdout, stderr)
 	case "check":
 		return checkCmd(rest, stdout, stderr)
+	case "migrate":
+		return migrateCmd(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		return versionCmd(rest, stdout, stderr)
 	case "help", "-h", "--help":
