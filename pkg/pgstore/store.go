@@ -39,6 +39,10 @@ type Options struct {
 	// Logger receives the notification listener's reconnections. Default:
 	// discard.
 	Logger *slog.Logger
+	// Tracer, if set, traces every query and batch of the store's
+	// connections (pgx's tracelog, an OpenTelemetry tracer, or a counter of
+	// round trips as the benchmarks use). Default: none.
+	Tracer pgx.QueryTracer
 }
 
 // WithDefaults returns o with its zero fields set to their defaults.
@@ -99,6 +103,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = int32(opts.MaxConns)
 	}
+	cfg.ConnConfig.Tracer = opts.Tracer
 	// Every statement names its tables unqualified: the schema is the
 	// connection's search path.
 	cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
