@@ -33,21 +33,26 @@ const maxCommitAttempts = 8
 // The transaction is one pgx batch: its statements go to the server in one
 // round trip and run, up to the batch's one Sync, as one implicit
 // transaction at READ COMMITTED, which a failing statement rolls back
-// whole. The statements, in the order that every transaction takes its row
-// locks (so that two commits never deadlock): the pool's counters
-// (commit_pool: the row locked, its conditions checked, raising when one
-// fails); each task's write in id order, an INSERT ... ON CONFLICT DO
-// NOTHING for a new task or an UPDATE ... WHERE version = expected, with
-// task_written raising when no row was written; the idempotency key's
-// INSERT ... ON CONFLICT DO NOTHING with key_written; each mailbox's head
-// row update, which takes the messages' cursors, and the messages' insert;
-// the events' insert; and pg_notify for each mailbox, delivered by the
-// server only once the transaction commits.
+// whole. The statements: each task's write in id order, an INSERT ... ON
+// CONFLICT DO NOTHING for a new task or an UPDATE ... WHERE version =
+// expected, with task_written raising when no row was written; the
+// idempotency key's INSERT ... ON CONFLICT DO NOTHING with key_written;
+// the events' insert; for each mailbox in (tenant, recipient) order, its
+// head row update, which takes the messages' cursors, and the messages'
+// insert; pg_notify for each mailbox, delivered by the server only once
+// the transaction commits; and last the pool's counters (commit_pool: the
+// row locked, its conditions checked, raising when one fails).
+//
+// Every transaction takes its row locks in that order (tasks, key,
+// mailboxes, pool), so two commits never deadlock, and the hottest rows
+// last: a row lock is held until the commit's WAL flush, and one pool's
+// (or one mailbox's) transitions queue on its row for that long; taking it
+// at the end keeps the statements before it out of the queue.
 //
 // A raised condition is translated to core's error by core's own checks
-// on the rows as the transaction saw them: Txn.CheckPool on the locked
-// pool row that commit_pool reports, TaskWrite.Conflicts on the stored
-// version.
+// on the rows as the transaction saw them: TaskWrite.Conflicts on the
+// stored version, Txn.CheckPool on the locked pool row that commit_pool
+// reports.
 func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 	if err := txn.CheckShape(); err != nil {
 		return fmt.Errorf("pgstore: %w", err)
@@ -65,7 +70,7 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 		case codePoolNotFound:
 			return fmt.Errorf("pgstore: commit: %w: %s", core.ErrPoolNotFound, txn.Pool)
 		case codePoolCondition:
-			return s.namePoolFailure(ctx, txn, pe.Detail)
+			return namePoolFailure(txn, pe.Detail)
 		case codeTaskConflict:
 			return taskConflict(txn, pe)
 		case codeKeyExists:
@@ -132,10 +137,6 @@ const notifyMailboxes = `SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x`
 // commitBatch builds txn's statements; see Commit.
 func (s *Store) commitBatch(txn *core.Txn) *pgx.Batch {
 	b := &pgx.Batch{}
-	if txn.TouchesPool() {
-		b.Queue(`SELECT commit_pool($1, $2, $3, $4, $5, $6)`,
-			txn.Pool, txn.RunningDelta, txn.ParkedDelta, txn.NeedSlot, txn.FirstInLine, txn.NeedParkRoom)
-	}
 	order := make([]int, len(txn.Tasks))
 	for i := range order {
 		order[i] = i
@@ -156,6 +157,16 @@ func (s *Store) commitBatch(txn *core.Txn) *pgx.Batch {
 	if k := txn.Key; k != nil {
 		b.Queue(insertKey, k.Tenant, k.Key, k.TaskID, k.BodyHash)
 	}
+	if n := len(txn.Events); n > 0 {
+		tenants, pools, tasks, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		froms, tos, details, ats := make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
+		for i := range txn.Events {
+			e := &txn.Events[i]
+			tenants[i], pools[i], tasks[i], types[i] = e.Tenant, e.Pool, e.TaskID, e.Type
+			froms[i], tos[i], details[i], ats[i] = string(e.From), string(e.To), e.Detail, e.At.UnixNano()
+		}
+		b.Queue(insertEvents, tenants, ats, pools, tasks, types, froms, tos, details)
+	}
 	boxes := mailboxes(txn.Messages)
 	for _, box := range boxes {
 		var taskIDs, pools, types, leases, errs []string
@@ -172,22 +183,16 @@ func (s *Store) commitBatch(txn *core.Txn) *pgx.Batch {
 		}
 		b.Queue(insertMessages, box.tenant, box.recipient, len(taskIDs), taskIDs, pools, types, leases, results, errs, ats)
 	}
-	if n := len(txn.Events); n > 0 {
-		tenants, pools, tasks, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		froms, tos, details, ats := make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
-		for i := range txn.Events {
-			e := &txn.Events[i]
-			tenants[i], pools[i], tasks[i], types[i] = e.Tenant, e.Pool, e.TaskID, e.Type
-			froms[i], tos[i], details[i], ats[i] = string(e.From), string(e.To), e.Detail, e.At.UnixNano()
-		}
-		b.Queue(insertEvents, tenants, ats, pools, tasks, types, froms, tos, details)
-	}
 	if len(boxes) > 0 {
 		payloads := make([]string, len(boxes))
 		for i, box := range boxes {
 			payloads[i] = mailboxPayload(box.tenant, box.recipient)
 		}
 		b.Queue(notifyMailboxes, s.notify.channel, payloads)
+	}
+	if txn.TouchesPool() {
+		b.Queue(`SELECT commit_pool($1, $2, $3, $4, $5, $6)`,
+			txn.Pool, txn.RunningDelta, txn.ParkedDelta, txn.NeedSlot, txn.FirstInLine, txn.NeedParkRoom)
 	}
 	return b
 }
@@ -244,47 +249,14 @@ func taskOf(msg string) string {
 }
 
 // namePoolFailure names the condition that failed on the pool row as
-// commit_pool saw it (detail: running parked capacity max_parked), in
-// core's order: a task's compare-and-set or the key first (their
-// statements did not run, so their rows are read now), then
-// Txn.CheckPool.
-func (s *Store) namePoolFailure(ctx context.Context, txn *core.Txn, detail string) error {
-	var p core.Pool
-	p.Name = txn.Pool
+// commit_pool saw it, locked (detail: running parked capacity max_parked),
+// with core's Txn.CheckPool. The pool is the batch's last statement, so
+// every task's compare-and-set and the key held: core's order of
+// conditions (tasks, key, pool) is the batch's.
+func namePoolFailure(txn *core.Txn, detail string) error {
+	p := core.Pool{PoolConfig: core.PoolConfig{Name: txn.Pool}}
 	if _, err := fmt.Sscanf(detail, "%d %d %d %d", &p.Running, &p.Parked, &p.Capacity, &p.MaxParked); err != nil {
 		return fmt.Errorf("pgstore: commit pool %s: unreadable condition detail %q: %w", txn.Pool, detail, err)
-	}
-	if len(txn.Tasks) > 0 || txn.Key != nil {
-		ids := make([]string, len(txn.Tasks))
-		for i, w := range txn.Tasks {
-			ids[i] = w.Task.ID
-		}
-		versions := map[string]int64{}
-		rows, err := s.pool.Query(ctx, `SELECT id, version FROM tasks WHERE id = ANY($1)`, ids)
-		if err == nil {
-			var id string
-			var v int64
-			_, err = pgx.ForEachRow(rows, []any{&id, &v}, func() error { versions[id] = v; return nil })
-		}
-		if err != nil {
-			return fmt.Errorf("pgstore: commit pool %s: read tasks after a failed condition: %w", txn.Pool, err)
-		}
-		for _, w := range txn.Tasks {
-			v, ok := versions[w.Task.ID]
-			if w.Conflicts(ok, v) {
-				return fmt.Errorf("pgstore: commit task %s: %w", w.Task.ID, core.ErrConflict)
-			}
-		}
-		if k := txn.Key; k != nil {
-			var exists bool
-			err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM keys WHERE tenant = $1 AND key = $2)`, k.Tenant, k.Key).Scan(&exists)
-			if err != nil {
-				return fmt.Errorf("pgstore: commit pool %s: read key after a failed condition: %w", txn.Pool, err)
-			}
-			if exists {
-				return fmt.Errorf("pgstore: commit key %q: %w", k.Key, core.ErrKeyExists)
-			}
-		}
 	}
 	if err := txn.CheckPool(p); err != nil {
 		return fmt.Errorf("pgstore: %w", err)

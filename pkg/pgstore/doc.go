@@ -27,15 +27,17 @@
 // # Commit
 //
 // A transition is one transaction at READ COMMITTED, sent as one pgx batch
-// (one round trip; see Store.Commit): the pool row locked and its counters
-// moved if its conditions hold, each task written with a compare-and-set
-// on its version, the key inserted if absent, each mailbox's head row
-// advanced to take the messages' cursors, the messages and events
-// inserted, and a notification per mailbox. A failed condition raises and
-// rolls everything back; core's Txn.CheckPool and TaskWrite.Conflicts,
-// given the rows as the transaction saw them, name the error. Rows are
-// locked in one order (pool, tasks by id, key, mailboxes by tenant and
-// recipient), so commits wait for each other but do not deadlock.
+// (one round trip; see Store.Commit): each task written with a
+// compare-and-set on its version, the key inserted if absent, the events
+// inserted, each mailbox's head row advanced to take the messages' cursors
+// and the messages inserted, a notification per mailbox, and last the pool
+// row locked and its counters moved if its conditions hold. A failed
+// condition raises and rolls everything back; core's TaskWrite.Conflicts
+// and Txn.CheckPool, given the rows as the transaction saw them, name the
+// error. Rows are locked in one order (tasks by id, key, mailboxes by
+// tenant and recipient, pool), so commits wait for each other but do not
+// deadlock; the pool row, which every transition of the pool updates, is
+// taken last, since a row lock is held until the commit's WAL flush.
 //
 // Mailbox cursors come from the mailbox's head row, updated inside the
 // transaction and held until it commits: a message committed after a read
