@@ -2,10 +2,12 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/parkinglot/parkinglot/internal/pgtest"
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -18,7 +20,15 @@ import (
 var cluster *pgtest.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(pgtest.Main(m, func(c *pgtest.Cluster) { cluster = c }))
+	code := pgtest.Main(m, func(c *pgtest.Cluster) { cluster = c })
+	if code == 0 {
+		// Every Store closed its listener and its pool.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // open opens a store on a fresh schema, closed when t ends.
