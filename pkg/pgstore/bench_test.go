@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"slices"
 	"sync"
@@ -141,4 +142,69 @@ func BenchmarkSubmit(b *testing.B) {
 // started message arrives (their long polls woken by LISTEN/NOTIFY).
 func BenchmarkWake(b *testing.B) {
 	coretest.BenchWake(b, open(b, pgstore.Options{MaxConns: 16}))
+}
+
+var auditEvents = flag.Int("audit-events", 1_000_000, "events in the store of BenchmarkAudit")
+
+// BenchmarkAudit queries one tenant's 24-hour window with *auditEvents
+// events in the table (10 tenants over 30 days, written by the server with
+// generate_series; a tenth of them the tenant's, about a thirtieth of
+// those in the window): the first page of 100, and the full export of the
+// window in pages of 1000. The primary key (tenant, at, seq) is the only
+// index either reads.
+func BenchmarkAudit(b *testing.B) {
+	const tenants, days = 10, 30
+	st := open(b, pgstore.Options{})
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	span := int64(days * 24 * time.Hour)
+	if _, err := st.DB().Exec(ctx, `
+		INSERT INTO events (tenant, at, pool, task_id, type, from_state, to_state, detail)
+		SELECT 'tenant' || (i % $2), $3::bigint + (i::bigint * ($4::bigint / $1)), 'p', md5(i::text), 'start', 'parked', 'running', ''
+		FROM generate_series(0, $1 - 1) AS i`, *auditEvents, tenants, t0.UnixNano(), span); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := st.DB().Exec(ctx, `ANALYZE events`); err != nil {
+		b.Fatal(err)
+	}
+	sched, err := core.New(core.Config{Backend: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	from := t0.Add(days * 24 * time.Hour / 2)
+	q := core.AuditQuery{Tenant: "tenant3", From: from, To: from.Add(24 * time.Hour)}
+	b.Run("first-page", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			page, err := sched.Audit(ctx, q)
+			if err != nil || len(page.Events) != core.DefaultPageLimit {
+				b.Fatalf("%d events, %v", len(page.Events), err)
+			}
+		}
+	})
+	b.Run("full-export", func(b *testing.B) {
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			q := q
+			q.Limit = core.MaxPageLimit
+			n = 0
+			for {
+				page, err := sched.Audit(ctx, q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += len(page.Events)
+				if page.Next.IsZero() {
+					break
+				}
+				q.After = page.Next
+			}
+		}
+		want := *auditEvents / tenants / days
+		if n < want*95/100 || n > want*105/100 {
+			b.Fatalf("exported %d events, want about %d", n, want)
+		}
+		b.ReportMetric(float64(n), "events")
+	})
 }
