@@ -38,40 +38,60 @@ type listener struct {
 // listening connection.
 const reconnectDelay = time.Second
 
-// startListener starts listening on ch with its own connection of cfg.
-func startListener(cfg *pgx.ConnConfig, ch string, log *slog.Logger) *listener {
-	ctx, cancel := context.WithCancel(context.Background())
+// startListener starts listening on ch with its own connection of cfg,
+// and returns once it listens, so that no commit after Open goes unheard;
+// an error if the first connection fails.
+func startListener(ctx context.Context, cfg *pgx.ConnConfig, ch string, log *slog.Logger) (*listener, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err == nil {
+		_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize())
+		if err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: listen: %w", redact(err))
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
 	l := &listener{channel: ch, cancel: cancel, done: make(chan struct{})}
-	go l.run(ctx, cfg, log)
-	return l
+	go l.run(runCtx, cfg, conn, log)
+	return l, nil
 }
 
-func (l *listener) run(ctx context.Context, cfg *pgx.ConnConfig, log *slog.Logger) {
+// run serves the first connection, then reconnects whenever the one it
+// has fails.
+func (l *listener) run(ctx context.Context, cfg *pgx.ConnConfig, first *pgx.Conn, log *slog.Logger) {
 	defer close(l.done)
+	err := l.serve(ctx, first)
 	for ctx.Err() == nil {
-		err := l.listen(ctx, cfg)
-		if ctx.Err() != nil {
-			return
-		}
 		log.Warn("pgstore: notification listener lost its connection; reconnecting", "err", redact(err))
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(reconnectDelay):
 		}
+		err = l.listen(ctx, cfg)
 	}
 }
 
-// listen runs one listening connection until it fails or ctx ends.
+// listen connects, listens and serves one connection until it fails or
+// ctx ends.
 func (l *listener) listen(ctx context.Context, cfg *pgx.ConnConfig) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.channel}.Sanitize()); err != nil {
+		conn.Close(context.Background())
 		return err
 	}
+	return l.serve(ctx, conn)
+}
+
+// serve signals the watchers of every notification on conn until it fails
+// or ctx ends, then closes it.
+func (l *listener) serve(ctx context.Context, conn *pgx.Conn) error {
+	defer conn.Close(context.Background())
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

@@ -121,9 +121,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: connect: %w", redact(err))
 	}
-	s := &Store{opts: opts, pool: pool}
-	s.notify = startListener(cfg.ConnConfig.Copy(), channel(opts.Schema), opts.Logger)
-	return s, nil
+	notify, err := startListener(ctx, cfg.ConnConfig.Copy(), channel(opts.Schema), opts.Logger)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{opts: opts, pool: pool, notify: notify}, nil
 }
 
 // Close stops the listener and closes every connection.

@@ -116,3 +116,30 @@ func TestOptions(t *testing.T) {
 		require.False(t, strings.Contains(err.Error(), "s3cret"), "password in %q", err)
 	}
 }
+
+// TestListenerReconnects: when the server ends the listening connection,
+// the store listens again, and wake-ups resume.
+func TestListenerReconnects(t *testing.T) {
+	t.Parallel()
+	schema := cluster.Schema(t)
+	s := open(t, pgstore.Options{Schema: schema})
+	ch, stop := s.WatchMailbox("acme", "box")
+	defer stop()
+	var ended int
+	require.NoError(t, s.DB().QueryRow(t.Context(), `
+		SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1`,
+		`LISTEN "parkinglot_`+schema+`"`).Scan(&ended))
+	require.Equal(t, 1, ended, "the listening connection")
+	// Notifications sent before the listener is back are lost (core's poll
+	// covers them): commit until one is heard.
+	deadline := time.Now().Add(hangGuard)
+	for {
+		require.NoError(t, s.Commit(t.Context(), &core.Txn{Messages: []core.Message{{Tenant: "acme", Recipient: "box", TaskID: "t", Pool: "p", Type: "succeeded", At: time.Now()}}}))
+		select {
+		case <-ch:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		require.True(t, time.Now().Before(deadline), "no wake-up since the listener's connection ended")
+	}
+}

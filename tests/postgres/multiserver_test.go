@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,13 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,64 +34,6 @@ pools:
   - {name: render, capacity: 12, maxParked: 20000, defaultMaxWait: 15m, runTimeout: 2s}
   - {name: train, capacity: 4, maxParked: 20000, defaultMaxWait: 15m, runTimeout: 2s}
 `
-
-// server is one run of `parkinglot serve`, which the test may kill.
-type server struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	mu     sync.Mutex
-	log    strings.Builder
-}
-
-func startServer(t *testing.T, config, url string) *server {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--config", config)
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	s := &server{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.log.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-		}
-		_ = cmd.Wait()
-		close(s.exited)
-	}()
-	deadline := time.Now().Add(time.Minute) // a hang guard
-	for {
-		resp, err := http.Get(url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		select {
-		case <-s.exited:
-			t.Fatalf("parkinglot serve exited at start:\n%s", s.logs())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.kill()
-			t.Fatalf("parkinglot serve not healthy within a minute:\n%s", s.logs())
-		}
-	}
-}
-
-func (s *server) logs() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
-
-func (s *server) kill() {
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.exited
-}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -166,29 +102,17 @@ func TestMultiServer(t *testing.T) {
 		n = 1_500
 	}
 	schema := cluster.Schema(t)
+	// Fixed ports: the killed server comes back where the balancer sends.
 	var urls, configs []string
 	for range 3 {
 		port := freePort(t)
-		url := fmt.Sprintf("http://127.0.0.1:%d", port)
-		path := filepath.Join(t.TempDir(), "parkinglot.yaml")
-		require.NoError(t, os.WriteFile(path, fmt.Appendf(nil, multiConfig, port, cluster.DSN, schema), 0o600))
-		urls, configs = append(urls, url), append(configs, path)
+		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", port))
+		configs = append(configs, fmt.Sprintf(multiConfig, port, cluster.DSN, schema))
 	}
-	var mu sync.Mutex
-	servers := make([]*server, 3)
+	servers := make([]*testserver.Server, 3)
 	for i := range servers {
-		servers[i] = startServer(t, configs[i], urls[i])
+		servers[i] = testserver.Start(t, bin, configs[i])
 	}
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for i, s := range servers {
-			if t.Failed() {
-				t.Logf("server %d log (tail):\n%s", i, tail(s.logs(), 40))
-			}
-			s.kill()
-		}
-	})
 
 	tr := &http.Transport{MaxIdleConnsPerHost: 256}
 	defer tr.CloseIdleConnections()
@@ -205,47 +129,49 @@ func TestMultiServer(t *testing.T) {
 	db, err := pgx.Connect(ctx, cluster.DSN)
 	require.NoError(t, err)
 	defer db.Close(context.Background())
-	killed := make(chan struct{})
-	runDone := make(chan struct{})
+	type result struct {
+		rep loadtest.Report
+		err error
+	}
+	ran := make(chan result, 1)
 	go func() {
-		defer close(killed)
-		// Kill server 1 once a third of the tasks have ended, as the
-		// database counts them, so that the kill lands in the middle of the
-		// run on any machine.
-		for {
-			var ended int
-			err := db.QueryRow(ctx, "SELECT count(*) FROM "+schema+".tasks WHERE state NOT IN ('parked', 'running')").Scan(&ended)
-			if err != nil || ended >= n/3 {
-				break
-			}
-			select {
-			case <-runDone:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		servers[1].kill()
-		servers[1] = startServer(t, configs[1], urls[1])
+		rep, err := loadtest.Run(ctx, loadtest.Config{
+			Server:            "http://" + l.Addr().String(),
+			Tokens:            []string{"acme-token", "globex-token", "initech-token"},
+			Submissions:       n,
+			Submitters:        24,
+			Workers:           4,
+			Hold:              2 * time.Millisecond,
+			CrashFraction:     0.02,
+			RunTimeout:        2 * time.Second,
+			MaxWait:           15 * time.Minute,
+			ShortWaitFraction: 0.01,
+			ShortWait:         20 * time.Millisecond,
+			Timeout:           15 * time.Minute,
+		})
+		ran <- result{rep, err}
 	}()
 
-	rep, err := loadtest.Run(ctx, loadtest.Config{
-		Server:            "http://" + l.Addr().String(),
-		Tokens:            []string{"acme-token", "globex-token", "initech-token"},
-		Submissions:       n,
-		Submitters:        24,
-		Workers:           4,
-		Hold:              2 * time.Millisecond,
-		CrashFraction:     0.02,
-		RunTimeout:        2 * time.Second,
-		MaxWait:           15 * time.Minute,
-		ShortWaitFraction: 0.01,
-		ShortWait:         20 * time.Millisecond,
-		Timeout:           15 * time.Minute,
-	})
-	close(runDone)
-	<-killed
+	// Kill server 1 once a third of the tasks have ended, as the database
+	// counts them, so that the kill lands in the middle of the run on any
+	// machine; restart it at once on the same port.
+	var res result
+	for {
+		var ended int
+		require.NoError(t, db.QueryRow(ctx, "SELECT count(*) FROM "+schema+".tasks WHERE state NOT IN ('parked', 'running')").Scan(&ended))
+		if ended >= n/3 {
+			servers[1].Kill()
+			servers[1] = testserver.Start(t, bin, configs[1])
+			break
+		}
+		select {
+		case res = <-ran:
+			t.Fatalf("the run ended before the kill: %d tasks ended, %v", ended, res.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	res = <-ran
+	rep, err := res.rep, res.err
 	require.NoError(t, err)
 	var b strings.Builder
 	rep.Print(&b)
@@ -257,12 +183,4 @@ func TestMultiServer(t *testing.T) {
 	// last slot or two from overlapping at the observer's instants).
 	require.GreaterOrEqual(t, rep.MaxOverlap["render"], 9, "the load was real")
 	require.GreaterOrEqual(t, rep.MaxOverlap["train"], 3, "the load was real")
-}
-
-func tail(s string, lines int) string {
-	ls := strings.Split(s, "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return strings.Join(ls, "\n")
 }
