@@ -3,13 +3,13 @@ package pgstore
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -23,66 +23,166 @@ const (
 	codeKeyExists     = "PLK01"
 )
 
-// maxCommitAttempts bounds the attempts of a commit that the database
-// rolled back for a reason of its own (a deadlock or serialization
-// failure), which says nothing about the transition's conditions.
-const maxCommitAttempts = 8
+// Group commit. A pool's row is updated by every transition of the pool,
+// and a mailbox's head row by every message to it; PostgreSQL holds a row
+// lock until the commit's WAL flush, so transactions that each moved one
+// transition would take one flush each, one after another, per pool and per
+// mailbox. Instead, Commit hands its transaction to one of the store's
+// writers, which takes every transaction waiting at the time (up to
+// maxGroup) into one call of commit_many: one round trip, one database
+// transaction, one WAL flush and one hold of each hot row for the group.
+// Each transition runs in a subtransaction of its own (commit_one), so a
+// failed condition fails that transition alone; a later transition of the
+// group sees the earlier ones' writes, as a later commit would.
+const (
+	// writers is the number of groups in flight per store: one commits
+	// while the next gathers.
+	writers = 2
+	// maxGroup bounds the transitions of one group.
+	maxGroup = 256
+	// maxGroupAttempts bounds the attempts of a group that the database
+	// rolled back whole for a reason of its own (a deadlock or
+	// serialization failure), which says nothing about its transitions.
+	maxGroupAttempts = 8
+)
 
-// Commit applies txn as one transaction; see core.Committer.
-//
-// The transaction is one pgx batch: its statements go to the server in one
-// round trip and run, up to the batch's one Sync, as one implicit
-// transaction at READ COMMITTED, which a failing statement rolls back
-// whole. The statements: each task's write in id order, an INSERT ... ON
-// CONFLICT DO NOTHING for a new task or an UPDATE ... WHERE version =
-// expected, with task_written raising when no row was written; the
-// idempotency key's INSERT ... ON CONFLICT DO NOTHING with key_written;
-// the events' insert; for each mailbox in (tenant, recipient) order, its
-// head row update, which takes the messages' cursors, and the messages'
-// insert; pg_notify for each mailbox, delivered by the server only once
-// the transaction commits; and last the pool's counters (commit_pool: the
-// row locked, its conditions checked, raising when one fails).
-//
-// Every transaction takes its row locks in that order (tasks, key,
-// mailboxes, pool), so two commits never deadlock, and the hottest rows
-// last: a row lock is held until the commit's WAL flush, and one pool's
-// (or one mailbox's) transitions queue on its row for that long; taking it
-// at the end keeps the statements before it out of the queue.
-//
-// A raised condition is translated to core's error by core's own checks
-// on the rows as the transaction saw them: TaskWrite.Conflicts on the
-// stored version, Txn.CheckPool on the locked pool row that commit_pool
-// reports.
+type commitReq struct {
+	txn  *core.Txn
+	done chan error
+}
+
+// Commit applies txn atomically; see core.Committer and the group commit
+// above. A failed condition is translated to core's error by core's own
+// checks on the rows as the transaction saw them: TaskWrite.Conflicts on
+// the stored version, Txn.CheckPool on the locked pool row that
+// commit_pool reports. If ctx ends before the group's answer, the outcome
+// is unknown and Commit returns ctx's error.
 func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 	if err := txn.CheckShape(); err != nil {
 		return fmt.Errorf("pgstore: %w", err)
 	}
-	for attempt := 1; ; attempt++ {
-		err := s.pool.SendBatch(ctx, s.commitBatch(txn)).Close()
-		if err == nil {
-			return nil
-		}
-		var pe *pgconn.PgError
-		if !errors.As(err, &pe) {
-			return fmt.Errorf("pgstore: commit %s: %w", describe(txn), err)
-		}
-		switch pe.Code {
-		case codePoolNotFound:
-			return fmt.Errorf("pgstore: commit: %w: %s", core.ErrPoolNotFound, txn.Pool)
-		case codePoolCondition:
-			return namePoolFailure(txn, pe.Detail)
-		case codeTaskConflict:
-			return taskConflict(txn, pe)
-		case codeKeyExists:
-			return fmt.Errorf("pgstore: commit key %q: %w", txn.Key.Key, core.ErrKeyExists)
-		case "40P01", "40001": // deadlock_detected, serialization_failure: rolled back, retry
-			if attempt < maxCommitAttempts {
-				continue
-			}
-		}
-		return fmt.Errorf("pgstore: commit %s: %w", describe(txn), err)
+	req := &commitReq{txn: txn, done: make(chan error, 1)}
+	select {
+	case s.commits <- req:
+	case <-ctx.Done():
+		return fmt.Errorf("pgstore: commit %s: %w", describe(txn), ctx.Err())
+	case <-s.closed:
+		return fmt.Errorf("pgstore: commit %s: store closed", describe(txn))
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("pgstore: commit %s: outcome unknown: %w", describe(txn), ctx.Err())
 	}
 }
+
+// writer gathers groups and commits them until the store closes.
+func (s *Store) writer() {
+	defer s.writersDone.Done()
+	for {
+		var first *commitReq
+		select {
+		case first = <-s.commits:
+		case <-s.closed:
+			return
+		}
+		group := []*commitReq{first}
+	gather:
+		for len(group) < maxGroup {
+			select {
+			case r := <-s.commits:
+				group = append(group, r)
+			default:
+				break gather
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup commits group and answers each of its requests.
+func (s *Store) commitGroup(group []*commitReq) {
+	arg, err := groupJSON(group, s.notify.channel)
+	if err != nil {
+		for _, r := range group {
+			r.done <- fmt.Errorf("pgstore: commit %s: %w", describe(r.txn), err)
+		}
+		return
+	}
+	var results []struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Detail  string `json:"detail"`
+	}
+	for attempt := 1; ; attempt++ {
+		var raw []byte
+		// Not the requests' contexts: the group is theirs together. A
+		// request that stops waiting learns nothing of the outcome.
+		err = s.pool.QueryRow(context.Background(), `SELECT commit_many($1, $2)`, arg, s.notify.channel).Scan(&raw)
+		if err == nil {
+			err = json.Unmarshal(raw, &results)
+			if err == nil && len(results) != len(group) {
+				err = fmt.Errorf("commit_many answered %d results for %d transitions", len(results), len(group))
+			}
+		}
+		var pe *pgconn.PgError
+		if err != nil && errors.As(err, &pe) && retryable(pe.Code) && attempt < maxGroupAttempts {
+			continue
+		}
+		break
+	}
+	for i, r := range group {
+		if err != nil {
+			r.done <- fmt.Errorf("pgstore: commit %s: %w", describe(r.txn), err)
+			continue
+		}
+		res := results[i]
+		if err := s.translate(r, res.Code, res.Message, res.Detail); err != errRequeued {
+			r.done <- err
+		}
+	}
+}
+
+func retryable(code string) bool {
+	return code == "40P01" || code == "40001" // deadlock_detected, serialization_failure
+}
+
+// translate turns one transition's result in its group into Commit's
+// answer. A transition rolled back by a deadlock or serialization failure
+// of its own is committed again, alone in a later group.
+func (s *Store) translate(r *commitReq, code, msg, detail string) error {
+	txn := r.txn
+	switch code {
+	case "":
+		return nil
+	case codePoolNotFound:
+		return fmt.Errorf("pgstore: commit: %w: %s", core.ErrPoolNotFound, txn.Pool)
+	case codePoolCondition:
+		return namePoolFailure(txn, detail)
+	case codeTaskConflict:
+		return taskConflict(txn, msg, detail)
+	case codeKeyExists:
+		return fmt.Errorf("pgstore: commit key %q: %w", txn.Key.Key, core.ErrKeyExists)
+	}
+	if retryable(code) {
+		// Requeued behind the writer's current group; its caller still
+		// waits on r.done.
+		go func() {
+			select {
+			case s.commits <- r:
+			case <-s.closed:
+				r.done <- fmt.Errorf("pgstore: commit %s: store closed", describe(txn))
+			}
+		}()
+		return errRequeued
+	}
+	return fmt.Errorf("pgstore: commit %s: %s (SQLSTATE %s)", describe(txn), msg, code)
+}
+
+// errRequeued marks a request handed back to the writers; it is never
+// returned to a caller.
+var errRequeued = errors.New("requeued")
 
 func describe(txn *core.Txn) string {
 	if len(txn.Tasks) > 0 {
@@ -91,113 +191,139 @@ func describe(txn *core.Txn) string {
 	return "pool " + txn.Pool
 }
 
-const insertTask = `
-WITH w AS (
-	INSERT INTO tasks (id, version, key, tenant, pool, recipient, state, payload, submitted_at, deadline, run_timeout,
-		started_at, lease, lease_expires_at, ended_at, result, error, body_hash, unsent, due_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-	ON CONFLICT (id) DO NOTHING
-	RETURNING 1)
-SELECT task_written(count(*), $1) FROM w`
+// The JSON that commit_many and commit_one read. Bytes (payload, result)
+// are base64, as encoding/json writes []byte; times are Unix nanoseconds,
+// null for the zero time.
+type (
+	groupArg struct {
+		Tasks []string     `json:"tasks"`
+		Boxes []mailboxKey `json:"boxes"`
+		Pools []string     `json:"pools"`
+		Txns  []txnArg     `json:"txns"`
+	}
+	txnArg struct {
+		Tasks    []taskArg    `json:"tasks,omitempty"`
+		Key      *keyArg      `json:"key,omitempty"`
+		Events   []eventArg   `json:"events,omitempty"`
+		Messages []messageArg `json:"messages,omitempty"`
+		Pool     *string      `json:"pool,omitempty"`
+		Run      int          `json:"run"`
+		Park     int          `json:"park"`
+		Slot     bool         `json:"slot"`
+		First    bool         `json:"first"`
+		Room     bool         `json:"room"`
+	}
+	taskArg struct {
+		ID             string `json:"id"`
+		Expect         int64  `json:"expect"`
+		Key            string `json:"key"`
+		Tenant         string `json:"tenant"`
+		Pool           string `json:"pool"`
+		Recipient      string `json:"recipient"`
+		State          string `json:"state"`
+		Payload        []byte `json:"payload"`
+		SubmittedAt    *int64 `json:"submitted_at"`
+		Deadline       *int64 `json:"deadline"`
+		RunTimeout     int64  `json:"run_timeout"`
+		StartedAt      *int64 `json:"started_at"`
+		Lease          string `json:"lease"`
+		LeaseExpiresAt *int64 `json:"lease_expires_at"`
+		EndedAt        *int64 `json:"ended_at"`
+		Result         []byte `json:"result"`
+		Error          string `json:"error"`
+		BodyHash       string `json:"body_hash"`
+		Unsent         bool   `json:"unsent"`
+		DueAt          *int64 `json:"due_at"`
+	}
+	keyArg struct {
+		Tenant   string `json:"tenant"`
+		Key      string `json:"key"`
+		TaskID   string `json:"taskId"`
+		BodyHash string `json:"bodyHash"`
+	}
+	eventArg struct {
+		Tenant string `json:"tenant"`
+		At     int64  `json:"at"`
+		Pool   string `json:"pool"`
+		TaskID string `json:"task_id"`
+		Type   string `json:"type"`
+		From   string `json:"from_state"`
+		To     string `json:"to_state"`
+		Detail string `json:"detail"`
+	}
+	messageArg struct {
+		Tenant    string `json:"tenant"`
+		Recipient string `json:"recipient"`
+		TaskID    string `json:"task_id"`
+		Pool      string `json:"pool"`
+		Type      string `json:"type"`
+		Lease     string `json:"lease"`
+		Result    []byte `json:"result"`
+		Error     string `json:"error"`
+		At        int64  `json:"at"`
+		Notify    string `json:"notify"`
+	}
+)
 
-const updateTask = `
-WITH w AS (
-	UPDATE tasks SET version = $2, key = $3, tenant = $4, pool = $5, recipient = $6, state = $7, payload = $8,
-		submitted_at = $9, deadline = $10, run_timeout = $11, started_at = $12, lease = $13, lease_expires_at = $14,
-		ended_at = $15, result = $16, error = $17, body_hash = $18, unsent = $19, due_at = $20
-	WHERE id = $1 AND version = $21
-	RETURNING 1)
-SELECT task_written(count(*), $1) FROM w`
-
-const insertKey = `
-WITH w AS (
-	INSERT INTO keys (tenant, key, task_id, body_hash) VALUES ($1, $2, $3, $4)
-	ON CONFLICT DO NOTHING
-	RETURNING 1)
-SELECT key_written(count(*)) FROM w`
-
-// insertMessages takes n cursors from the mailbox's head row (created at
-// the first message) and inserts the messages with them, in order.
-const insertMessages = `
-WITH h AS (
-	INSERT INTO mailboxes AS b (tenant, recipient, seq) VALUES ($1, $2, $3)
-	ON CONFLICT (tenant, recipient) DO UPDATE SET seq = b.seq + excluded.seq
-	RETURNING seq)
-INSERT INTO messages (tenant, recipient, cursor, task_id, pool, type, lease, result, error, at)
-SELECT $1, $2, h.seq - $3 + m.ord, m.task_id, m.pool, m.type, m.lease, m.result, m.error, m.at
-FROM h, unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::text[], $10::bigint[])
-	WITH ORDINALITY AS m(task_id, pool, type, lease, result, error, at, ord)`
-
-const insertEvents = `
-INSERT INTO events (tenant, at, pool, task_id, type, from_state, to_state, detail)
-SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])`
-
-const notifyMailboxes = `SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x`
-
-// commitBatch builds txn's statements; see Commit.
-func (s *Store) commitBatch(txn *core.Txn) *pgx.Batch {
-	b := &pgx.Batch{}
-	order := make([]int, len(txn.Tasks))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(txn.Tasks[a].Task.ID, txn.Tasks[b].Task.ID) })
-	for _, i := range order {
-		w := &txn.Tasks[i]
-		t := &w.Task
-		args := []any{t.ID, w.Expect + 1, t.Key, t.Tenant, t.Pool, t.Recipient, string(t.State), bytesOrNil(t.Payload),
-			ns(t.SubmittedAt), ns(t.Deadline), int64(t.RunTimeout), ns(t.StartedAt), t.Lease, ns(t.LeaseExpiresAt),
-			ns(t.EndedAt), bytesOrNil(t.Result), t.Error, t.BodyHash, t.Unsent, ns(t.DueAt())}
-		if w.Expect == 0 {
-			b.Queue(insertTask, args...)
-		} else {
-			b.Queue(updateTask, append(args, w.Expect)...)
-		}
-	}
-	if k := txn.Key; k != nil {
-		b.Queue(insertKey, k.Tenant, k.Key, k.TaskID, k.BodyHash)
-	}
-	if n := len(txn.Events); n > 0 {
-		tenants, pools, tasks, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		froms, tos, details, ats := make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
-		for i := range txn.Events {
-			e := &txn.Events[i]
-			tenants[i], pools[i], tasks[i], types[i] = e.Tenant, e.Pool, e.TaskID, e.Type
-			froms[i], tos[i], details[i], ats[i] = string(e.From), string(e.To), e.Detail, e.At.UnixNano()
-		}
-		b.Queue(insertEvents, tenants, ats, pools, tasks, types, froms, tos, details)
-	}
-	boxes := mailboxes(txn.Messages)
-	for _, box := range boxes {
-		var taskIDs, pools, types, leases, errs []string
-		var results [][]byte
-		var ats []int64
-		for i := range txn.Messages {
-			m := &txn.Messages[i]
-			if m.Tenant != box.tenant || m.Recipient != box.recipient {
-				continue
-			}
-			taskIDs, pools, types = append(taskIDs, m.TaskID), append(pools, m.Pool), append(types, string(m.Type))
-			leases, errs = append(leases, m.Lease), append(errs, m.Error)
-			results, ats = append(results, bytesOrNil(m.Result)), append(ats, m.At.UnixNano())
-		}
-		b.Queue(insertMessages, box.tenant, box.recipient, len(taskIDs), taskIDs, pools, types, leases, results, errs, ats)
-	}
-	if len(boxes) > 0 {
-		payloads := make([]string, len(boxes))
-		for i, box := range boxes {
-			payloads[i] = mailboxPayload(box.tenant, box.recipient)
-		}
-		b.Queue(notifyMailboxes, s.notify.channel, payloads)
-	}
-	if txn.TouchesPool() {
-		b.Queue(`SELECT commit_pool($1, $2, $3, $4, $5, $6)`,
-			txn.Pool, txn.RunningDelta, txn.ParkedDelta, txn.NeedSlot, txn.FirstInLine, txn.NeedParkRoom)
-	}
-	return b
+type mailboxKey struct {
+	Tenant    string `json:"tenant"`
+	Recipient string `json:"recipient"`
 }
 
-// bytesOrNil keeps a nil payload or result NULL and an empty one empty.
+// groupJSON encodes a group for commit_many, with the rows it locks first:
+// the tasks it updates, the mailboxes and the pools, each sorted.
+func groupJSON(group []*commitReq, channel string) ([]byte, error) {
+	g := groupArg{Tasks: []string{}, Boxes: []mailboxKey{}, Pools: []string{}, Txns: make([]txnArg, len(group))}
+	for i, r := range group {
+		txn := r.txn
+		a := &g.Txns[i]
+		for _, w := range txn.Tasks {
+			t := &w.Task
+			if w.Expect != 0 {
+				g.Tasks = append(g.Tasks, t.ID)
+			}
+			a.Tasks = append(a.Tasks, taskArg{
+				ID: t.ID, Expect: w.Expect, Key: t.Key, Tenant: t.Tenant, Pool: t.Pool, Recipient: t.Recipient,
+				State: string(t.State), Payload: bytesOrNil(t.Payload), SubmittedAt: ns(t.SubmittedAt), Deadline: ns(t.Deadline),
+				RunTimeout: int64(t.RunTimeout), StartedAt: ns(t.StartedAt), Lease: t.Lease, LeaseExpiresAt: ns(t.LeaseExpiresAt),
+				EndedAt: ns(t.EndedAt), Result: bytesOrNil(t.Result), Error: t.Error, BodyHash: t.BodyHash, Unsent: t.Unsent,
+				DueAt: ns(t.DueAt()),
+			})
+		}
+		if k := txn.Key; k != nil {
+			a.Key = &keyArg{Tenant: k.Tenant, Key: k.Key, TaskID: k.TaskID, BodyHash: k.BodyHash}
+		}
+		for j := range txn.Events {
+			e := &txn.Events[j]
+			a.Events = append(a.Events, eventArg{Tenant: e.Tenant, At: e.At.UnixNano(), Pool: e.Pool, TaskID: e.TaskID,
+				Type: e.Type, From: string(e.From), To: string(e.To), Detail: e.Detail})
+		}
+		for j := range txn.Messages {
+			m := &txn.Messages[j]
+			g.Boxes = append(g.Boxes, mailboxKey{m.Tenant, m.Recipient})
+			a.Messages = append(a.Messages, messageArg{Tenant: m.Tenant, Recipient: m.Recipient, TaskID: m.TaskID,
+				Pool: m.Pool, Type: string(m.Type), Lease: m.Lease, Result: bytesOrNil(m.Result), Error: m.Error,
+				At: m.At.UnixNano(), Notify: mailboxPayload(m.Tenant, m.Recipient)})
+		}
+		if txn.TouchesPool() {
+			a.Pool = &txn.Pool
+			a.Run, a.Park, a.Slot, a.First, a.Room = txn.RunningDelta, txn.ParkedDelta, txn.NeedSlot, txn.FirstInLine, txn.NeedParkRoom
+			g.Pools = append(g.Pools, txn.Pool)
+		}
+	}
+	slices.Sort(g.Tasks)
+	g.Tasks = slices.Compact(g.Tasks)
+	slices.SortFunc(g.Boxes, func(a, b mailboxKey) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Recipient, b.Recipient))
+	})
+	g.Boxes = slices.Compact(g.Boxes)
+	slices.Sort(g.Pools)
+	g.Pools = slices.Compact(g.Pools)
+	return json.Marshal(g)
+}
+
+// bytesOrNil keeps a nil payload or result NULL and an empty one empty,
+// and makes a json.RawMessage plain bytes (base64 in JSON, not inlined).
 func bytesOrNil(b []byte) []byte {
 	if b == nil {
 		return nil
@@ -205,54 +331,29 @@ func bytesOrNil(b []byte) []byte {
 	return []byte(b)
 }
 
-type mailboxKey struct{ tenant, recipient string }
-
-// mailboxes returns the distinct mailboxes of msgs in (tenant, recipient)
-// order: the order in which commits lock their head rows.
-func mailboxes(msgs []core.Message) []mailboxKey {
-	var out []mailboxKey
-	for i := range msgs {
-		k := mailboxKey{msgs[i].Tenant, msgs[i].Recipient}
-		if !slices.Contains(out, k) {
-			out = append(out, k)
-		}
-	}
-	slices.SortFunc(out, func(a, b mailboxKey) int {
-		return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.recipient, b.recipient))
-	})
-	return out
-}
-
 // taskConflict names a task write's failed compare-and-set; the detail is
 // the version stored when the write failed (0: no row).
-func taskConflict(txn *core.Txn, pe *pgconn.PgError) error {
-	id := taskOf(pe.Message)
-	v, _ := strconv.ParseInt(pe.Detail, 10, 64)
+func taskConflict(txn *core.Txn, msg, detail string) error {
+	id := strings.TrimSuffix(strings.TrimPrefix(msg, "task "), " version conflict")
+	v, _ := strconv.ParseInt(detail, 10, 64)
 	for _, w := range txn.Tasks {
 		if w.Task.ID != id {
 			continue
 		}
 		if !w.Conflicts(v != 0, v) {
-			// Another writer moved the row again after the write missed
-			// it: the write still lost the race.
-			return fmt.Errorf("pgstore: commit task %s: %w (the row changed during the commit)", id, core.ErrConflict)
+			// Cannot be: the row is locked while it is compared.
+			return fmt.Errorf("pgstore: commit task %s: %w (the database refused version %d, stored %d)", id, core.ErrConflict, w.Expect, v)
 		}
 		return fmt.Errorf("pgstore: commit task %s: %w (expected version %d, stored %d)", id, core.ErrConflict, w.Expect, v)
 	}
 	return fmt.Errorf("pgstore: commit task %s: %w", id, core.ErrConflict)
 }
 
-// taskOf extracts the id from task_written's message "task <id> version
-// conflict".
-func taskOf(msg string) string {
-	return strings.TrimSuffix(strings.TrimPrefix(msg, "task "), " version conflict")
-}
-
 // namePoolFailure names the condition that failed on the pool row as
 // commit_pool saw it, locked (detail: running parked capacity max_parked),
-// with core's Txn.CheckPool. The pool is the batch's last statement, so
+// with core's Txn.CheckPool. The pool is the transition's last write, so
 // every task's compare-and-set and the key held: core's order of
-// conditions (tasks, key, pool) is the batch's.
+// conditions (tasks, key, pool) is commit_one's.
 func namePoolFailure(txn *core.Txn, detail string) error {
 	p := core.Pool{PoolConfig: core.PoolConfig{Name: txn.Pool}}
 	if _, err := fmt.Sscanf(detail, "%d %d %d %d", &p.Running, &p.Parked, &p.Capacity, &p.MaxParked); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -82,6 +83,11 @@ type Store struct {
 	opts   Options
 	pool   *pgxpool.Pool
 	notify *listener
+
+	// Group commit (commit.go): Commit hands requests to the writers.
+	commits     chan *commitReq
+	closed      chan struct{}
+	writersDone sync.WaitGroup
 }
 
 var (
@@ -126,11 +132,19 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{opts: opts, pool: pool, notify: notify}, nil
+	s := &Store{opts: opts, pool: pool, notify: notify, commits: make(chan *commitReq), closed: make(chan struct{})}
+	for range writers {
+		s.writersDone.Add(1)
+		go s.writer()
+	}
+	return s, nil
 }
 
-// Close stops the listener and closes every connection.
+// Close stops the writers (a commit not yet in a group fails), the
+// listener, and closes every connection.
 func (s *Store) Close() error {
+	close(s.closed)
+	s.writersDone.Wait()
 	s.notify.close()
 	s.pool.Close()
 	return nil

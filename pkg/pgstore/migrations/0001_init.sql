@@ -143,26 +143,115 @@ BEGIN
 	UPDATE pools SET running = running + p_run, parked = parked + p_park WHERE name = p_name;
 END $$;
 
--- task_written raises unless a task write's compare-and-set wrote its row
--- (n = 1), naming the stored version in the detail (0: no row).
-CREATE FUNCTION task_written(n bigint, p_id text)
+-- commit_one applies one transition (core.Txn, as JSON: see commit.go)
+-- or raises, naming the first condition that failed in core's order:
+-- PLT01 (a task's compare-and-set; detail: the stored version, 0 for
+-- none), PLK01 (the idempotency key exists), PLP01 / PLP02 (commit_pool).
+-- Mailbox head rows exist and are locked already (commit_many).
+CREATE FUNCTION commit_one(txn jsonb, channel text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-	v bigint;
+	t   record;
+	m   record;
+	v   bigint;
+	cur bigint;
 BEGIN
-	IF n <> 1 THEN
-		SELECT version INTO v FROM tasks WHERE id = p_id;
-		RAISE EXCEPTION 'task % version conflict', p_id USING ERRCODE = 'PLT01', DETAIL = coalesce(v, 0)::text;
+	FOR t IN SELECT * FROM jsonb_to_recordset(coalesce(txn->'tasks', '[]')) AS x(
+		id text, expect bigint, key text, tenant text, pool text, recipient text, state text, payload text,
+		submitted_at bigint, deadline bigint, run_timeout bigint, started_at bigint, lease text,
+		lease_expires_at bigint, ended_at bigint, result text, error text, body_hash text, unsent boolean, due_at bigint)
+	LOOP
+		IF t.expect = 0 THEN
+			INSERT INTO tasks (id, version, key, tenant, pool, recipient, state, payload, submitted_at, deadline,
+				run_timeout, started_at, lease, lease_expires_at, ended_at, result, error, body_hash, unsent, due_at)
+			VALUES (t.id, 1, t.key, t.tenant, t.pool, t.recipient, t.state, decode(t.payload, 'base64'), t.submitted_at,
+				t.deadline, t.run_timeout, t.started_at, t.lease, t.lease_expires_at, t.ended_at,
+				decode(t.result, 'base64'), t.error, t.body_hash, t.unsent, t.due_at)
+			ON CONFLICT (id) DO NOTHING;
+		ELSE
+			UPDATE tasks SET version = t.expect + 1, key = t.key, tenant = t.tenant, pool = t.pool,
+				recipient = t.recipient, state = t.state, payload = decode(t.payload, 'base64'),
+				submitted_at = t.submitted_at, deadline = t.deadline, run_timeout = t.run_timeout,
+				started_at = t.started_at, lease = t.lease, lease_expires_at = t.lease_expires_at,
+				ended_at = t.ended_at, result = decode(t.result, 'base64'), error = t.error,
+				body_hash = t.body_hash, unsent = t.unsent, due_at = t.due_at
+			WHERE id = t.id AND version = t.expect;
+		END IF;
+		IF NOT FOUND THEN
+			SELECT x.version INTO v FROM tasks x WHERE x.id = t.id;
+			RAISE EXCEPTION 'task % version conflict', t.id USING ERRCODE = 'PLT01', DETAIL = coalesce(v, 0)::text;
+		END IF;
+	END LOOP;
+
+	IF txn ? 'key' THEN
+		INSERT INTO keys (tenant, key, task_id, body_hash)
+		VALUES (txn->'key'->>'tenant', txn->'key'->>'key', txn->'key'->>'taskId', txn->'key'->>'bodyHash')
+		ON CONFLICT DO NOTHING;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'idempotency key exists' USING ERRCODE = 'PLK01';
+		END IF;
+	END IF;
+
+	INSERT INTO events (tenant, at, pool, task_id, type, from_state, to_state, detail)
+	SELECT e.tenant, e.at, e.pool, e.task_id, e.type, e.from_state, e.to_state, e.detail
+	FROM jsonb_to_recordset(coalesce(txn->'events', '[]')) AS e(
+		tenant text, at bigint, pool text, task_id text, type text, from_state text, to_state text, detail text);
+
+	FOR m IN SELECT * FROM jsonb_to_recordset(coalesce(txn->'messages', '[]')) AS x(
+		tenant text, recipient text, task_id text, pool text, type text, lease text, result text, error text,
+		at bigint, notify text)
+	LOOP
+		UPDATE mailboxes b SET seq = b.seq + 1 WHERE b.tenant = m.tenant AND b.recipient = m.recipient
+		RETURNING b.seq INTO cur;
+		INSERT INTO messages (tenant, recipient, cursor, task_id, pool, type, lease, result, error, at)
+		VALUES (m.tenant, m.recipient, cur, m.task_id, m.pool, m.type, m.lease, decode(m.result, 'base64'), m.error, m.at);
+		-- Delivered by the server after the commit, and dropped with this
+		-- transition if it rolls back.
+		PERFORM pg_notify(channel, m.notify);
+	END LOOP;
+
+	IF txn ? 'pool' THEN
+		PERFORM commit_pool(txn->>'pool', (txn->>'run')::integer, (txn->>'park')::integer,
+			(txn->>'slot')::boolean, (txn->>'first')::boolean, (txn->>'room')::boolean);
 	END IF;
 END $$;
 
--- key_written raises unless the idempotency key was inserted (n = 1).
-CREATE FUNCTION key_written(n bigint)
-RETURNS void LANGUAGE plpgsql AS $$
+-- commit_many commits a group of transitions in one transaction, each in a
+-- subtransaction of its own: one that fails rolls back alone and reports
+-- its error, the others commit together, sharing one WAL flush and one
+-- hold of each hot row (a pool's, a mailbox's) instead of one each. It
+-- first locks every row the group will update, in one global order (tasks
+-- by id, mailbox heads, pools by name): two groups never deadlock. It
+-- returns one element per transition: {} or {code, message, detail}.
+CREATE FUNCTION commit_many(p jsonb, channel text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	txn jsonb;
+	out jsonb := '[]';
+	c   text;
+	msg text;
+	det text;
 BEGIN
-	IF n <> 1 THEN
-		RAISE EXCEPTION 'idempotency key exists' USING ERRCODE = 'PLK01';
-	END IF;
+	PERFORM 1 FROM tasks x WHERE x.id IN (SELECT jsonb_array_elements_text(p->'tasks')) ORDER BY x.id FOR UPDATE;
+	INSERT INTO mailboxes (tenant, recipient, seq)
+	SELECT b.tenant, b.recipient, 0 FROM jsonb_to_recordset(coalesce(p->'boxes', '[]')) AS b(tenant text, recipient text)
+	ORDER BY b.tenant, b.recipient
+	ON CONFLICT DO NOTHING;
+	PERFORM 1 FROM mailboxes x
+	WHERE (x.tenant, x.recipient) IN (SELECT b.tenant, b.recipient FROM jsonb_to_recordset(coalesce(p->'boxes', '[]')) AS b(tenant text, recipient text))
+	ORDER BY x.tenant, x.recipient FOR UPDATE;
+	PERFORM 1 FROM pools x WHERE x.name IN (SELECT jsonb_array_elements_text(p->'pools')) ORDER BY x.name FOR UPDATE;
+
+	FOR txn IN SELECT jsonb_array_elements(p->'txns') LOOP
+		BEGIN
+			PERFORM commit_one(txn, channel);
+			out := out || jsonb_build_array('{}'::jsonb);
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS c = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+			out := out || jsonb_build_array(jsonb_build_object('code', c, 'message', msg, 'detail', det));
+		END;
+	END LOOP;
+	RETURN out;
 END $$;
 
 -- queue_receive delivers up to p_max visible messages of a pool: tenants
