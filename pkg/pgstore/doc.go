@@ -26,23 +26,35 @@
 //
 // # Commit
 //
-// A transition is one transaction at READ COMMITTED, sent as one pgx batch
-// (one round trip; see Store.Commit): each task written with a
-// compare-and-set on its version, the key inserted if absent, the events
-// inserted, each mailbox's head row advanced to take the messages' cursors
-// and the messages inserted, a notification per mailbox, and last the pool
-// row locked and its counters moved if its conditions hold. A failed
-// condition raises and rolls everything back; core's TaskWrite.Conflicts
-// and Txn.CheckPool, given the rows as the transaction saw them, name the
-// error. Rows are locked in one order (tasks by id, key, mailboxes by
-// tenant and recipient, pool), so commits wait for each other but do not
-// deadlock; the pool row, which every transition of the pool updates, is
-// taken last, since a row lock is held until the commit's WAL flush.
+// Every transition's conditions and writes are one call of commit_one, a
+// PL/pgSQL function of the schema: each task written with a compare-and-set
+// on its version (INSERT ... ON CONFLICT DO NOTHING for a new task, UPDATE
+// ... WHERE version = expected), the key inserted if absent, the events
+// inserted, each message given the next cursor of its mailbox's head row
+// and inserted, a notification per message, and last the pool's counters
+// moved if its conditions hold (commit_pool). A failed condition raises a
+// SQLSTATE of the store's own with the row as it was, and core's
+// TaskWrite.Conflicts and Txn.CheckPool name the error from it.
+//
+// Group commit: a pool's row is updated by every transition of the pool and
+// a mailbox's head row by every message to it, and PostgreSQL holds a row
+// lock until the commit's WAL flush, so one transaction per transition
+// would commit one pool's (or one mailbox's) transitions one flush after
+// another. Commit instead hands its transaction to one of the store's two
+// writers, which commits every transaction waiting at the time (up to 256)
+// in one call of commit_many: one round trip, one transaction at READ
+// COMMITTED, one WAL flush, each transition in a subtransaction of its own
+// so that a failed condition rolls back that transition alone. The group
+// first locks every row it will update in one global order (tasks by id,
+// mailbox heads, pools by name), so groups, of one server or several, do not
+// deadlock on them (two groups inserting the same two idempotency keys in
+// opposite orders can; the database breaks it and the store retries).
 //
 // Mailbox cursors come from the mailbox's head row, updated inside the
 // transaction and held until it commits: a message committed after a read
 // that returned cursor c gets a cursor above c. (A sequence would not do:
 // it hands out numbers before commit, in another order than commits land.)
+// TestCursorContract fails with such cursors.
 //
 // # Parking queue
 //
@@ -59,8 +71,8 @@
 //
 // # Wake-ups
 //
-// Each commit that writes mailbox messages notifies the store's channel
-// inside its transaction; PostgreSQL delivers the notification only after
+// Each transition that writes mailbox messages notifies the store's
+// channel inside its transaction; PostgreSQL delivers the notification only after
 // the commit, to every listening server. One connection per Store listens
 // and signals the mailbox's watchers. Polling (core's MailboxPoll) stays as
 // the safety net for notifications lost while that connection reconnects.
