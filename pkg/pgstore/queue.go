@@ -60,6 +60,19 @@ func parseReceipt(r string) (id int64, n int, ok bool) {
 	return id, n, found && err1 == nil && err2 == nil
 }
 
+// asyncExec runs sql in a transaction of its own that commits without
+// waiting for the WAL flush (one round trip: a batch is one implicit
+// transaction). For Delete and Release only: a crash that loses either
+// just brings the message back, to consumers that drop a message of a task
+// no longer parked, as the embedded store's Delete does; the next
+// synchronous commit flushes it with everything before it.
+func (s *Store) asyncExec(ctx context.Context, sql string, args ...any) error {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+	b.Queue(sql, args...)
+	return s.pool.SendBatch(ctx, b).Close()
+}
+
 // Delete removes a received message. A receipt of an earlier delivery (the
 // message came back and was received again) deletes nothing, as on SQS.
 func (s *Store) Delete(ctx context.Context, pool, receipt string) error {
@@ -67,7 +80,7 @@ func (s *Store) Delete(ctx context.Context, pool, receipt string) error {
 	if !ok {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, `DELETE FROM queue WHERE id = $1 AND receipts = $2 AND pool = $3`, id, n, pool); err != nil {
+	if err := s.asyncExec(ctx, `DELETE FROM queue WHERE id = $1 AND receipts = $2 AND pool = $3`, id, n, pool); err != nil {
 		return fmt.Errorf("pgstore: delete from %s: %w", pool, err)
 	}
 	return nil
@@ -80,7 +93,7 @@ func (s *Store) Release(ctx context.Context, pool, receipt string) error {
 	if !ok {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, `UPDATE queue SET visible_at = 0 WHERE id = $1 AND receipts = $2 AND pool = $3`, id, n, pool); err != nil {
+	if err := s.asyncExec(ctx, `UPDATE queue SET visible_at = 0 WHERE id = $1 AND receipts = $2 AND pool = $3`, id, n, pool); err != nil {
 		return fmt.Errorf("pgstore: release in %s: %w", pool, err)
 	}
 	return nil

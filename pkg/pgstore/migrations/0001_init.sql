@@ -258,7 +258,8 @@ END $$;
 -- least recently served first, each tenant's messages in send order, the
 -- k-th message of every tenant before the (k+1)-th of any. Each message is
 -- hidden until p_until and its delivery counted. Rows another receiver
--- holds are skipped, not waited for; so are turn rows.
+-- holds are skipped, not waited for; so are turn rows. Committed without
+-- waiting for the WAL flush (see below).
 CREATE FUNCTION queue_receive(p_pool text, p_now bigint, p_until bigint, p_max integer)
 RETURNS TABLE (id bigint, task_id text, tenant text, deadline bigint, receipts integer)
 LANGUAGE plpgsql AS $$
@@ -268,6 +269,10 @@ DECLARE
 	k   integer := 0;
 	r   record;
 BEGIN
+	-- A delivery lost to a crash only delivers the message again (consumers
+	-- are idempotent), so its commit need not wait for the WAL flush; the
+	-- next synchronous commit flushes it with everything before it.
+	PERFORM set_config('synchronous_commit', 'off', true);
 	SELECT coalesce(max(t.served), 0) INTO top FROM queue_turns t WHERE t.pool = p_pool;
 	FOR r IN
 		WITH cand AS (
