@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -38,8 +39,11 @@ const (
 	// writers is the number of groups in flight per store: one commits
 	// while the next gathers.
 	writers = 2
-	// maxGroup bounds the transitions of one group.
-	maxGroup = 256
+	// maxGroup bounds the transitions of one group, and maxGroupBytes the
+	// payloads and results it carries (base64 in the group's JSON), so
+	// that a group of large tasks stays a modest statement.
+	maxGroup      = 256
+	maxGroupBytes = 8 << 20
 	// maxGroupAttempts bounds the attempts of a group that the database
 	// rolled back whole for a reason of its own (a deadlock or
 	// serialization failure), which says nothing about its transitions.
@@ -47,8 +51,62 @@ const (
 )
 
 type commitReq struct {
-	txn  *core.Txn
-	done chan error
+	txn   *core.Txn
+	done  chan error
+	bytes int // payloads and results
+}
+
+func txnBytes(txn *core.Txn) int {
+	n := 0
+	for _, w := range txn.Tasks {
+		n += len(w.Task.Payload) + len(w.Task.Result)
+	}
+	for i := range txn.Messages {
+		n += len(txn.Messages[i].Result)
+	}
+	return n
+}
+
+// errText refuses text that a PostgreSQL text column cannot hold.
+var errText = errors.New("text with a NUL byte or invalid UTF-8 cannot be stored in PostgreSQL")
+
+// storableText checks every text field of txn: PostgreSQL's text holds
+// neither NUL nor invalid UTF-8 (and encoding/json would silently replace
+// the latter).
+func storableText(txn *core.Txn) error {
+	ok := func(ss ...string) bool {
+		for _, s := range ss {
+			if strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) {
+				return false
+			}
+		}
+		return true
+	}
+	if !ok(txn.Pool) {
+		return errText
+	}
+	for _, w := range txn.Tasks {
+		t := &w.Task
+		if !ok(t.ID, t.Key, t.Tenant, t.Pool, t.Recipient, string(t.State), t.Lease, t.Error, t.BodyHash) {
+			return errText
+		}
+	}
+	if k := txn.Key; k != nil && !ok(k.Tenant, k.Key, k.TaskID, k.BodyHash) {
+		return errText
+	}
+	for i := range txn.Events {
+		e := &txn.Events[i]
+		if !ok(e.Tenant, e.Pool, e.TaskID, e.Type, string(e.From), string(e.To), e.Detail) {
+			return errText
+		}
+	}
+	for i := range txn.Messages {
+		m := &txn.Messages[i]
+		if !ok(m.Tenant, m.Recipient, m.TaskID, m.Pool, string(m.Type), m.Lease, m.Error) {
+			return errText
+		}
+	}
+	return nil
 }
 
 // Commit applies txn atomically; see core.Committer and the group commit
@@ -61,7 +119,11 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 	if err := txn.CheckShape(); err != nil {
 		return fmt.Errorf("pgstore: %w", err)
 	}
-	req := &commitReq{txn: txn, done: make(chan error, 1)}
+	if err := storableText(txn); err != nil {
+		// Refused alone, before it joins a group that it would fail.
+		return fmt.Errorf("pgstore: commit %s: %w", describe(txn), err)
+	}
+	req := &commitReq{txn: txn, done: make(chan error, 1), bytes: txnBytes(txn)}
 	select {
 	case s.commits <- req:
 	case <-ctx.Done():
@@ -88,11 +150,13 @@ func (s *Store) writer() {
 			return
 		}
 		group := []*commitReq{first}
+		bytes := first.bytes
 	gather:
-		for len(group) < maxGroup {
+		for len(group) < maxGroup && bytes < maxGroupBytes {
 			select {
 			case r := <-s.commits:
 				group = append(group, r)
+				bytes += r.bytes
 			default:
 				break gather
 			}

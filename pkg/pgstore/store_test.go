@@ -143,3 +143,40 @@ func TestListenerReconnects(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "no wake-up since the listener's connection ended")
 	}
 }
+
+// TestUnstorableText: a transition with text PostgreSQL cannot hold (a
+// NUL byte, invalid UTF-8) fails alone, with a clear error, and does not
+// fail the transitions committed in the same group.
+func TestUnstorableText(t *testing.T) {
+	t.Parallel()
+	s := open(t, pgstore.Options{})
+	ctx := t.Context()
+	msg := func(rcpt, errText string) *core.Txn {
+		return &core.Txn{Messages: []core.Message{{Tenant: "acme", Recipient: rcpt, TaskID: "t", Pool: "p", Type: "failed", Error: errText, At: time.Now()}}}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Go(func() {
+			switch i % 4 {
+			case 0:
+				errs[i] = s.Commit(ctx, msg("box", "nul \x00 byte"))
+			case 1:
+				errs[i] = s.Commit(ctx, msg("box", "bad \xff utf-8"))
+			default:
+				errs[i] = s.Commit(ctx, msg("box", "fine"))
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i%4 < 2 {
+			require.ErrorContains(t, err, "cannot be stored in PostgreSQL")
+		} else {
+			require.NoError(t, err)
+		}
+	}
+	page, err := s.Messages(ctx, "acme", "box", 0, 100)
+	require.NoError(t, err)
+	require.Len(t, page, 20)
+}
