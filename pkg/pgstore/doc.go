@@ -76,6 +76,9 @@
 // the commit, to every listening server. One connection per Store listens
 // and signals the mailbox's watchers. Polling (core's MailboxPoll) stays as
 // the safety net for notifications lost while that connection reconnects.
+// Send and Release notify the pool's queue the same way, for ReceiveWait:
+// a receive that waits for a message (core's QueueLongPoller, which claims
+// use), on whichever server the message was sent.
 //
 // # Durability
 //

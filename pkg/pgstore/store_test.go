@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -179,4 +180,50 @@ func TestUnstorableText(t *testing.T) {
 	page, err := s.Messages(ctx, "acme", "box", 0, 100)
 	require.NoError(t, err)
 	require.Len(t, page, 20)
+}
+
+// TestReceiveWait: a receive that waits on one store (a claim on one
+// server) gets the message that another store sends (a park on another
+// server), or one released there; with nothing sent it returns empty when
+// its wait runs out.
+func TestReceiveWait(t *testing.T) {
+	t.Parallel()
+	schema := cluster.Schema(t)
+	a := open(t, pgstore.Options{Schema: schema})
+	b := open(t, pgstore.Options{Schema: schema})
+	ctx := t.Context()
+
+	got := make(chan []core.Delivery, 1)
+	go func() {
+		ds, err := b.ReceiveWait(ctx, "p", 1, hangGuard)
+		assert.NoError(t, err)
+		got <- ds
+	}()
+	require.NoError(t, a.Send(ctx, "p", core.Parked{TaskID: "t1", Tenant: "acme", Deadline: time.Now().Add(time.Hour)}))
+	var ds []core.Delivery
+	select {
+	case ds = <-got:
+	case <-time.After(2 * hangGuard):
+		t.Fatal("ReceiveWait did not return")
+	}
+	require.Len(t, ds, 1, "the wait ran out without the message sent meanwhile")
+	require.Equal(t, "t1", ds[0].TaskID)
+
+	go func() {
+		ds, err := b.ReceiveWait(ctx, "p", 1, hangGuard)
+		assert.NoError(t, err)
+		got <- ds
+	}()
+	require.NoError(t, a.Release(ctx, "p", ds[0].Receipt))
+	select {
+	case ds = <-got:
+	case <-time.After(2 * hangGuard):
+		t.Fatal("ReceiveWait did not return")
+	}
+	require.Len(t, ds, 1, "the released message")
+	require.NoError(t, b.Delete(ctx, "p", ds[0].Receipt))
+
+	ds, err := b.ReceiveWait(ctx, "p", 1, time.Second)
+	require.NoError(t, err)
+	require.Empty(t, ds)
 }
