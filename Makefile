@@ -36,7 +36,7 @@ test-go:
 # its rate rather than requiring one.
 LOAD_PKGS := ./tests/aws ./tests/lambda
 test-load:
-	$(GO) test -race -count=1 -p 1 -timeout 45m -run '^TestLoad$$' -v $(LOAD_PKGS)
+	$(GO) test -race -count=1 -p 1 -timeout 45m -run '^TestLoad(Pull)?$$' -v $(LOAD_PKGS)
 
 vet:
 	$(GO) vet $(PKGS)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/parkinglot/parkinglot/internal/config"
 	"github.com/parkinglot/parkinglot/internal/httpapi"
 	"github.com/parkinglot/parkinglot/pkg/api"
 )
@@ -17,7 +18,23 @@ type anyClient struct{}
 
 var _ httpapi.Authenticator = anyClient{}
 
-func (anyClient) Tenant(*http.Request) (string, error) { return httpapi.DefaultTenant, nil }
+func (anyClient) Identify(*http.Request) (httpapi.Identity, error) {
+	return httpapi.TenantIdentity(httpapi.DefaultTenant), nil
+}
+
+// identities maps the configured bearer tokens to who they are: a tenant,
+// or a worker of some pools.
+func identities(a config.Auth) map[string]httpapi.Identity {
+	m := make(map[string]httpapi.Identity, len(a.Tokens))
+	for _, t := range a.Tokens {
+		if t.IsWorker() {
+			m[t.Token] = httpapi.WorkerIdentity(t.Name, t.Pools...)
+		} else {
+			m[t.Token] = httpapi.TenantIdentity(t.Tenant)
+		}
+	}
+	return m
+}
 
 // bearerToken returns the token of r's "Authorization: Bearer <token>"
 // header, read as the API reads it.

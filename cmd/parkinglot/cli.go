@@ -42,6 +42,7 @@ var clientCommands = map[string]clientCommand{
 	"mailbox":   {usage: "RECIPIENT", help: "read a recipient's mailbox", args: 1, flags: mailboxFlags},
 	"audit":     {usage: "", help: "read the audit trail of the caller's tenant", args: 0, flags: auditFlags},
 	"pools":     {usage: "[POOL]", help: "show every pool, or one", args: -1, flags: poolsFlags},
+	"claim":     {usage: "POOL [--max N] [--wait D]", help: "claim parked tasks of a pull pool, as a worker", args: 1, flags: claimFlags},
 }
 
 // usageError is a bad command line: exit code 2.
@@ -389,9 +390,9 @@ func poolsFlags(*flag.FlagSet) func(context.Context, *env, []string) error {
 			pools = ps
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "POOL\tRUNNING\tCAPACITY\tPARKED\tMAX PARKED")
+		fmt.Fprintln(tw, "POOL\tRUNNING\tCAPACITY\tPARKED\tMAX PARKED\tEXECUTOR")
 		for _, p := range pools {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", p.Name, p.Running, p.Capacity, p.Parked, p.MaxParked)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", p.Name, p.Running, p.Capacity, p.Parked, p.MaxParked, p.Executor)
 		}
 		return tw.Flush()
 	}

@@ -10,6 +10,8 @@
 //	parkinglot mailbox RECIPIENT         read (and --ack) a mailbox
 //	parkinglot audit                     read the audit trail
 //	parkinglot pools [POOL]              show pools
+//	parkinglot claim POOL [--max N]      claim tasks of a pull pool (a worker's token)
+//	parkinglot work POOL -- CMD [ARGS]   run CMD once per task claimed from a pull pool
 //	parkinglot loadtest [flags]          drive a server and check its invariants
 //	parkinglot check --data DIR          verify an embedded store offline
 //
@@ -24,7 +26,7 @@
 //	3  not found: no such task or pool (404)
 //	4  conflict: lease lost, idempotency key conflict, task in the wrong state (409)
 //	5  rejected: the pool's parked depth is full (429)
-//	6  unauthorized: missing or unknown token (401, 403)
+//	6  unauthorized: missing or unknown token, or one whose role may not do this (401, 403)
 //
 // Without --config, serve uses the built-in sample configuration (see
 // `parkinglot serve --print-sample`).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -40,7 +41,13 @@ func lambdaRuntime(cfg config.Config, backend core.Backend, obs core.Observer, l
 	}
 	claims := make(map[string]map[string]string, len(cfg.Auth.Tokens))
 	for _, t := range cfg.Auth.Tokens {
-		claims[t.Token] = map[string]string{lambdaapi.DefaultTenantClaim: t.Tenant, "sub": t.Tenant}
+		if t.IsWorker() {
+			// As API Gateway passes an array claim: "[a b]".
+			claims[t.Token] = map[string]string{lambdaapi.RoleClaim: lambdaapi.RoleWorker,
+				lambdaapi.SubjectClaim: t.Name, lambdaapi.PoolsClaim: "[" + strings.Join(t.Pools, " ") + "]"}
+			continue
+		}
+		claims[t.Token] = map[string]string{lambdaapi.DefaultTenantClaim: t.Tenant, lambdaapi.SubjectClaim: t.Tenant}
 	}
 	gw, err := lambdaapi.NewGateway(lambdaapi.GatewayOptions{Functions: fns, Claims: claims, Logger: log})
 	if err != nil {

@@ -24,7 +24,9 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	pools := fs.String("pools", "", "comma-separated pools (default: every pool of the server)")
 	fs.IntVar(&cfg.Submissions, "n", 1000, "submissions")
 	fs.IntVar(&cfg.Submitters, "submitters", 32, "concurrent submitters")
-	fs.IntVar(&cfg.Workers, "workers", 4, "permit-mode workers per tenant")
+	fs.StringVar(&cfg.Mode, "mode", "permit", "permit (workers take starts from their mailboxes) or pull (worker processes claim, with pkg/worker)")
+	workerTokens := fs.String("worker-tokens", "", "pull mode: comma-separated worker tokens, one per worker process (a token may repeat)")
+	fs.IntVar(&cfg.Workers, "workers", 4, "permit mode: workers per tenant; pull mode: each worker process's concurrency per pool")
 	fs.DurationVar(&cfg.Hold, "hold", 0, "how long a worker holds a task before completing it (default 5ms)")
 	fs.Float64Var(&cfg.CrashFraction, "crash", 0, "fraction of started tasks whose worker crashes (never completes)")
 	fs.DurationVar(&cfg.RunTimeout, "run-timeout", 0, "lease length of every task (default 2s)")
@@ -34,7 +36,7 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "bound on the whole run (default max-wait + run-timeout + 1m)")
 	progress := fs.Bool("progress", true, "show a progress bar on a terminal")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: parkinglot loadtest --tokens T1,T2,... [flags]\n\nDrives the server with permit-mode workers and checks hard capacity, exactly one outcome\nper task and no late start with an observer independent of the server. Exit 0 if all hold.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: parkinglot loadtest --tokens T1,T2,... [flags]\n\nDrives the server with permit-mode workers, or pull-mode worker processes, and checks hard capacity, exactly one outcome\nper task and no late start with an observer independent of the server. Exit 0 if all hold.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -48,6 +50,7 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitUsage
 	}
 	cfg.Tokens = splitList(*tokens)
+	cfg.WorkerTokens = splitList(*workerTokens)
 	cfg.Pools = splitList(*pools)
 	if f, ok := stderr.(*os.File); ok && *progress && term.IsTerminal(int(f.Fd())) {
 		cfg.Progress = stderr

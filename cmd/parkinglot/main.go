@@ -39,7 +39,9 @@ commands:
   mailbox     read a recipient's mailbox
   audit       read the audit trail
   pools       show pools
-  loadtest    drive a server with permit-mode workers and check its invariants
+  claim       claim tasks of a pull pool (a worker's token)
+  work        run a command once per task claimed from a pull pool
+  loadtest    drive a server with permit or pull workers and check its invariants
   check       verify an embedded store's data directory offline (--data DIR)
   migrate     apply the postgres store's schema migrations (--config FILE)
   version     print the version, VCS commit and Go version (also --version)
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serve(ctx, rest, stdout, stderr)
 	case "loadtest":
 		return loadtestCmd(ctx, rest, stdout, stderr)
+	case "work":
+		return workCmd(ctx, rest, stderr)
 	case "check":
 		return checkCmd(rest, stdout, stderr)
 	case "migrate":

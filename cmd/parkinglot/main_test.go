@@ -169,15 +169,15 @@ func TestAnyClient(t *testing.T) {
 	for _, remote := range []string{"203.0.113.7:40000", "[2001:db8::7]:40000", "127.0.0.1:40000"} {
 		req := httptest.NewRequest(http.MethodGet, "/v1/pools", nil)
 		req.RemoteAddr = remote
-		tenant, err := anyClient{}.Tenant(req)
+		id, err := anyClient{}.Identify(req)
 		require.NoError(t, err)
-		require.Equal(t, httpapi.DefaultTenant, tenant)
+		require.Equal(t, httpapi.TenantIdentity(httpapi.DefaultTenant), id)
 	}
 	// Without anonymous, the same clients are refused but the loopback one.
 	auth := httpapi.NewTokenAuth(nil)
 	req := httptest.NewRequest(http.MethodGet, "/v1/pools", nil)
 	req.RemoteAddr = "203.0.113.7:40000"
-	_, err := auth.Tenant(req)
+	_, err := auth.Identify(req)
 	require.ErrorIs(t, err, httpapi.ErrNotLoopback)
 }
 

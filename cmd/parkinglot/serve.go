@@ -128,7 +128,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	// Long polls end at once when shutdown starts, with an empty page.
 	draining, stopPolls := context.WithCancel(context.Background())
 	defer stopPolls()
-	auth := httpapi.NewTokenAuth(cfg.Auth.TokenMap())
+	auth := httpapi.NewIdentityAuth(identities(cfg.Auth))
 	if cfg.Auth.Anonymous {
 		auth = anyClient{}
 	}

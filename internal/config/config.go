@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,11 +141,33 @@ type Metrics struct {
 	Token string `yaml:"token"`
 }
 
-// Token maps one bearer token to its tenant.
+// Token maps one bearer token to a tenant, or to a worker.
 type Token struct {
-	Token  string `yaml:"token"`
+	Token string `yaml:"token"`
+	// Role is tenant (default) or worker. A tenant submits and reads its
+	// own tasks, mailboxes and audit trail. A worker claims, heartbeats,
+	// completes and cancels the tasks of every tenant in Pools, and nothing
+	// else.
+	Role string `yaml:"role"`
+	// Tenant is a tenant token's tenant. Required for role tenant; not
+	// allowed for role worker.
 	Tenant string `yaml:"tenant"`
+	// Name is a worker's name, which the audit trail records on each of its
+	// claims. Required for role worker.
+	Name string `yaml:"name"`
+	// Pools are the pools a worker works in, each a configured pool.
+	// Required for role worker.
+	Pools []string `yaml:"pools"`
 }
+
+// Token roles.
+const (
+	RoleTenant = "tenant"
+	RoleWorker = "worker"
+)
+
+// IsWorker reports whether t is a worker's token.
+func (t Token) IsWorker() bool { return t.Role == RoleWorker }
 
 // Pool is one pool's configuration.
 type Pool struct {
@@ -167,6 +190,11 @@ type Pool struct {
 	// it is refused while the pool has running tasks. The memory and
 	// embedded stores ignore it. Default: 0 (one item).
 	SlotShards int `yaml:"slotShards"`
+	// Executor is how started tasks reach the ones who run them: permit
+	// (every start is a started message with the lease to the task's
+	// recipient) or pull (tasks park until a worker claims them, POST
+	// /v1/pools/{pool}/claim). Default: permit.
+	Executor string `yaml:"executor"`
 }
 
 // Log configures logging.
@@ -383,11 +411,8 @@ func (c Config) Validate() error {
 		if err := validToken(f+".token", t.Token); err != nil {
 			return err
 		}
-		switch {
-		case t.Tenant == "":
-			return fieldErr(f+".tenant", "must not be empty")
-		case len(t.Tenant) > 128:
-			return fieldErr(f+".tenant", "must be at most 128 bytes")
+		if err := c.validTokenRole(f, t); err != nil {
+			return err
 		}
 		if j, dup := tokens[t.Token]; dup {
 			// Never echo the secret.
@@ -486,7 +511,40 @@ func (p Pool) Core() core.PoolConfig {
 	return core.PoolConfig{
 		Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked,
 		DefaultMaxWait: p.DefaultMaxWait, RunTimeout: p.RunTimeout, SlotShards: p.SlotShards,
+		Executor: core.Executor(p.Executor),
 	}
+}
+
+// validTokenRole checks the fields of token t (at f) that its role needs.
+func (c *Config) validTokenRole(f string, t Token) error {
+	switch t.Role {
+	case "", RoleTenant:
+		switch {
+		case t.Tenant == "":
+			return fieldErr(f+".tenant", "must not be empty")
+		case len(t.Tenant) > 128:
+			return fieldErr(f+".tenant", "must be at most 128 bytes")
+		case t.Name != "" || len(t.Pools) > 0:
+			return fieldErr(f+".pools", "name and pools are a worker's: set role: worker, or leave them out")
+		}
+	case RoleWorker:
+		switch {
+		case t.Tenant != "":
+			return fieldErr(f+".tenant", "a worker's token has no tenant: it works for every tenant of its pools")
+		case t.Name == "" || len(t.Name) > 128:
+			return fieldErr(f+".name", "a worker's name must be 1-128 bytes, for the audit trail")
+		case len(t.Pools) == 0:
+			return fieldErr(f+".pools", "a worker's token must name the pools it works in")
+		}
+		for j, p := range t.Pools {
+			if !slices.ContainsFunc(c.Pools, func(q Pool) bool { return q.Name == p }) {
+				return fieldErr(fmt.Sprintf("%s.pools[%d]", f, j), "no pool %q is configured", clip(p))
+			}
+		}
+	default:
+		return fieldErr(f+".role", "must be tenant or worker, got %q", clip(t.Role))
+	}
+	return nil
 }
 
 // TokenMap returns the tokens as bearer token -> tenant.
@@ -496,6 +554,17 @@ func (a Auth) TokenMap() map[string]string {
 		m[t.Token] = t.Tenant
 	}
 	return m
+}
+
+// Workers returns the tokens of role worker.
+func (a Auth) Workers() []Token {
+	var out []Token
+	for _, t := range a.Tokens {
+		if t.IsWorker() {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func clip(s string) string {

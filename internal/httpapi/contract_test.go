@@ -32,8 +32,11 @@ func TestContract(t *testing.T) {
 		}
 		srv := httptest.NewUnstartedServer(httpapi.New(httpapi.Options{
 			Scheduler: s,
-			Auth:      httpapi.NewTokenAuth(map[string]string{"acme-secret": "acme", "globex-secret": "globex"}),
-			Logger:    slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+			Auth: httpapi.NewIdentityAuth(map[string]httpapi.Identity{
+				"acme-secret": httpapi.TenantIdentity("acme"), "globex-secret": httpapi.TenantIdentity("globex"),
+				"worker-secret": httpapi.WorkerIdentity(httpapitest.Worker, httpapitest.WorkerPools...),
+			}),
+			Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 		}))
 		srv.Listener = httpapi.Listener(srv.Listener)
 		srv.Start()
@@ -43,7 +46,7 @@ func TestContract(t *testing.T) {
 			srv.Close()
 		})
 		return httpapitest.Target{
-			BaseURL: srv.URL, AcmeToken: "acme-secret", GlobexToken: "globex-secret",
+			BaseURL: srv.URL, AcmeToken: "acme-secret", GlobexToken: "globex-secret", WorkerToken: "worker-secret",
 			Client: &http.Client{Transport: tr},
 		}
 	})

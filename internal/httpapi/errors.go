@@ -48,6 +48,8 @@ func status(err error) (int, string, string) {
 		return http.StatusConflict, api.CodeLeaseLost, "lease"
 	case errors.Is(err, core.ErrInvalidState):
 		return http.StatusConflict, api.CodeInvalidState, ""
+	case errors.Is(err, core.ErrForbidden):
+		return http.StatusForbidden, api.CodeForbidden, ""
 	}
 	return http.StatusInternalServerError, api.CodeInternal, ""
 }

@@ -56,5 +56,5 @@ func ExampleNew() {
 	// POST /v1/tasks/{id}/complete 200
 	// state: succeeded
 	// GET /v1/pools/gpu 200
-	// {"name":"gpu","capacity":1,"running":0,"parked":0,"maxParked":10}
+	// {"name":"gpu","executor":"permit","capacity":1,"running":0,"parked":0,"maxParked":10}
 }

@@ -49,6 +49,17 @@ const (
 	RouteAudit     RouteID = "audit"
 	RoutePools     RouteID = "pools"
 	RoutePool      RouteID = "pool"
+	RouteClaim     RouteID = "claim"
+)
+
+// Roles: who may call a route.
+type Role int
+
+const (
+	// RoleTenant: a tenant's token.
+	RoleTenant Role = 1 << iota
+	// RoleWorker: a worker's token.
+	RoleWorker
 )
 
 // Route is one method and path pattern of the API.
@@ -56,6 +67,7 @@ type Route struct {
 	ID     RouteID
 	Method string
 	Path   string // the pattern, with {param} segments, as an API Gateway route path
+	Roles  Role   // who may call it
 	segs   []string
 }
 
@@ -65,7 +77,7 @@ func (r Route) Key() string { return r.Method + " " + r.Path }
 // route is a Route and the method of the handler that serves it.
 type route struct {
 	Route
-	serve func(h *handler, w http.ResponseWriter, r *http.Request, tenant string, p Params)
+	serve func(h *handler, w http.ResponseWriter, r *http.Request, id Identity, p Params)
 }
 
 // New returns the handler of the /v1/... routes. Other paths are 404; the
@@ -87,16 +99,17 @@ func New(opts Options) http.Handler {
 // routes is the read-only route table of the API, in the order an
 // infrastructure definition declares them.
 var routes = buildRoutes(
-	route{Route{ID: RouteSubmit, Method: http.MethodPost, Path: "/v1/pools/{pool}/tasks"}, (*handler).submit},
-	route{Route{ID: RouteHeartbeat, Method: http.MethodPost, Path: "/v1/tasks/{id}/heartbeat"}, (*handler).heartbeat},
-	route{Route{ID: RouteComplete, Method: http.MethodPost, Path: "/v1/tasks/{id}/complete"}, (*handler).complete},
-	route{Route{ID: RouteCancel, Method: http.MethodPost, Path: "/v1/tasks/{id}/cancel"}, (*handler).cancel},
-	route{Route{ID: RouteTask, Method: http.MethodGet, Path: "/v1/tasks/{id}"}, (*handler).task},
-	route{Route{ID: RouteMailbox, Method: http.MethodGet, Path: "/v1/mailbox/{recipient}"}, (*handler).mailbox},
-	route{Route{ID: RouteAck, Method: http.MethodPost, Path: "/v1/mailbox/{recipient}/ack"}, (*handler).ack},
-	route{Route{ID: RouteAudit, Method: http.MethodGet, Path: "/v1/audit"}, (*handler).audit},
-	route{Route{ID: RoutePools, Method: http.MethodGet, Path: "/v1/pools"}, (*handler).pools},
-	route{Route{ID: RoutePool, Method: http.MethodGet, Path: "/v1/pools/{pool}"}, (*handler).pool},
+	route{Route{ID: RouteSubmit, Method: http.MethodPost, Path: "/v1/pools/{pool}/tasks", Roles: RoleTenant}, (*handler).submit},
+	route{Route{ID: RouteClaim, Method: http.MethodPost, Path: "/v1/pools/{pool}/claim", Roles: RoleWorker}, (*handler).claim},
+	route{Route{ID: RouteHeartbeat, Method: http.MethodPost, Path: "/v1/tasks/{id}/heartbeat", Roles: RoleTenant | RoleWorker}, (*handler).heartbeat},
+	route{Route{ID: RouteComplete, Method: http.MethodPost, Path: "/v1/tasks/{id}/complete", Roles: RoleTenant | RoleWorker}, (*handler).complete},
+	route{Route{ID: RouteCancel, Method: http.MethodPost, Path: "/v1/tasks/{id}/cancel", Roles: RoleTenant | RoleWorker}, (*handler).cancel},
+	route{Route{ID: RouteTask, Method: http.MethodGet, Path: "/v1/tasks/{id}", Roles: RoleTenant}, (*handler).task},
+	route{Route{ID: RouteMailbox, Method: http.MethodGet, Path: "/v1/mailbox/{recipient}", Roles: RoleTenant}, (*handler).mailbox},
+	route{Route{ID: RouteAck, Method: http.MethodPost, Path: "/v1/mailbox/{recipient}/ack", Roles: RoleTenant}, (*handler).ack},
+	route{Route{ID: RouteAudit, Method: http.MethodGet, Path: "/v1/audit", Roles: RoleTenant}, (*handler).audit},
+	route{Route{ID: RoutePools, Method: http.MethodGet, Path: "/v1/pools", Roles: RoleTenant}, (*handler).pools},
+	route{Route{ID: RoutePool, Method: http.MethodGet, Path: "/v1/pools/{pool}", Roles: RoleTenant}, (*handler).pool},
 )
 
 func buildRoutes(rs ...route) []route {
@@ -128,8 +141,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		NoRoute(w, r.URL.Path)
 		return
 	}
-	tenant, err := h.auth.Tenant(r)
-	if err != nil || tenant == "" {
+	id, err := h.auth.Identify(r)
+	if err != nil || !id.valid() {
 		msg := "unauthorized"
 		if err != nil {
 			msg = err.Error()
@@ -143,7 +156,27 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	rt.serve(h, w, r, tenant, p)
+	if role := id.role(); rt.Roles&role == 0 {
+		closeUnread(w, r)
+		WriteError(w, http.StatusForbidden, api.CodeForbidden, forbiddenMessage(role), "")
+		return
+	}
+	rt.serve(h, w, r, id, p)
+}
+
+// role is the role of id.
+func (id Identity) role() Role {
+	if id.Worker != nil {
+		return RoleWorker
+	}
+	return RoleTenant
+}
+
+func forbiddenMessage(r Role) string {
+	if r == RoleWorker {
+		return "a worker token may only claim, heartbeat, complete and cancel tasks of its pools"
+	}
+	return "claims are for worker tokens (role worker); a tenant's token submits and reads its own tasks"
 }
 
 // closeUnread is called before refusing a request without reading its

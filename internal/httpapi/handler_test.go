@@ -313,24 +313,24 @@ func TestTokenAuth(t *testing.T) {
 	}
 	open := httpapi.NewTokenAuth(nil)
 	for _, remote := range []string{"127.0.0.1:4000", "[::1]:4000", "127.9.9.9:1"} {
-		tenant, err := open.Tenant(req(remote, ""))
+		id, err := open.Identify(req(remote, ""))
 		require.NoError(t, err, remote)
-		require.Equal(t, "default", tenant)
+		require.Equal(t, httpapi.TenantIdentity("default"), id)
 	}
 	for _, remote := range []string{"10.0.0.1:4000", "[2001:db8::1]:80", "", "localhost:80"} {
-		_, err := open.Tenant(req(remote, "Bearer anything"))
+		_, err := open.Identify(req(remote, "Bearer anything"))
 		require.ErrorIs(t, err, httpapi.ErrNotLoopback, remote)
 	}
 
 	tok := httpapi.NewTokenAuth(map[string]string{"s3cret": "acme", "other": "globex"})
 	for authz, want := range map[string]string{"Bearer s3cret": "acme", "bearer other": "globex", "BEARER  s3cret ": "acme"} {
-		tenant, err := tok.Tenant(req("10.0.0.1:4000", authz))
+		id, err := tok.Identify(req("10.0.0.1:4000", authz))
 		require.NoError(t, err, authz)
-		require.Equal(t, want, tenant, authz)
+		require.Equal(t, httpapi.TenantIdentity(want), id, authz)
 	}
 	for authz, want := range map[string]error{"": httpapi.ErrNoToken, "Bearer": httpapi.ErrNoToken, "Basic s3cret": httpapi.ErrNoToken,
 		"Bearer S3CRET": httpapi.ErrBadToken, "Bearer s3cret2": httpapi.ErrBadToken} {
-		_, err := tok.Tenant(req("127.0.0.1:4000", authz))
+		_, err := tok.Identify(req("127.0.0.1:4000", authz))
 		require.ErrorIs(t, err, want, authz)
 	}
 }

@@ -164,7 +164,8 @@ func TestOpenAPISchemas(t *testing.T) {
 		"MailboxPage": reflect.TypeFor[api.MailboxPage](), "Event": reflect.TypeFor[api.Event](),
 		"AuditPage": reflect.TypeFor[api.AuditPage](), "Pool": reflect.TypeFor[api.Pool](),
 		"PoolList": reflect.TypeFor[api.PoolList](), "Error": reflect.TypeFor[api.Error](),
-		"ErrorDetail": reflect.TypeFor[api.ErrorDetail](),
+		"ErrorDetail": reflect.TypeFor[api.ErrorDetail](), "ClaimRequest": reflect.TypeFor[api.ClaimRequest](),
+		"ClaimResponse": reflect.TypeFor[api.ClaimResponse](), "CompleteNextResponse": reflect.TypeFor[api.CompleteNextResponse](),
 	} {
 		s := child(t, schemas, name)
 		props := child(t, s, "properties")
@@ -195,12 +196,19 @@ func TestOpenAPITaskResponses(t *testing.T) {
 		{"/v1/pools/{pool}/tasks", "post", "200", "TaskBody"},
 		{"/v1/pools/{pool}/tasks", "post", "429", "Error"},
 		{"/v1/tasks/{id}", "get", "200", "Task"},
-		{"/v1/tasks/{id}/complete", "post", "200", "Task"},
 		{"/v1/tasks/{id}/cancel", "post", "200", "Task"},
 	} {
 		s := child(t, paths, c.path, c.method, "responses", c.code, "content", "application/json", "schema")
 		require.Equal(t, "#/components/schemas/"+c.schema, s["$ref"], "%s %s %s", c.method, c.path, c.code)
 	}
+	// A completion answers the bare Task, or with next the task and the next
+	// ones.
+	s := child(t, paths, "/v1/tasks/{id}/complete", "post", "responses", "200", "content", "application/json", "schema")
+	var refs []string
+	for _, alt := range asList(s["oneOf"]) {
+		refs = append(refs, alt.(map[string]any)["$ref"].(string))
+	}
+	require.Equal(t, []string{"#/components/schemas/Task", "#/components/schemas/CompleteNextResponse"}, refs)
 }
 
 // TestOpenAPIEnums: the enums list exactly the constants of the code.

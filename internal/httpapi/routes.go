@@ -11,7 +11,8 @@ import (
 )
 
 // submit serves POST /v1/pools/{pool}/tasks.
-func (h *handler) submit(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
+func (h *handler) submit(w http.ResponseWriter, r *http.Request, id Identity, p Params) {
+	tenant := id.Tenant
 	var body api.SubmitRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		h.fail(w, r, err)
@@ -65,13 +66,20 @@ func submitRequest(tenant, pool string, b api.SubmitRequest) (core.SubmitRequest
 	return req, nil
 }
 
-// task serves GET /v1/tasks/{id}.
-func (h *handler) task(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
-	if _, err := parseQuery(r); err != nil {
+// task serves GET /v1/tasks/{id}?wait=: with wait, it answers when the
+// task is no longer parked, or when the wait runs out.
+func (h *handler) task(w http.ResponseWriter, r *http.Request, id Identity, p Params) {
+	q, err := parseQuery(r, "wait")
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	t, err := h.s.Task(r.Context(), tenant, p["id"])
+	wait, err := parseWait(q.Get("wait"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	t, err := h.s.WaitTask(r.Context(), id.Tenant, p["id"], wait)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -80,7 +88,7 @@ func (h *handler) task(w http.ResponseWriter, r *http.Request, tenant string, p 
 }
 
 // heartbeat serves POST /v1/tasks/{id}/heartbeat.
-func (h *handler) heartbeat(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
+func (h *handler) heartbeat(w http.ResponseWriter, r *http.Request, id Identity, p Params) {
 	var body api.HeartbeatRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		h.fail(w, r, err)
@@ -91,7 +99,7 @@ func (h *handler) heartbeat(w http.ResponseWriter, r *http.Request, tenant strin
 		h.fail(w, r, err)
 		return
 	}
-	until, err := h.s.Heartbeat(r.Context(), core.HeartbeatRequest{Tenant: tenant, TaskID: p["id"], Lease: body.Lease, Extend: ext})
+	until, err := h.s.Heartbeat(r.Context(), core.HeartbeatRequest{Tenant: id.Tenant, Worker: id.Worker, TaskID: p["id"], Lease: body.Lease, Extend: ext})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -99,37 +107,87 @@ func (h *handler) heartbeat(w http.ResponseWriter, r *http.Request, tenant strin
 	writeJSON(w, http.StatusOK, api.HeartbeatResponse{LeaseExpiresAt: until.UTC()})
 }
 
-// complete serves POST /v1/tasks/{id}/complete.
-func (h *handler) complete(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
+// complete serves POST /v1/tasks/{id}/complete. With "next", a worker of a
+// pull pool asks for its next tasks in the same call, and the answer is
+// {"task", "next"} rather than the bare task.
+func (h *handler) complete(w http.ResponseWriter, r *http.Request, id Identity, p Params) {
 	var body api.CompleteRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	req := core.CompleteRequest{
-		Tenant: tenant, TaskID: p["id"], Lease: body.Lease,
+		Tenant: id.Tenant, Worker: id.Worker, TaskID: p["id"], Lease: body.Lease,
 		Status: core.State(body.Status), Result: rawJSON(body.Result), Error: body.Error,
 	}
 	if len(req.Result) > core.MaxResultBytes {
 		h.fail(w, r, &tooLargeError{field: "result", msg: fmt.Sprintf("result must be at most %d bytes, got %d", core.MaxResultBytes, len(req.Result))})
 		return
 	}
-	t, err := h.s.Complete(r.Context(), req)
+	if body.Next == nil {
+		t, err := h.s.Complete(r.Context(), req)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, api.FromTask(&t))
+		return
+	}
+	req.Next = body.Next.Max
+	if req.Next == 0 {
+		req.Next = 1
+	}
+	t, next, err := h.s.CompleteNext(r.Context(), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.FromTask(&t))
+	writeJSON(w, http.StatusOK, api.CompleteNextResponse{Task: api.FromTask(&t), Next: fromTasks(next)})
+}
+
+// claim serves POST /v1/pools/{pool}/claim.
+func (h *handler) claim(w http.ResponseWriter, r *http.Request, id Identity, p Params) {
+	var body api.ClaimRequest
+	if err := decodeBody(w, r, &body); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	wait, err := parseWait(body.Wait)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	tasks, err := h.s.Claim(r.Context(), core.ClaimRequest{Worker: *id.Worker, Pool: p["pool"], Max: body.Max, Wait: wait})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.ClaimResponse{Tasks: fromTasks(tasks)})
+}
+
+// fromTasks converts core tasks, as an empty list rather than null.
+func fromTasks(ts []core.Task) []api.Task {
+	out := make([]api.Task, len(ts))
+	for i := range ts {
+		out[i] = api.FromTask(&ts[i])
+	}
+	return out
 }
 
 // cancel serves POST /v1/tasks/{id}/cancel. The body, if any, must be {}.
-func (h *handler) cancel(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
+func (h *handler) cancel(w http.ResponseWriter, r *http.Request, id Identity, p Params) {
 	var body struct{}
 	if err := decodeBody(w, r, &body); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	t, err := h.s.Cancel(r.Context(), tenant, p["id"])
+	var t core.Task
+	var err error
+	if id.Worker != nil {
+		t, err = h.s.CancelByWorker(r.Context(), *id.Worker, p["id"])
+	} else {
+		t, err = h.s.Cancel(r.Context(), id.Tenant, p["id"])
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -138,7 +196,8 @@ func (h *handler) cancel(w http.ResponseWriter, r *http.Request, tenant string, 
 }
 
 // mailbox serves GET /v1/mailbox/{recipient}?after=&limit=&wait=.
-func (h *handler) mailbox(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
+func (h *handler) mailbox(w http.ResponseWriter, r *http.Request, id Identity, p Params) {
+	tenant := id.Tenant
 	req, err := mailboxRequest(r, tenant, p["recipient"])
 	if err != nil {
 		h.fail(w, r, err)
@@ -176,7 +235,8 @@ func mailboxRequest(r *http.Request, tenant, recipient string) (core.MailboxRequ
 
 // ack serves POST /v1/mailbox/{recipient}/ack. It answers with the cursor
 // acknowledged.
-func (h *handler) ack(w http.ResponseWriter, r *http.Request, tenant string, p Params) {
+func (h *handler) ack(w http.ResponseWriter, r *http.Request, id Identity, p Params) {
+	tenant := id.Tenant
 	var body api.AckRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		h.fail(w, r, err)
@@ -195,7 +255,8 @@ func (h *handler) ack(w http.ResponseWriter, r *http.Request, tenant string, p P
 }
 
 // audit serves GET /v1/audit?from=&to=&pool=&task=&after=&limit=.
-func (h *handler) audit(w http.ResponseWriter, r *http.Request, tenant string, _ Params) {
+func (h *handler) audit(w http.ResponseWriter, r *http.Request, id Identity, _ Params) {
+	tenant := id.Tenant
 	q, err := auditQuery(r, tenant)
 	if err != nil {
 		h.fail(w, r, err)
@@ -237,7 +298,7 @@ func auditQuery(r *http.Request, tenant string) (core.AuditQuery, error) {
 }
 
 // pools serves GET /v1/pools.
-func (h *handler) pools(w http.ResponseWriter, r *http.Request, _ string, _ Params) {
+func (h *handler) pools(w http.ResponseWriter, r *http.Request, _ Identity, _ Params) {
 	if _, err := parseQuery(r); err != nil {
 		h.fail(w, r, err)
 		return
@@ -255,7 +316,7 @@ func (h *handler) pools(w http.ResponseWriter, r *http.Request, _ string, _ Para
 }
 
 // pool serves GET /v1/pools/{pool}.
-func (h *handler) pool(w http.ResponseWriter, r *http.Request, _ string, p Params) {
+func (h *handler) pool(w http.ResponseWriter, r *http.Request, _ Identity, p Params) {
 	if _, err := parseQuery(r); err != nil {
 		h.fail(w, r, err)
 		return

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -22,6 +23,8 @@ import (
 var claims = map[string]map[string]string{
 	"acme-secret":   {"tenant": "acme", "sub": "user-1", "iss": "https://issuer.example"},
 	"globex-secret": {"tenant": "globex", "sub": "user-2", "iss": "https://issuer.example"},
+	// An array claim as API Gateway passes it to the function.
+	"worker-secret": {"role": "worker", "sub": httpapitest.Worker, "pools": "[" + strings.Join(httpapitest.WorkerPools, " ") + "]", "iss": "https://issuer.example"},
 }
 
 // functions builds the four handlers, each with its own scheduler over the
@@ -71,7 +74,7 @@ func gatewayTargetOf[B core.Backend](t *testing.T, newBackend func() B, pools []
 		tr.CloseIdleConnections()
 		srv.Close()
 	})
-	return httpapitest.Target{BaseURL: srv.URL, AcmeToken: "acme-secret", GlobexToken: "globex-secret", Client: &http.Client{Transport: tr}}
+	return httpapitest.Target{BaseURL: srv.URL, AcmeToken: "acme-secret", GlobexToken: "globex-secret", WorkerToken: "worker-secret", Client: &http.Client{Transport: tr}}
 }
 
 // TestContract runs the HTTP API v1 contract suite, unchanged, against the

@@ -112,6 +112,7 @@ type envPool struct {
 	MaxParked      int    `json:"maxParked"`
 	DefaultMaxWait string `json:"defaultMaxWait"`
 	RunTimeout     string `json:"runTimeout"`
+	Executor       string `json:"executor,omitempty"`
 }
 
 func parsePools(v string) ([]core.PoolConfig, error) {
@@ -126,7 +127,7 @@ func parsePools(v string) ([]core.PoolConfig, error) {
 	}
 	out := make([]core.PoolConfig, len(ps))
 	for i, p := range ps {
-		c := core.PoolConfig{Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked, DefaultMaxWait: 10 * time.Minute, RunTimeout: 5 * time.Minute}
+		c := core.PoolConfig{Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked, DefaultMaxWait: 10 * time.Minute, RunTimeout: 5 * time.Minute, Executor: core.Executor(p.Executor)}
 		for _, d := range []struct {
 			name, v string
 			to      *time.Duration

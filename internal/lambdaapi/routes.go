@@ -10,8 +10,8 @@ const (
 	// Submit serves POST /v1/pools/{pool}/tasks and event-driven
 	// submissions from SQS and EventBridge.
 	Submit Function = "submit"
-	// Dispatch serves heartbeat, complete and cancel; a release wakes
-	// parked work inline.
+	// Dispatch serves claim, heartbeat, complete and cancel; a release
+	// wakes parked work inline.
 	Dispatch Function = "dispatch"
 	// Expire runs the sweep on its EventBridge schedule.
 	Expire Function = "expire"
@@ -48,6 +48,7 @@ var functions = map[httpapi.RouteID]Function{
 	httpapi.RouteHeartbeat: Dispatch,
 	httpapi.RouteComplete:  Dispatch,
 	httpapi.RouteCancel:    Dispatch,
+	httpapi.RouteClaim:     Dispatch,
 	httpapi.RouteTask:      Mailbox,
 	httpapi.RouteMailbox:   Mailbox,
 	httpapi.RouteAck:       Mailbox,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/client"
+	"github.com/parkinglot/parkinglot/pkg/worker"
 )
 
 // Config describes one load run. Zero fields take the defaults documented
@@ -35,9 +37,18 @@ type Config struct {
 	// Submitters is the number of concurrent submitting goroutines.
 	// Default: 32.
 	Submitters int
-	// Workers is the number of permit-mode workers per tenant, each
-	// long-polling its own recipient's mailbox. Default: 4.
+	// Mode is permit (workers take starts from their mailboxes) or pull
+	// (worker processes claim tasks of pull pools with pkg/worker).
+	// Default: permit.
+	Mode string
+	// Workers is, in permit mode, the number of workers per tenant, each
+	// long-polling its own recipient's mailbox; in pull mode, each worker
+	// process's concurrency per pool. Default: 4.
 	Workers int
+	// WorkerTokens are, in pull mode, the bearer tokens of the worker
+	// processes, one each (at least one; a token may repeat): each runs
+	// pkg/worker on every pool with its own client and connections.
+	WorkerTokens []string
 	// Hold is how long a worker holds a started task before it completes
 	// it. Default: 5ms.
 	Hold time.Duration
@@ -75,6 +86,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Submitters == 0 {
 		c.Submitters = 32
+	}
+	if c.Mode == "" {
+		c.Mode = ModePermit
 	}
 	if c.Workers == 0 {
 		c.Workers = 4
@@ -118,9 +132,21 @@ func (c Config) validate() error {
 		return errors.New("loadtest: fractions must be within [0, 1]")
 	case c.Hold < 0 || c.RunTimeout <= 0 || c.MaxWait <= 0 || c.ShortWait <= 0 || c.Timeout <= 0:
 		return errors.New("loadtest: durations must be positive")
+	case c.Mode != ModePermit && c.Mode != ModePull:
+		return fmt.Errorf("loadtest: mode must be %s or %s, got %q", ModePermit, ModePull, c.Mode)
+	case c.Mode == ModePull && len(c.WorkerTokens) == 0:
+		return errors.New("loadtest: pull mode needs the worker processes' tokens")
+	case c.Mode == ModePull && c.CrashFraction > 0:
+		return errors.New("loadtest: pull mode injects no crashes: pkg/worker heartbeats every lease it holds")
 	}
 	return nil
 }
+
+// Modes.
+const (
+	ModePermit = "permit"
+	ModePull   = "pull"
+)
 
 // tenant is one token's client.
 type tenant struct {
@@ -209,6 +235,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			}()
 		}
 	}
+	if cfg.Mode == ModePull {
+		if err := r.startPullWorkers(workCtx); err != nil {
+			return Report{}, err
+		}
+	}
 
 	r.submit(ctx)
 	r.mu.Lock()
@@ -277,8 +308,12 @@ func (r *run) setup(ctx context.Context) error {
 		return errors.New("loadtest: the server has no pools")
 	}
 	for _, p := range r.cfg.Pools {
-		if _, ok := r.pools[p]; !ok {
+		pool, ok := r.pools[p]
+		if !ok {
 			return fmt.Errorf("loadtest: the server has no pool %q", p)
+		}
+		if pulls := pool.Executor == ModePull; pulls != (r.cfg.Mode == ModePull) {
+			return fmt.Errorf("loadtest: pool %q is a %s pool; this run is in %s mode", p, pool.Executor, r.cfg.Mode)
 		}
 	}
 	return nil
@@ -449,6 +484,11 @@ func (r *run) handle(ctx context.Context, ti int, rcpt string, msgs []api.Messag
 			tk = &task{id: m.TaskID, pool: m.Pool, tenant: ti}
 			r.tasks[m.TaskID] = tk
 		}
+		if m.Type == "started" && r.cfg.Mode == ModePull {
+			// The claimers' handlers observe pull-mode starts.
+			r.mu.Unlock()
+			continue
+		}
 		if m.Type == "started" {
 			tk.starts++
 			tk.recv = now
@@ -552,4 +592,72 @@ func (l *errorLog) list() []string {
 		out = append(out, fmt.Sprintf("... and %d more", l.n-len(l.first)))
 	}
 	return out
+}
+
+// startPullWorkers starts the worker processes of pull mode: for each
+// worker token, a client with connections of its own running pkg/worker on
+// every pool of the run, cfg.Workers tasks at a time. Their handlers are
+// the observer: each records its entry and exit by the run's clock and
+// the start and deadline the claim answered.
+func (r *run) startPullWorkers(ctx context.Context) error {
+	for i, tok := range r.cfg.WorkerTokens {
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second}}
+		wc, err := client.New(r.cfg.Server, tok, client.WithHTTPClient(hc))
+		if err != nil {
+			return fmt.Errorf("loadtest: worker %d: %w", i, err)
+		}
+		for _, pool := range r.cfg.Pools {
+			r.workerWG.Add(1)
+			go func() {
+				defer r.workerWG.Done()
+				defer hc.CloseIdleConnections()
+				err := worker.Run(ctx, wc, worker.Options{
+					Pool: pool, Concurrency: r.cfg.Workers, ClaimWait: 2 * time.Second, ShutdownTimeout: 30 * time.Second,
+					Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+				}, r.handle1)
+				if err != nil {
+					r.errs.add(fmt.Errorf("worker %d pool %s: %w", i, pool, err))
+				}
+			}()
+		}
+	}
+	return nil
+}
+
+// handle1 is a pull-mode worker's handler: it holds the task for
+// cfg.Hold and records what it saw.
+func (r *run) handle1(ctx context.Context, t *worker.Task) (any, error) {
+	entry := time.Since(r.t0)
+	now := time.Now()
+	r.mu.Lock()
+	tk := r.tasks[t.ID]
+	if tk == nil {
+		tk = &task{id: t.ID, pool: t.Pool, tenant: -1, deadline: t.Deadline}
+		r.tasks[t.ID] = tk
+	}
+	tk.starts++
+	if tk.starts == 1 {
+		tk.recv = entry
+		if t.StartedAt != nil {
+			tk.startAt = *t.StartedAt
+			tk.delivery = now.Sub(*t.StartedAt)
+		}
+	}
+	r.mu.Unlock()
+	if r.cfg.Hold > 0 {
+		timer := time.NewTimer(r.cfg.Hold)
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+	exit := time.Since(r.t0)
+	r.mu.Lock()
+	if tk.end == 0 || exit < tk.end {
+		tk.end = exit
+	}
+	r.mu.Unlock()
+	r.completes.Add(1)
+	return true, nil
 }

@@ -104,7 +104,7 @@ func LaunchWith(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	cmd := exec.Command(python, launcher, "--host", "127.0.0.1", "--port", "0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	cmd.Env = append(os.Environ(), o.env()...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -60,18 +60,55 @@ type CompleteRequest struct {
 	Status string          `json:"status"`
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  string          `json:"error,omitempty"`
+	// Next, from a worker of a pull pool, asks for its next tasks in the
+	// same call; the answer is then a CompleteNextResponse.
+	Next *NextRequest `json:"next,omitempty"`
 }
 
-// Message is a mailbox message.
+// NextRequest asks for up to Max (1-10, default 1) next tasks.
+type NextRequest struct {
+	Max int `json:"max,omitempty"`
+}
+
+// CompleteNextResponse answers a completion with next: the completed task
+// and the tasks started for the worker (empty when nothing was waiting).
+type CompleteNextResponse struct {
+	Task Task   `json:"task"`
+	Next []Task `json:"next"`
+}
+
+// ClaimRequest is the body of POST /v1/pools/{pool}/claim.
+type ClaimRequest struct {
+	// Max is how many tasks to take at most, 1-10. Default: 1.
+	Max int `json:"max,omitempty"`
+	// Wait is how long to wait for a task when none is parked, "0s" to
+	// "20s". Default: no wait.
+	Wait string `json:"wait,omitempty"`
+}
+
+// ClaimResponse answers a claim: the tasks started for the worker, each
+// with its lease and payload; empty when the wait ran out.
+type ClaimResponse struct {
+	Tasks []Task `json:"tasks"`
+}
+
+// Message is a mailbox message. A started message carries what a worker
+// needs to run the task: its tenant, key, payload and deadline, and (in a
+// permit pool) the lease and its end.
 type Message struct {
-	Cursor string          `json:"cursor"`
-	TaskID string          `json:"taskId"`
-	Pool   string          `json:"pool"`
-	Type   string          `json:"type"`
-	Lease  string          `json:"lease,omitempty"`
-	Result json.RawMessage `json:"result,omitempty"`
-	Error  string          `json:"error,omitempty"`
-	At     time.Time       `json:"at"`
+	Cursor         string          `json:"cursor"`
+	TaskID         string          `json:"taskId"`
+	Tenant         string          `json:"tenant"`
+	Pool           string          `json:"pool"`
+	Type           string          `json:"type"`
+	Key            string          `json:"key,omitempty"`
+	Payload        json.RawMessage `json:"payload,omitempty"`
+	Deadline       *time.Time      `json:"deadline,omitempty"`
+	Lease          string          `json:"lease,omitempty"`
+	LeaseExpiresAt *time.Time      `json:"leaseExpiresAt,omitempty"`
+	Result         json.RawMessage `json:"result,omitempty"`
+	Error          string          `json:"error,omitempty"`
+	At             time.Time       `json:"at"`
 }
 
 // MailboxPage answers GET /v1/mailbox/{recipient}.
@@ -106,6 +143,7 @@ type AuditPage struct {
 // Pool is a pool's configuration and counters.
 type Pool struct {
 	Name      string `json:"name"`
+	Executor  string `json:"executor"`
 	Capacity  int    `json:"capacity"`
 	Running   int    `json:"running"`
 	Parked    int    `json:"parked"`
@@ -136,6 +174,7 @@ const (
 	CodeInvalidRequest   = "invalid_request"
 	CodePayloadTooLarge  = "payload_too_large"
 	CodeUnauthorized     = "unauthorized"
+	CodeForbidden        = "forbidden"
 	CodeNotFound         = "not_found"
 	CodePoolNotFound     = "pool_not_found"
 	CodePoolFull         = "pool_full"
@@ -173,8 +212,10 @@ func FromTask(t *core.Task) Task {
 // FromMessage converts a core message.
 func FromMessage(m *core.Message) Message {
 	return Message{
-		Cursor: m.Cursor.String(), TaskID: m.TaskID, Pool: m.Pool, Type: string(m.Type),
-		Lease: m.Lease, Result: m.Result, Error: m.Error, At: m.At.UTC(),
+		Cursor: m.Cursor.String(), TaskID: m.TaskID, Tenant: m.Tenant, Pool: m.Pool, Type: string(m.Type),
+		Key: m.Key, Payload: m.Payload, Deadline: timePtr(m.Deadline),
+		Lease: m.Lease, LeaseExpiresAt: timePtr(m.LeaseExpiresAt),
+		Result: m.Result, Error: m.Error, At: m.At.UTC(),
 	}
 }
 
@@ -188,5 +229,9 @@ func FromEvent(e *core.Event) Event {
 
 // FromPool converts core pool counters.
 func FromPool(p core.PoolStats) Pool {
-	return Pool{Name: p.Name, Capacity: p.Capacity, Running: p.Running, Parked: p.Parked, MaxParked: p.MaxParked}
+	ex := p.Executor
+	if ex == "" {
+		ex = core.ExecutorPermit
+	}
+	return Pool{Name: p.Name, Executor: string(ex), Capacity: p.Capacity, Running: p.Running, Parked: p.Parked, MaxParked: p.MaxParked}
 }

@@ -118,6 +118,7 @@ type poolItem struct {
 	Running        int    `dynamodbav:"running"`
 	Parked         int    `dynamodbav:"parked"`
 	SlotShards     int    `dynamodbav:"slotShards"`
+	Executor       string `dynamodbav:"executor,omitempty"`
 	// Drain is 1 while a sharded pool's capacity is below its running
 	// count: the shards' capacities are 0 until Commit rebalances them.
 	Drain int `dynamodbav:"drain"`
@@ -151,7 +152,7 @@ func decodePool(av map[string]types.AttributeValue) (core.Pool, error) {
 		PoolConfig: core.PoolConfig{
 			Name: it.Name, Capacity: it.Capacity, MaxParked: it.MaxParked,
 			DefaultMaxWait: time.Duration(it.DefaultMaxWait), RunTimeout: time.Duration(it.RunTimeout),
-			SlotShards: it.SlotShards,
+			SlotShards: it.SlotShards, Executor: core.Executor(it.Executor),
 		},
 		Running: it.Running,
 		Parked:  it.Parked,
@@ -268,20 +269,27 @@ type messageItem struct {
 	TaskID    string `dynamodbav:"taskId"`
 	Pool      string `dynamodbav:"pool"`
 	Type      string `dynamodbav:"type"`
-	Lease     string `dynamodbav:"lease,omitempty"`
-	Result    []byte `dynamodbav:"result,omitempty"`
-	Error     string `dynamodbav:"error,omitempty"`
-	At        int64  `dynamodbav:"at"`
-	ExpP      string `dynamodbav:"exp_p"`
-	ExpAt     int64  `dynamodbav:"exp_at"`
-	Expires   int64  `dynamodbav:"expires"`
+	// A started message's task fields: with the payload, the item stays
+	// within DynamoDB's 400 KB as the task item does.
+	Key            string `dynamodbav:"key,omitempty"`
+	Payload        []byte `dynamodbav:"payload,omitempty"`
+	Deadline       int64  `dynamodbav:"deadline,omitempty"`
+	Lease          string `dynamodbav:"lease,omitempty"`
+	LeaseExpiresAt int64  `dynamodbav:"leaseExpiresAt,omitempty"`
+	Result         []byte `dynamodbav:"result,omitempty"`
+	Error          string `dynamodbav:"error,omitempty"`
+	At             int64  `dynamodbav:"at"`
+	ExpP           string `dynamodbav:"exp_p"`
+	ExpAt          int64  `dynamodbav:"exp_at"`
+	Expires        int64  `dynamodbav:"expires"`
 }
 
 func (s *Store) encodeMessage(m *core.Message, c uint64) (map[string]types.AttributeValue, error) {
 	pk := mboxPK(m.Tenant, m.Recipient)
 	it := messageItem{
 		PK: pk, SK: msgSK(c), Cursor: c, Tenant: m.Tenant, Recipient: m.Recipient, TaskID: m.TaskID,
-		Pool: m.Pool, Type: string(m.Type), Lease: m.Lease, Result: m.Result, Error: m.Error,
+		Pool: m.Pool, Type: string(m.Type), Key: m.Key, Payload: m.Payload, Deadline: nanos(m.Deadline),
+		Lease: m.Lease, LeaseExpiresAt: nanos(m.LeaseExpiresAt), Result: m.Result, Error: m.Error,
 		At: nanos(m.At), ExpP: shardKey("EXP#M", s.shard(pk)), ExpAt: nanos(m.At),
 		Expires: m.At.Add(s.opts.MessageRetention).Unix(),
 	}
@@ -299,8 +307,9 @@ func decodeMessage(av map[string]types.AttributeValue) (core.Message, error) {
 	}
 	return core.Message{
 		Cursor: core.Cursor(it.Cursor), Tenant: it.Tenant, Recipient: it.Recipient, TaskID: it.TaskID,
-		Pool: it.Pool, Type: core.MessageType(it.Type), Lease: it.Lease, Result: raw(it.Result),
-		Error: it.Error, At: fromNanos(it.At),
+		Pool: it.Pool, Type: core.MessageType(it.Type), Key: it.Key, Payload: raw(it.Payload),
+		Deadline: fromNanos(it.Deadline), Lease: it.Lease, LeaseExpiresAt: fromNanos(it.LeaseExpiresAt),
+		Result: raw(it.Result), Error: it.Error, At: fromNanos(it.At),
 	}, nil
 }
 

@@ -142,6 +142,19 @@ func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
 // again at once with one ChangeMessageVisibilityBatch call. A message whose
 // body is not a parking message is deleted: it would block its group.
 func (s *Store) Receive(ctx context.Context, pool string, n int) ([]core.Delivery, error) {
+	return s.receive(ctx, pool, n, s.opts.ReceiveWait)
+}
+
+// ReceiveWait is Receive with an SQS long poll of wait (whole seconds, at
+// most 20s) in its first receive: core.QueueLongPoller, for a claim that
+// waits for work.
+func (s *Store) ReceiveWait(ctx context.Context, pool string, n int, wait time.Duration) ([]core.Delivery, error) {
+	return s.receive(ctx, pool, n, min(max(wait, 0), 20*time.Second))
+}
+
+var _ core.QueueLongPoller = (*Store)(nil)
+
+func (s *Store) receive(ctx context.Context, pool string, n int, wait time.Duration) ([]core.Delivery, error) {
 	u, err := s.queueURL(ctx, pool)
 	if err != nil {
 		return nil, err
@@ -158,7 +171,7 @@ func (s *Store) Receive(ctx context.Context, pool string, n int) ([]core.Deliver
 			QueueUrl:            aws.String(u),
 			MaxNumberOfMessages: 10,
 			VisibilityTimeout:   int32(s.opts.Visibility / time.Second),
-			WaitTimeSeconds:     int32(s.opts.ReceiveWait / time.Second),
+			WaitTimeSeconds:     int32(wait / time.Second),
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{
 				sqstypes.MessageSystemAttributeNameMessageGroupId,
 			},
@@ -174,6 +187,7 @@ func (s *Store) Receive(ctx context.Context, pool string, n int) ([]core.Deliver
 		if len(out.Messages) < 10 || !oneGroup(msgs) {
 			break
 		}
+		wait = 0 // what a further round finds is there already
 	}
 	ds := make([]core.Delivery, 0, len(msgs))
 	for _, m := range msgs {

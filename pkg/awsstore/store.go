@@ -215,6 +215,7 @@ func poolConfigUpdate(cfg core.PoolConfig) expression.UpdateBuilder {
 		Set(expression.Name("defaultMaxWait"), expression.Value(int64(cfg.DefaultMaxWait))).
 		Set(expression.Name("runTimeout"), expression.Value(int64(cfg.RunTimeout))).
 		Set(expression.Name(attrShards), expression.Value(cfg.SlotShards)).
+		Set(expression.Name("executor"), expression.Value(string(cfg.Executor))).
 		Set(expression.Name("parked"), expression.IfNotExists(expression.Name("parked"), expression.Value(0)))
 }
 

@@ -151,6 +151,50 @@ func (c *Client) Complete(ctx context.Context, id string, req api.CompleteReques
 	return t, err
 }
 
+// CompleteNext records a running task's outcome, as a worker of a pull
+// pool, and asks for up to max (1-10) next tasks in the same call: the
+// freed slot goes to the pool's next parked task, started for the worker.
+// It returns the ended task and the started ones, none when nothing was
+// waiting.
+func (c *Client) CompleteNext(ctx context.Context, id string, req api.CompleteRequest, max int) (api.Task, []api.Task, error) {
+	req.Next = &api.NextRequest{Max: max}
+	var resp api.CompleteNextResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/tasks/"+url.PathEscape(id)+"/complete", nil, req, &resp)
+	return resp.Task, resp.Next, err
+}
+
+// ClaimOptions shape a claim.
+type ClaimOptions struct {
+	Max  int           // tasks at most, 1-10; zero: 1
+	Wait time.Duration // wait up to this long for a task (at most 20s)
+}
+
+// Claim starts up to o.Max parked tasks of a pull pool for the calling
+// worker and returns them running, each with its lease and payload; none
+// when o.Wait ran out.
+func (c *Client) Claim(ctx context.Context, pool string, o ClaimOptions) ([]api.Task, error) {
+	req := api.ClaimRequest{Max: o.Max}
+	if o.Wait > 0 {
+		req.Wait = o.Wait.String()
+	}
+	var resp api.ClaimResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/pools/"+url.PathEscape(pool)+"/claim", nil, req, &resp)
+	return resp.Tasks, err
+}
+
+// WaitTask returns a task once it is no longer parked, waiting up to wait
+// (at most 20s) for it to start or end; a task still parked when the wait
+// ends is returned as it is.
+func (c *Client) WaitTask(ctx context.Context, id string, wait time.Duration) (api.Task, error) {
+	q := url.Values{}
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	var t api.Task
+	_, err := c.do(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id), q, nil, &t)
+	return t, err
+}
+
 // Cancel cancels a parked or running task.
 func (c *Client) Cancel(ctx context.Context, id string) (api.Task, error) {
 	var t api.Task

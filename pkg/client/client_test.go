@@ -125,7 +125,7 @@ func TestLifecycle(t *testing.T) {
 
 	pools, err := b.acme.Pools(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []api.Pool{{Name: "gpu", Capacity: 1, MaxParked: 1}}, pools)
+	require.Equal(t, []api.Pool{{Name: "gpu", Executor: "permit", Capacity: 1, MaxParked: 1}}, pools)
 	pool, err := b.acme.Pool(ctx, "gpu")
 	require.NoError(t, err)
 	require.Equal(t, "gpu", pool.Name)

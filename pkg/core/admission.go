@@ -117,8 +117,9 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	}
 
 	// Admit at once when a slot looks free and nothing is parked; the
-	// conditions in the transaction decide.
-	if pool.Running < pool.Capacity && pool.Parked == 0 {
+	// conditions in the transaction decide. A pull pool's tasks park until
+	// claimed (a waiting claim takes one at once, signalled by the wake-up).
+	if !pool.Pulls() && pool.Running < pool.Capacity && pool.Parked == 0 {
 		run, err := s.commitNew(ctx, admitTxn(t, key, now))
 		switch {
 		case err == nil:

@@ -22,6 +22,8 @@ var (
 	ErrInvalidState = errors.New("invalid task state")
 	// ErrInvalid: the request is malformed; see InvalidError for the field.
 	ErrInvalid = errors.New("invalid request")
+	// ErrForbidden: the caller may not do this (a worker outside its pools).
+	ErrForbidden = errors.New("forbidden")
 
 	// Commit failures, returned by Committer.Commit.
 

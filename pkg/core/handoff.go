@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -22,7 +23,8 @@ import (
 //     pool, as dispatch handles every such case.
 //
 // A Scheduler with its own Config.Wake leaves starts to it: the release
-// commits alone and calls it.
+// commits alone and calls it. In a pull pool only claims start tasks: the
+// release commits alone, and its wake-up signals the waiting claims.
 //
 // ErrConflict means t changed and the caller re-reads it.
 func (s *Scheduler) release(ctx context.Context, t Task, e ending) (Task, error) {
@@ -48,7 +50,7 @@ const maxStaleMessages = 3
 // nothing, when neither could be made.
 func (s *Scheduler) releaseInline(ctx context.Context, t Task, e ending) (Task, bool, error) {
 	p, err := s.b.Pool(ctx, t.Pool)
-	if err != nil {
+	if err != nil || p.Pulls() {
 		return Task{}, false, nil
 	}
 	if p.Parked == 0 {
@@ -61,28 +63,51 @@ func (s *Scheduler) releaseInline(ctx context.Context, t Task, e ending) (Task, 
 	if p.Running > p.Capacity {
 		return Task{}, false, nil
 	}
-	return s.handOff(ctx, t, e)
+	done, _, ok, err := s.handOff(ctx, t, e, nil)
+	return done, ok, err
 }
 
-// handOff ends t and starts the pool's next parked task in one transaction.
-// It reports false, having changed nothing, when it could not; an error is
-// that of the commit (ErrConflict: t or the parked task changed).
-func (s *Scheduler) handOff(ctx context.Context, t Task, e ending) (Task, bool, error) {
+// releaseTo is release for a worker that asks for more work as it
+// completes (pull pools): the slot goes straight to the pool's next parked
+// task, started for w in the same transaction, when there is one. It
+// returns the ended task and the started one (zero when none).
+func (s *Scheduler) releaseTo(ctx context.Context, t Task, e ending, w *Worker) (Task, Task, error) {
+	p, err := s.b.Pool(ctx, t.Pool)
+	if err != nil {
+		return Task{}, Task{}, err
+	}
+	if !p.Pulls() {
+		return Task{}, Task{}, fmt.Errorf("%w: pool %s is a permit pool: its tasks start without claims", ErrInvalidState, t.Pool)
+	}
+	if p.Parked > 0 && p.Running <= p.Capacity {
+		done, next, ok, err := s.handOff(ctx, t, e, w)
+		if ok || err != nil {
+			return done, next, err
+		}
+	}
+	done, err := s.finish(ctx, t, e)
+	if err != nil {
+		return Task{}, Task{}, err
+	}
+	s.wake(ctx, t.Pool, e.at)
+	return done, Task{}, nil
+}
+
+// handOff ends t and starts the pool's next parked task in one transaction,
+// for claimer if not nil. It returns both tasks as committed; it reports
+// false, having changed nothing, when it could not; an error is that of the
+// commit (ErrConflict: t or the parked task changed).
+func (s *Scheduler) handOff(ctx context.Context, t Task, e ending, claimer *Worker) (done, run Task, ok bool, err error) {
 	now := e.at
 	var d Delivery
 	var next Task
-	giveBack := func() {
-		if err := s.b.Release(ctx, t.Pool, d.Receipt); err != nil {
-			s.log.WarnContext(ctx, "release of parked message failed", "pool", t.Pool, "task", d.TaskID, "err", err)
-		}
-	}
 	for attempt := 0; ; attempt++ {
 		ds, err := s.b.Receive(ctx, t.Pool, 1)
 		if err != nil || len(ds) == 0 || attempt == maxStaleMessages {
 			for _, d := range ds {
 				_ = s.b.Release(ctx, t.Pool, d.Receipt)
 			}
-			return Task{}, false, nil
+			return Task{}, Task{}, false, nil
 		}
 		d = ds[0]
 		next, err = s.b.Task(ctx, d.TaskID)
@@ -93,27 +118,26 @@ func (s *Scheduler) handOff(ctx context.Context, t Task, e ending) (Task, bool, 
 		}
 		if err != nil || !now.Before(next.Deadline) {
 			// Dispatch expires what is past its deadline, and retries.
-			giveBack()
-			return Task{}, false, nil
+			s.giveBack(ctx, t.Pool, d)
+			return Task{}, Task{}, false, nil
 		}
 		break
 	}
 	txn := finishTxn(t, e)
-	run := startTask(next, now)
+	run = startTask(next, now)
 	txn.RunningDelta, txn.ParkedDelta, txn.NeedSlot = 0, -1, true
 	txn.Tasks = append(txn.Tasks, TaskWrite{Task: run, Expect: next.Version})
-	txn.Events = append(txn.Events, event(&run, now, EventStart, StateParked, ""))
-	txn.Messages = append(txn.Messages, message(&run, MessageStarted, now))
+	addStart(txn, &run, now, claimer)
 	switch err := s.b.Commit(ctx, txn); {
 	case errors.Is(err, ErrNoCapacity):
-		giveBack()
-		return Task{}, false, nil
+		s.giveBack(ctx, t.Pool, d)
+		return Task{}, Task{}, false, nil
 	case err != nil:
-		giveBack()
-		return Task{}, false, err
+		s.giveBack(ctx, t.Pool, d)
+		return Task{}, Task{}, false, err
 	}
 	s.drop(ctx, t.Pool, d)
-	done := txn.Tasks[0].Task
+	done = txn.Tasks[0].Task
 	done.Version = t.Version + 1
 	run.Version = next.Version + 1
 	s.ended(&done)
@@ -124,10 +148,12 @@ func (s *Scheduler) handOff(ctx context.Context, t Task, e ending) (Task, bool, 
 	// The delete unblocked the group: dispatch what the pool has room for
 	// now, rather than leave it to the sweeper. Usually the pool is full
 	// and this is one pool read.
+	// In a pull pool, the waiting claims try again.
+	s.claimers.Notify([]string{t.Pool})
 	if _, err := s.dispatch(ctx, t.Pool, time.Time{}); err != nil {
 		s.log.WarnContext(ctx, "dispatch after hand-off failed; the sweeper will retry", "pool", t.Pool, "err", err)
 	}
-	return done, true, nil
+	return done, run, true, nil
 }
 
 // startTask returns parked task t started at now, with a new lease.

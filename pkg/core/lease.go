@@ -10,18 +10,29 @@ import (
 
 // CompleteRequest ends a running task with the holder's lease.
 type CompleteRequest struct {
+	// Tenant is the task's tenant; or Worker, if set, is a worker of the
+	// task's pool, whatever its tenant.
 	Tenant string
+	Worker *Worker
 	TaskID string
 	Lease  string
 	Status State // StateSucceeded or StateFailed
 	Result json.RawMessage
 	Error  string
+	// Next asks CompleteNext for up to this many tasks of the same pull
+	// pool, started for Worker: the first takes the freed slot in the same
+	// transaction. 0 to MaxClaim.
+	Next int
 }
 
 const maxErrorLen = 4096
 
 func (r *CompleteRequest) validate() error {
 	switch {
+	case r.Next < 0 || r.Next > MaxClaim:
+		return Invalid("next", "next.max must be 1-%d, got %d", MaxClaim, r.Next)
+	case r.Next > 0 && r.Worker == nil:
+		return Invalid("next", "only a worker asks for its next tasks")
 	case r.Lease == "":
 		return Invalid("lease", "lease is required")
 	case r.Status != StateSucceeded && r.Status != StateFailed:
@@ -39,13 +50,28 @@ func (r *CompleteRequest) validate() error {
 // Complete records the outcome of a running task and frees its slot. A
 // repeat of a completion that already took effect returns the task again.
 // A lease that is not the task's current one, or that has ended, is
-// ErrLeaseLost.
+// ErrLeaseLost. A request with Next goes to CompleteNext.
 func (s *Scheduler) Complete(ctx context.Context, req CompleteRequest) (Task, error) {
-	if err := req.validate(); err != nil {
-		return Task{}, err
+	if req.Next > 0 {
+		return Task{}, Invalid("next", "a completion that asks for its next tasks answers them too: use CompleteNext")
 	}
-	return retryCAS("complete", req.TaskID, func() (Task, error) {
-		t, err := s.Task(ctx, req.Tenant, req.TaskID)
+	done, _, err := s.CompleteNext(ctx, req)
+	return done, err
+}
+
+// CompleteNext is Complete for a worker of a pull pool that asks for more
+// work as it completes (req.Next): the freed slot goes straight to the
+// pool's next parked task, started for req.Worker in the same transaction,
+// and further tasks are claimed up to req.Next while the pool has free
+// slots. It returns the ended task and the started ones, none when nothing
+// was waiting; a permit pool is ErrInvalidState.
+func (s *Scheduler) CompleteNext(ctx context.Context, req CompleteRequest) (Task, []Task, error) {
+	if err := req.validate(); err != nil {
+		return Task{}, nil, err
+	}
+	var first Task // started in the hand-off
+	done, err := retryCAS("complete", req.TaskID, func() (Task, error) {
+		t, err := s.taskFor(ctx, req.Tenant, req.Worker, req.TaskID)
 		if err != nil {
 			return Task{}, err
 		}
@@ -63,17 +89,59 @@ func (s *Scheduler) Complete(ctx context.Context, req CompleteRequest) (Task, er
 			s.reclaimLapsed(ctx, t, now)
 			return Task{}, ErrLeaseLost
 		}
-		done, err := s.release(ctx, t, ending{to: req.Status, event: EventComplete, at: now, edit: func(n *Task) {
+		e := ending{to: req.Status, event: EventComplete, at: now, edit: func(n *Task) {
 			n.Result = req.Result
 			n.Error = req.Error
-		}})
+		}}
+		if req.Next == 0 {
+			done, err := s.release(ctx, t, e)
+			return done, wrapUnlessConflict(err, "complete", t.ID)
+		}
+		done, run, err := s.releaseTo(ctx, t, e, req.Worker)
+		first = run
 		return done, wrapUnlessConflict(err, "complete", t.ID)
 	})
+	if err != nil || req.Next == 0 {
+		return done, nil, err
+	}
+	next := []Task{}
+	if first.ID != "" {
+		next = append(next, first)
+	}
+	if len(next) < req.Next {
+		more, err := s.claimNow(ctx, done.Pool, req.Next-len(next), req.Worker)
+		if err != nil {
+			// The completion stands: the worker claims again.
+			s.log.WarnContext(ctx, "claim after completion failed", "pool", done.Pool, "worker", req.Worker.Name, "err", err)
+		}
+		next = append(next, more...)
+	}
+	return done, next, nil
+}
+
+// taskFor returns task id if the caller may act on it: tenant's own task,
+// or, when w is set, a task of w's pools, whatever its tenant. Any other
+// task is ErrNotFound, as a task that does not exist.
+func (s *Scheduler) taskFor(ctx context.Context, tenant string, w *Worker, id string) (Task, error) {
+	if w == nil {
+		return s.Task(ctx, tenant, id)
+	}
+	t, err := s.b.Task(ctx, id)
+	if err != nil {
+		return Task{}, err
+	}
+	if !w.mayWork(t.Pool) {
+		return Task{}, ErrNotFound
+	}
+	return t, nil
 }
 
 // HeartbeatRequest extends a running task's lease.
 type HeartbeatRequest struct {
+	// Tenant is the task's tenant; or Worker, if set, is a worker of the
+	// task's pool, whatever its tenant.
 	Tenant string
+	Worker *Worker
 	TaskID string
 	Lease  string
 	// Extend is the new lease length from now; zero: the task's RunTimeout.
@@ -91,7 +159,7 @@ func (s *Scheduler) Heartbeat(ctx context.Context, req HeartbeatRequest) (time.T
 		return time.Time{}, Invalid("extend", "extend must be at most %s, got %s", MaxRunTimeout, req.Extend)
 	}
 	return retryCAS("heartbeat", req.TaskID, func() (time.Time, error) {
-		t, err := s.Task(ctx, req.Tenant, req.TaskID)
+		t, err := s.taskFor(ctx, req.Tenant, req.Worker, req.TaskID)
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -121,8 +189,18 @@ func (s *Scheduler) Heartbeat(ctx context.Context, req HeartbeatRequest) (time.T
 // slot. Cancelling a cancelled task returns it again; any other terminal
 // task is ErrInvalidState.
 func (s *Scheduler) Cancel(ctx context.Context, tenant, id string) (Task, error) {
+	return s.cancel(ctx, tenant, nil, id)
+}
+
+// CancelByWorker is Cancel for worker w, of a task of any tenant in w's
+// pools.
+func (s *Scheduler) CancelByWorker(ctx context.Context, w Worker, id string) (Task, error) {
+	return s.cancel(ctx, "", &w, id)
+}
+
+func (s *Scheduler) cancel(ctx context.Context, tenant string, w *Worker, id string) (Task, error) {
 	return retryCAS("cancel", id, func() (Task, error) {
-		t, err := s.Task(ctx, tenant, id)
+		t, err := s.taskFor(ctx, tenant, w, id)
 		if err != nil {
 			return Task{}, err
 		}

@@ -117,12 +117,12 @@ func PageFits(n, total, size int) bool {
 }
 
 // MessageBytes is the size of m as a page counts it: the bytes of its
-// result as it is stored, and of its text fields as JSON strings (quoted
+// payload and result as they are stored, and of its text fields as JSON strings (quoted
 // and escaped), so that a page's JSON stays within MaxPageBytes plus a
 // small fixed size per message.
 func MessageBytes(m *Message) int {
-	return len(m.Result) + jsonStringLen(m.Error) + jsonStringLen(m.TaskID) + jsonStringLen(m.Pool) +
-		jsonStringLen(string(m.Type)) + jsonStringLen(m.Lease)
+	return len(m.Payload) + len(m.Result) + jsonStringLen(m.Error) + jsonStringLen(m.TaskID) + jsonStringLen(m.Pool) +
+		jsonStringLen(string(m.Type)) + jsonStringLen(m.Lease) + jsonStringLen(m.Key) + jsonStringLen(m.Tenant)
 }
 
 // jsonStringLen is the length of s encoded as a JSON string by

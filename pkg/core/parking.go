@@ -13,7 +13,8 @@ const dispatchBatch = 10
 // Dispatch starts parked tasks of pool while it has free slots, and reports
 // how many it started. Concurrent dispatchers, in one process or many, are
 // safe: each queue message is held by one receiver at a time and each start
-// is a conditional write.
+// is a conditional write. A pull pool's tasks start only when claimed:
+// Dispatch starts none of them.
 func (s *Scheduler) Dispatch(ctx context.Context, pool string) (int, error) {
 	return s.dispatch(ctx, pool, time.Time{})
 }
@@ -21,50 +22,43 @@ func (s *Scheduler) Dispatch(ctx context.Context, pool string) (int, error) {
 // dispatch is Dispatch with the time the slot was freed, when a release
 // triggered it, for the wake-latency observation of the first start.
 func (s *Scheduler) dispatch(ctx context.Context, name string, freedAt time.Time) (int, error) {
-	started, contended := 0, 0
+	started, err := s.startQueued(ctx, name, 0, freedAt, nil)
+	return len(started), err
+}
+
+// startQueued starts parked tasks of pool from its queue while the pool has
+// free slots, up to max (0: no bound), and returns them as started: for
+// claimer in a pull pool, for their recipients in a permit pool (claimer
+// nil). It starts nothing when the pool's executor is not the caller's.
+func (s *Scheduler) startQueued(ctx context.Context, name string, max int, freedAt time.Time, claimer *Worker) ([]Task, error) {
+	var started []Task
+	contended := 0
 	for {
 		p, err := s.b.Pool(ctx, name)
 		if err != nil {
 			return started, err
 		}
-		free := p.Capacity - p.Running
-		if free <= 0 || p.Parked == 0 {
+		want := p.Capacity - p.Running
+		if max > 0 {
+			want = min(want, max-len(started))
+		}
+		if want <= 0 || p.Parked == 0 || p.Pulls() != (claimer != nil) {
 			return started, nil
 		}
-		ds, err := s.b.Receive(ctx, name, min(free, dispatchBatch))
+		ds, err := s.b.Receive(ctx, name, min(want, dispatchBatch))
 		if err != nil {
 			return started, fmt.Errorf("core: receive parked %s: %w", name, err)
 		}
 		if len(ds) == 0 {
 			return started, nil
 		}
-		full := false
-		for i, d := range ds {
-			if full {
-				// Hand the rest back for the next dispatcher.
-				if err := s.b.Release(ctx, name, d.Receipt); err != nil {
-					s.log.WarnContext(ctx, "release of parked message failed", "pool", name, "task", d.TaskID, "err", err)
-				}
-				continue
-			}
-			ok, err := s.startParked(ctx, name, d, freedAt)
-			if errors.Is(err, ErrNoCapacity) {
-				full = true
-				if err := s.b.Release(ctx, name, d.Receipt); err != nil {
-					s.log.WarnContext(ctx, "release of parked message failed", "pool", name, "task", d.TaskID, "err", err)
-				}
-				continue
-			}
-			if err != nil {
-				for _, rest := range ds[i+1:] {
-					_ = s.b.Release(ctx, name, rest.Receipt)
-				}
-				return started, err
-			}
-			if ok {
-				started++
-				freedAt = time.Time{}
-			}
+		runs, full, err := s.startDeliveries(ctx, name, ds, freedAt, claimer)
+		started = append(started, runs...)
+		if err != nil {
+			return started, err
+		}
+		if len(runs) > 0 {
+			freedAt = time.Time{}
 		}
 		if full {
 			// Another start took the slot between the pool read and this
@@ -79,53 +73,103 @@ func (s *Scheduler) dispatch(ctx context.Context, name string, freedAt time.Time
 	}
 }
 
+// startDeliveries starts the tasks of received messages ds of pool, for
+// claimer if not nil, and returns those it started. full reports that the
+// pool turned out to have no free slot: the messages not tried are handed
+// back, as they are after an error.
+func (s *Scheduler) startDeliveries(ctx context.Context, pool string, ds []Delivery, freedAt time.Time, claimer *Worker) (started []Task, full bool, err error) {
+	for i, d := range ds {
+		if full {
+			// Hand the rest back for the next dispatcher.
+			s.giveBack(ctx, pool, d)
+			continue
+		}
+		run, err := s.startParked(ctx, pool, d, freedAt, claimer)
+		if errors.Is(err, ErrNoCapacity) {
+			full = true
+			s.giveBack(ctx, pool, d)
+			continue
+		}
+		if err != nil {
+			for _, rest := range ds[i+1:] {
+				s.giveBack(ctx, pool, rest)
+			}
+			return started, false, err
+		}
+		if run.ID != "" {
+			started = append(started, run)
+			freedAt = time.Time{}
+		}
+	}
+	return started, full, nil
+}
+
+// giveBack makes a received message visible again for the next receiver.
+func (s *Scheduler) giveBack(ctx context.Context, pool string, d Delivery) {
+	if err := s.b.Release(ctx, pool, d.Receipt); err != nil {
+		s.log.WarnContext(ctx, "release of parked message failed", "pool", pool, "task", d.TaskID, "err", err)
+	}
+}
+
 // startParked starts the task of delivery d if it is still parked and before
-// its deadline, and expires it if its deadline has passed. The message is
-// deleted unless the pool turned out full (ErrNoCapacity), in which case the
-// caller releases it.
-func (s *Scheduler) startParked(ctx context.Context, pool string, d Delivery, freedAt time.Time) (bool, error) {
-	return retryCAS("start", d.TaskID, func() (bool, error) {
+// its deadline, for claimer if not nil, and expires it if its deadline has
+// passed. It returns the started task, or a zero Task when it started none.
+// The message is deleted unless the pool turned out full (ErrNoCapacity),
+// in which case the caller releases it.
+func (s *Scheduler) startParked(ctx context.Context, pool string, d Delivery, freedAt time.Time, claimer *Worker) (Task, error) {
+	return retryCAS("start", d.TaskID, func() (Task, error) {
 		t, err := s.b.Task(ctx, d.TaskID)
 		if errors.Is(err, ErrNotFound) {
 			s.drop(ctx, pool, d)
-			return false, nil
+			return Task{}, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("core: read parked task %s: %w", d.TaskID, err)
+			return Task{}, fmt.Errorf("core: read parked task %s: %w", d.TaskID, err)
 		}
 		if t.State != StateParked || t.Pool != pool {
 			// Duplicate delivery, or the task was cancelled or expired.
 			s.drop(ctx, pool, d)
-			return false, nil
+			return Task{}, nil
 		}
 		now := s.clock.Now()
 		if !now.Before(t.Deadline) {
 			// Never start at or after the deadline, whatever the sweeper did.
 			if _, err := s.finish(ctx, t, expiry(now)); err != nil {
-				return false, wrapUnlessConflict(err, "expire", t.ID)
+				return Task{}, wrapUnlessConflict(err, "expire", t.ID)
 			}
 			s.drop(ctx, pool, d)
-			return false, nil
+			return Task{}, nil
 		}
 		run := startTask(t, now)
 		txn := &Txn{
 			Pool: pool, RunningDelta: 1, ParkedDelta: -1, NeedSlot: true,
-			Tasks:    []TaskWrite{{Task: run, Expect: t.Version}},
-			Events:   []Event{event(&run, now, EventStart, StateParked, "")},
-			Messages: []Message{message(&run, MessageStarted, now)},
+			Tasks: []TaskWrite{{Task: run, Expect: t.Version}},
 		}
+		addStart(txn, &run, now, claimer)
 		err = s.b.Commit(ctx, txn)
 		switch {
 		case err == nil:
 			run.Version = t.Version + 1
 			s.started(&run, freedAt)
 			s.drop(ctx, pool, d)
-			return true, nil
+			return run, nil
 		case errors.Is(err, ErrConflict), errors.Is(err, ErrNoCapacity):
-			return false, err
+			return Task{}, err
 		}
-		return false, fmt.Errorf("core: start %s: %w", t.ID, err)
+		return Task{}, fmt.Errorf("core: start %s: %w", t.ID, err)
 	})
+}
+
+// addStart adds the audit event and the started message of parked task
+// run's start to txn: for claimer, if not nil, which the event names and
+// which alone holds the lease (the recipient's message goes without it).
+func addStart(txn *Txn, run *Task, now time.Time, claimer *Worker) {
+	txn.Events = append(txn.Events, event(run, now, EventStart, StateParked, claimDetail(claimer)))
+	m := message(run, MessageStarted, now)
+	if claimer != nil {
+		m.Lease = ""
+	}
+	txn.Messages = append(txn.Messages, m)
 }
 
 // drop deletes a handled queue message. A failed delete is harmless: the

@@ -24,7 +24,27 @@ type PoolConfig struct {
 	// or on one disk (memstore, pebblestore) ignore it. At most
 	// MaxSlotShards, and not more than Capacity.
 	SlotShards int
+	// Executor is how a started task reaches the one who runs it:
+	// ExecutorPermit (the default, also when empty) or ExecutorPull.
+	Executor Executor
 }
+
+// Executor is how a pool's started tasks reach the ones who run them.
+type Executor string
+
+// Executors.
+const (
+	// ExecutorPermit: every start, an admission at submit too, posts a
+	// started message with the lease to the task's recipient, who runs the
+	// task and completes it.
+	ExecutorPermit Executor = "permit"
+	// ExecutorPull: tasks park until a worker claims them; a claim is the
+	// start, for that worker. Nothing else starts a task of a pull pool.
+	ExecutorPull Executor = "pull"
+)
+
+// Pulls reports whether the pool's tasks start only when claimed.
+func (c PoolConfig) Pulls() bool { return c.Executor == ExecutorPull }
 
 // MaxSlotShards bounds PoolConfig.SlotShards: a transaction that empties or
 // fills the pool's parked count writes every shard, and a DynamoDB
@@ -50,6 +70,8 @@ func (c PoolConfig) Validate() error {
 		return Invalid("runTimeout", "pool %s: runTimeout must be at most %s, got %s", c.Name, MaxRunTimeout, c.RunTimeout)
 	case c.SlotShards < 0 || c.SlotShards > MaxSlotShards:
 		return Invalid("slotShards", "pool %s: slotShards must be 0-%d, got %d", c.Name, MaxSlotShards, c.SlotShards)
+	case c.Executor != "" && c.Executor != ExecutorPermit && c.Executor != ExecutorPull:
+		return Invalid("executor", "pool %s: executor must be %q or %q, got %q", c.Name, ExecutorPermit, ExecutorPull, c.Executor)
 	case c.SlotShards > c.Capacity:
 		return Invalid("slotShards", "pool %s: slotShards %d exceeds capacity %d: a shard would hold no slot", c.Name, c.SlotShards, c.Capacity)
 	}
@@ -70,10 +92,11 @@ type PoolStats struct {
 	Running   int
 	Parked    int
 	MaxParked int
+	Executor  Executor // as configured: empty is ExecutorPermit
 }
 
 func (p Pool) stats() PoolStats {
-	return PoolStats{Name: p.Name, Capacity: p.Capacity, Running: p.Running, Parked: p.Parked, MaxParked: p.MaxParked}
+	return PoolStats{Name: p.Name, Capacity: p.Capacity, Running: p.Running, Parked: p.Parked, MaxParked: p.MaxParked, Executor: p.Executor}
 }
 
 func validName(s string) bool {

@@ -240,6 +240,16 @@ type MailboxWatcher interface {
 	WatchMailbox(tenant, recipient string) (<-chan struct{}, func())
 }
 
+// QueueLongPoller is implemented by a ParkingQueue whose receive can wait
+// for a message to arrive (SQS's long poll): a claim that waits for work in
+// a pool with free slots waits on the queue itself, rather than polling
+// the pool item for parks of other processes.
+type QueueLongPoller interface {
+	// ReceiveWait is Receive that waits up to wait (whole seconds, at most
+	// 20s) for a message when none is visible.
+	ReceiveWait(ctx context.Context, pool string, max int, wait time.Duration) ([]Delivery, error)
+}
+
 // AuditStore queries the audit trail, written by Commit.
 type AuditStore interface {
 	// Events returns up to q.Limit events of q.Tenant with From <= At < To,

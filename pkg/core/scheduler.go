@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/parkinglot/parkinglot/internal/watch"
 )
 
 // Limits on outside input.
@@ -139,6 +141,12 @@ type Scheduler struct {
 	log       *slog.Logger
 	obs       Observer
 	lastPurge atomic.Int64
+	// claimers are the claims waiting for work, by pool; tasks are the
+	// WaitTask calls waiting for a parked task, by task id. Both are
+	// signalled by what this process commits; other processes' commits
+	// reach them through the poll.
+	claimers watch.Set
+	tasks    watch.Set
 }
 
 // New returns a Scheduler for cfg, or an error naming the bad field.
@@ -205,6 +213,7 @@ func (s *Scheduler) Task(ctx context.Context, tenant, id string) (Task, error) {
 }
 
 func (s *Scheduler) wake(ctx context.Context, pool string, freedAt time.Time) {
+	s.claimers.Notify([]string{pool})
 	if s.cfg.Wake != nil {
 		s.cfg.Wake(ctx, pool, freedAt)
 		return
@@ -216,6 +225,7 @@ func (s *Scheduler) wake(ctx context.Context, pool string, freedAt time.Time) {
 }
 
 func (s *Scheduler) started(t *Task, freedAt time.Time) {
+	s.tasks.Notify([]string{t.ID})
 	if s.obs == nil {
 		return
 	}
@@ -228,6 +238,7 @@ func (s *Scheduler) started(t *Task, freedAt time.Time) {
 }
 
 func (s *Scheduler) ended(t *Task) {
+	s.tasks.Notify([]string{t.ID})
 	if s.obs != nil {
 		s.obs.Ended(t)
 	}
@@ -294,7 +305,11 @@ func message(t *Task, typ MessageType, at time.Time) Message {
 	m := Message{Tenant: t.Tenant, Recipient: t.Recipient, TaskID: t.ID, Pool: t.Pool, Type: typ, At: at}
 	switch typ {
 	case MessageStarted:
+		m.Key = t.Key
+		m.Payload = t.Payload
+		m.Deadline = t.Deadline
 		m.Lease = t.Lease
+		m.LeaseExpiresAt = t.LeaseExpiresAt
 	default:
 		m.Result = t.Result
 		m.Error = t.Error

@@ -69,7 +69,8 @@ func (t *Task) DueAt() time.Time {
 // MessageType is the kind of a mailbox message.
 type MessageType string
 
-// Message types: "started" carries the lease; the others are outcomes.
+// Message types: "started" carries what a worker needs to run the task;
+// the others are outcomes.
 const (
 	MessageStarted MessageType = "started"
 )
@@ -82,10 +83,17 @@ type Message struct {
 	TaskID    string
 	Pool      string
 	Type      MessageType // started, or the terminal state's name
-	Lease     string      // on started
-	Result    json.RawMessage
-	Error     string
-	At        time.Time
+	// On started: the task's key, payload and deadline, and its lease and
+	// the lease's end (no lease in a pull pool, where the claimer holds it).
+	Key            string
+	Payload        json.RawMessage
+	Deadline       time.Time
+	Lease          string
+	LeaseExpiresAt time.Time
+	// On an outcome.
+	Result json.RawMessage
+	Error  string
+	At     time.Time
 }
 
 // Event is one audit record of a transition.

@@ -139,6 +139,11 @@ func encPool(e *enc, p *core.Pool) {
 	e.int(int64(p.RunTimeout))
 	e.int(int64(p.Running))
 	e.int(int64(p.Parked))
+	// The executor follows in files written since it was added, when it is
+	// not the default; a pool without it ends here, as older files hold it.
+	if p.Executor != "" {
+		e.str(string(p.Executor))
+	}
 }
 
 func decPool(d *dec, p *core.Pool) {
@@ -150,6 +155,9 @@ func decPool(d *dec, p *core.Pool) {
 	p.RunTimeout = time.Duration(d.int())
 	p.Running = int(d.int())
 	p.Parked = int(d.int())
+	if len(d.b) > 0 {
+		p.Executor = core.Executor(d.str())
+	}
 }
 
 func encTask(e *enc, t *core.Task) {
@@ -230,6 +238,14 @@ func encMessage(e *enc, m *core.Message) {
 	e.raw(m.Result)
 	e.str(m.Error)
 	e.time(m.At)
+	// A started message's task fields follow, in files written since they
+	// were added; a message without them ends here, as older files hold it.
+	if m.Key != "" || len(m.Payload) > 0 || !m.Deadline.IsZero() || !m.LeaseExpiresAt.IsZero() {
+		e.str(m.Key)
+		e.raw(m.Payload)
+		e.time(m.Deadline)
+		e.time(m.LeaseExpiresAt)
+	}
 }
 
 func decMessage(d *dec, m *core.Message) {
@@ -244,6 +260,12 @@ func decMessage(d *dec, m *core.Message) {
 	m.Result = d.raw()
 	m.Error = d.str()
 	m.At = d.time()
+	if len(d.b) > 0 {
+		m.Key = d.str()
+		m.Payload = d.raw()
+		m.Deadline = d.time()
+		m.LeaseExpiresAt = d.time()
+	}
 }
 
 func encEvent(e *enc, ev *core.Event) {

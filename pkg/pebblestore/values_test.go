@@ -14,12 +14,15 @@ func sampleValues() []any {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
 	return []any{
 		&core.Pool{PoolConfig: core.PoolConfig{Name: "gpu", Capacity: 4, MaxParked: 10, DefaultMaxWait: time.Minute, RunTimeout: time.Hour}, Running: 3, Parked: 7},
+		&core.Pool{PoolConfig: core.PoolConfig{Name: "cpu", Capacity: 1, DefaultMaxWait: time.Minute, RunTimeout: time.Hour, Executor: core.ExecutorPull}},
 		&core.Task{ID: "t1", Key: "k", Tenant: "acme", Pool: "gpu", Recipient: "r", State: core.StateRunning,
 			Payload: json.RawMessage(`{"a":1}`), SubmittedAt: at, Deadline: at.Add(time.Hour), RunTimeout: time.Minute,
 			StartedAt: at, Lease: "l", LeaseExpiresAt: at.Add(time.Minute), Result: json.RawMessage{}, BodyHash: "h", Unsent: true, Version: 9},
 		&core.Task{ID: "t2", Tenant: "acme", State: core.StateExpired, Payload: json.RawMessage("null"), EndedAt: at.In(time.FixedZone("", 3600)), Error: "e"},
 		&core.KeyRecord{Tenant: "acme", Key: "k", TaskID: "t1", BodyHash: "h"},
 		&core.Message{Cursor: 7, Tenant: "acme", Recipient: "r", TaskID: "t1", Pool: "gpu", Type: "succeeded", Result: json.RawMessage(`[1]`), At: at},
+		&core.Message{Cursor: 8, Tenant: "acme", Recipient: "r", TaskID: "t1", Pool: "gpu", Type: core.MessageStarted, Key: "k",
+			Payload: json.RawMessage(`{"a":1}`), Deadline: at.Add(time.Hour), Lease: "l", LeaseExpiresAt: at.Add(time.Minute), At: at},
 		&core.Event{Seq: 3, At: at, Tenant: "acme", Pool: "gpu", TaskID: "t1", Type: core.EventStart, From: core.StateParked, To: core.StateRunning, Detail: "d"},
 		&core.Parked{TaskID: "t1", Tenant: "acme", Deadline: at},
 	}

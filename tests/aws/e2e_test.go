@@ -2,9 +2,7 @@ package aws
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,25 +26,15 @@ auth:
     - {token: globex-token, tenant: globex}
 `
 
-func poolsBlock(pools []core.PoolConfig) string {
-	var b strings.Builder
-	b.WriteString("pools:\n")
-	for _, p := range pools {
-		fmt.Fprintf(&b, "  - {name: %s, capacity: %d, maxParked: %d, defaultMaxWait: %s, runTimeout: %s}\n",
-			p.Name, p.Capacity, p.MaxParked, p.DefaultMaxWait, p.RunTimeout)
-	}
-	return b.String()
-}
-
 // TestContract runs the HTTP API v1 contract suite against the binary with
 // store type aws on moto.
 func TestContract(t *testing.T) {
 	t.Parallel()
 	httpapitest.Run(t, func(t *testing.T, pools []core.PoolConfig) httpapitest.Target {
-		srv := testserver.Start(t, bin, tenants+storeBlock()+poolsBlock(pools))
+		srv := testserver.Start(t, bin, tenants+httpapitest.WorkerTokenYAML("worker-token")+storeBlock()+httpapitest.PoolsYAML(pools))
 		hc := &http.Client{Transport: &http.Transport{}}
 		t.Cleanup(hc.CloseIdleConnections)
-		return httpapitest.Target{BaseURL: srv.URL, AcmeToken: "acme-token", GlobexToken: "globex-token", Client: hc}
+		return httpapitest.Target{BaseURL: srv.URL, AcmeToken: "acme-token", GlobexToken: "globex-token", WorkerToken: "worker-token", Client: hc}
 	})
 }
 

@@ -152,7 +152,7 @@ func TestCLI(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	pools := decodeJSON[api.PoolList](t, r).Pools
 	require.Len(t, pools, 2)
-	require.Equal(t, api.Pool{Name: "gpu", Capacity: 1, Running: 1, Parked: 0, MaxParked: 1}, pools[1])
+	require.Equal(t, api.Pool{Name: "gpu", Executor: "permit", Capacity: 1, Running: 1, Parked: 0, MaxParked: 1}, pools[1])
 	r = c.run("acme-token", "pools")
 	require.Equal(t, 0, r.code)
 	require.Contains(t, r.stdout, "POOL")

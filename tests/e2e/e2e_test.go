@@ -87,16 +87,10 @@ func setup(t *testing.T) bundle {
 func TestContract(t *testing.T) {
 	t.Parallel()
 	httpapitest.Run(t, func(t *testing.T, pools []core.PoolConfig) httpapitest.Target {
-		var b strings.Builder
-		b.WriteString(twoTenants + "pools:\n")
-		for _, p := range pools {
-			fmt.Fprintf(&b, "  - {name: %s, capacity: %d, maxParked: %d, defaultMaxWait: %s, runTimeout: %s}\n",
-				p.Name, p.Capacity, p.MaxParked, p.DefaultMaxWait, p.RunTimeout)
-		}
-		srv := testserver.Start(t, bin, b.String())
+		srv := testserver.Start(t, bin, twoTenants+httpapitest.WorkerTokenYAML("worker-token")+httpapitest.PoolsYAML(pools))
 		hc := &http.Client{Transport: &http.Transport{}}
 		t.Cleanup(hc.CloseIdleConnections)
-		return httpapitest.Target{BaseURL: srv.URL, AcmeToken: "acme-token", GlobexToken: "globex-token", Client: hc}
+		return httpapitest.Target{BaseURL: srv.URL, AcmeToken: "acme-token", GlobexToken: "globex-token", WorkerToken: "worker-token", Client: hc}
 	})
 }
 
@@ -118,7 +112,7 @@ func TestLifecycle(t *testing.T) {
 
 	pool, err := b.acme.Pool(ctx, "gpu")
 	require.NoError(t, err)
-	require.Equal(t, api.Pool{Name: "gpu", Capacity: 1, Running: 1, Parked: 1, MaxParked: 1}, pool)
+	require.Equal(t, api.Pool{Name: "gpu", Executor: "permit", Capacity: 1, Running: 1, Parked: 1, MaxParked: 1}, pool)
 
 	// The started message carries the lease; completing wakes the parked task.
 	page, err := b.acme.Mailbox(ctx, "acme", client.MailboxOptions{})

@@ -45,8 +45,9 @@ func run(m *testing.M) int {
 }
 
 // config returns a lambda-runtime configuration over a fresh table and
-// queue prefix on moto, with tokens for acme and globex and pools.
-func config(pools []core.PoolConfig) string {
+// queue prefix on moto, with tokens for acme and globex, the extra token
+// entries, and pools.
+func config(pools []core.PoolConfig, extraTokens ...string) string {
 	var r [6]byte
 	_, _ = rand.Read(r[:])
 	name := hex.EncodeToString(r[:])
@@ -61,12 +62,11 @@ auth:
   tokens:
     - {token: acme-token, tenant: acme}
     - {token: globex-token, tenant: globex}
-pools:
 `, mototest.Region, moto.Endpoint, name, name)
-	for _, p := range pools {
-		fmt.Fprintf(&b, "  - {name: %s, capacity: %d, maxParked: %d, defaultMaxWait: %s, runTimeout: %s}\n",
-			p.Name, p.Capacity, p.MaxParked, p.DefaultMaxWait, p.RunTimeout)
+	for _, tok := range extraTokens {
+		b.WriteString(tok)
 	}
+	b.WriteString(httpapitest.PoolsYAML(pools))
 	return b.String()
 }
 
@@ -75,11 +75,11 @@ pools:
 func TestContract(t *testing.T) {
 	t.Parallel()
 	httpapitest.Run(t, func(t *testing.T, pools []core.PoolConfig) httpapitest.Target {
-		srv := testserver.Start(t, bin, config(pools))
+		srv := testserver.Start(t, bin, config(pools, httpapitest.WorkerTokenYAML("worker-token")))
 		require.Contains(t, srv.Log(), `"runtime":"lambda"`)
 		hc := &http.Client{Transport: &http.Transport{}}
 		t.Cleanup(hc.CloseIdleConnections)
-		return httpapitest.Target{BaseURL: srv.URL, AcmeToken: "acme-token", GlobexToken: "globex-token", Client: hc}
+		return httpapitest.Target{BaseURL: srv.URL, AcmeToken: "acme-token", GlobexToken: "globex-token", WorkerToken: "worker-token", Client: hc}
 	})
 }
 

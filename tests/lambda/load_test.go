@@ -120,6 +120,69 @@ func TestLoad(t *testing.T) {
 	require.Equal(t, 0, srv.Stop(t, 30*time.Second))
 }
 
+// TestLoadPull drives the binary in the lambda runtime with pull pools:
+// three worker processes (pkg/worker, a worker token each) claim through
+// dispatch, and their handlers are the independent observer: no task runs
+// twice, never more than capacity at once, one outcome each, no late
+// start.
+func TestLoadPull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test on moto: skipped with -short; make test-load runs it")
+	}
+	t.Parallel()
+	own := mototest.Start(t)
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	name := hex.EncodeToString(r[:])
+	srv := testserver.Start(t, bin, fmt.Sprintf(`listen: 127.0.0.1:0
+runtime: lambda
+store: {type: aws, region: %s, endpoint: %q, table: pl-pull-%s, queuePrefix: pl%s-, createResources: true}
+sweepInterval: 5s
+mailboxPoll: 500ms
+shutdownTimeout: 10s
+log: {level: info, format: json}
+auth:
+  tokens:
+    - {token: acme-token, tenant: acme}
+    - {token: globex-token, tenant: globex}
+    - {token: initech-token, tenant: initech}
+    - {token: worker-a, role: worker, name: worker-a, pools: [render]}
+    - {token: worker-b, role: worker, name: worker-b, pools: [render]}
+    - {token: worker-c, role: worker, name: worker-c, pools: [render]}
+pools:
+  - {name: render, capacity: 6, maxParked: 5000, defaultMaxWait: 40m, runTimeout: 30s, executor: pull}
+`, mototest.Region, own.Endpoint, name, name))
+	require.Contains(t, srv.Log(), `"runtime":"lambda"`)
+	tasks := *loadTasks / 4
+	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Minute) // a hang guard
+	defer cancel()
+	rep, err := loadtest.Run(ctx, loadtest.Config{
+		Server:            srv.URL,
+		Mode:              loadtest.ModePull,
+		Tokens:            []string{"acme-token", "globex-token", "initech-token"},
+		WorkerTokens:      []string{"worker-a", "worker-b", "worker-c"},
+		Submissions:       tasks,
+		Submitters:        4,
+		Workers:           4,
+		Hold:              50 * time.Millisecond,
+		RunTimeout:        30 * time.Second,
+		MaxWait:           30 * time.Minute,
+		ShortWaitFraction: 0.02,
+		ShortWait:         20 * time.Millisecond,
+		Timeout:           30 * time.Minute,
+	})
+	require.NoError(t, err)
+	var b strings.Builder
+	rep.Print(&b)
+	t.Logf("pull load test report (runtime lambda on moto; not a performance figure):\n%s", b.String())
+	require.Empty(t, rep.Errors)
+	require.Equal(t, tasks, rep.Submitted)
+	testserver.RequireInvariants(t, rep)
+	require.GreaterOrEqual(t, rep.MaxOverlap["render"], 3, "the workers held at least half the slots at once")
+	require.Equal(t, rep.Started, rep.Outcomes["succeeded"], "every claimed task succeeded")
+	require.Equal(t, 0, srv.Stop(t, 30*time.Second))
+}
+
 // benchTasks sizes BenchmarkRuntimes.
 var benchTasks = flag.Int("lambda.bench-tasks", 500, "tasks submitted by each run of BenchmarkRuntimes")
 

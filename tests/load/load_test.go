@@ -79,3 +79,62 @@ func TestLoad(t *testing.T) {
 
 	require.Equal(t, 0, srv.Stop(t, 30*time.Second))
 }
+
+const pullConfig = `
+listen: 127.0.0.1:0
+store: {type: memory}
+sweepInterval: 50ms
+log: {level: info, format: json}
+auth:
+  tokens:
+    - {token: acme-token, tenant: acme}
+    - {token: globex-token, tenant: globex}
+    - {token: initech-token, tenant: initech}
+    - {token: worker-a, role: worker, name: worker-a, pools: [render, train]}
+    - {token: worker-b, role: worker, name: worker-b, pools: [render, train]}
+    - {token: worker-c, role: worker, name: worker-c, pools: [render, train]}
+pools:
+  - {name: render, capacity: 16, maxParked: 20000, defaultMaxWait: 15m, runTimeout: 30s, executor: pull}
+  - {name: train, capacity: 4, maxParked: 20000, defaultMaxWait: 15m, runTimeout: 30s, executor: pull}
+`
+
+// TestLoadPull: three worker processes (pkg/worker, each with its own
+// connections and more concurrency than the pools' capacity) claim the
+// tasks of two pull pools. The observer is their handlers: no task runs
+// twice, never more than capacity at once, one outcome each, no late
+// start.
+func TestLoadPull(t *testing.T) {
+	bin := testserver.Build(t)
+	srv := testserver.Start(t, bin, pullConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), 16*time.Minute) // a hang guard
+	defer cancel()
+	cfg := loadtest.Config{
+		Server:            srv.URL,
+		Mode:              loadtest.ModePull,
+		Tokens:            []string{"acme-token", "globex-token", "initech-token"},
+		WorkerTokens:      []string{"worker-a", "worker-b", "worker-c"},
+		Submissions:       5_000,
+		Submitters:        16,
+		Workers:           8,
+		Hold:              time.Millisecond,
+		RunTimeout:        30 * time.Second,
+		MaxWait:           15 * time.Minute,
+		ShortWaitFraction: 0.01,
+		ShortWait:         20 * time.Millisecond,
+		Timeout:           15 * time.Minute,
+	}
+	rep, err := loadtest.Run(ctx, cfg)
+	require.NoError(t, err)
+	var b strings.Builder
+	rep.Print(&b)
+	t.Logf("pull load test report:\n%s", b.String())
+
+	require.Empty(t, rep.Errors)
+	require.Equal(t, 5_000, rep.Submitted)
+	testserver.RequireInvariants(t, rep)
+	require.Equal(t, 16, rep.MaxOverlap["render"], "the workers kept the pool full")
+	require.Equal(t, 4, rep.MaxOverlap["train"])
+	require.Positive(t, rep.Outcomes["expired"])
+	require.Equal(t, rep.Started, rep.Outcomes["succeeded"], "every claimed task succeeded")
+	require.Equal(t, 0, srv.Stop(t, 30*time.Second))
+}

@@ -66,6 +66,7 @@ func Start(t testing.TB, bin, config string) *Server {
 	path := filepath.Join(t.TempDir(), "parkinglot.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
 	cmd := exec.Command(bin, "serve", "--config", path)
+	cmd.SysProcAttr = procAttr()
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

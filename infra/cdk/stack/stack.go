@@ -287,11 +287,12 @@ func PoolsJSON(pools []config.Pool) string {
 		MaxParked      int    `json:"maxParked"`
 		DefaultMaxWait string `json:"defaultMaxWait"`
 		RunTimeout     string `json:"runTimeout"`
+		Executor       string `json:"executor,omitempty"`
 	}
 	out := make([]envPool, len(pools))
 	for i, p := range pools {
 		out[i] = envPool{Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked,
-			DefaultMaxWait: p.DefaultMaxWait.String(), RunTimeout: p.RunTimeout.String()}
+			DefaultMaxWait: p.DefaultMaxWait.String(), RunTimeout: p.RunTimeout.String(), Executor: p.Executor}
 	}
 	b, err := json.Marshal(out)
 	if err != nil {

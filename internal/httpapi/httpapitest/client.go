@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
 // Target is a running HTTP API v1 under test.
@@ -23,6 +26,9 @@ type Target struct {
 	// "globex".
 	AcmeToken   string
 	GlobexToken string
+	// WorkerToken is the bearer token of a worker (role worker) named
+	// Worker, of the suite's WorkerPools.
+	WorkerToken string
 	// Client sends the requests. Default: http.DefaultClient.
 	Client *http.Client
 }
@@ -147,14 +153,19 @@ type taskBody struct {
 }
 
 type message struct {
-	Cursor string          `json:"cursor"`
-	TaskID string          `json:"taskId"`
-	Pool   string          `json:"pool"`
-	Type   string          `json:"type"`
-	Lease  string          `json:"lease"`
-	Result json.RawMessage `json:"result"`
-	Error  string          `json:"error"`
-	At     string          `json:"at"`
+	Cursor         string          `json:"cursor"`
+	TaskID         string          `json:"taskId"`
+	Tenant         string          `json:"tenant"`
+	Pool           string          `json:"pool"`
+	Type           string          `json:"type"`
+	Key            string          `json:"key"`
+	Payload        json.RawMessage `json:"payload"`
+	Deadline       string          `json:"deadline"`
+	Lease          string          `json:"lease"`
+	LeaseExpiresAt string          `json:"leaseExpiresAt"`
+	Result         json.RawMessage `json:"result"`
+	Error          string          `json:"error"`
+	At             string          `json:"at"`
 }
 
 type mailboxPage struct {
@@ -199,9 +210,9 @@ type errorBody struct {
 var (
 	taskFields = []string{"id", "key", "tenant", "pool", "recipient", "state", "payload", "submittedAt", "deadline",
 		"startedAt", "lease", "leaseExpiresAt", "endedAt", "result", "error"}
-	messageFields = []string{"cursor", "taskId", "pool", "type", "lease", "result", "error", "at"}
+	messageFields = []string{"cursor", "taskId", "tenant", "pool", "type", "key", "payload", "deadline", "lease", "leaseExpiresAt", "result", "error", "at"}
 	eventFields   = []string{"at", "tenant", "pool", "taskId", "type", "from", "to", "detail"}
-	poolFields    = []string{"name", "capacity", "running", "parked", "maxParked"}
+	poolFields    = []string{"name", "executor", "capacity", "running", "parked", "maxParked"}
 	errorFields   = []string{"code", "message", "field"}
 )
 
@@ -287,4 +298,25 @@ func q(kv ...string) string {
 		v.Set(kv[i], kv[i+1])
 	}
 	return "?" + v.Encode()
+}
+
+// WorkerTokenYAML is the auth.tokens entry, in a parkinglot configuration
+// file, of the suite's worker with token: a line to append to the list.
+func WorkerTokenYAML(token string) string {
+	return fmt.Sprintf("    - {token: %s, role: worker, name: %s, pools: [%s]}\n", token, Worker, strings.Join(WorkerPools, ", "))
+}
+
+// PoolsYAML is the pools section of a parkinglot configuration file.
+func PoolsYAML(pools []core.PoolConfig) string {
+	var b strings.Builder
+	b.WriteString("pools:\n")
+	for _, p := range pools {
+		ex := p.Executor
+		if ex == "" {
+			ex = core.ExecutorPermit
+		}
+		fmt.Fprintf(&b, "  - {name: %s, capacity: %d, maxParked: %d, defaultMaxWait: %s, runTimeout: %s, executor: %s}\n",
+			p.Name, p.Capacity, p.MaxParked, p.DefaultMaxWait, p.RunTimeout, ex)
+	}
+	return b.String()
 }

@@ -40,11 +40,16 @@ func testWalkthrough(t *testing.T, e env) {
 	require.Len(t, page.Messages, 1)
 	msg := page.Messages[0]
 	requireFields(t, rawObject(t, r), []string{"messages", "next"}, "messages", "next")
-	requireFields(t, rawObject(t, r)["messages"].([]any)[0].(map[string]any), messageFields, "cursor", "taskId", "pool", "type", "lease", "at")
+	requireFields(t, rawObject(t, r)["messages"].([]any)[0].(map[string]any), messageFields, "cursor", "taskId", "tenant", "pool", "type", "payload", "deadline", "lease", "leaseExpiresAt", "at")
 	require.Equal(t, created.ID, msg.TaskID)
 	require.Equal(t, "ct-flow", msg.Pool)
 	require.Equal(t, "started", msg.Type)
 	require.Equal(t, created.Lease, msg.Lease)
+	// ... and what a worker needs to run the task.
+	require.Equal(t, "acme", msg.Tenant)
+	require.JSONEq(t, `{"job":"render","frames":3}`, string(msg.Payload))
+	require.True(t, requireTime(t, msg.Deadline).Equal(requireTime(t, created.Deadline)))
+	require.True(t, requireTime(t, msg.LeaseExpiresAt).Equal(requireTime(t, created.LeaseExpiresAt)))
 	require.NotEmpty(t, msg.Cursor)
 	require.Equal(t, msg.Cursor, page.Next)
 	require.True(t, requireTime(t, msg.At).Equal(started))

@@ -22,6 +22,20 @@ var Pools = []core.PoolConfig{
 	pc("ct-lease", 10, 10), pc("ct-expire", 1, 5), pc("ct-cancel", 1, 5), pc("ct-bad", 2, 5),
 	pc("ct-tenants", 4, 10), pc("ct-pages", 10, 10), pc("ct-poll", 4, 10), pc("ct-race", 2, 5),
 	pc("ct-big", 1, 5), pc("ct-zero", 2, 5), pc("ct-utf8", 2, 5), pc("ct-errs", 2, 5), pc("ct-same", 10, 10),
+	pull("ct-pull", 2, 10), pull("ct-pull-wait", 1, 5), pc("ct-wpermit", 1, 5), pc("ct-twait", 1, 5), pc("ct-roles", 1, 5),
+}
+
+// Worker and WorkerPools are the worker whose token Target.WorkerToken is:
+// it works in the pull pools and one permit pool of Pools.
+var (
+	Worker      = "ct-worker"
+	WorkerPools = []string{"ct-pull", "ct-pull-wait", "ct-wpermit"}
+)
+
+func pull(name string, capacity, maxParked int) core.PoolConfig {
+	c := pc(name, capacity, maxParked)
+	c.Executor = core.ExecutorPull
+	return c
 }
 
 func pc(name string, capacity, maxParked int) core.PoolConfig {
@@ -39,6 +53,7 @@ func (e env) as(t *testing.T, token string) caller {
 }
 func (e env) acme(t *testing.T) caller   { return e.as(t, e.target.AcmeToken) }
 func (e env) globex(t *testing.T) caller { return e.as(t, e.target.GlobexToken) }
+func (e env) worker(t *testing.T) caller { return e.as(t, e.target.WorkerToken) }
 
 // recipient returns a mailbox name of this run only.
 func (e env) recipient(name string) string { return name + "-" + e.run }
@@ -52,6 +67,7 @@ func Run(t *testing.T, newTarget func(t *testing.T, pools []core.PoolConfig) Tar
 	require.NotEmpty(t, target.AcmeToken)
 	require.NotEmpty(t, target.GlobexToken)
 	require.NotEqual(t, target.AcmeToken, target.GlobexToken)
+	require.NotEmpty(t, target.WorkerToken)
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	e := env{target: target, run: hex.EncodeToString(b[:])}
@@ -85,6 +101,10 @@ func Run(t *testing.T, newTarget func(t *testing.T, pools []core.PoolConfig) Tar
 		{"InvalidUTF8", testInvalidUTF8},
 		{"ErrorBodies", testErrorBodies},
 		{"SameBody", testSameBody},
+		{"Roles", testRoles},
+		{"Claims", testClaims},
+		{"WaitingClaim", testWaitingClaim},
+		{"TaskWait", testTaskWait},
 	}
 	t.Run("contract", func(t *testing.T) {
 		for _, c := range cases {

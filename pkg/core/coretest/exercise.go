@@ -21,8 +21,8 @@ var T0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 const maxVisibility = 12 * time.Hour
 
 // Exercise runs the contract suite against the backends newBackend makes:
-// every port on its own, the task lifecycle through core.Scheduler, wake-ups
-// and isolation, concurrent use and crashes. Each subtest gets its own clock and backend.
+// every port on its own, the task lifecycle through core.Scheduler, claims
+// of pull pools, wake-ups and isolation, concurrent use and crashes. Each subtest gets its own clock and backend.
 func Exercise(t *testing.T, newBackend NewBackend) {
 	t.Helper()
 	t.Run("Port", func(t *testing.T) {
@@ -33,6 +33,10 @@ func Exercise(t *testing.T, newBackend NewBackend) {
 	t.Run("Lifecycle", func(t *testing.T) {
 		t.Parallel()
 		exerciseLifecycle(t, newBackend)
+	})
+	t.Run("Claim", func(t *testing.T) {
+		t.Parallel()
+		exerciseClaims(t, newBackend)
 	})
 	t.Run("Wake", func(t *testing.T) {
 		t.Parallel()

@@ -211,6 +211,47 @@ func exerciseLifecycle(t *testing.T, newBackend NewBackend) {
 		require.Equal(t, core.StateRejected, res2.Task.State)
 	})
 
+	t.Run("StartedCarriesTask", func(t *testing.T) {
+		t.Parallel()
+		// Every start (admission, hand-off, dispatch) delivers what a worker
+		// needs to run the task, so that it needs no read of its own.
+		tb := setup(t, newBackend, poolCfg("p", 1, 5))
+		submit := func(key, payload string) core.Task {
+			res, err := tb.s.Submit(tb.ctx, core.SubmitRequest{Tenant: "acme", Pool: "p", Key: key, Payload: json.RawMessage(payload)})
+			require.NoError(t, err)
+			return res.Task
+		}
+		check := func(id string) {
+			t.Helper()
+			task := tb.task(t, "acme", id)
+			require.Equal(t, core.StateRunning, task.State)
+			msgs := tb.messagesOf(t, "acme", "acme", id)
+			require.Len(t, msgs, 1)
+			m := msgs[0]
+			require.Equal(t, core.MessageStarted, m.Type)
+			require.Equal(t, "acme", m.Tenant)
+			require.Equal(t, task.Key, m.Key)
+			require.JSONEq(t, string(task.Payload), string(m.Payload))
+			require.True(t, task.Deadline.Equal(m.Deadline), "deadline %s, message %s", task.Deadline, m.Deadline)
+			require.Equal(t, task.Lease, m.Lease)
+			require.True(t, task.LeaseExpiresAt.Equal(m.LeaseExpiresAt), "lease end %s, message %s", task.LeaseExpiresAt, m.LeaseExpiresAt)
+		}
+		a := submit("ka", `{"n":1,"s":"é"}`)
+		b := submit("kb", `[1,2,3]`)
+		c := submit("", `"text"`)
+		check(a.ID)
+		tb.clock.Advance(time.Second)
+		tb.complete(t, tb.task(t, "acme", a.ID), core.StateSucceeded) // b starts in the hand-off
+		check(b.ID)
+		_, err := tb.s.Cancel(tb.ctx, "acme", b.ID)
+		require.NoError(t, err)
+		if tb.task(t, "acme", c.ID).State == core.StateParked {
+			_, err = tb.s.Dispatch(tb.ctx, "p")
+			require.NoError(t, err)
+		}
+		check(c.ID)
+	})
+
 	t.Run("WakeOnComplete", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t, newBackend, poolCfg("p", 1, 5))

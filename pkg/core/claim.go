@@ -1,0 +1,203 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Limits of a claim.
+const (
+	// MaxClaim bounds the tasks one claim takes (SQS receives at most 10).
+	MaxClaim = 10
+	// MaxClaimWait bounds how long a claim waits for work, as a mailbox
+	// long poll does.
+	MaxClaimWait = 20 * time.Second
+)
+
+// Worker is who runs tasks of pull pools: a name, which the audit trail
+// records on every claim, and the pools it may work in. A worker may claim,
+// heartbeat, complete and cancel the tasks of any tenant in its pools, and
+// nothing else.
+type Worker struct {
+	Name  string
+	Pools []string
+}
+
+// mayWork reports whether w works in pool.
+func (w *Worker) mayWork(pool string) bool {
+	return slices.Contains(w.Pools, pool)
+}
+
+// forbidden is the error of a worker's request for a pool outside its own.
+func (w *Worker) forbidden(pool string) error {
+	return fmt.Errorf("%w: worker %s does not work in pool %s", ErrForbidden, w.Name, pool)
+}
+
+// ClaimRequest asks for up to Max tasks of a pull pool, waiting up to Wait
+// for the first.
+type ClaimRequest struct {
+	Worker Worker
+	Pool   string
+	Max    int           // 1 to MaxClaim; zero: 1
+	Wait   time.Duration // 0 to MaxClaimWait
+}
+
+func (r *ClaimRequest) validate() error {
+	switch {
+	case r.Worker.Name == "":
+		return Invalid("worker", "worker name is required")
+	case r.Max < 0 || r.Max > MaxClaim:
+		return Invalid("max", "max must be 1-%d, got %d", MaxClaim, r.Max)
+	case r.Wait < 0 || r.Wait > MaxClaimWait:
+		return Invalid("wait", "wait must be 0-%s, got %s", MaxClaimWait, r.Wait)
+	case !r.Worker.mayWork(r.Pool):
+		return r.Worker.forbidden(r.Pool)
+	}
+	return nil
+}
+
+// Claim starts up to req.Max parked tasks of a pull pool for req.Worker and
+// returns them running, each with its lease and payload. A claim is the
+// start: under the pool's capacity, never at or after a task's deadline,
+// fair between tenants as the parking queue is, and never the same task
+// for two claims (each start is a compare-and-set of the parked task).
+// With nothing to start it waits up to req.Wait, then returns no task and
+// no error. A permit pool is ErrInvalidState: its tasks start on their own.
+func (s *Scheduler) Claim(ctx context.Context, req ClaimRequest) ([]Task, error) {
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	if req.Max == 0 {
+		req.Max = 1
+	}
+	p, err := s.b.Pool(ctx, req.Pool)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Pulls() {
+		return nil, fmt.Errorf("%w: pool %s is a permit pool: its tasks start without claims", ErrInvalidState, req.Pool)
+	}
+	got, err := s.claimNow(ctx, req.Pool, req.Max, &req.Worker)
+	if err != nil || len(got) > 0 || req.Wait == 0 {
+		return got, err
+	}
+
+	// Wait on the caller's wall-clock time, as a mailbox long poll does: a
+	// park or a freed slot in this process signals at once; the poll finds
+	// what other processes parked or freed.
+	ctx, cancel := context.WithTimeout(ctx, req.Wait)
+	defer cancel()
+	changed, stop := s.claimers.Watch(req.Pool)
+	defer stop()
+	poll := time.NewTicker(s.cfg.MailboxPoll)
+	defer poll.Stop()
+	lp, longPolls := s.b.(QueueLongPoller)
+	for {
+		// Try after subscribing, so that no park slips between the two.
+		got, err := s.claimNow(ctx, req.Pool, req.Max, &req.Worker)
+		if err == nil && len(got) == 0 && longPolls {
+			got, err = s.claimLongPoll(ctx, lp, req)
+		}
+		if err != nil && ctx.Err() != nil {
+			err = nil // the wait ran out: what was started is the answer
+		}
+		if err != nil || len(got) > 0 {
+			return got, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-changed:
+		case <-poll.C:
+		}
+	}
+}
+
+// claimNow starts up to max parked tasks of pool for w, without waiting.
+// Tasks it started are returned even with an error, which is then only
+// logged: their starts are committed, and the claimer holds their leases.
+func (s *Scheduler) claimNow(ctx context.Context, pool string, max int, w *Worker) ([]Task, error) {
+	got, err := s.startQueued(ctx, pool, max, time.Time{}, w)
+	if err != nil && len(got) > 0 {
+		s.log.WarnContext(ctx, "claim stopped early", "pool", pool, "worker", w.Name, "started", len(got), "err", err)
+		err = nil
+	}
+	return got, err
+}
+
+// claimLongPoll waits on the pool's queue itself for a claim (a
+// QueueLongPoller's long poll, up to the claim's remaining wait) when the
+// pool has free slots, and starts what arrives for the claimer. It returns
+// at once, with nothing, when the pool is full: a slot frees by a release,
+// which the claim's signal or poll notices.
+func (s *Scheduler) claimLongPoll(ctx context.Context, lp QueueLongPoller, req ClaimRequest) ([]Task, error) {
+	p, err := s.b.Pool(ctx, req.Pool)
+	if err != nil {
+		return nil, err
+	}
+	free := p.Capacity - p.Running
+	left, ok := ctx.Deadline()
+	wait := time.Until(left).Truncate(time.Second)
+	if free <= 0 || !ok || wait < time.Second {
+		return nil, nil
+	}
+	ds, err := lp.ReceiveWait(ctx, req.Pool, min(free, req.Max), min(wait, MaxClaimWait))
+	if err != nil || len(ds) == 0 {
+		return nil, err
+	}
+	got, _, err := s.startDeliveries(ctx, req.Pool, ds, time.Time{}, &req.Worker)
+	if err != nil && len(got) > 0 {
+		s.log.WarnContext(ctx, "claim stopped early", "pool", req.Pool, "worker", req.Worker.Name, "started", len(got), "err", err)
+		err = nil
+	}
+	return got, err
+}
+
+// claimDetail is the audit detail of a start for a claimer.
+func claimDetail(w *Worker) string {
+	if w == nil {
+		return ""
+	}
+	return "claimed by " + w.Name
+}
+
+// WaitTask returns tenant's task id once it is no longer parked, waiting up
+// to wait for it to start or end (a task that stays parked is returned as
+// it is when the wait runs out). Many callers that share one recipient can
+// each wait for their own task this way without taking each other's
+// mailbox messages.
+func (s *Scheduler) WaitTask(ctx context.Context, tenant, id string, wait time.Duration) (Task, error) {
+	if wait < 0 || wait > MaxMailboxWait {
+		return Task{}, Invalid("wait", "wait must be 0-%s, got %s", MaxMailboxWait, wait)
+	}
+	t, err := s.Task(ctx, tenant, id)
+	if err != nil || t.State != StateParked || wait == 0 {
+		return t, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	changed, stop := s.tasks.Watch(id)
+	defer stop()
+	poll := time.NewTicker(s.cfg.MailboxPoll)
+	defer poll.Stop()
+	for {
+		cur, err := s.Task(ctx, tenant, id)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return t, nil
+		case err != nil:
+			return Task{}, err
+		case cur.State != StateParked:
+			return cur, nil
+		}
+		t = cur
+		select {
+		case <-ctx.Done():
+			return t, nil
+		case <-changed:
+		case <-poll.C:
+		}
+	}
+}
