@@ -62,7 +62,7 @@ func txnBytes(txn *core.Txn) int {
 		n += len(w.Task.Payload) + len(w.Task.Result)
 	}
 	for i := range txn.Messages {
-		n += len(txn.Messages[i].Result)
+		n += len(txn.Messages[i].Payload) + len(txn.Messages[i].Result)
 	}
 	return n
 }
@@ -102,7 +102,7 @@ func storableText(txn *core.Txn) error {
 	}
 	for i := range txn.Messages {
 		m := &txn.Messages[i]
-		if !ok(m.Tenant, m.Recipient, m.TaskID, m.Pool, string(m.Type), m.Lease, m.Error) {
+		if !ok(m.Tenant, m.Recipient, m.TaskID, m.Pool, string(m.Type), m.Key, m.Lease, m.Error) {
 			return errText
 		}
 	}
@@ -321,7 +321,11 @@ type (
 		TaskID    string `json:"task_id"`
 		Pool      string `json:"pool"`
 		Type      string `json:"type"`
+		Key       string `json:"key"`
+		Payload   []byte `json:"payload"`
+		Deadline  *int64 `json:"deadline"`
 		Lease     string `json:"lease"`
+		LeaseEnd  *int64 `json:"lease_expires_at"`
 		Result    []byte `json:"result"`
 		Error     string `json:"error"`
 		At        int64  `json:"at"`
@@ -366,7 +370,8 @@ func groupJSON(group []*commitReq, channel string) ([]byte, error) {
 			m := &txn.Messages[j]
 			g.Boxes = append(g.Boxes, mailboxKey{m.Tenant, m.Recipient})
 			a.Messages = append(a.Messages, messageArg{Tenant: m.Tenant, Recipient: m.Recipient, TaskID: m.TaskID,
-				Pool: m.Pool, Type: string(m.Type), Lease: m.Lease, Result: bytesOrNil(m.Result), Error: m.Error,
+				Pool: m.Pool, Type: string(m.Type), Key: m.Key, Payload: bytesOrNil(m.Payload), Deadline: ns(m.Deadline),
+				Lease: m.Lease, LeaseEnd: ns(m.LeaseExpiresAt), Result: bytesOrNil(m.Result), Error: m.Error,
 				At: m.At.UnixNano(), Notify: mailboxPayload(m.Tenant, m.Recipient)})
 		}
 		if txn.TouchesPool() {

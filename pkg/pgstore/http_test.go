@@ -27,8 +27,11 @@ func TestHTTPContract(t *testing.T) {
 		}
 		srv := httptest.NewUnstartedServer(httpapi.New(httpapi.Options{
 			Scheduler: s,
-			Auth:      httpapi.NewTokenAuth(map[string]string{"acme-secret": "acme", "globex-secret": "globex"}),
-			Logger:    slog.New(slog.DiscardHandler),
+			Auth: httpapi.NewIdentityAuth(map[string]httpapi.Identity{
+				"acme-secret": httpapi.TenantIdentity("acme"), "globex-secret": httpapi.TenantIdentity("globex"),
+				"worker-secret": httpapi.WorkerIdentity(httpapitest.Worker, httpapitest.WorkerPools...),
+			}),
+			Logger: slog.New(slog.DiscardHandler),
 		}))
 		srv.Listener = httpapi.Listener(srv.Listener)
 		srv.Start()
@@ -38,7 +41,7 @@ func TestHTTPContract(t *testing.T) {
 			srv.Close()
 		})
 		return httpapitest.Target{
-			BaseURL: srv.URL, AcmeToken: "acme-secret", GlobexToken: "globex-secret",
+			BaseURL: srv.URL, AcmeToken: "acme-secret", GlobexToken: "globex-secret", WorkerToken: "worker-secret",
 			Client: &http.Client{Transport: tr},
 		}
 	})

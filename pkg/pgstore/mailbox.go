@@ -20,12 +20,13 @@ import (
 // Messages returns messages after max(after, acked), in cursor order.
 func (s *Store) Messages(ctx context.Context, tenant, recipient string, after core.Cursor, limit int) ([]core.Message, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT cursor, task_id, pool, type, lease, result, error, at FROM (
+		SELECT cursor, task_id, pool, type, key, payload, deadline, lease, lease_expires_at, result, error, at FROM (
 			SELECT m.*, sum(m.size) OVER (ORDER BY m.cursor ROWS UNBOUNDED PRECEDING) - m.size AS before
 			FROM (
-				SELECT cursor, task_id, pool, type, lease, result, error, at,
-					coalesce(octet_length(result), 0) + octet_length(error) + octet_length(task_id) + octet_length(pool)
-						+ octet_length(type) + octet_length(lease) AS size
+				SELECT cursor, task_id, pool, type, key, payload, deadline, lease, lease_expires_at, result, error, at,
+					coalesce(octet_length(payload), 0) + coalesce(octet_length(result), 0) + octet_length(error)
+						+ octet_length(task_id) + octet_length(pool) + octet_length(type) + octet_length(key)
+						+ octet_length(lease) AS size
 				FROM messages
 				WHERE tenant = $1 AND recipient = $2
 					AND cursor > greatest($3, coalesce((SELECT acked FROM mailboxes WHERE tenant = $1 AND recipient = $2), 0))
@@ -45,12 +46,18 @@ func (s *Store) Messages(ctx context.Context, tenant, recipient string, after co
 	for rows.Next() {
 		m := core.Message{Tenant: tenant, Recipient: recipient}
 		var cursor, at int64
+		var deadline, leaseEnd *int64
 		var typ string
-		var result []byte
-		if err := rows.Scan(&cursor, &m.TaskID, &m.Pool, &typ, &m.Lease, &result, &m.Error, &at); err != nil {
+		var payload, result []byte
+		if err := rows.Scan(&cursor, &m.TaskID, &m.Pool, &typ, &m.Key, &payload, &deadline, &m.Lease, &leaseEnd,
+			&result, &m.Error, &at); err != nil {
 			return nil, fmt.Errorf("pgstore: mailbox: %w", err)
 		}
 		m.Cursor, m.Type, m.At = core.Cursor(cursor), core.MessageType(typ), fromNS(&at)
+		m.Deadline, m.LeaseExpiresAt = fromNS(deadline), fromNS(leaseEnd)
+		if payload != nil {
+			m.Payload = payload
+		}
 		if result != nil {
 			m.Result = result
 		}

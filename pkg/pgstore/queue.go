@@ -69,8 +69,11 @@ func (s *Store) ReceiveWait(ctx context.Context, pool string, max int, wait time
 // for the visibility timeout (queue_receive: FOR UPDATE SKIP LOCKED, so
 // concurrent receivers take different messages without waiting).
 func (s *Store) Receive(ctx context.Context, pool string, max int) ([]core.Delivery, error) {
+	// Not cancelled with ctx: a receive cancelled after the server hid its
+	// messages would hide them from everyone until the visibility timeout.
+	// A caller gone by the time the messages arrive has them released.
 	now := s.opts.Clock.Now()
-	rows, err := s.pool.Query(ctx, `SELECT id, task_id, tenant, deadline, receipts FROM queue_receive($1, $2, $3, $4)`,
+	rows, err := s.pool.Query(context.WithoutCancel(ctx), `SELECT id, task_id, tenant, deadline, receipts FROM queue_receive($1, $2, $3, $4)`,
 		pool, now.UnixNano(), now.Add(s.opts.Visibility).UnixNano(), max)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: receive from %s: %w", pool, err)
@@ -88,6 +91,12 @@ func (s *Store) Receive(ctx context.Context, pool string, max int) ([]core.Deliv
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: receive from %s: %w", pool, err)
+	}
+	if ctx.Err() != nil {
+		for _, d := range out {
+			_ = s.Release(ctx, pool, d.Receipt)
+		}
+		return nil, fmt.Errorf("pgstore: receive from %s: %w", pool, ctx.Err())
 	}
 	return out, nil
 }
@@ -121,7 +130,7 @@ func (s *Store) Delete(ctx context.Context, pool, receipt string) error {
 	}
 	b := asyncBatch()
 	b.Queue(`DELETE FROM queue WHERE id = $1 AND receipts = $2 AND pool = $3`, id, n, pool)
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.pool.SendBatch(context.WithoutCancel(ctx), b).Close(); err != nil {
 		return fmt.Errorf("pgstore: delete from %s: %w", pool, err)
 	}
 	return nil
@@ -137,7 +146,9 @@ func (s *Store) Release(ctx context.Context, pool, receipt string) error {
 	b := asyncBatch()
 	b.Queue(`UPDATE queue SET visible_at = 0 WHERE id = $1 AND receipts = $2 AND pool = $3`, id, n, pool)
 	b.Queue(`SELECT pg_notify($1, $2)`, s.notify.channel, queuePayload(pool))
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	// Not cancelled with ctx: a release lost to a cancellation would hide the
+	// message until the visibility timeout.
+	if err := s.pool.SendBatch(context.WithoutCancel(ctx), b).Close(); err != nil {
 		return fmt.Errorf("pgstore: release in %s: %w", pool, err)
 	}
 	return nil

@@ -190,24 +190,26 @@ func fromNS(n *int64) time.Time {
 // PutPool creates the pool or updates its configuration, keeping counters.
 func (s *Store) PutPool(ctx context.Context, cfg core.PoolConfig) error {
 	_, err := s.pool.Exec(ctx, `
-		INSERT INTO pools (name, capacity, max_parked, default_max_wait, run_timeout, slot_shards)
-		VALUES ($1, $2, $3, $4, $5, $6)
+		INSERT INTO pools (name, capacity, max_parked, default_max_wait, run_timeout, slot_shards, executor)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (name) DO UPDATE SET capacity = excluded.capacity, max_parked = excluded.max_parked,
-			default_max_wait = excluded.default_max_wait, run_timeout = excluded.run_timeout, slot_shards = excluded.slot_shards`,
-		cfg.Name, cfg.Capacity, cfg.MaxParked, int64(cfg.DefaultMaxWait), int64(cfg.RunTimeout), cfg.SlotShards)
+			default_max_wait = excluded.default_max_wait, run_timeout = excluded.run_timeout,
+			slot_shards = excluded.slot_shards, executor = excluded.executor`,
+		cfg.Name, cfg.Capacity, cfg.MaxParked, int64(cfg.DefaultMaxWait), int64(cfg.RunTimeout), cfg.SlotShards, string(cfg.Executor))
 	if err != nil {
 		return fmt.Errorf("pgstore: put pool %s: %w", cfg.Name, err)
 	}
 	return nil
 }
 
-const poolColumns = `name, capacity, max_parked, default_max_wait, run_timeout, slot_shards, running, parked`
+const poolColumns = `name, capacity, max_parked, default_max_wait, run_timeout, slot_shards, executor, running, parked`
 
 func scanPool(row pgx.Row) (core.Pool, error) {
 	var p core.Pool
 	var wait, run int64
-	err := row.Scan(&p.Name, &p.Capacity, &p.MaxParked, &wait, &run, &p.SlotShards, &p.Running, &p.Parked)
-	p.DefaultMaxWait, p.RunTimeout = time.Duration(wait), time.Duration(run)
+	var executor string
+	err := row.Scan(&p.Name, &p.Capacity, &p.MaxParked, &wait, &run, &p.SlotShards, &executor, &p.Running, &p.Parked)
+	p.DefaultMaxWait, p.RunTimeout, p.Executor = time.Duration(wait), time.Duration(run), core.Executor(executor)
 	return p, err
 }
 

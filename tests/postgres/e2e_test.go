@@ -20,10 +20,10 @@ import (
 func TestContract(t *testing.T) {
 	t.Parallel()
 	httpapitest.Run(t, func(t *testing.T, pools []core.PoolConfig) httpapitest.Target {
-		srv := testserver.Start(t, bin, tenants+storeBlock(cluster.Schema(t))+poolsBlock(pools))
+		srv := testserver.Start(t, bin, tenants+httpapitest.WorkerTokenYAML("worker-token")+storeBlock(cluster.Schema(t))+httpapitest.PoolsYAML(pools))
 		hc := &http.Client{Transport: &http.Transport{}}
 		t.Cleanup(hc.CloseIdleConnections)
-		return httpapitest.Target{BaseURL: srv.URL, AcmeToken: "acme-token", GlobexToken: "globex-token", Client: hc}
+		return httpapitest.Target{BaseURL: srv.URL, AcmeToken: "acme-token", GlobexToken: "globex-token", WorkerToken: "worker-token", Client: hc}
 	})
 }
 

@@ -3,11 +3,9 @@ package postgres
 import (
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/parkinglot/parkinglot/internal/pgtest"
-	"github.com/parkinglot/parkinglot/pkg/core"
 	"github.com/parkinglot/parkinglot/tests/testserver"
 )
 
@@ -48,14 +46,4 @@ auth:
 // storeBlock is the store section of a server config on schema.
 func storeBlock(schema string) string {
 	return fmt.Sprintf("store: {type: postgres, dsn: '%s', schema: %s, maxConns: 8}\n", cluster.DSN, schema)
-}
-
-func poolsBlock(pools []core.PoolConfig) string {
-	var b strings.Builder
-	b.WriteString("pools:\n")
-	for _, p := range pools {
-		fmt.Fprintf(&b, "  - {name: %s, capacity: %d, maxParked: %d, defaultMaxWait: %s, runTimeout: %s}\n",
-			p.Name, p.Capacity, p.MaxParked, p.DefaultMaxWait, p.RunTimeout)
-	}
-	return b.String()
 }

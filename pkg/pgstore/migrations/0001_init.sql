@@ -10,6 +10,7 @@ CREATE TABLE pools (
 	default_max_wait bigint  NOT NULL,
 	run_timeout      bigint  NOT NULL,
 	slot_shards      integer NOT NULL DEFAULT 0,
+	executor         text    NOT NULL DEFAULT '',
 	running          integer NOT NULL DEFAULT 0,
 	parked           integer NOT NULL DEFAULT 0
 );
@@ -72,7 +73,13 @@ CREATE TABLE messages (
 	task_id   text   NOT NULL,
 	pool      text   NOT NULL,
 	type      text   NOT NULL,
-	lease     text   NOT NULL,
+	-- On started: what a worker needs to run the task.
+	key              text   NOT NULL,
+	payload          bytea,
+	deadline         bigint,
+	lease            text   NOT NULL,
+	lease_expires_at bigint,
+	-- On an outcome.
 	result    bytea,
 	error     text   NOT NULL,
 	at        bigint NOT NULL,
@@ -198,13 +205,15 @@ BEGIN
 		tenant text, at bigint, pool text, task_id text, type text, from_state text, to_state text, detail text);
 
 	FOR m IN SELECT * FROM jsonb_to_recordset(coalesce(txn->'messages', '[]')) AS x(
-		tenant text, recipient text, task_id text, pool text, type text, lease text, result text, error text,
-		at bigint, notify text)
+		tenant text, recipient text, task_id text, pool text, type text, key text, payload text, deadline bigint,
+		lease text, lease_expires_at bigint, result text, error text, at bigint, notify text)
 	LOOP
 		UPDATE mailboxes b SET seq = b.seq + 1 WHERE b.tenant = m.tenant AND b.recipient = m.recipient
 		RETURNING b.seq INTO cur;
-		INSERT INTO messages (tenant, recipient, cursor, task_id, pool, type, lease, result, error, at)
-		VALUES (m.tenant, m.recipient, cur, m.task_id, m.pool, m.type, m.lease, decode(m.result, 'base64'), m.error, m.at);
+		INSERT INTO messages (tenant, recipient, cursor, task_id, pool, type, key, payload, deadline, lease,
+			lease_expires_at, result, error, at)
+		VALUES (m.tenant, m.recipient, cur, m.task_id, m.pool, m.type, m.key, decode(m.payload, 'base64'), m.deadline,
+			m.lease, m.lease_expires_at, decode(m.result, 'base64'), m.error, m.at);
 		-- Delivered by the server after the commit, and dropped with this
 		-- transition if it rolls back.
 		PERFORM pg_notify(channel, m.notify);
