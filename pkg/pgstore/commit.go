@@ -113,8 +113,9 @@ func storableText(txn *core.Txn) error {
 // above. A failed condition is translated to core's error by core's own
 // checks on the rows as the transaction saw them: TaskWrite.Conflicts on
 // the stored version, Txn.CheckPool on the locked pool row that
-// commit_pool reports. If ctx ends before the group's answer, the outcome
-// is unknown and Commit returns ctx's error.
+// commit_pool reports. A ctx that ends before the transaction joins a
+// group fails Commit with nothing applied; once it has joined, Commit
+// returns the group's answer.
 func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 	if err := txn.CheckShape(); err != nil {
 		return fmt.Errorf("pgstore: %w", err)
@@ -131,12 +132,11 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 	case <-s.closed:
 		return fmt.Errorf("pgstore: commit %s: store closed", describe(txn))
 	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("pgstore: commit %s: outcome unknown: %w", describe(txn), ctx.Err())
-	}
+	// Once handed over, wait for the outcome even if ctx ends: a group
+	// takes milliseconds, and an answer of "unknown" would leave the
+	// caller to guess, for example, whether a task it started holds a slot
+	// under a lease nobody knows.
+	return <-req.done
 }
 
 // writer gathers groups and commits them until the store closes.
