@@ -43,6 +43,7 @@ commands:
   work        run a command once per task claimed from a pull pool
   loadtest    drive a server with permit or pull workers and check its invariants
   check       verify an embedded store's data directory offline (--data DIR)
+  migrate     apply the postgres store's schema migrations (--config FILE)
   version     print the version, VCS commit and Go version (also --version)
 
 Run 'parkinglot COMMAND -h' for a command's flags.
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return workCmd(ctx, rest, stderr)
 	case "check":
 		return checkCmd(rest, stdout, stderr)
+	case "migrate":
+		return migrateCmd(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		return versionCmd(rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -11,6 +11,7 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/core"
 	"github.com/parkinglot/parkinglot/pkg/memstore"
 	"github.com/parkinglot/parkinglot/pkg/pebblestore"
+	"github.com/parkinglot/parkinglot/pkg/pgstore"
 )
 
 // openStore builds the backend that cfg names. The returned function
@@ -31,6 +32,12 @@ func openStore(ctx context.Context, cfg config.Store, log *slog.Logger) (core.Ba
 			return nil, nil, fmt.Errorf("store: %w", err)
 		}
 		return s, func() error { return nil }, nil
+	case config.StorePostgres:
+		s, err := pgstore.Open(ctx, pgstore.Options{DSN: cfg.DSN, Schema: cfg.Schema, MaxConns: cfg.MaxConns, Logger: log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: %w", err)
+		}
+		return s, s.Close, nil
 	}
 	return nil, nil, fmt.Errorf("store.type: unknown store type %q", cfg.Type)
 }

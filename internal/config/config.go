@@ -17,6 +17,7 @@ const (
 	StoreMemory   = "memory"
 	StoreEmbedded = "embedded"
 	StoreAWS      = "aws"
+	StorePostgres = "postgres"
 )
 
 // Runtimes: how serve runs the API.
@@ -89,7 +90,7 @@ type Config struct {
 
 // Store selects and configures the backend.
 type Store struct {
-	// Type is embedded (durable, the default), memory or aws.
+	// Type is embedded (durable, the default), memory, aws or postgres.
 	Type string `yaml:"type"`
 	// Path is the data directory of the embedded store. Default: ./data.
 	Path string `yaml:"path"`
@@ -111,6 +112,11 @@ type Store struct {
 	// CreateResources creates the table and the queues if they are missing
 	// (local use; a deployment creates them with its stack). Default: false.
 	CreateResources bool `yaml:"createResources"`
+
+	// DSN, Schema and MaxConns configure the postgres store (postgres.go).
+	DSN      string `yaml:"dsn"`
+	Schema   string `yaml:"schema"`
+	MaxConns int    `yaml:"maxConns"`
 }
 
 // Auth configures authentication.
@@ -310,6 +316,7 @@ func (c Config) WithDefaults() Config {
 	if c.Store.Path == "" {
 		c.Store.Path = DefaultStorePath
 	}
+	c.Store = c.Store.withPostgresDefaults()
 	if c.Store.Type == StoreAWS && c.Store.QueuePrefix == "" {
 		c.Store.QueuePrefix = DefaultQueuePrefix
 	}
@@ -374,14 +381,17 @@ func (c Config) Validate() error {
 		return fieldErr("runtime", "must be native or lambda, got %q", clip(c.Runtime))
 	}
 	switch c.Store.Type {
-	case StoreMemory, StoreEmbedded, StoreAWS:
+	case StoreMemory, StoreEmbedded, StoreAWS, StorePostgres:
 	default:
-		return fieldErr("store.type", "unknown store type %q (memory, embedded or aws)", c.Store.Type)
+		return fieldErr("store.type", "unknown store type %q (memory, embedded, aws or postgres)", c.Store.Type)
 	}
 	if c.Store.Type == StoreEmbedded && c.Store.Path == "" {
 		return fieldErr("store.path", "must not be empty")
 	}
 	if err := c.Store.validateAWS(); err != nil {
+		return err
+	}
+	if err := c.Store.validatePostgres(); err != nil {
 		return err
 	}
 	switch c.Log.Level {

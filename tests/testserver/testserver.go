@@ -178,6 +178,13 @@ func (s *Server) Stop(t testing.TB, within time.Duration) int {
 	return 0
 }
 
+// Kill ends the server with SIGKILL, as a crash would, and waits for it to
+// exit.
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+}
+
 // BuildMain compiles cmd/parkinglot (without -race) into dir, for a
 // TestMain that shares one binary among a package's tests, and returns the
 // binary's path.
