@@ -45,12 +45,14 @@ test-web: wasm
 	node --test web/test/
 
 # The large load runs on moto, one package at a time so that their moto
-# servers do not starve each other: each run is bounded by its task count
-# and a timeout that a machine three times slower still meets, and reports
-# its rate rather than requiring one.
+# servers do not starve each other, then the three-server run of 10,000
+# tasks on one PostgreSQL (make test runs 1,500): each run is bounded by its
+# task count and a timeout that a machine three times slower still meets,
+# and reports its rate rather than requiring one.
 LOAD_PKGS := ./tests/aws ./tests/lambda
 test-load:
 	$(GO) test -race -count=1 -p 1 -timeout 45m -run '^TestLoad(Pull)?$$' -v $(LOAD_PKGS)
+	$(GO) test -race -count=1 -timeout 30m -run '^TestMultiServer$$' -v ./tests/postgres
 
 vet:
 	$(GO) vet $(PKGS)
