@@ -332,12 +332,20 @@ func TestInvalidConfig(t *testing.T) {
 		require.NotZero(t, ee.ExitCode())
 		require.Contains(t, stderr.String(), want)
 	}
-	// A store type this build does not have fails at start-up too.
-	path := filepath.Join(t.TempDir(), "aws.yaml")
-	require.NoError(t, os.WriteFile(path, []byte("listen: 127.0.0.1:0\nstore: {type: postgres}\n"+twoPools), 0o600))
+	// A store type this build does not have fails at start-up too, and a
+	// postgres store without its DSN.
+	path := filepath.Join(t.TempDir(), "redis.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("listen: 127.0.0.1:0\nstore: {type: redis}\n"+twoPools), 0o600))
 	out, err := exec.Command(bin, "serve", "--config", path).CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), "store.type")
+	path = filepath.Join(t.TempDir(), "postgres.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("listen: 127.0.0.1:0\nstore: {type: postgres}\n"+twoPools), 0o600))
+	cmd := exec.Command(bin, "serve", "--config", path)
+	cmd.Env = append(os.Environ(), "PARKINGLOT_POSTGRES_DSN=")
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "store.dsn")
 }
 
 func TestNoTokensLoopbackOnly(t *testing.T) {
