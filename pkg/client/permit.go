@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,7 +59,15 @@ const waitStep = 20 * time.Second
 // task is then cancelled, so that the slot is never taken for nobody).
 // Many Acquire calls may share one recipient: each waits for its own task.
 func (c *Client) Acquire(ctx context.Context, pool string, o AcquireOptions) (*Permit, error) {
+	// Every Acquire submits with a key (its own when o has none), so that
+	// a submission whose answer the context cut off can be found again and
+	// cancelled.
 	req := api.SubmitRequest{Key: o.Key, Recipient: o.Recipient, Payload: o.Payload}
+	if req.Key == "" {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		req.Key = "acquire-" + hex.EncodeToString(b[:])
+	}
 	if o.MaxWait > 0 {
 		req.MaxWait = o.MaxWait.String()
 	}
@@ -70,6 +80,10 @@ func (c *Client) Acquire(ctx context.Context, pool string, o AcquireOptions) (*P
 		return nil, fmt.Errorf("%w: %w", ErrRejected, err)
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			c.abandonSubmission(pool, req)
+			return nil, ctx.Err()
+		}
 		return nil, err
 	}
 	t := res.Task
@@ -105,6 +119,18 @@ func (c *Client) abandon(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, _ = c.Cancel(ctx, id)
+}
+
+// abandonSubmission cancels the task of a submission whose answer was cut
+// off: the same keyed request again answers that task (or creates it, if
+// the first never arrived), which is then cancelled.
+func (c *Client) abandonSubmission(pool string, req api.SubmitRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := c.Submit(ctx, pool, req)
+	if err == nil {
+		_, _ = c.Cancel(ctx, res.Task.ID)
+	}
 }
 
 // leaseLength is how long each heartbeat extends the lease: the task's own
