@@ -191,6 +191,8 @@ type taskItem struct {
 	Error          string `dynamodbav:"error,omitempty"`
 	BodyHash       string `dynamodbav:"bodyHash,omitempty"`
 	Unsent         bool   `dynamodbav:"unsent,omitempty"`
+	PushAt         int64  `dynamodbav:"pushAt,omitempty"`
+	PushAttempts   int    `dynamodbav:"pushAttempts,omitempty"`
 	Version        int64  `dynamodbav:"version"`
 	// Slot is the slot shard a running task holds, in a pool with
 	// SlotShards >= 2; absent otherwise.
@@ -209,7 +211,7 @@ func (s *Store) encodeTask(t *core.Task, version int64, slot int) (map[string]ty
 		SubmittedAt: nanos(t.SubmittedAt), Deadline: nanos(t.Deadline), RunTimeout: int64(t.RunTimeout),
 		StartedAt: nanos(t.StartedAt), Lease: t.Lease, LeaseExpiresAt: nanos(t.LeaseExpiresAt),
 		EndedAt: nanos(t.EndedAt), Result: t.Result, Error: t.Error, BodyHash: t.BodyHash,
-		Unsent: t.Unsent, Version: version,
+		Unsent: t.Unsent, PushAt: nanos(t.PushAt), PushAttempts: t.PushAttempts, Version: version,
 	}
 	if slot != noSlot {
 		it.Slot = &slot
@@ -245,6 +247,7 @@ func decodeTask(av map[string]types.AttributeValue) (core.Task, int, error) {
 		RunTimeout: time.Duration(it.RunTimeout), StartedAt: fromNanos(it.StartedAt),
 		Lease: it.Lease, LeaseExpiresAt: fromNanos(it.LeaseExpiresAt), EndedAt: fromNanos(it.EndedAt),
 		Result: raw(it.Result), Error: it.Error, BodyHash: it.BodyHash, Unsent: it.Unsent,
+		PushAt: fromNanos(it.PushAt), PushAttempts: it.PushAttempts,
 		Version: it.Version,
 	}, slot, nil
 }

@@ -120,7 +120,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	// conditions in the transaction decide. A pull pool's tasks park until
 	// claimed (a waiting claim takes one at once, signalled by the wake-up).
 	if !pool.Pulls() && pool.Running < pool.Capacity && pool.Parked == 0 {
-		run, err := s.commitNew(ctx, admitTxn(t, key, now))
+		run, err := s.commitNew(ctx, admitTxn(s.startTask(t, pool, now), key, now))
 		switch {
 		case err == nil:
 			s.started(&run, time.Time{})
@@ -155,20 +155,19 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	return SubmitResult{Task: rej}, ErrPoolFull
 }
 
-// admitTxn is the transaction that records new task t as running, on the
+// admitTxn is the transaction that records new task run, started, on the
 // conditions that its pool has a free slot and nothing parked.
-func admitTxn(t Task, key *KeyRecord, now time.Time) *Txn {
-	run := t
-	run.State = StateRunning
-	run.StartedAt = now
-	run.Lease = newLease()
-	run.LeaseExpiresAt = now.Add(run.RunTimeout)
+func admitTxn(run Task, key *KeyRecord, now time.Time) *Txn {
+	m := message(&run, MessageStarted, now)
+	if run.Pushing() {
+		m.Lease = "" // the target holds it
+	}
 	return &Txn{
-		Pool: t.Pool, RunningDelta: 1, NeedSlot: true, FirstInLine: true,
+		Pool: run.Pool, RunningDelta: 1, NeedSlot: true, FirstInLine: true,
 		Tasks:    []TaskWrite{{Task: run}},
 		Key:      key,
 		Events:   []Event{event(&run, now, EventSubmit, "", "")},
-		Messages: []Message{message(&run, MessageStarted, now)},
+		Messages: []Message{m},
 	}
 }
 

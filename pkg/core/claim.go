@@ -148,7 +148,7 @@ func (s *Scheduler) claimLongPoll(ctx, waiting context.Context, lp QueueLongPoll
 	if err != nil || len(ds) == 0 {
 		return nil, err
 	}
-	got, _, err := s.startDeliveries(ctx, req.Pool, ds, time.Time{}, &req.Worker)
+	got, _, err := s.startDeliveries(ctx, p, ds, time.Time{}, &req.Worker)
 	if err != nil && len(got) > 0 {
 		s.log.WarnContext(ctx, "claim stopped early", "pool", req.Pool, "worker", req.Worker.Name, "started", len(got), "err", err)
 		err = nil

@@ -14,6 +14,7 @@ const sweepBatch = 256
 type SweepStats struct {
 	Expired  int // parked tasks past their deadline
 	TimedOut int // running tasks past their lease end
+	Pushed   int // started tasks of push pools pushed again
 	Resent   int // parked tasks whose queue message was re-sent
 	Started  int // parked tasks started by the safety-net dispatch
 	Purged   int // mailbox messages and audit events past retention
@@ -21,7 +22,8 @@ type SweepStats struct {
 
 // Sweep is the safety net that repairs what crashes and lost wake-ups leave:
 // it expires parked tasks past their deadline, times out running tasks past
-// their lease end (freeing their slots), re-sends queue messages of parked
+// their lease end (freeing their slots), pushes again the started tasks
+// of push pools whose delivery is pending past its PushAt, re-sends queue messages of parked
 // tasks still flagged Unsent after OutboxGrace, dispatches every pool with a
 // free slot and parked work, and, at most every PurgeEvery, purges past
 // retention. It is safe to run concurrently with everything, also with other
@@ -96,6 +98,17 @@ func (s *Scheduler) sweepDue(ctx context.Context, now time.Time, st *SweepStats)
 					return fmt.Errorf("core: sweep: expire %s: %w", id, err)
 				}
 			case StateRunning:
+				if t.Pushing() && !now.Before(t.PushAt) {
+					ok, err := s.Repush(ctx, id)
+					if err != nil {
+						return fmt.Errorf("core: sweep: push %s again: %w", id, err)
+					}
+					if ok {
+						st.Pushed++
+						progress++
+					}
+					continue
+				}
 				ok, err := s.reclaim(ctx, t, now)
 				if err != nil {
 					return fmt.Errorf("core: sweep: %w", err)

@@ -63,7 +63,7 @@ func (s *Scheduler) releaseInline(ctx context.Context, t Task, e ending) (Task, 
 	if p.Running > p.Capacity {
 		return Task{}, false, nil
 	}
-	done, _, ok, err := s.handOff(ctx, t, e, nil)
+	done, _, ok, err := s.handOff(ctx, p, t, e, nil)
 	return done, ok, err
 }
 
@@ -80,7 +80,7 @@ func (s *Scheduler) releaseTo(ctx context.Context, t Task, e ending, w *Worker) 
 		return Task{}, Task{}, fmt.Errorf("%w: pool %s is a permit pool: its tasks start without claims", ErrInvalidState, t.Pool)
 	}
 	if p.Parked > 0 && p.Running <= p.Capacity {
-		done, next, ok, err := s.handOff(ctx, t, e, w)
+		done, next, ok, err := s.handOff(ctx, p, t, e, w)
 		if ok || err != nil {
 			return done, next, err
 		}
@@ -93,11 +93,11 @@ func (s *Scheduler) releaseTo(ctx context.Context, t Task, e ending, w *Worker) 
 	return done, Task{}, nil
 }
 
-// handOff ends t and starts the pool's next parked task in one transaction,
-// for claimer if not nil. It returns both tasks as committed; it reports
+// handOff ends t and starts the next parked task of its pool p (as last
+// read) in one transaction, for claimer if not nil. It returns both tasks as committed; it reports
 // false, having changed nothing, when it could not; an error is that of the
 // commit (ErrConflict: t or the parked task changed).
-func (s *Scheduler) handOff(ctx context.Context, t Task, e ending, claimer *Worker) (done, run Task, ok bool, err error) {
+func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claimer *Worker) (done, run Task, ok bool, err error) {
 	now := e.at
 	var d Delivery
 	var next Task
@@ -124,7 +124,7 @@ func (s *Scheduler) handOff(ctx context.Context, t Task, e ending, claimer *Work
 		break
 	}
 	txn := finishTxn(t, e)
-	run = startTask(next, now)
+	run = s.startTask(next, p, now)
 	txn.RunningDelta, txn.ParkedDelta, txn.NeedSlot = 0, -1, true
 	txn.Tasks = append(txn.Tasks, TaskWrite{Task: run, Expect: next.Version})
 	addStart(txn, &run, now, claimer)
@@ -156,13 +156,17 @@ func (s *Scheduler) handOff(ctx context.Context, t Task, e ending, claimer *Work
 	return done, run, true, nil
 }
 
-// startTask returns parked task t started at now, with a new lease.
-func startTask(t Task, now time.Time) Task {
+// startTask returns task t of pool p started at now, with a new lease; in
+// a push pool, with its delivery pending (PushAt).
+func (s *Scheduler) startTask(t Task, p Pool, now time.Time) Task {
 	run := t
 	run.State = StateRunning
 	run.Unsent = false
 	run.StartedAt = now
 	run.Lease = newLease()
 	run.LeaseExpiresAt = now.Add(run.RunTimeout)
+	if p.Pushes() {
+		s.pushPending(&run, now)
+	}
 	return run
 }

@@ -52,7 +52,7 @@ func (s *Scheduler) startQueued(ctx context.Context, name string, max int, freed
 		if len(ds) == 0 {
 			return started, nil
 		}
-		runs, full, err := s.startDeliveries(ctx, name, ds, freedAt, claimer)
+		runs, full, err := s.startDeliveries(ctx, p, ds, freedAt, claimer)
 		started = append(started, runs...)
 		if err != nil {
 			return started, err
@@ -73,18 +73,20 @@ func (s *Scheduler) startQueued(ctx context.Context, name string, max int, freed
 	}
 }
 
-// startDeliveries starts the tasks of received messages ds of pool, for
+// startDeliveries starts the tasks of received messages ds of pool p (as
+// last read), for
 // claimer if not nil, and returns those it started. full reports that the
 // pool turned out to have no free slot: the messages not tried are handed
 // back, as they are after an error.
-func (s *Scheduler) startDeliveries(ctx context.Context, pool string, ds []Delivery, freedAt time.Time, claimer *Worker) (started []Task, full bool, err error) {
+func (s *Scheduler) startDeliveries(ctx context.Context, p Pool, ds []Delivery, freedAt time.Time, claimer *Worker) (started []Task, full bool, err error) {
+	pool := p.Name
 	for i, d := range ds {
 		if full {
 			// Hand the rest back for the next dispatcher.
 			s.giveBack(ctx, pool, d)
 			continue
 		}
-		run, err := s.startParked(ctx, pool, d, freedAt, claimer)
+		run, err := s.startParked(ctx, p, d, freedAt, claimer)
 		if errors.Is(err, ErrNoCapacity) {
 			full = true
 			s.giveBack(ctx, pool, d)
@@ -118,7 +120,8 @@ func (s *Scheduler) giveBack(ctx context.Context, pool string, d Delivery) {
 // passed. It returns the started task, or a zero Task when it started none.
 // The message is deleted unless the pool turned out full (ErrNoCapacity),
 // in which case the caller releases it.
-func (s *Scheduler) startParked(ctx context.Context, pool string, d Delivery, freedAt time.Time, claimer *Worker) (Task, error) {
+func (s *Scheduler) startParked(ctx context.Context, p Pool, d Delivery, freedAt time.Time, claimer *Worker) (Task, error) {
+	pool := p.Name
 	return retryCAS("start", d.TaskID, func() (Task, error) {
 		t, err := s.b.Task(ctx, d.TaskID)
 		if errors.Is(err, ErrNotFound) {
@@ -142,7 +145,7 @@ func (s *Scheduler) startParked(ctx context.Context, pool string, d Delivery, fr
 			s.drop(ctx, pool, d)
 			return Task{}, nil
 		}
-		run := startTask(t, now)
+		run := s.startTask(t, p, now)
 		txn := &Txn{
 			Pool: pool, RunningDelta: 1, ParkedDelta: -1, NeedSlot: true,
 			Tasks: []TaskWrite{{Task: run, Expect: t.Version}},
@@ -164,11 +167,12 @@ func (s *Scheduler) startParked(ctx context.Context, pool string, d Delivery, fr
 
 // addStart adds the audit event and the started message of parked task
 // run's start to txn: for claimer, if not nil, which the event names and
-// which alone holds the lease (the recipient's message goes without it).
+// which alone holds the lease, as a push pool's target does (the
+// recipient's message goes without it).
 func addStart(txn *Txn, run *Task, now time.Time, claimer *Worker) {
 	txn.Events = append(txn.Events, event(run, now, EventStart, StateParked, claimDetail(claimer)))
 	m := message(run, MessageStarted, now)
-	if claimer != nil {
+	if claimer != nil || run.Pushing() {
 		m.Lease = ""
 	}
 	txn.Messages = append(txn.Messages, m)

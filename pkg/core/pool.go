@@ -25,7 +25,8 @@ type PoolConfig struct {
 	// MaxSlotShards, and not more than Capacity.
 	SlotShards int
 	// Executor is how a started task reaches the one who runs it:
-	// ExecutorPermit (the default, also when empty) or ExecutorPull.
+	// ExecutorPermit (the default, also when empty), ExecutorPull or
+	// ExecutorPush.
 	Executor Executor
 }
 
@@ -41,10 +42,18 @@ const (
 	// ExecutorPull: tasks park until a worker claims them; a claim is the
 	// start, for that worker. Nothing else starts a task of a pull pool.
 	ExecutorPull Executor = "pull"
+	// ExecutorPush: every start is delivered to the pool's target (an HTTP
+	// endpoint, a function, a queue) by the scheduler's Pusher, after the
+	// start commits, at least once; the target holds the lease. The
+	// recipient's started message goes without it.
+	ExecutorPush Executor = "push"
 )
 
 // Pulls reports whether the pool's tasks start only when claimed.
 func (c PoolConfig) Pulls() bool { return c.Executor == ExecutorPull }
+
+// Pushes reports whether the pool's started tasks are pushed to a target.
+func (c PoolConfig) Pushes() bool { return c.Executor == ExecutorPush }
 
 // MaxSlotShards bounds PoolConfig.SlotShards: a transaction that empties or
 // fills the pool's parked count writes every shard, and a DynamoDB
@@ -70,8 +79,8 @@ func (c PoolConfig) Validate() error {
 		return Invalid("runTimeout", "pool %s: runTimeout must be at most %s, got %s", c.Name, MaxRunTimeout, c.RunTimeout)
 	case c.SlotShards < 0 || c.SlotShards > MaxSlotShards:
 		return Invalid("slotShards", "pool %s: slotShards must be 0-%d, got %d", c.Name, MaxSlotShards, c.SlotShards)
-	case c.Executor != "" && c.Executor != ExecutorPermit && c.Executor != ExecutorPull:
-		return Invalid("executor", "pool %s: executor must be %q or %q, got %q", c.Name, ExecutorPermit, ExecutorPull, c.Executor)
+	case c.Executor != "" && c.Executor != ExecutorPermit && c.Executor != ExecutorPull && c.Executor != ExecutorPush:
+		return Invalid("executor", "pool %s: executor must be %q, %q or %q, got %q", c.Name, ExecutorPermit, ExecutorPull, ExecutorPush, c.Executor)
 	case c.SlotShards > c.Capacity:
 		return Invalid("slotShards", "pool %s: slotShards %d exceeds capacity %d: a shard would hold no slot", c.Name, c.SlotShards, c.Capacity)
 	}

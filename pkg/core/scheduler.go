@@ -61,6 +61,10 @@ type Config struct {
 	// Wake is called after a slot is released or a task is parked, to start
 	// parked work. Default: dispatch the pool inline, on the caller's goroutine.
 	Wake func(ctx context.Context, pool string, freedAt time.Time)
+	// Pusher delivers the started tasks of push pools to their targets.
+	// Without one, such tasks start and wait, pending, for a scheduler that
+	// has one (its sweep pushes them).
+	Pusher Pusher
 	// OutboxGrace is how long after parking a task whose queue message may
 	// not have been sent waits before the sweeper re-sends it. Default: 30s.
 	OutboxGrace time.Duration
@@ -226,6 +230,9 @@ func (s *Scheduler) wake(ctx context.Context, pool string, freedAt time.Time) {
 
 func (s *Scheduler) started(t *Task, freedAt time.Time) {
 	s.tasks.Notify([]string{t.ID})
+	if t.Pushing() && s.cfg.Pusher != nil {
+		s.cfg.Pusher.Push(*t)
+	}
 	if s.obs == nil {
 		return
 	}
@@ -282,6 +289,7 @@ func finishTxn(t Task, e ending) *Txn {
 	next.State = e.to
 	next.EndedAt = e.at
 	next.Unsent = false
+	next.PushAt = time.Time{}
 	if e.edit != nil {
 		e.edit(&next)
 	}

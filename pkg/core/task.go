@@ -49,22 +49,37 @@ type Task struct {
 	// Unsent is set while a parked task's queue message may not have been
 	// sent yet (the outbox flag); the sweeper re-sends such tasks.
 	Unsent bool
+	// PushAt is set while a started task of a push pool waits for its
+	// target to take it: when the pending delivery is next due (the end of
+	// the attempt in flight, or the next retry). The sweep pushes a task
+	// again once PushAt has passed. Zero otherwise.
+	PushAt time.Time
+	// PushAttempts counts the delivery attempts that failed.
+	PushAttempts int
 	// Version is the compare-and-set token, incremented by every write.
 	// Backends own it: Commit sets it to the expected version + 1.
 	Version int64
 }
 
 // DueAt is when the sweeper must look at the task: the deadline of a parked
-// task, the lease end of a running one, zero for a terminal one.
+// task, the lease end of a running one or, sooner, its pending push,
+// zero for a terminal one.
 func (t *Task) DueAt() time.Time {
 	switch t.State {
 	case StateParked:
 		return t.Deadline
 	case StateRunning:
+		if t.Pushing() && t.PushAt.Before(t.LeaseExpiresAt) {
+			return t.PushAt
+		}
 		return t.LeaseExpiresAt
 	}
 	return time.Time{}
 }
+
+// Pushing reports whether t is a running task of a push pool that its
+// target has not yet taken.
+func (t *Task) Pushing() bool { return t.State == StateRunning && !t.PushAt.IsZero() }
 
 // MessageType is the kind of a mailbox message.
 type MessageType string

@@ -185,6 +185,12 @@ func encTask(e *enc, t *core.Task) {
 		e.int(0)
 	}
 	e.int(t.Version)
+	// Trailing fields, absent from values written before they existed: only
+	// a pending push writes them.
+	if !t.PushAt.IsZero() || t.PushAttempts != 0 {
+		e.time(t.PushAt)
+		e.int(int64(t.PushAttempts))
+	}
 }
 
 func decTask(d *dec, t *core.Task) {
@@ -208,6 +214,10 @@ func decTask(d *dec, t *core.Task) {
 	t.BodyHash = d.str()
 	t.Unsent = d.int() != 0
 	t.Version = d.int()
+	if len(d.b) > 0 {
+		t.PushAt = d.time()
+		t.PushAttempts = int(d.int())
+	}
 }
 
 func encKey(e *enc, k *core.KeyRecord) {

@@ -298,6 +298,8 @@ type (
 		BodyHash       string `json:"body_hash"`
 		Unsent         bool   `json:"unsent"`
 		DueAt          *int64 `json:"due_at"`
+		PushAt         *int64 `json:"push_at"`
+		PushAttempts   int    `json:"push_attempts"`
 	}
 	keyArg struct {
 		Tenant   string `json:"tenant"`
@@ -355,7 +357,7 @@ func groupJSON(group []*commitReq, channel string) ([]byte, error) {
 				State: string(t.State), Payload: bytesOrNil(t.Payload), SubmittedAt: ns(t.SubmittedAt), Deadline: ns(t.Deadline),
 				RunTimeout: int64(t.RunTimeout), StartedAt: ns(t.StartedAt), Lease: t.Lease, LeaseExpiresAt: ns(t.LeaseExpiresAt),
 				EndedAt: ns(t.EndedAt), Result: bytesOrNil(t.Result), Error: t.Error, BodyHash: t.BodyHash, Unsent: t.Unsent,
-				DueAt: ns(t.DueAt()),
+				DueAt: ns(t.DueAt()), PushAt: ns(t.PushAt), PushAttempts: t.PushAttempts,
 			})
 		}
 		if k := txn.Key; k != nil {

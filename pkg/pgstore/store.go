@@ -239,20 +239,21 @@ func (s *Store) Pools(ctx context.Context) ([]core.Pool, error) {
 }
 
 const taskColumns = `id, version, key, tenant, pool, recipient, state, payload, submitted_at, deadline, run_timeout,
-	started_at, lease, lease_expires_at, ended_at, result, error, body_hash, unsent`
+	started_at, lease, lease_expires_at, ended_at, result, error, body_hash, unsent, push_at, push_attempts`
 
 func scanTask(row pgx.Row) (core.Task, error) {
 	var t core.Task
 	var state string
 	var payload, result []byte
-	var submitted, deadline, started, leaseEnd, ended *int64
+	var submitted, deadline, started, leaseEnd, ended, pushAt *int64
 	var runTimeout int64
 	err := row.Scan(&t.ID, &t.Version, &t.Key, &t.Tenant, &t.Pool, &t.Recipient, &state, &payload, &submitted, &deadline,
-		&runTimeout, &started, &t.Lease, &leaseEnd, &ended, &result, &t.Error, &t.BodyHash, &t.Unsent)
+		&runTimeout, &started, &t.Lease, &leaseEnd, &ended, &result, &t.Error, &t.BodyHash, &t.Unsent,
+		&pushAt, &t.PushAttempts)
 	t.State = core.State(state)
 	t.Payload, t.Result = payload, result
 	t.SubmittedAt, t.Deadline, t.StartedAt = fromNS(submitted), fromNS(deadline), fromNS(started)
-	t.LeaseExpiresAt, t.EndedAt = fromNS(leaseEnd), fromNS(ended)
+	t.LeaseExpiresAt, t.EndedAt, t.PushAt = fromNS(leaseEnd), fromNS(ended), fromNS(pushAt)
 	t.RunTimeout = time.Duration(runTimeout)
 	return t, err
 }

@@ -22,7 +22,7 @@ const maxVisibility = 12 * time.Hour
 
 // Exercise runs the contract suite against the backends newBackend makes:
 // every port on its own, the task lifecycle through core.Scheduler, claims
-// of pull pools, wake-ups and isolation, concurrent use and crashes. Each subtest gets its own clock and backend.
+// of pull pools, pushes of push pools, wake-ups and isolation, concurrent use and crashes. Each subtest gets its own clock and backend.
 func Exercise(t *testing.T, newBackend NewBackend) {
 	t.Helper()
 	t.Run("Port", func(t *testing.T) {
@@ -37,6 +37,10 @@ func Exercise(t *testing.T, newBackend NewBackend) {
 	t.Run("Claim", func(t *testing.T) {
 		t.Parallel()
 		exerciseClaims(t, newBackend)
+	})
+	t.Run("Push", func(t *testing.T) {
+		t.Parallel()
+		exercisePush(t, newBackend)
 	})
 	t.Run("Wake", func(t *testing.T) {
 		t.Parallel()

@@ -1,0 +1,227 @@
+package coretest
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/pkg/core"
+)
+
+// pushHold is the hold of the recording pusher's pools.
+const pushHold = 30 * time.Second
+
+// recordingPusher is a core.Pusher that delivers nothing: it records what
+// core hands it, as a target would see it, for the test to act as the
+// target's answers would.
+type recordingPusher struct {
+	mu     sync.Mutex
+	pushed []core.Task
+}
+
+func (p *recordingPusher) Push(t core.Task) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pushed = append(p.pushed, t)
+}
+
+func (p *recordingPusher) Hold(string) time.Duration { return pushHold }
+
+// take returns and forgets what was pushed so far.
+func (p *recordingPusher) take() []core.Task {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.pushed
+	p.pushed = nil
+	return out
+}
+
+func pushCfg(name string, capacity, maxParked int) core.PoolConfig {
+	c := poolCfg(name, capacity, maxParked)
+	c.Executor = core.ExecutorPush
+	return c
+}
+
+// pushedIDs returns the ids of ts.
+func pushedIDs(ts []core.Task) []string {
+	ids := make([]string, len(ts))
+	for i, t := range ts {
+		ids[i] = t.ID
+	}
+	return ids
+}
+
+// exercisePush covers push pools: every start is handed to the Pusher
+// after its commit, the pending delivery is stored with the start, and the
+// Pusher's answers (accepted, retry, failed, the outcome) are transitions.
+func exercisePush(t *testing.T, newBackend NewBackend) {
+	setupPush := func(t *testing.T, pools ...core.PoolConfig) (*bundle, *recordingPusher) {
+		t.Helper()
+		tb := setup(t, newBackend)
+		pusher := &recordingPusher{}
+		logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		s, err := core.New(core.Config{Backend: tb.b, Clock: tb.clock, Logger: logger, Pusher: pusher})
+		require.NoError(t, err)
+		tb.s = s
+		for _, p := range pools {
+			require.NoError(t, s.PutPool(tb.ctx, p))
+		}
+		return tb, pusher
+	}
+
+	t.Run("EveryStartIsPushedOnce", func(t *testing.T) {
+		t.Parallel()
+		tb, pusher := setupPush(t, pushCfg("p", 1, 10))
+		a := tb.submit(t, "acme", "p")
+		require.Equal(t, core.StateRunning, a.State)
+		require.True(t, a.Pushing(), "an admitted task of a push pool waits for its target")
+		require.True(t, a.PushAt.Equal(T0.Add(pushHold)))
+		require.True(t, a.LeaseExpiresAt.Equal(T0.Add(pushHold+time.Minute)), "the lease outlasts the delivery")
+		require.Equal(t, []string{a.ID}, pushedIDs(pusher.take()), "pushed after the commit")
+		stored, err := tb.b.Task(tb.ctx, a.ID)
+		require.NoError(t, err)
+		require.True(t, stored.PushAt.Equal(a.PushAt), "the pending delivery is stored with the start")
+		msgs := tb.messagesOf(t, "acme", "acme", a.ID)
+		require.Equal(t, []core.MessageType{core.MessageStarted}, messageTypes(msgs))
+		require.Empty(t, msgs[0].Lease, "the target holds the lease, not the recipient")
+
+		b := tb.submit(t, "acme", "p")
+		require.Equal(t, core.StateParked, b.State)
+		require.Empty(t, pusher.take(), "a parked task is not pushed")
+
+		// The target took a (asynchronous), then completes it: the hand-off
+		// starts b, which is pushed.
+		require.NoError(t, tb.s.PushAccepted(tb.ctx, a.ID, a.Lease))
+		a = tb.task(t, "acme", a.ID)
+		require.False(t, a.Pushing())
+		tb.clock.Advance(time.Second)
+		tb.complete(t, a, core.StateSucceeded)
+		b = tb.task(t, "acme", b.ID)
+		require.True(t, b.Pushing())
+		require.Equal(t, []string{b.ID}, pushedIDs(pusher.take()))
+
+		// Within the hold, nothing is pushed again.
+		tb.clock.Advance(pushHold - time.Second)
+		st, err := tb.s.Sweep(tb.ctx)
+		require.NoError(t, err)
+		require.Zero(t, st.Pushed)
+		require.Empty(t, pusher.take())
+
+		// Past it, the delivery's outcome was never recorded (the pushing
+		// process is gone): another process's sweep pushes it again, once.
+		tb.clock.Advance(2 * time.Second)
+		other := &recordingPusher{}
+		s2, err := core.New(core.Config{Backend: tb.b, Clock: tb.clock, Pusher: other})
+		require.NoError(t, err)
+		st, err = s2.Sweep(tb.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, st.Pushed)
+		st, err = tb.s.Sweep(tb.ctx)
+		require.NoError(t, err)
+		require.Zero(t, st.Pushed, "the first sweep moved the delivery a hold ahead")
+		again := other.take()
+		require.Equal(t, []string{b.ID}, pushedIDs(again))
+		require.Equal(t, b.Lease, again[0].Lease, "the same start, pushed again")
+		require.Empty(t, pusher.take())
+		require.Equal(t, core.StateRunning, tb.task(t, "acme", b.ID).State, "a repeated push is not a new start")
+	})
+
+	t.Run("AnOutcomeEndsTheDelivery", func(t *testing.T) {
+		t.Parallel()
+		tb, pusher := setupPush(t, pushCfg("p", 1, 10))
+		a := tb.submit(t, "acme", "p")
+		pusher.take()
+		// A synchronous target answered with the outcome.
+		done := tb.complete(t, a, core.StateSucceeded)
+		require.False(t, done.Pushing())
+		require.Equal(t, core.PoolStats{Name: "p", Capacity: 1, MaxParked: 10, Executor: core.ExecutorPush}, tb.stats(t, "p"))
+		// A late answer of a repeated delivery changes nothing.
+		require.NoError(t, tb.s.PushAccepted(tb.ctx, a.ID, a.Lease))
+		_, ok, err := tb.s.PushRetry(tb.ctx, a.ID, a.Lease, "late", time.Second)
+		require.NoError(t, err)
+		require.False(t, ok)
+		failed, err := tb.s.PushFailed(tb.ctx, a.ID, a.Lease, "late")
+		require.NoError(t, err)
+		require.Equal(t, core.StateSucceeded, failed.State)
+		require.Equal(t, core.StateSucceeded, tb.task(t, "acme", a.ID).State)
+	})
+
+	t.Run("RetriesThenFails", func(t *testing.T) {
+		t.Parallel()
+		tb, pusher := setupPush(t, pushCfg("p", 1, 10))
+		a := tb.submit(t, "acme", "p")
+		b := tb.submit(t, "globex", "p")
+		pusher.take()
+
+		tb.clock.Advance(time.Second)
+		r, ok, err := tb.s.PushRetry(tb.ctx, a.ID, a.Lease, "503 Service Unavailable", 2*time.Second)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, 1, r.PushAttempts)
+		require.Equal(t, "503 Service Unavailable", r.Error)
+		require.True(t, r.PushAt.Equal(T0.Add(3*time.Second)))
+		require.False(t, r.LeaseExpiresAt.Before(r.PushAt.Add(pushHold+time.Minute)), "the lease runs on past the retry")
+		stored, err := tb.b.Task(tb.ctx, a.ID)
+		require.NoError(t, err)
+		require.Equal(t, 1, stored.PushAttempts)
+		require.Equal(t, core.StateRunning, stored.State, "a failed attempt keeps the slot")
+
+		pushed, err := tb.s.Repush(tb.ctx, a.ID)
+		require.NoError(t, err)
+		require.False(t, pushed, "not before the retry is due")
+		tb.clock.Advance(2 * time.Second)
+		pushed, err = tb.s.Repush(tb.ctx, a.ID)
+		require.NoError(t, err)
+		require.True(t, pushed)
+		again := pusher.take()
+		require.Equal(t, []string{a.ID}, pushedIDs(again))
+		require.Equal(t, 1, again[0].PushAttempts)
+
+		failed, err := tb.s.PushFailed(tb.ctx, a.ID, a.Lease, "503 Service Unavailable")
+		require.NoError(t, err)
+		require.Equal(t, core.StateFailed, failed.State)
+		require.Equal(t, 2, failed.PushAttempts)
+		require.True(t, strings.HasPrefix(failed.Error, core.PushFailedCode+": 503"), failed.Error)
+		msgs := tb.messagesOf(t, "acme", "acme", a.ID)
+		require.Equal(t, []core.MessageType{core.MessageStarted, core.MessageType(core.StateFailed)}, messageTypes(msgs))
+		require.Equal(t, failed.Error, msgs[1].Error, "the outcome carries the last error")
+		evs := allEvents(t, tb.ctx, tb.b, core.AuditQuery{Tenant: "acme", From: T0.Add(-time.Hour), To: T0.Add(time.Hour), TaskID: a.ID})
+		require.Equal(t, "push failed after 2 attempts", evs[len(evs)-1].Detail)
+
+		// The slot went to b, which is pushed.
+		b = tb.task(t, "globex", b.ID)
+		require.Equal(t, core.StateRunning, b.State)
+		require.True(t, b.Pushing())
+		require.Equal(t, []string{b.ID}, pushedIDs(pusher.take()))
+		require.Equal(t, core.PoolStats{Name: "p", Capacity: 1, Running: 1, MaxParked: 10, Executor: core.ExecutorPush}, tb.stats(t, "p"))
+	})
+
+	t.Run("DispatchAndCancel", func(t *testing.T) {
+		t.Parallel()
+		tb, pusher := setupPush(t, pushCfg("p", 2, 10), poolCfg("q", 1, 10))
+		// A permit pool's starts are not pushed.
+		q := tb.submit(t, "acme", "q")
+		require.False(t, q.Pushing())
+		require.Empty(t, pusher.take())
+		require.NoError(t, tb.s.PutPool(tb.ctx, pushCfg("p", 0+1, 10)))
+		a := tb.submit(t, "acme", "p")
+		b := tb.submit(t, "acme", "p")
+		require.Equal(t, core.StateParked, b.State)
+		pusher.take()
+		// Raising the capacity starts b by dispatch: pushed.
+		require.NoError(t, tb.s.PutPool(tb.ctx, pushCfg("p", 2, 10)))
+		require.Equal(t, []string{b.ID}, pushedIDs(pusher.take()))
+		// A cancelled pending task is not pushed again.
+		_, err := tb.s.Cancel(tb.ctx, "acme", a.ID)
+		require.NoError(t, err)
+		tb.clock.Advance(2 * pushHold)
+		st, err := tb.s.Sweep(tb.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, st.Pushed, "b alone")
+		require.Equal(t, []string{b.ID}, pushedIDs(pusher.take()))
+	})
+}
