@@ -109,9 +109,23 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	}()
 
 	obs := metrics.NewObserver()
-	sched, err := core.New(core.Config{Backend: backend, Logger: log, Observer: obs, MailboxPoll: cfg.MailboxPoll})
+	pusher, err := newPusher(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	ccfg := core.Config{Backend: backend, Logger: log, Observer: obs, MailboxPoll: cfg.MailboxPoll}
+	if pusher != nil {
+		ccfg.Pusher = pusher
+		// Deliveries under way record their attempts before the store
+		// closes; retries left pending are the next sweep's.
+		defer pusher.Close()
+	}
+	sched, err := core.New(ccfg)
+	if err != nil {
+		return err
+	}
+	if pusher != nil {
+		pusher.Bind(sched)
 	}
 	names := make([]string, len(cfg.Pools))
 	for i, p := range cfg.Pools {

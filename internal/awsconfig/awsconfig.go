@@ -8,9 +8,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sdkconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/parkinglot/parkinglot/internal/config"
+	"github.com/parkinglot/parkinglot/internal/push"
 	"github.com/parkinglot/parkinglot/pkg/awsstore"
 )
 
@@ -123,4 +125,10 @@ func Load(ctx context.Context, s Settings, base awsstore.Options) (*awsstore.Sto
 		return nil, err
 	}
 	return Open(ctx, s, cfg, base)
+}
+
+// PushClients builds the clients of push pools' lambda and sqs targets from
+// cfg (SDKConfig's).
+func PushClients(cfg aws.Config) push.AWSClients {
+	return push.AWSClients{Lambda: lambda.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg)}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parkinglot/parkinglot/internal/push"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
@@ -195,6 +196,60 @@ type Pool struct {
 	// recipient) or pull (tasks park until a worker claims them, POST
 	// /v1/pools/{pool}/claim). Default: permit.
 	Executor string `yaml:"executor"`
+	// Target is where a push pool's started tasks go (executor: push, and
+	// only then).
+	Target *Target `yaml:"target"`
+}
+
+// Target is a push pool's target (internal/push.Target).
+type Target struct {
+	// Type is http, lambda or sqs.
+	Type string `yaml:"type"`
+	// URL (http) receives a signed POST of each start.
+	URL string `yaml:"url"`
+	// Secret (http) signs each push (header Parkinglot-Signature); or
+	// SecretEnv names the environment variable that holds it, to keep it
+	// out of the file.
+	Secret    string `yaml:"secret"`
+	SecretEnv string `yaml:"secretEnv"`
+	// Mode (http) is sync (default: the answer is the outcome) or async (a
+	// 2xx answer means taken; the target completes with the lease).
+	Mode string `yaml:"mode"`
+	// Function (lambda) is invoked asynchronously with each start; Qualifier
+	// is an optional version or alias.
+	Function  string `yaml:"function"`
+	Qualifier string `yaml:"qualifier"`
+	// QueueURL (sqs) receives each start as a message.
+	QueueURL string `yaml:"queueUrl"`
+	// Timeout bounds one delivery attempt. Default: 30s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxAttempts bounds the attempts before the task fails with
+	// push_failed. Default: 5.
+	MaxAttempts int `yaml:"maxAttempts"`
+}
+
+// Push returns the pool's target for internal/push, its secret read from
+// the environment when SecretEnv names it.
+func (t Target) Push(getenv func(string) string) push.Target {
+	secret := t.Secret
+	if t.SecretEnv != "" {
+		secret = getenv(t.SecretEnv)
+	}
+	return push.Target{
+		Type: t.Type, URL: t.URL, Secret: secret, Mode: t.Mode, Function: t.Function, Qualifier: t.Qualifier,
+		QueueURL: t.QueueURL, Timeout: t.Timeout, MaxAttempts: t.MaxAttempts,
+	}.WithDefaults()
+}
+
+// Targets returns the push targets of pools, by pool name.
+func Targets(pools []Pool, getenv func(string) string) map[string]push.Target {
+	out := map[string]push.Target{}
+	for _, p := range pools {
+		if p.Target != nil {
+			out[p.Name] = p.Target.Push(getenv)
+		}
+	}
+	return out
 }
 
 // Log configures logging.
@@ -446,6 +501,9 @@ func (c Config) Validate() error {
 			}
 			return fieldErr(f, "%v", err)
 		}
+		if err := p.validTarget(f); err != nil {
+			return err
+		}
 		if j, dup := names[p.Name]; dup {
 			return fieldErr(f+".name", "duplicate pool name %q (also pools[%d])", p.Name, j)
 		}
@@ -504,6 +562,30 @@ func loopbackAddr(addr string) bool {
 	host, _, _ = strings.Cut(host, "%") // an IPv6 zone
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// validTarget checks that a push pool, and it alone, has a valid target.
+func (p Pool) validTarget(f string) error {
+	switch {
+	case p.Executor == string(core.ExecutorPush) && p.Target == nil:
+		return fieldErr(f+".target", "executor push needs a target: {type: http, url: ...}, {type: lambda, function: ...} or {type: sqs, queueUrl: ...}")
+	case p.Executor != string(core.ExecutorPush) && p.Target != nil:
+		return fieldErr(f+".target", "only a pool with executor: push has a target")
+	case p.Target == nil:
+		return nil
+	case p.Target.Secret != "" && p.Target.SecretEnv != "":
+		return fieldErr(f+".target.secretEnv", "set secret or secretEnv, not both")
+	case p.Target.SecretEnv != "" && os.Getenv(p.Target.SecretEnv) == "":
+		return fieldErr(f+".target.secretEnv", "the environment variable %s is not set", p.Target.SecretEnv)
+	}
+	if err := p.Target.Push(os.Getenv).Validate(p.Name); err != nil {
+		var ie *core.InvalidError
+		if errors.As(err, &ie) {
+			return fieldErr(f+"."+ie.Field, "%s", ie.Reason)
+		}
+		return fieldErr(f+".target", "%v", err)
+	}
+	return nil
 }
 
 // Core returns the pool's core configuration.

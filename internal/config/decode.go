@@ -104,6 +104,13 @@ func decodeValue(n *yaml.Node, v reflect.Value, path string) error {
 		return nil
 	case v.Kind() == reflect.Struct:
 		return decodeStruct(n, v, path)
+	case v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
+		p := reflect.New(v.Type().Elem())
+		if err := decodeStruct(n, p.Elem(), path); err != nil {
+			return err
+		}
+		v.Set(p)
+		return nil
 	}
 	return fieldErr(name(path), "unsupported field type %s", v.Type())
 }
