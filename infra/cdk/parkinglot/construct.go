@@ -416,13 +416,14 @@ func (s *Parkinglot) api() {
 		Retention:     awslogs.RetentionDays_THREE_MONTHS,
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
 	})
-	routeSettings := map[string]*awsapigatewayv2.CfnStage_RouteSettingsProperty{}
-	for _, k := range sortedKeys(s.props.RouteThrottles) {
-		t := s.props.RouteThrottles[k]
-		routeSettings[k] = &awsapigatewayv2.CfnStage_RouteSettingsProperty{
-			DetailedMetricsEnabled: jsii.Bool(true),
-			ThrottlingBurstLimit:   jsii.Number(t.BurstLimit),
-			ThrottlingRateLimit:    jsii.Number(t.RateLimit),
+	// RouteSettings is untyped JSON in CloudFormation's schema: its keys
+	// are passed as they are.
+	routeSettings := map[string]any{}
+	for k, t := range s.props.RouteThrottles {
+		routeSettings[k] = map[string]any{
+			"DetailedMetricsEnabled": true,
+			"ThrottlingBurstLimit":   t.BurstLimit,
+			"ThrottlingRateLimit":    t.RateLimit,
 		}
 	}
 	stage := &awsapigatewayv2.CfnStageProps{
@@ -448,12 +449,11 @@ func (s *Parkinglot) api() {
 			DomainName:  jsii.String(d.Name),
 			Certificate: d.Certificate,
 		})
-		m := awsapigatewayv2.NewCfnApiMapping(s.Construct, jsii.String("DomainMapping"), &awsapigatewayv2.CfnApiMappingProps{
+		awsapigatewayv2.NewCfnApiMapping(s.Construct, jsii.String("DomainMapping"), &awsapigatewayv2.CfnApiMappingProps{
 			ApiId:      s.API.ApiId(),
 			DomainName: s.Domain.Name(),
 			Stage:      s.Stage.Ref(),
 		})
-		m.AddDependency(s.Domain.Node().DefaultChild().(awscdk.CfnResource))
 	}
 }
 
