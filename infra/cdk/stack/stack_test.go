@@ -693,3 +693,23 @@ func TestEventSubmissions(t *testing.T) {
 	require.Equal(t, getAtt(dlq, "Arn"), cfg.Props["DestinationConfig"].(map[string]any)["OnFailure"].(map[string]any)["Destination"])
 	require.True(t, allowed(t, policy(t, lambdaapi.Submit), "sqs:SendMessage", getAtt(dlq, "Arn")))
 }
+
+// TestStatefulLogicalIDsKept pins the logical ids of the table and of
+// queues that hold parked work to those the stack had before it held the
+// construct: a changed id makes CloudFormation create a new table (the old
+// one is retained, with every task) and new queues.
+func TestStatefulLogicalIDsKept(t *testing.T) {
+	t.Parallel()
+	rs := synth.template["Resources"].(map[string]any)
+	for id, typ := range map[string]string{
+		"TableCD117FA1":       "AWS::DynamoDB::Table",
+		"Poolgpu9B884AD2":     "AWS::SQS::Queue",
+		"PoolDLQgpu63AFFE11":  "AWS::SQS::Queue",
+		"SubmitQueue0D2511FF": "AWS::SQS::Queue",
+		"SubmitDLQ99A564AA":   "AWS::SQS::Queue",
+	} {
+		r, ok := rs[id].(map[string]any)
+		require.True(t, ok, "no resource %s", id)
+		require.Equal(t, typ, r["Type"], id)
+	}
+}
