@@ -40,6 +40,10 @@ const testPools = `pools:
   - name: cpu
     capacity: 16
     maxParked: 0
+  - name: render
+    capacity: 1
+    maxParked: 5
+    executor: pull
 `
 
 func TestMain(m *testing.M) {
