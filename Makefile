@@ -121,7 +121,7 @@ deploy: lambdas
 	cd infra/cdk && npm ci --ignore-scripts && $(CDK_NODE_MODULES_APART) && npx cdk deploy --require-approval broadening $(CDK_CONTEXT)
 
 test-cdk:
-	cd infra/cdk && $(GO) vet . ./stack && $(GO) test -count=1 -timeout 10m . ./stack
+	cd infra/cdk && $(GO) vet . ./stack ./parkinglot && $(GO) test -count=1 -timeout 10m . ./stack ./parkinglot
 
 clean:
 	rm -rf bin dist

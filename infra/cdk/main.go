@@ -49,7 +49,7 @@ func run(args []string) error {
 	}
 	for _, f := range findings {
 		if f.Level == "error" {
-			return fmt.Errorf("%d findings (see above); fix them or suppress them with a reason in stack/nag.go", len(findings))
+			return fmt.Errorf("%d findings (see above); fix them or suppress them with a reason in parkinglot/nag.go", len(findings))
 		}
 	}
 	for _, st := range *asm.Stacks() {

@@ -1,16 +1,12 @@
-// Package stack defines Parkinglot's serverless stack as an AWS CDK stack:
-// the DynamoDB table of pkg/awsstore (built from awsstore.TableSchema), one
-// SQS FIFO parking queue per pool with its dead-letter queue, the submit
-// queue for event-driven submissions, the four Lambda functions from
-// prebuilt zips, the HTTP API with its JWT authorizer and the routes of
-// lambdaapi.Routes, the EventBridge schedule of expire, least-privilege
-// grants per function, alarms, a dashboard and API access logs.
+// Package stack is Parkinglot's own CDK stack: one stack holding the
+// parkinglot construct (package parkinglot), configured from the CDK
+// context, and its outputs (API URL, table name, queue prefix, submit
+// queue URL).
 //
 // Pools come from a server configuration file (its pools block, parsed by
-// internal/config): each gets its parking queue, and the functions receive
-// them in their environment (lambdaapi.EnvPools) and put them into the
-// table at cold start, keeping their counters.
+// internal/config), converted to the construct's public parkinglot.Pool.
 //
 // New builds the stack; Checks applies cdk-nag's AwsSolutions rules, whose
-// remaining findings are suppressed in this package with a written reason.
+// findings the construct accepts are suppressed there with a written
+// reason.
 package stack

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/stretchr/testify/require"
 
+	"github.com/parkinglot/parkinglot/infra/cdk/parkinglot"
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
 	"github.com/parkinglot/parkinglot/internal/mototest"
 	"github.com/parkinglot/parkinglot/pkg/awsstore"
@@ -101,7 +102,7 @@ func TestTemplateDeploysAndServesTheBackend(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Equal(t, "1", attrs.Attributes["ApproximateNumberOfMessages"], "the parked task's message is in the deployed queue")
-	require.Contains(t, attrs.Attributes["RedrivePolicy"], DLQName(e.Store.QueuePrefix, "batch.jobs"))
+	require.Contains(t, attrs.Attributes["RedrivePolicy"], parkinglot.DLQName(e.Store.QueuePrefix, "batch.jobs"))
 	_, err = sched.Complete(ctx, core.CompleteRequest{Tenant: "acme", TaskID: first.ID, Lease: first.Lease, Status: core.StateSucceeded})
 	require.NoError(t, err)
 	got, err := sched.Task(ctx, "acme", second.ID)

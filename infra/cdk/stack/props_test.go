@@ -35,7 +35,7 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 	} {
 		p := good
 		edit(&p)
-		require.ErrorContains(t, p.Validate(), "stack: "+field, field)
+		require.ErrorContains(t, p.Validate(), "parkinglot: "+field, field)
 	}
 	p := good
 	p.LambdaDir = zipsWithoutBootstrap(t)

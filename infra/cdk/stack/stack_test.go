@@ -3,6 +3,7 @@ package stack
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/parkinglot/parkinglot/infra/cdk/parkinglot"
 	"github.com/parkinglot/parkinglot/internal/awsconfig"
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
 	"github.com/parkinglot/parkinglot/pkg/awsstore"
@@ -77,6 +79,11 @@ func byProp(t *testing.T, typ, key string, want any) resource {
 	return resource{}
 }
 
+// timeout is function f's default timeout in seconds.
+func timeout(f lambdaapi.Function) float64 {
+	return parkinglot.DefaultFunctionProps(parkinglot.Function(f)).Timeout.Seconds()
+}
+
 func tableID(t *testing.T) string { return one(t, "AWS::DynamoDB::Table").ID }
 
 func TestTableMatchesAwsstoreSchema(t *testing.T) {
@@ -89,7 +96,7 @@ func TestTableMatchesAwsstoreSchema(t *testing.T) {
 	require.Equal(t, string(types.BillingModePayPerRequest), p["BillingMode"])
 	require.Equal(t, "Retain", tbl.Deletion, "the table outlives the stack")
 	require.Equal(t, map[string]any{"PointInTimeRecoveryEnabled": true}, p["PointInTimeRecoverySpecification"])
-	require.Equal(t, map[string]any{"AttributeName": TTLAttribute, "Enabled": true}, p["TimeToLiveSpecification"])
+	require.Equal(t, map[string]any{"AttributeName": parkinglot.TTLAttribute, "Enabled": true}, p["TimeToLiveSpecification"])
 
 	keys := func(ks []types.KeySchemaElement) []any {
 		var out []any
@@ -155,10 +162,10 @@ func TestPoolQueues(t *testing.T) {
 		require.Equal(t, true, q.Props["SqsManagedSseEnabled"])
 		require.EqualValues(t, 14*24*3600, q.Props["MessageRetentionPeriod"])
 		dlqID, max := redrive(t, q)
-		require.EqualValues(t, parkMaxReceives, max)
+		require.EqualValues(t, parkinglot.ParkMaxReceives, max)
 		dlq := queueByID(t, dlqID)
 		require.Equal(t, true, dlq.Props["FifoQueue"], "a FIFO queue's DLQ is FIFO")
-		require.Equal(t, DLQName(synth.props.QueuePrefix, p.Name), dlq.Props["QueueName"])
+		require.Equal(t, parkinglot.DLQName(synth.props.QueuePrefix, p.Name), dlq.Props["QueueName"])
 		require.Nil(t, dlq.Props["RedrivePolicy"])
 	}
 	// The name of "batch.jobs" is the hashed form SQS accepts.
@@ -180,9 +187,9 @@ func TestSubmitQueue(t *testing.T) {
 	}
 	require.NotEmpty(t, submit.ID, "no standard queue with a DLQ")
 	dlqID, max := redrive(t, submit)
-	require.EqualValues(t, submitMaxReceives, max)
+	require.EqualValues(t, parkinglot.SubmitMaxReceives, max)
 	require.Nil(t, queueByID(t, dlqID).Props["FifoQueue"])
-	require.EqualValues(t, 6*timeouts[lambdaapi.Submit], submit.Props["VisibilityTimeout"])
+	require.EqualValues(t, 6*timeout(lambdaapi.Submit), submit.Props["VisibilityTimeout"])
 
 	esm := one(t, "AWS::Lambda::EventSourceMapping")
 	require.Equal(t, getAtt(submit.ID, "Arn"), esm.Props["EventSourceArn"])
@@ -195,14 +202,20 @@ func TestFunctions(t *testing.T) {
 	fns := resources(t, "AWS::Lambda::Function")
 	require.Len(t, fns, len(lambdaapi.Functions))
 	keys := map[string]bool{}
-	pools := PoolsJSON(synth.props.Pools)
+	pools := parkinglot.PoolsJSON(synth.stack.Parkinglot.Props().Pools)
 	for _, f := range lambdaapi.Functions {
 		fn := byProp(t, "AWS::Lambda::Function", "Description", "Parkinglot "+string(f))
 		p := fn.Props
 		require.Equal(t, "provided.al2023", p["Runtime"], f)
 		require.Equal(t, []any{"arm64"}, p["Architectures"])
 		require.Equal(t, "bootstrap", p["Handler"])
-		require.EqualValues(t, timeouts[f], p["Timeout"])
+		require.EqualValues(t, timeout(f), p["Timeout"])
+		require.EqualValues(t, 256, p["MemorySize"])
+		if rc := parkinglot.DefaultFunctionProps(parkinglot.Function(f)).ReservedConcurrency; rc == parkinglot.Unreserved {
+			require.Nil(t, p["ReservedConcurrentExecutions"], f)
+		} else {
+			require.EqualValues(t, rc, p["ReservedConcurrentExecutions"], f)
+		}
 		key := p["Code"].(map[string]any)["S3Key"].(string)
 		require.True(t, strings.HasSuffix(key, ".zip"), key)
 		keys[key] = true
@@ -216,7 +229,7 @@ func TestFunctions(t *testing.T) {
 			require.Equal(t, pools, env[lambdaapi.EnvPools], f)
 		}
 		if f == lambdaapi.Expire {
-			require.Equal(t, sweepEvery, env[lambdaapi.EnvSweepEvery])
+			require.Equal(t, "10s", env[lambdaapi.EnvSweepEvery])
 		} else {
 			require.Nil(t, env[lambdaapi.EnvSweepEvery])
 		}
@@ -262,7 +275,7 @@ func TestFunctions(t *testing.T) {
 		require.NoError(t, err)
 		var found bool
 		for _, f := range lambdaapi.Functions {
-			src, err := os.ReadFile(synth.props.zip(f))
+			src, err := os.ReadFile(synth.stack.Parkinglot.Props().Zip(parkinglot.Function(f)))
 			require.NoError(t, err)
 			found = found || string(src) == string(staged)
 		}
@@ -322,34 +335,93 @@ func actions(sts []map[string]any) []string {
 	return out
 }
 
+// grants returns what statements allow on res: each action with its
+// condition as JSON ("" for none).
+func grants(t *testing.T, sts []map[string]any, res any) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, st := range sts {
+		if st["Effect"] != "Allow" || !slices.ContainsFunc(st["Resource"].([]any), func(r any) bool { return canon(t, r) == canon(t, res) }) {
+			continue
+		}
+		cond := ""
+		if c, ok := st["Condition"]; ok {
+			cond = canon(t, c)
+		}
+		for _, a := range st["Action"].([]any) {
+			_, dup := out[a.(string)]
+			require.False(t, dup, "%s granted twice on %v", a, res)
+			out[a.(string)] = cond
+		}
+	}
+	return out
+}
+
+func leading(keys ...string) string {
+	k := make([]any, len(keys))
+	for i, x := range keys {
+		k[i] = x
+	}
+	b, _ := json.Marshal(map[string]any{"ForAllValues:StringLike": map[string]any{"dynamodb:LeadingKeys": k}})
+	return string(b)
+}
+
 func TestGrantsPerFunction(t *testing.T) {
 	t.Parallel()
 	table := getAtt(tableID(t), "Arn")
+	index := func(name string) any { return map[string]any{"Fn::Join": []any{"", []any{table, "/index/" + name}}} }
+	transition := map[string]string{"dynamodb:GetItem": "", "dynamodb:BatchGetItem": "", "dynamodb:PutItem": "",
+		"dynamodb:UpdateItem": "", "dynamodb:ConditionCheckItem": "", "dynamodb:DeleteItem": leading("POOL#*")}
+	withPurge := maps.Clone(transition)
+	withPurge["dynamodb:BatchWriteItem"] = leading("MBOX#*", "AUDIT#*")
+	wantTable := map[lambdaapi.Function]map[string]string{
+		lambdaapi.Submit: transition, lambdaapi.Dispatch: transition, lambdaapi.Expire: withPurge,
+		lambdaapi.Mailbox: {"dynamodb:GetItem": "", "dynamodb:BatchGetItem": "", "dynamodb:Query": "",
+			"dynamodb:UpdateItem": leading("MBOX#*")},
+	}
+	query := map[string]string{"dynamodb:Query": ""}
+	wantIndex := map[lambdaapi.Function]map[string]map[string]string{
+		lambdaapi.Submit: {}, lambdaapi.Dispatch: {},
+		lambdaapi.Expire:  {"due": query, "unsent": query, "pools": query, "expiry": query},
+		lambdaapi.Mailbox: {"pools": query},
+	}
+	consume := map[string]string{"sqs:ReceiveMessage": "", "sqs:ChangeMessageVisibility": "", "sqs:DeleteMessage": "", "sqs:GetQueueUrl": ""}
+	consumeSend := maps.Clone(consume)
+	consumeSend["sqs:SendMessage"] = ""
+	wantQueue := map[lambdaapi.Function]map[string]string{
+		lambdaapi.Submit: consumeSend, lambdaapi.Dispatch: consume, lambdaapi.Expire: consumeSend, lambdaapi.Mailbox: {},
+	}
 	var poolQueues []any
 	for _, p := range synth.props.Pools {
 		poolQueues = append(poolQueues, getAtt(byProp(t, "AWS::SQS::Queue", "QueueName", awsstore.QueueName(synth.props.QueuePrefix, p.Name)).ID, "Arn"))
 	}
-	for _, f := range []lambdaapi.Function{lambdaapi.Submit, lambdaapi.Dispatch, lambdaapi.Expire} {
+	for _, f := range lambdaapi.Functions {
 		sts := policy(t, f)
-		for _, a := range []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-			"dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"} {
-			require.True(t, allowed(t, sts, a, table), "%s: %s on the table", f, a)
+		require.Equal(t, wantTable[f], grants(t, sts, table), "%s: on the table", f)
+		ddb := len(grants(t, sts, table))
+		for _, name := range []string{"due", "unsent", "pools", "expiry"} {
+			got := grants(t, sts, index(name))
+			if want, ok := wantIndex[f][name]; ok {
+				require.Equal(t, want, got, "%s: on index %s", f, name)
+			} else {
+				require.Empty(t, got, "%s: on index %s", f, name)
+			}
+			ddb += len(got)
 		}
 		for _, q := range poolQueues {
-			for _, a := range []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"} {
-				require.True(t, allowed(t, sts, a, q), "%s: %s on %v", f, a, q)
-			}
-			// Only Submit (a park) and Sweep (an outbox re-send) send.
-			require.Equal(t, f != lambdaapi.Dispatch, allowed(t, sts, "sqs:SendMessage", q), "%s: SendMessage on %v", f, q)
+			require.Equal(t, wantQueue[f], grants(t, sts, q), "%s: on %v", f, q)
 		}
-	}
-	mb := policy(t, lambdaapi.Mailbox)
-	for _, a := range []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"} {
-		require.True(t, allowed(t, mb, a, table), "mailbox: %s", a)
-	}
-	for _, a := range actions(mb) {
-		require.False(t, strings.HasPrefix(a, "sqs:"), "mailbox needs no queue: %s", a)
-		require.NotContains(t, []string{"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}, a, "mailbox writes only acks")
+		// No DynamoDB action on anything else (another table, every index).
+		n := 0
+		for _, st := range sts {
+			for _, a := range st["Action"].([]any) {
+				if strings.HasPrefix(a.(string), "dynamodb:") {
+					n += len(st["Resource"].([]any))
+				}
+				require.NotEqual(t, "dynamodb:Scan", a, f)
+			}
+		}
+		require.Equal(t, ddb, n, "%s: DynamoDB actions on other resources: %v", f, actions(sts))
 	}
 	// Only submit consumes the submit queue.
 	var submitQ string
@@ -488,17 +560,22 @@ func TestAlarms(t *testing.T) {
 		require.True(t, ok, "no alarm on DLQ %s", id)
 		require.EqualValues(t, 1, a.Props["Threshold"])
 	}
-	// Parked depth: one per pool that parks, at SaturationRatio of
+	// Parked depth: one per pool that parks, at parkinglot.SaturationRatio of
 	// maxParked, on its own queue's depth.
 	want := map[string]float64{}
 	for _, p := range synth.props.Pools {
 		if p.MaxParked > 0 {
 			q := byProp(t, "AWS::SQS::Queue", "QueueName", awsstore.QueueName(synth.props.QueuePrefix, p.Name))
-			want[canon(t, getAtt(q.ID, "QueueName"))] = math.Ceil(SaturationRatio * float64(p.MaxParked))
+			want[canon(t, getAtt(q.ID, "QueueName"))] = math.Ceil(parkinglot.SaturationRatio * float64(p.MaxParked))
 		}
 	}
 	got := map[string]float64{}
+	var throttles []resource
 	for _, a := range math_ {
+		if strings.Contains(canon(t, a.Props["Metrics"]), "AWS/DynamoDB") {
+			throttles = append(throttles, a)
+			continue
+		}
 		var queue string
 		for _, m := range a.Props["Metrics"].([]any) {
 			ms, ok := m.(map[string]any)["MetricStat"].(map[string]any)
@@ -524,7 +601,30 @@ func TestAlarms(t *testing.T) {
 		_, ok = simple[key{lambdaapi.DefaultNamespace, "Outcomes", canon(t, map[string]any{"Pool": p.Name, "Outcome": "rejected"})}]
 		require.True(t, ok, "no rejection alarm for %s", p.Name)
 	}
-	require.Len(t, alarms, 2*len(lambdaapi.Functions)+len(dlqs)+len(want)+2*len(synth.props.Pools)+1)
+	// DynamoDB throttling: read + write throttle events of the table.
+	require.Len(t, throttles, 1)
+	metrics := map[string]any{}
+	for _, m := range throttles[0].Props["Metrics"].([]any) {
+		if ms, ok := m.(map[string]any)["MetricStat"].(map[string]any); ok {
+			metric := ms["Metric"].(map[string]any)
+			require.Equal(t, "AWS/DynamoDB", metric["Namespace"])
+			require.Equal(t, "Sum", ms["Stat"])
+			metrics[metric["MetricName"].(string)] = metric["Dimensions"]
+		}
+	}
+	tableDim := []any{map[string]any{"Name": "TableName", "Value": ref(tableID(t))}}
+	require.Equal(t, map[string]any{"ReadThrottleEvents": tableDim, "WriteThrottleEvents": tableDim}, metrics)
+	require.EqualValues(t, 1, throttles[0].Props["Threshold"])
+	// Expire stopped: fewer than 1 invocation in 5 minutes, no data
+	// counting as breaching (a function that never runs publishes none).
+	stopped, ok := simple[key{"AWS/Lambda", "Invocations", canon(t, ref(functionID(t, lambdaapi.Expire)))}]
+	require.True(t, ok, "no alarm on expire's invocations")
+	require.Equal(t, "LessThanThreshold", stopped.Props["ComparisonOperator"])
+	require.EqualValues(t, 1, stopped.Props["Threshold"])
+	require.EqualValues(t, 300, stopped.Props["Period"])
+	require.Equal(t, "Sum", stopped.Props["Statistic"])
+	require.Equal(t, "breaching", stopped.Props["TreatMissingData"])
+	require.Len(t, alarms, 2*len(lambdaapi.Functions)+len(dlqs)+len(want)+2*len(synth.props.Pools)+1+2)
 
 	dash := one(t, "AWS::CloudWatch::Dashboard")
 	require.Equal(t, synth.props.StackName, dash.Props["DashboardName"])
@@ -541,7 +641,7 @@ func TestNagFindingsAllSuppressed(t *testing.T) {
 		ids = append(ids, id)
 	}
 	require.Contains(t, ids, "AwsSolutions-IAM4")
-	require.Contains(t, ids, "AwsSolutions-IAM5")
+	require.NotContains(t, ids, "AwsSolutions-IAM5", "no wildcard in the functions' grants")
 	// Every suppression in the template carries a reason.
 	for id, r := range synth.template["Resources"].(map[string]any) {
 		md, _ := r.(map[string]any)["Metadata"].(map[string]any)
@@ -582,7 +682,7 @@ func TestEventSubmissions(t *testing.T) {
 	require.Len(t, targets, 1)
 	target := targets[0].(map[string]any)
 	require.Equal(t, getAtt(submit, "Arn"), target["Arn"])
-	dlq, _ := redrive(t, byProp(t, "AWS::SQS::Queue", "VisibilityTimeout", 6*timeouts[lambdaapi.Submit]))
+	dlq, _ := redrive(t, byProp(t, "AWS::SQS::Queue", "VisibilityTimeout", 6*timeout(lambdaapi.Submit)))
 	require.Equal(t, map[string]any{"Arn": getAtt(dlq, "Arn")}, target["DeadLetterConfig"])
 
 	// A submission that keeps failing goes to the submit DLQ after Lambda's
@@ -592,4 +692,24 @@ func TestEventSubmissions(t *testing.T) {
 	require.EqualValues(t, 2, cfg.Props["MaximumRetryAttempts"])
 	require.Equal(t, getAtt(dlq, "Arn"), cfg.Props["DestinationConfig"].(map[string]any)["OnFailure"].(map[string]any)["Destination"])
 	require.True(t, allowed(t, policy(t, lambdaapi.Submit), "sqs:SendMessage", getAtt(dlq, "Arn")))
+}
+
+// TestStatefulLogicalIDsKept pins the logical ids of the table and of
+// queues that hold parked work to those the stack had before it held the
+// construct: a changed id makes CloudFormation create a new table (the old
+// one is retained, with every task) and new queues.
+func TestStatefulLogicalIDsKept(t *testing.T) {
+	t.Parallel()
+	rs := synth.template["Resources"].(map[string]any)
+	for id, typ := range map[string]string{
+		"TableCD117FA1":       "AWS::DynamoDB::Table",
+		"Poolgpu9B884AD2":     "AWS::SQS::Queue",
+		"PoolDLQgpu63AFFE11":  "AWS::SQS::Queue",
+		"SubmitQueue0D2511FF": "AWS::SQS::Queue",
+		"SubmitDLQ99A564AA":   "AWS::SQS::Queue",
+	} {
+		r, ok := rs[id].(map[string]any)
+		require.True(t, ok, "no resource %s", id)
+		require.Equal(t, typ, r["Type"], id)
+	}
 }

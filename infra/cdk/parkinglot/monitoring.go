@@ -1,4 +1,4 @@
-package stack
+package parkinglot
 
 import (
 	"fmt"
@@ -32,25 +32,35 @@ const SaturationRatio = 0.8
 //	Rejected-<pool>       Outcomes{Pool, Outcome=rejected}, EMF (sum, 5m)   >= 1
 //	ParkedDepth-<pool>    parking queue visible + in flight (max, 1m)       >= SaturationRatio * maxParked, 3 of 3 minutes
 //	Api5xx                HTTP API 5xx (sum, 5m)                            >= 5
+//	TableThrottles        table ReadThrottleEvents + WriteThrottleEvents    >= 1
+//	                      (sum, 5m)
+//	ExpireStopped         expire's Invocations (sum, 5m), missing data      < 1
+//	                      breaching
 //
 // The EMF metrics are the functions' (lambdaapi, namespace
 // lambdaapi.DefaultNamespace). A pool's parking queue holds one message per
 // parked task (awsstore), so its depth is the pool's parked count as SQS
 // sees it.
-func (s *Stack) monitoring() {
-	topic := awssns.NewTopic(s.Stack, jsii.String("Alarms"), &awssns.TopicProps{
-		DisplayName: jsii.String(s.Props.StackName + " alarms"),
-		MasterKey:   awskms.Alias_FromAliasName(s.Stack, jsii.String("SnsKey"), jsii.String("alias/aws/sns")),
+func (s *Parkinglot) monitoring() {
+	s.AlarmTopic = awssns.NewTopic(s.Construct, jsii.String("Alarms"), &awssns.TopicProps{
+		DisplayName: jsii.String(s.props.Name + " alarms"),
+		MasterKey:   awskms.Alias_FromAliasName(s.Construct, jsii.String("SnsKey"), jsii.String("alias/aws/sns")),
 		EnforceSSL:  jsii.Bool(true),
 	})
-	if s.Props.AlarmEmail != "" {
-		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.Props.AlarmEmail), nil))
+	if s.props.AlarmEmail != "" {
+		s.AlarmTopic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.props.AlarmEmail), nil))
 	}
-	action := awscloudwatchactions.NewSnsAction(topic)
+	action := awscloudwatchactions.NewSnsAction(s.AlarmTopic)
 	minute := awscdk.Duration_Minutes(jsii.Number(1))
 	five := awscdk.Duration_Minutes(jsii.Number(5))
+	add := func(id string, props *awscloudwatch.AlarmProps) {
+		a := awscloudwatch.NewAlarm(s.Construct, jsii.String("Alarm-"+id), props)
+		a.AddAlarmAction(action)
+		a.AddOkAction(action)
+		s.Alarms[id] = a
+	}
 	alarm := func(id, desc string, m awscloudwatch.IMetric, threshold, periods float64) {
-		a := awscloudwatch.NewAlarm(s.Stack, jsii.String("Alarm-"+id), &awscloudwatch.AlarmProps{
+		add(id, &awscloudwatch.AlarmProps{
 			AlarmDescription:   jsii.String(desc),
 			Metric:             m,
 			Threshold:          jsii.Number(threshold),
@@ -58,8 +68,6 @@ func (s *Stack) monitoring() {
 			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
 			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 		})
-		a.AddAlarmAction(action)
-		a.AddOkAction(action)
 	}
 	maxOver := func(p awscdk.Duration) *awscloudwatch.MetricOptions {
 		return &awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: p}
@@ -69,20 +77,20 @@ func (s *Stack) monitoring() {
 	}
 
 	dlqs := map[string]awssqs.Queue{"submit": s.SubmitDLQ}
-	for _, p := range s.Props.Pools {
+	for _, p := range s.props.Pools {
 		dlqs["pool-"+p.Name] = s.PoolDLQs[p.Name]
 	}
 	for _, id := range sortedKeys(dlqs) {
 		alarm("DLQ-"+id, "messages in the "+id+" dead-letter queue: redrive them once the cause is fixed",
 			dlqs[id].MetricApproximateNumberOfMessagesVisible(maxOver(minute)), 1, 1)
 	}
-	for _, f := range lambdaapi.Functions {
+	for _, f := range Functions {
 		fn := s.Functions[f]
 		alarm("Errors-"+string(f), "function "+string(f)+" failed invocations", fn.MetricErrors(sumOver(five)), 1, 1)
 		alarm("Throttles-"+string(f), "function "+string(f)+" was throttled", fn.MetricThrottles(sumOver(five)), 1, 1)
 	}
 	depth := map[string]awscloudwatch.IMetric{}
-	for i, p := range s.Props.Pools {
+	for i, p := range s.props.Pools {
 		// Metric ids are unique per pool: the dashboard graphs them together.
 		q, v, f := s.PoolQueues[p.Name], fmt.Sprintf("visible%d", i), fmt.Sprintf("inflight%d", i)
 		d := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
@@ -110,18 +118,40 @@ func (s *Stack) monitoring() {
 			p.Name, SaturationRatio*100, p.MaxParked), d, math.Ceil(SaturationRatio*float64(p.MaxParked)), 3)
 	}
 	alarm("Api5xx", "HTTP API answered 5xx", s.API.MetricServerError(sumOver(five)), 5, 1)
+	alarm("TableThrottles", "DynamoDB throttled requests on the table (read or write throttle events); "+
+		"the SDK retries them, but a steady rate slows every transition",
+		awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+			Expression: jsii.String("reads + writes"),
+			UsingMetrics: &map[string]awscloudwatch.IMetric{
+				"reads":  s.Table.Metric(jsii.String("ReadThrottleEvents"), sumOver(five)),
+				"writes": s.Table.Metric(jsii.String("WriteThrottleEvents"), sumOver(five)),
+			},
+			Label:  jsii.String("table throttle events"),
+			Period: five,
+		}), 1, 1)
+	// Expire runs every minute: five minutes without an invocation (no
+	// data at all counts) mean the schedule or the function is gone, and
+	// with it expiry, lease reclaim and the outbox re-sends.
+	add("ExpireStopped", &awscloudwatch.AlarmProps{
+		AlarmDescription:   jsii.String("function expire did not run for 5 minutes: deadlines, leases and unsent parked tasks are not acted on"),
+		Metric:             s.Functions[Expire].MetricInvocations(sumOver(five)),
+		Threshold:          jsii.Number(1),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_BREACHING,
+	})
 
 	s.dashboard(depth)
 }
 
-func (s *Stack) dashboard(depth map[string]awscloudwatch.IMetric) {
+func (s *Parkinglot) dashboard(depth map[string]awscloudwatch.IMetric) {
 	graph := func(title string, left ...awscloudwatch.IMetric) awscloudwatch.IWidget {
 		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
 			Title: jsii.String(title), Left: &left, Width: jsii.Number(12), Height: jsii.Number(6),
 		})
 	}
 	var inv, errs, dur, thr []awscloudwatch.IMetric
-	for _, f := range lambdaapi.Functions {
+	for _, f := range Functions {
 		fn := s.Functions[f]
 		inv = append(inv, fn.MetricInvocations(nil))
 		errs = append(errs, fn.MetricErrors(nil))
@@ -129,15 +159,15 @@ func (s *Stack) dashboard(depth map[string]awscloudwatch.IMetric) {
 		thr = append(thr, fn.MetricThrottles(nil))
 	}
 	var parked, dlq, sat, wake []awscloudwatch.IMetric
-	for _, p := range s.Props.Pools {
+	for _, p := range s.props.Pools {
 		parked = append(parked, depth[p.Name])
 		sat = append(sat, poolMetric("PoolSaturation", p.Name, "Maximum", nil))
 		wake = append(wake, poolMetric("WakeLatency", p.Name, "p99", nil))
 		dlq = append(dlq, s.PoolDLQs[p.Name].MetricApproximateNumberOfMessagesVisible(nil))
 	}
 	dlq = append(dlq, s.SubmitDLQ.MetricApproximateNumberOfMessagesVisible(nil))
-	awscloudwatch.NewDashboard(s.Stack, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
-		DashboardName: jsii.String(s.Props.StackName),
+	awscloudwatch.NewDashboard(s.Construct, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
+		DashboardName: jsii.String(s.props.Name),
 		Widgets: &[]*[]awscloudwatch.IWidget{
 			{graph("API requests", s.API.MetricCount(nil)), graph("API errors", s.API.MetricClientError(nil), s.API.MetricServerError(nil))},
 			{graph("API latency p99", s.API.MetricLatency(&awscloudwatch.MetricOptions{Statistic: jsii.String("p99")}),

@@ -1,0 +1,156 @@
+package parkinglot
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/parkinglot/parkinglot/pkg/awsstore"
+)
+
+// The table actions, by what calls them in pkg/awsstore. A transaction
+// (TransactWriteItems) is authorized item by item, as the PutItem,
+// UpdateItem, ConditionCheckItem or DeleteItem it holds.
+var (
+	// transitionActions: reading tasks, keys, pools and mailbox heads
+	// (GetItem; a sharded pool's items, BatchGetItem) and committing a
+	// transition (task, key, message and event puts, pool, shard and
+	// mailbox updates, shard condition checks); PutPool's UpdateItem.
+	transitionActions = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+		"dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
+	// consumeActions: receiving parked work, handing it back
+	// (ChangeMessageVisibility, also its batch form) and deleting it once
+	// started; the queue's URL by name.
+	consumeActions = []string{"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueUrl"}
+)
+
+// Partition key prefixes of the table's items (pkg/awsstore/doc.go, "Table
+// layout"), for dynamodb:LeadingKeys conditions. Tenant, key and recipient
+// components are escaped, so a key with one of these prefixes is always an
+// item of that kind.
+const (
+	poolKeys    = "POOL#*"  // pool items and their slot shards
+	mailboxKeys = "MBOX#*"  // mailbox heads and messages
+	auditKeys   = "AUDIT#*" // audit events
+)
+
+// leadingKeys is a condition that every item a request touches has a
+// partition key matching one of patterns.
+func leadingKeys(patterns ...string) *map[string]*map[string]any {
+	return &map[string]*map[string]any{
+		"ForAllValues:StringLike": {"dynamodb:LeadingKeys": patterns},
+	}
+}
+
+// allow grants actions on resources to g, under conditions if any.
+func allow(g awsiam.IGrantable, actions []string, resources []*string, conditions *map[string]*map[string]any) awsiam.Grant {
+	return awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
+		Grantee:      g,
+		Actions:      jsii.Strings(actions...),
+		ResourceArns: &resources,
+		Conditions:   conditions,
+	})
+}
+
+// grants gives each function the calls its code makes (pkg/awsstore through
+// pkg/core), on this construct's resources, and no more:
+//
+//	function  table                                                      parking queues
+//	submit    transition; DeleteItem on POOL#* keys                      consume, SendMessage
+//	dispatch  transition; DeleteItem on POOL#* keys                      consume
+//	expire    transition; DeleteItem on POOL#* keys; Query on the four   consume, SendMessage
+//	          indexes; BatchWriteItem on MBOX#* and AUDIT#* keys
+//	mailbox   GetItem, BatchGetItem, Query on the table and the pools    none
+//	          index; UpdateItem on MBOX#* keys
+//
+// transition is transitionActions, consume consumeActions. Every function
+// but mailbox puts the pools at cold start (PutPool: UpdateItem, and a
+// transaction that may delete slot shard items, pk POOL#<pool>#<i>) and
+// may then wake parked work (consume). Submit sends a park's message,
+// expire an outbox re-send. Expire queries the due, unsent, pools and
+// expiry indexes and purges old messages and events with BatchWriteItem
+// deletes. Mailbox reads tasks, pools (the pools index, then BatchGetItem),
+// mailboxes and the audit trail (Query on the table) and writes only acks:
+// UpdateItem of a mailbox head, MBOX#<tenant>#<recipient>. The condition
+// cannot name the tenant, which comes from the caller's JWT, not from IAM.
+// Nothing may Scan, and only the submit queue's event source consumes the
+// submit queue. With Props.EncryptionKey, every function may encrypt and
+// decrypt with it.
+func (s *Parkinglot) grants() {
+	table := s.Table.TableArn()
+	index := func(name string) *string { return jsii.String(*table + "/index/" + name) }
+	var indexes []*string
+	for _, g := range awsstore.TableSchema("").GlobalSecondaryIndexes {
+		indexes = append(indexes, index(*g.IndexName))
+	}
+	var queues []*string
+	for _, p := range s.props.Pools {
+		queues = append(queues, s.PoolQueues[p.Name].QueueArn())
+	}
+	for _, f := range []Function{Submit, Dispatch, Expire} {
+		fn := s.Functions[f]
+		allow(fn, transitionActions, []*string{table}, nil)
+		allow(fn, []string{"dynamodb:DeleteItem"}, []*string{table}, leadingKeys(poolKeys))
+		consume := consumeActions
+		if f != Dispatch {
+			consume = append([]string{"sqs:SendMessage"}, consume...)
+		}
+		allow(fn, consume, queues, nil)
+	}
+	expire := s.Functions[Expire]
+	allow(expire, []string{"dynamodb:Query"}, indexes, nil)
+	allow(expire, []string{"dynamodb:BatchWriteItem"}, []*string{table}, leadingKeys(mailboxKeys, auditKeys))
+
+	mb := s.Functions[Mailbox]
+	allow(mb, []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}, []*string{table}, nil)
+	allow(mb, []string{"dynamodb:Query"}, []*string{index(poolsIndex())}, nil)
+	allow(mb, []string{"dynamodb:UpdateItem"}, []*string{table}, leadingKeys(mailboxKeys))
+
+	if k := s.props.EncryptionKey; k != nil {
+		for _, f := range Functions {
+			k.GrantEncryptDecrypt(s.Functions[f])
+		}
+	}
+}
+
+// poolsIndex is the name of the table's index of pool items.
+func poolsIndex() string {
+	for _, g := range awsstore.TableSchema("").GlobalSecondaryIndexes {
+		if *g.IndexName == "pools" {
+			return *g.IndexName
+		}
+	}
+	panic("parkinglot: awsstore.TableSchema has no pools index")
+}
+
+// GrantSubmit lets grantee submit tasks through the submit queue:
+// sqs:SendMessage, sqs:GetQueueAttributes and sqs:GetQueueUrl on it, and
+// with Props.EncryptionKey, kms:Decrypt, kms:Encrypt, kms:ReEncrypt* and
+// kms:GenerateDataKey* on the key. A message names its tenant in a message
+// attribute, so grant this to trusted producers only. The HTTP API's
+// submit route is authorized by a JWT, not by IAM: it needs no grant.
+func (s *Parkinglot) GrantSubmit(grantee awsiam.IGrantable) awsiam.Grant {
+	return s.SubmitQueue.GrantSendMessages(grantee)
+}
+
+// GrantWorker lets grantee do what the dispatch function does, for a
+// worker that runs Parkinglot's core over this construct's table and
+// queues in its own process (pkg/awsstore with QueuePrefix and the
+// table's name) to claim, heartbeat, complete and cancel: on the table,
+// dynamodb:GetItem, BatchGetItem, PutItem, UpdateItem and
+// ConditionCheckItem; on every parking queue, sqs:ReceiveMessage,
+// ChangeMessageVisibility, DeleteMessage and GetQueueUrl; with
+// Props.EncryptionKey, encrypt and decrypt with the key. It grants no
+// Scan, no Query, no deletion and no sending to the parking queues. A
+// worker that calls the HTTP API presents a JWT and needs no grant.
+func (s *Parkinglot) GrantWorker(grantee awsiam.IGrantable) awsiam.Grant {
+	var queues []*string
+	for _, p := range s.props.Pools {
+		queues = append(queues, s.PoolQueues[p.Name].QueueArn())
+	}
+	g := allow(grantee, transitionActions, []*string{s.Table.TableArn()}, nil)
+	g = g.Combine(allow(grantee, consumeActions, queues, nil))
+	if k := s.props.EncryptionKey; k != nil {
+		g = g.Combine(k.GrantEncryptDecrypt(grantee))
+	}
+	return g
+}
