@@ -25,6 +25,7 @@ var allSystems = []string{
 	"asynq", "river-tuned",
 	"parkinglot-permit-memory", "parkinglot-permit-embedded",
 	"parkinglot-pull-memory", "parkinglot-pull-embedded",
+	"parkinglot-push-memory", "parkinglot-push-embedded",
 }
 
 func main() {
@@ -148,7 +149,7 @@ func systemFunc(name, redis, pg, bin string, redisPID, pgPID int) (systemRun, er
 			return nil, fmt.Errorf("%s needs -parkinglot", name)
 		}
 		parts := strings.Split(rest, "-")
-		if len(parts) >= 2 && (parts[0] == "permit" || parts[0] == "pull") && (parts[1] == "memory" || parts[1] == "embedded") &&
+		if len(parts) >= 2 && (parts[0] == "permit" || parts[0] == "pull" || parts[0] == "push") && (parts[1] == "memory" || parts[1] == "embedded") &&
 			(len(parts) == 2 || len(parts) == 3 && parts[2] == "defaulthttp") {
 			executor, store, def := parts[0], parts[1], len(parts) == 3
 			return func(ctx context.Context, w Workload, h []time.Duration) (Result, error) {

@@ -34,9 +34,10 @@ type plServer struct {
 }
 
 // startParkinglot starts `parkinglot serve` on a free loopback port with
-// one pool of the workload's capacity in executor mode (permit or pull) on
-// store (memory or embedded), in a fresh data directory.
-func startParkinglot(ctx context.Context, bin, store, executor string, w Workload) (*plServer, error) {
+// one pool of the workload's capacity in executor mode (permit, pull, or
+// push to an HTTP target at targetURL in sync mode) on store (memory or
+// embedded), in a fresh data directory.
+func startParkinglot(ctx context.Context, bin, store, executor, targetURL string, w Workload) (*plServer, error) {
 	dir, err := os.MkdirTemp("", "parkinglot-peers-")
 	if err != nil {
 		return nil, err
@@ -44,6 +45,10 @@ func startParkinglot(ctx context.Context, bin, store, executor string, w Workloa
 	port, err := freePort()
 	if err != nil {
 		return nil, err
+	}
+	target := ""
+	if executor == "push" {
+		target = fmt.Sprintf(", target: {type: http, url: %q, mode: sync}", targetURL)
 	}
 	storeCfg := "{type: memory}"
 	if store == "embedded" {
@@ -57,8 +62,8 @@ auth:
     - {token: %s, tenant: bench}
     - {token: %s, role: worker, name: bench-worker, pools: [jobs]}
 pools:
-  - {name: jobs, capacity: %d, maxParked: %d, defaultMaxWait: 10m, runTimeout: 1m, executor: %s}
-`, port, storeCfg, tenantToken, workerToken, w.Capacity, w.Jobs+100, executor)
+  - {name: jobs, capacity: %d, maxParked: %d, defaultMaxWait: 10m, runTimeout: 1m, executor: %s%s}
+`, port, storeCfg, tenantToken, workerToken, w.Capacity, w.Jobs+100, executor, target)
 	path := filepath.Join(dir, "parkinglot.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -123,13 +128,21 @@ func httpClient(conns int) *http.Client {
 // long-polls it and runs each started task in a goroutine of its own,
 // which completes the task with its lease (the server's capacity bounds
 // them to Capacity at once). Pull mode: pkg/worker.Run with Concurrency =
-// capacity claims the tasks.
+// capacity claims the tasks. Push mode: the server POSTs each start to a
+// target in this process (pkg/worker.HTTPHandler, sync mode), whose answer
+// completes the task; the target holds every push until the workers start.
 func runParkinglot(ctx context.Context, w Workload, holds []time.Duration, bin, store, executor string, defaultTransport bool) (Result, error) {
 	name := "parkinglot-" + executor + "-" + store
 	if defaultTransport {
 		name += "-defaulthttp"
 	}
-	srv, err := startParkinglot(ctx, bin, store, executor, w)
+	rec := NewRecorder(holds)
+	targetURL, gate, stopTarget, err := startTarget(rec)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stopTarget()
+	srv, err := startParkinglot(ctx, bin, store, executor, targetURL, w)
 	if err != nil {
 		return Result{}, err
 	}
@@ -147,7 +160,6 @@ func runParkinglot(ctx context.Context, w Workload, holds []time.Duration, bin, 
 		return c
 	}
 	producers := newClient(tenantToken, w.Producers+4)
-	rec := NewRecorder(holds)
 	cpu := startCPU(srv.cmd.Process.Pid)
 
 	wctx, stopWorkers := context.WithCancel(ctx)
@@ -173,6 +185,8 @@ func runParkinglot(ctx context.Context, w Workload, holds []time.Duration, bin, 
 					rec.Fail(fmt.Errorf("worker.Run: %w", err))
 				}
 			}()
+		case "push":
+			close(gate)
 		case "permit":
 			mc := newClient(tenantToken, w.Capacity+4)
 			wg.Add(1)
@@ -205,6 +219,33 @@ func runParkinglot(ctx context.Context, w Workload, holds []time.Duration, bin, 
 		}
 	}
 	return res, err
+}
+
+// startTarget serves a push pool's HTTP target on a free loopback port:
+// each push waits for gate to close, then holds its job's slot and answers
+// (the task's outcome). It returns the target's URL, the gate, and a stop.
+func startTarget(rec *Recorder) (string, chan struct{}, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	gate := make(chan struct{})
+	srv := &http.Server{Handler: worker.HTTPHandler("", func(ctx context.Context, t *worker.Task) (any, error) {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		var j jobPayload
+		if err := t.Decode(&j); err != nil {
+			rec.Fail(err)
+			return nil, err
+		}
+		hold(rec, j.I)
+		return nil, nil
+	})}
+	go func() { _ = srv.Serve(l) }()
+	return "http://" + l.Addr().String() + "/", gate, func() { _ = srv.Close() }, nil
 }
 
 // permitWorkers reads recipient's mailbox and runs each started task.
