@@ -166,6 +166,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"PoolList": reflect.TypeFor[api.PoolList](), "Error": reflect.TypeFor[api.Error](),
 		"ErrorDetail": reflect.TypeFor[api.ErrorDetail](), "ClaimRequest": reflect.TypeFor[api.ClaimRequest](),
 		"ClaimResponse": reflect.TypeFor[api.ClaimResponse](), "CompleteNextResponse": reflect.TypeFor[api.CompleteNextResponse](),
+		"PushedTask": reflect.TypeFor[api.PushedTask](), "PushOutcome": reflect.TypeFor[api.PushOutcome](),
 	} {
 		s := child(t, schemas, name)
 		props := child(t, s, "properties")
@@ -234,6 +235,11 @@ func TestOpenAPIEnums(t *testing.T) {
 	}
 	require.ElementsMatch(t, append(stringConsts(t, "../../pkg/core/task.go", "Message"), outcomes...), enum("MessageType"))
 	require.ElementsMatch(t, stringConsts(t, "../../pkg/core/task.go", "Event"), enum("EventType"))
+	var executors []string
+	for _, v := range asList(child(t, schemas, "Pool", "properties", "executor")["enum"]) {
+		executors = append(executors, v.(string))
+	}
+	require.ElementsMatch(t, stringConsts(t, "../../pkg/core/pool.go", "Executor"), executors)
 }
 
 // stringConsts reads the string constants named prefix* declared in file.
