@@ -117,8 +117,13 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	if pusher != nil {
 		ccfg.Pusher = pusher
 		// Deliveries under way record their attempts before the store
-		// closes; retries left pending are the next sweep's.
-		defer pusher.Close()
+		// closes, for up to shutdownTimeout; what is left pending is the
+		// next sweep's.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			pusher.Shutdown(sctx)
+		}()
 	}
 	sched, err := core.New(ccfg)
 	if err != nil {

@@ -149,11 +149,12 @@ type Pusher struct {
 	sched   *core.Scheduler
 	log     *slog.Logger
 
-	ctx    context.Context // ends with Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	timers map[*time.Timer]struct{}
+	ctx     context.Context // ends with Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	closing bool
+	timers  map[*time.Timer]struct{}
 }
 
 // target is a configured Target with what sends to it.
@@ -245,9 +246,16 @@ func (p *Pusher) Hold(pool string) time.Duration {
 	return DefaultTimeout + holdGrace
 }
 
-// Push starts the delivery of t on a goroutine of its own.
+// Push starts the delivery of t on a goroutine of its own. Once the Pusher
+// is shutting down it starts none: the sweep pushes t after its hold.
 func (p *Pusher) Push(t core.Task) {
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		return
+	}
 	p.wg.Add(1)
+	p.mu.Unlock()
 	go func() {
 		defer p.wg.Done()
 		p.deliver(t)
@@ -258,17 +266,36 @@ func (p *Pusher) Push(t core.Task) {
 // attempts (retries by timer are not waited for).
 func (p *Pusher) Wait() { p.wg.Wait() }
 
-// Close stops the retry timers and waits for the deliveries under way; what
-// is left pending, the sweep pushes again.
-func (p *Pusher) Close() {
-	p.cancel()
+// Shutdown starts no more deliveries and stops the retry timers, waits
+// until ctx ends for the deliveries under way to record their attempts,
+// then cancels those still waiting for their targets. What is left pending,
+// the sweep pushes again.
+func (p *Pusher) Shutdown(ctx context.Context) {
 	p.mu.Lock()
+	p.closing = true
 	for tm := range p.timers {
 		tm.Stop()
 	}
 	clear(p.timers)
 	p.mu.Unlock()
-	p.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	p.cancel()
+	<-done
+}
+
+// Close is Shutdown without waiting: deliveries under way are cancelled.
+func (p *Pusher) Close() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.Shutdown(ctx)
 }
 
 // deliver makes one attempt to deliver t and records its result.
@@ -365,7 +392,7 @@ func (p *Pusher) backoff(n int) time.Duration {
 func (p *Pusher) after(d time.Duration, f func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ctx.Err() != nil {
+	if p.closing {
 		return
 	}
 	var tm *time.Timer
