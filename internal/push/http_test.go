@@ -334,3 +334,57 @@ func TestSlowTargetDoesNotSlowOthers(t *testing.T) {
 		require.True(t, task.Pushing(), "still waiting for its target")
 	}
 }
+
+// Shutdown lets the deliveries under way record their outcomes while its
+// context lasts; Close cancels them, leaving them to the sweep.
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 8)
+	srv := httptest.NewServer(worker.HTTPHandler("", func(ctx context.Context, task *worker.Task) (any, error) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return "done", nil
+	}))
+	defer srv.Close()
+	for _, graceful := range []bool{true, false} {
+		h := newHarness(t, 2, map[string]push.Target{"p": {Type: push.TypeHTTP, URL: srv.URL}})
+		ids := h.submit(t, "p", 2)
+		<-arrived
+		<-arrived
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			if graceful {
+				h.pusher.Shutdown(context.Background())
+			} else {
+				h.pusher.Close()
+			}
+		}()
+		var late []string
+		if graceful {
+			late = h.submit(t, "p", 1) // parks; its start during the shutdown is not pushed
+			release <- struct{}{}
+			release <- struct{}{}
+		}
+		<-stopped
+		for _, id := range late {
+			task, err := h.sched.Backend().Task(h.ctx, id)
+			require.NoError(t, err)
+			require.True(t, task.Pushing(), "started by the hand-off, left to the sweep")
+		}
+		require.Empty(t, arrived, "nothing delivered once shutting down")
+		for _, id := range ids {
+			task, err := h.sched.Backend().Task(h.ctx, id)
+			require.NoError(t, err)
+			if graceful {
+				require.Equal(t, core.StateSucceeded, task.State, "recorded before Shutdown returned")
+			} else {
+				require.True(t, task.Pushing(), "cancelled: pending, for the sweep")
+			}
+		}
+	}
+}
