@@ -366,6 +366,9 @@ func TestShutdown(t *testing.T) {
 		}()
 		var late []string
 		if graceful {
+			for !h.pusher.ShuttingDown() {
+				time.Sleep(time.Millisecond)
+			}
 			late = h.submit(t, "p", 1) // parks; its start during the shutdown is not pushed
 			release <- struct{}{}
 			release <- struct{}{}
