@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/parkinglot/parkinglot/internal/awsconfig"
 	"github.com/parkinglot/parkinglot/internal/config"
@@ -14,12 +15,12 @@ import (
 // none. Lambda and sqs targets take the AWS settings of an aws store, or
 // else the environment's (AWS_REGION, AWS_ENDPOINT_URL, the credential
 // chain).
-func newPusher(ctx context.Context, cfg config.Config, log *slog.Logger) (*push.Pusher, error) {
+func newPusher(ctx context.Context, cfg config.Config, log *slog.Logger, onAttempt func(string, bool, time.Duration)) (*push.Pusher, error) {
 	targets := config.Targets(cfg.Pools, os.Getenv)
 	if len(targets) == 0 {
 		return nil, nil
 	}
-	opts := push.Options{Targets: targets, Logger: log}
+	opts := push.Options{Targets: targets, Logger: log, OnAttempt: onAttempt}
 	for _, t := range targets {
 		if t.Type == push.TypeHTTP {
 			continue

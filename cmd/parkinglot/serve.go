@@ -109,7 +109,7 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	}()
 
 	obs := metrics.NewObserver()
-	pusher, err := newPusher(ctx, cfg, log)
+	pusher, err := newPusher(ctx, cfg, log, obs.Pushed)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,8 @@ type Observer struct {
 	starts   *prometheus.CounterVec
 	outcomes *prometheus.CounterVec
 	wake     *prometheus.HistogramVec
+	pushes   *prometheus.CounterVec
+	pushTime *prometheus.HistogramVec
 }
 
 var (
@@ -47,7 +49,26 @@ func NewObserver() *Observer {
 			Help:    "Time from a slot being freed to the next parked task of the pool starting.",
 			Buckets: WakeBuckets,
 		}, []string{"pool"}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "parkinglot", Name: "push_attempts_total",
+			Help: "Delivery attempts of push pools' starts to their targets, by pool and result (delivered: the target took the task or answered its outcome; failed: it did not, and the attempt is retried or the task fails).",
+		}, []string{"pool", "result"}),
+		pushTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "parkinglot", Name: "push_attempt_seconds",
+			Help:    "Duration of a delivery attempt to a push pool's target (a sync target's whole run).",
+			Buckets: prometheus.ExponentialBuckets(1e-3, 4, 10),
+		}, []string{"pool"}),
 	}
+}
+
+// Pushed counts one delivery attempt of a push pool (push.Options.OnAttempt).
+func (o *Observer) Pushed(pool string, delivered bool, took time.Duration) {
+	result := "failed"
+	if delivered {
+		result = "delivered"
+	}
+	o.pushes.WithLabelValues(pool, result).Inc()
+	o.pushTime.WithLabelValues(pool).Observe(took.Seconds())
 }
 
 // Started implements core.Observer.
@@ -73,6 +94,8 @@ func (o *Observer) Describe(ch chan<- *prometheus.Desc) {
 	o.starts.Describe(ch)
 	o.outcomes.Describe(ch)
 	o.wake.Describe(ch)
+	o.pushes.Describe(ch)
+	o.pushTime.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -80,4 +103,6 @@ func (o *Observer) Collect(ch chan<- prometheus.Metric) {
 	o.starts.Collect(ch)
 	o.outcomes.Collect(ch)
 	o.wake.Collect(ch)
+	o.pushes.Collect(ch)
+	o.pushTime.Collect(ch)
 }

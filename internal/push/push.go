@@ -139,6 +139,10 @@ type Options struct {
 	BackoffBase, BackoffMax time.Duration
 	// Logger receives what a delivery could not record. Default: discard.
 	Logger *slog.Logger
+	// OnAttempt, if set, is told of every delivery attempt: its pool,
+	// whether the target took the task (delivered) or not, and how long
+	// the attempt took.
+	OnAttempt func(pool string, delivered bool, took time.Duration)
 }
 
 // Pusher is core's Pusher over the targets of Options. Bind it to its
@@ -312,10 +316,14 @@ func (p *Pusher) deliver(t core.Task) {
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, tg.Timeout)
+	began := time.Now()
 	res := tg.send.send(actx, &tg.Target, &t, body)
 	cancel()
 	if ctx.Err() != nil {
 		return // closing: the sweep pushes it again
+	}
+	if p.opts.OnAttempt != nil {
+		p.opts.OnAttempt(t.Pool, res.err == nil, time.Since(began))
 	}
 	p.record(ctx, t, res)
 }

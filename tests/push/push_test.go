@@ -196,6 +196,13 @@ func TestKillDuringDeliveries(t *testing.T) {
 	for _, id := range ids {
 		require.Equal(t, 1, outcomes[id], "task %s: one outcome", id)
 	}
+	resp, err := http.Get(s.URL + "/metrics")
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Regexp(t, `parkinglot_push_attempts_total\{pool="render",result="delivered"\} [1-9]`, string(metrics))
+	require.Contains(t, string(metrics), `parkinglot_push_attempt_seconds_count{pool="render"}`)
 	t.Logf("%d tasks, %d deliveries, %d tasks delivered more than once, max %d at the target at once (capacity %d); kills at %v",
 		len(ids), func() int {
 			n := 0
