@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parkinglot/parkinglot/internal/awsconfig"
+	"github.com/parkinglot/parkinglot/internal/push"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
@@ -24,7 +25,16 @@ const (
 	EnvNamespace       = "PARKINGLOT_METRICS_NAMESPACE"
 	// EnvPools is a JSON array of pools created or reconfigured at cold
 	// start: [{"name": "gpu", "capacity": 4, "maxParked": 1000,
-	// "defaultMaxWait": "10m", "runTimeout": "5m"}]. Optional.
+	// "defaultMaxWait": "10m", "runTimeout": "5m"}]. Optional. A push pool
+	// ("executor": "push") has a "target", whose fields are those of the
+	// server's YAML (internal/config.Target): {"type": "http", "url":
+	// "https://...", "secretEnv": "HOOK_SECRET", "mode": "sync",
+	// "timeout": "30s", "maxAttempts": 5}, {"type": "lambda", "function":
+	// "name or ARN", "qualifier": "live"} or {"type": "sqs", "queueUrl":
+	// "https://sqs..."}. An http target's secret is never in this JSON:
+	// secretEnv names the function's environment variable that holds it.
+	// submit, dispatch and expire push; dispatch also takes the results
+	// queue's SQS events (Handler.Results).
 	EnvPools = "PARKINGLOT_POOLS"
 )
 
@@ -40,6 +50,9 @@ type Env struct {
 	SweepFor        time.Duration
 	Namespace       string
 	Pools           []core.PoolConfig
+	// Targets are the push pools' targets, by pool name, with their
+	// secrets read from the environment.
+	Targets map[string]push.Target
 }
 
 // LoadEnv reads the environment through getenv (os.Getenv in a main), or
@@ -68,7 +81,7 @@ func LoadEnv(getenv func(string) string) (Env, error) {
 			return Env{}, fmt.Errorf("lambdaapi: %s must be a positive duration such as 10s, got %q", d.name, v)
 		}
 	}
-	if e.Pools, err = parsePools(getenv(EnvPools)); err != nil {
+	if e.Pools, e.Targets, err = parsePools(getenv(EnvPools), getenv); err != nil {
 		return Env{}, err
 	}
 	return e, nil
@@ -113,18 +126,58 @@ type envPool struct {
 	DefaultMaxWait string `json:"defaultMaxWait"`
 	RunTimeout     string `json:"runTimeout"`
 	Executor       string `json:"executor,omitempty"`
+	// Target is a push pool's.
+	Target *envTarget `json:"target,omitempty"`
 }
 
-func parsePools(v string) ([]core.PoolConfig, error) {
+// envTarget is a push pool's target in EnvPools.
+type envTarget struct {
+	Type        string `json:"type"`
+	URL         string `json:"url,omitempty"`
+	SecretEnv   string `json:"secretEnv,omitempty"`
+	Mode        string `json:"mode,omitempty"`
+	Function    string `json:"function,omitempty"`
+	Qualifier   string `json:"qualifier,omitempty"`
+	QueueURL    string `json:"queueUrl,omitempty"`
+	Timeout     string `json:"timeout,omitempty"`
+	MaxAttempts int    `json:"maxAttempts,omitempty"`
+}
+
+// target returns et as pool's push target, its secret read through getenv.
+func (et envTarget) target(pool string, i int, getenv func(string) string) (push.Target, error) {
+	t := push.Target{
+		Type: et.Type, URL: et.URL, Mode: et.Mode, Function: et.Function, Qualifier: et.Qualifier,
+		QueueURL: et.QueueURL, MaxAttempts: et.MaxAttempts,
+	}
+	if et.Timeout != "" {
+		var err error
+		if t.Timeout, err = time.ParseDuration(et.Timeout); err != nil {
+			return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d].target.timeout: %w", EnvPools, i, err)
+		}
+	}
+	if et.SecretEnv != "" {
+		if t.Secret = getenv(et.SecretEnv); t.Secret == "" {
+			return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d].target.secretEnv: the environment variable %s is not set", EnvPools, i, et.SecretEnv)
+		}
+	}
+	t = t.WithDefaults()
+	if err := t.Validate(pool); err != nil {
+		return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d]: %w", EnvPools, i, err)
+	}
+	return t, nil
+}
+
+func parsePools(v string, getenv func(string) string) ([]core.PoolConfig, map[string]push.Target, error) {
 	if strings.TrimSpace(v) == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var ps []envPool
 	dec := json.NewDecoder(strings.NewReader(v))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ps); err != nil {
-		return nil, fmt.Errorf("lambdaapi: %s: %w", EnvPools, err)
+		return nil, nil, fmt.Errorf("lambdaapi: %s: %w", EnvPools, err)
 	}
+	targets := map[string]push.Target{}
 	out := make([]core.PoolConfig, len(ps))
 	for i, p := range ps {
 		c := core.PoolConfig{Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked, DefaultMaxWait: 10 * time.Minute, RunTimeout: 5 * time.Minute, Executor: core.Executor(p.Executor)}
@@ -137,15 +190,27 @@ func parsePools(v string) ([]core.PoolConfig, error) {
 			}
 			var err error
 			if *d.to, err = time.ParseDuration(d.v); err != nil {
-				return nil, fmt.Errorf("lambdaapi: %s: [%d].%s: %w", EnvPools, i, d.name, err)
+				return nil, nil, fmt.Errorf("lambdaapi: %s: [%d].%s: %w", EnvPools, i, d.name, err)
 			}
 		}
 		if err := c.Validate(); err != nil {
-			return nil, fmt.Errorf("lambdaapi: %s: [%d]: %w", EnvPools, i, err)
+			return nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: %w", EnvPools, i, err)
+		}
+		switch {
+		case c.Pushes() && p.Target == nil:
+			return nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: executor push needs a target", EnvPools, i)
+		case !c.Pushes() && p.Target != nil:
+			return nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: only a pool with executor push has a target", EnvPools, i)
+		case p.Target != nil:
+			t, err := p.Target.target(c.Name, i, getenv)
+			if err != nil {
+				return nil, nil, err
+			}
+			targets[c.Name] = t
 		}
 		out[i] = c
 	}
-	return out, nil
+	return out, targets, nil
 }
 
 // PutPools creates or reconfigures pools (Env.Pools) at cold start; a pool's

@@ -1,0 +1,268 @@
+package lambda
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/stretchr/testify/require"
+
+	"github.com/parkinglot/parkinglot/internal/lambdaemu"
+	"github.com/parkinglot/parkinglot/pkg/api"
+	"github.com/parkinglot/parkinglot/pkg/client"
+	"github.com/parkinglot/parkinglot/pkg/worker"
+	"github.com/parkinglot/parkinglot/tests/testserver"
+)
+
+// workerEnv, set, makes the test binary a Lambda function's bootstrap: the
+// worker of the lambda target's test, under lambdaemu's Runtime API.
+const workerEnv = "PARKINGLOT_LAMBDA_TEST_WORKER"
+
+// job is the payload of a push test's task.
+type job struct {
+	N       int    `json:"n"`
+	SleepMS int    `json:"sleepMs"`
+	Fail    string `json:"fail,omitempty"`
+}
+
+// jobResult is a push test's result.
+type jobResult struct {
+	N    int    `json:"n"`
+	Task string `json:"task"`
+}
+
+// work runs a job: it holds the task for its sleep, then fails with its
+// fail text or returns its number and the task's id.
+func work(_ context.Context, t *worker.Task) (any, error) {
+	var j job
+	if err := t.Decode(&j); err != nil {
+		return nil, err
+	}
+	time.Sleep(time.Duration(j.SleepMS) * time.Millisecond)
+	if j.Fail != "" {
+		return nil, errors.New(j.Fail)
+	}
+	return jobResult{N: j.N, Task: t.ID}, nil
+}
+
+// pushConfig is a lambda-runtime configuration over moto with one push
+// pool, p, of capacity, whose target is the YAML flow mapping target.
+func pushConfig(capacity int, target, resultsQueue string) string {
+	c := config(nil)
+	c = strings.Replace(c, "pools:\n", "", 1)
+	if resultsQueue != "" {
+		c += fmt.Sprintf("resultsQueue: %q\n", resultsQueue)
+	}
+	return c + fmt.Sprintf("pools:\n  - {name: p, capacity: %d, maxParked: 1000, defaultMaxWait: 10m, runTimeout: 2m, executor: push, target: %s}\n", capacity, target)
+}
+
+// submitJobs submits n jobs of acme to pool p through the API, eight at a
+// time (in the Lambda runtime a submission that starts a task waits for
+// its delivery: to a sync target, for the target's answer).
+func submitJobs(ctx context.Context, t *testing.T, c *client.Client, n int, payload func(i int) job) []string {
+	t.Helper()
+	ids := make([]string, n)
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				body, err := json.Marshal(payload(i))
+				if err == nil {
+					var res client.SubmitResult
+					res, err = c.Submit(ctx, "p", api.SubmitRequest{Payload: body})
+					ids[i] = res.Task.ID
+				}
+				errs[i] = err
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	return ids
+}
+
+// outcomesOf reads acme's mailbox until each of ids has an outcome and
+// returns them by task id; a second outcome of a task fails the test.
+func outcomesOf(ctx context.Context, t *testing.T, c *client.Client, ids []string) map[string]api.Message {
+	t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	got := map[string]api.Message{}
+	after := ""
+	for len(got) < len(want) {
+		page, err := c.Mailbox(ctx, "acme", client.MailboxOptions{After: after, Wait: 5 * time.Second})
+		require.NoError(t, err, "waiting for outcomes: %d of %d", len(got), len(want))
+		for _, m := range page.Messages {
+			if m.Type == "started" || !want[m.TaskID] {
+				continue
+			}
+			_, dup := got[m.TaskID]
+			require.False(t, dup, "task %s has a second outcome: %s", m.TaskID, m.Type)
+			got[m.TaskID] = m
+		}
+		after = page.Next
+	}
+	return got
+}
+
+// TestPushHTTP: through the Lambda runtime on moto, a push pool's starts
+// are POSTed, signed, to a loopback target in sync mode, whose answers
+// complete the tasks. Counted at the target: never more requests at once
+// than the pool's capacity, one request and one outcome per task.
+func TestPushHTTP(t *testing.T) {
+	t.Parallel()
+	const n, capacity, secret = 20, 3, "hook-secret"
+	var mu sync.Mutex
+	inFlight, maxInFlight, badSignatures := 0, 0, 0
+	requests := map[string]int{}
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := api.VerifySignature([]byte(secret), r.Header.Get(api.SignatureHeader), body, time.Now()); err != nil {
+			mu.Lock()
+			badSignatures++
+			mu.Unlock()
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		var pt api.PushedTask
+		var j job
+		if json.Unmarshal(body, &pt) != nil || json.Unmarshal(pt.Payload, &j) != nil {
+			http.Error(w, "not a pushed task", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		requests[pt.ID]++
+		mu.Unlock()
+		time.Sleep(time.Duration(j.SleepMS) * time.Millisecond)
+		result, _ := json.Marshal(jobResult{N: j.N, Task: pt.ID})
+		answer, _ := json.Marshal(api.PushOutcome{Status: "succeeded", Result: result})
+		mu.Lock()
+		inFlight-- // before the answer, which frees the slot
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	}))
+	t.Cleanup(target.Close)
+
+	srv := testserver.StartEnv(t, bin, pushConfig(capacity, fmt.Sprintf("{type: http, url: %q, secretEnv: HOOK_SECRET, mode: sync}", target.URL), ""),
+		"HOOK_SECRET="+secret)
+	acme, err := client.New(srv.URL, "acme-token")
+	require.NoError(t, err)
+	t.Cleanup(acme.CloseIdleConnections)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard, not a speed bound
+	defer cancel()
+
+	ids := submitJobs(ctx, t, acme, n, func(i int) job { return job{N: i, SleepMS: 200 + i%3*100} })
+	got := outcomesOf(ctx, t, acme, ids)
+	for i, id := range ids {
+		m := got[id]
+		require.Equal(t, "succeeded", m.Type, "task %d: %s", i, m.Error)
+		var res jobResult
+		require.NoError(t, json.Unmarshal(m.Result, &res))
+		require.Equal(t, jobResult{N: i, Task: id}, res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("target: max requests at once %d", maxInFlight)
+	require.Zero(t, badSignatures)
+	require.LessOrEqual(t, maxInFlight, capacity, "requests at once, counted at the target")
+	require.Positive(t, maxInFlight)
+	require.Len(t, requests, n)
+	for id, k := range requests {
+		require.Equal(t, 1, k, "requests of %s", id)
+	}
+	pool, err := acme.Pool(ctx, "p")
+	require.NoError(t, err)
+	require.Zero(t, pool.Running)
+	require.Equal(t, 0, srv.Stop(t, 30*time.Second))
+}
+
+// TestPushLambda: through the Lambda runtime on moto, a push pool's starts
+// are asynchronous Invokes of a real aws-lambda-go worker in lambdaemu
+// (the runtime's Lambda client pointed at it by AWS_ENDPOINT_URL_LAMBDA);
+// the function's destination records reach the results queue on moto, which
+// the runtime hands to dispatch as its SQS event source would. Counted at
+// the emulator: never more invocations at once than the capacity, one
+// Invoke per task, Lambda's retries of the failing ones.
+func TestPushLambda(t *testing.T) {
+	t.Parallel()
+	const n, capacity, failing = 20, 3, 2
+	c := sqs.NewFromConfig(moto.Config())
+	q, err := c.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("results-" + strings.ReplaceAll(t.Name(), "/", "-") + fmt.Sprint(time.Now().UnixNano()))})
+	require.NoError(t, err)
+	results := aws.ToString(q.QueueUrl)
+	emu := lambdaemu.Start(t, lambdaemu.Options{
+		SQS: c,
+		Functions: []lambdaemu.Function{{
+			Name: "worker", Environments: 2 * capacity, Retries: 2, OnSuccess: results, OnFailure: results,
+			Bootstrap: func() *exec.Cmd {
+				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				cmd.Env = append(os.Environ(), workerEnv+"=1")
+				return cmd
+			},
+		}},
+	})
+	srv := testserver.StartEnv(t, bin, pushConfig(capacity, "{type: lambda, function: worker}", results),
+		"AWS_ENDPOINT_URL_LAMBDA="+emu.URL)
+	acme, err := client.New(srv.URL, "acme-token")
+	require.NoError(t, err)
+	t.Cleanup(acme.CloseIdleConnections)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard, not a speed bound
+	defer cancel()
+
+	ids := submitJobs(ctx, t, acme, n, func(i int) job {
+		j := job{N: i, SleepMS: 200 + i%3*100}
+		if i < failing {
+			j.Fail = fmt.Sprintf("boom %d", i)
+		}
+		return j
+	})
+	got := outcomesOf(ctx, t, acme, ids)
+	for i, id := range ids {
+		m := got[id]
+		if i < failing {
+			require.Equal(t, "failed", m.Type)
+			require.Equal(t, fmt.Sprintf("errorString: boom %d", i), m.Error)
+			continue
+		}
+		require.Equal(t, "succeeded", m.Type, "task %d: %s", i, m.Error)
+		var res jobResult
+		require.NoError(t, json.Unmarshal(m.Result, &res))
+		require.Equal(t, jobResult{N: i, Task: id}, res)
+	}
+	st := emu.Stats("worker")
+	t.Logf("emulator: %+v", st)
+	require.LessOrEqual(t, st.MaxConcurrent, capacity, "invocations at once, counted at the emulator")
+	require.Positive(t, st.MaxConcurrent)
+	require.Equal(t, n, st.InvokeCalls, "one Invoke per task")
+	require.Equal(t, n+2*failing, st.Runs, "one run per task, and Lambda's two retries of a failing one")
+	require.Equal(t, map[string]int{"Success": n - failing, "RetriesExhausted": failing}, st.Records)
+	pool, err := acme.Pool(ctx, "p")
+	require.NoError(t, err)
+	require.Zero(t, pool.Running)
+	require.Equal(t, 0, srv.Stop(t, 30*time.Second))
+}
