@@ -2,6 +2,8 @@ package lambda
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/internal/lambdaemu"
@@ -265,4 +269,98 @@ func TestPushLambda(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, pool.Running)
 	require.Equal(t, 0, srv.Stop(t, 30*time.Second))
+}
+
+// TestFunctionBinariesPush runs the real submit, dispatch and mailbox
+// bootstraps, configured by their environment alone, with a push pool whose
+// target is a function in lambdaemu: submit's invocation returns only once
+// its start was delivered (one Invoke, counted at the emulator), the
+// destination record lands in the results queue on moto, and dispatch,
+// given it as its SQS event source would, completes the task, which
+// mailbox's event reads back.
+func TestFunctionBinariesPush(t *testing.T) {
+	t.Parallel()
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	name := hex.EncodeToString(r[:])
+	c := sqs.NewFromConfig(moto.Config())
+	q, err := c.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("results-" + name)})
+	require.NoError(t, err)
+	results := aws.ToString(q.QueueUrl)
+	emu := lambdaemu.Start(t, lambdaemu.Options{
+		SQS: c,
+		Functions: []lambdaemu.Function{{
+			Name: "worker", Environments: 1, Retries: 2, OnSuccess: results, OnFailure: results,
+			Bootstrap: func() *exec.Cmd {
+				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				cmd.Env = append(os.Environ(), workerEnv+"=1")
+				return cmd
+			},
+		}},
+	})
+	env := []string{
+		"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + moto.Endpoint, "AWS_ENDPOINT_URL_LAMBDA=" + emu.URL,
+		"PARKINGLOT_TABLE=parkinglot-" + name, "PARKINGLOT_QUEUE_PREFIX=pl" + name + "-", "PARKINGLOT_CREATE_RESOURCES=true",
+		`PARKINGLOT_POOLS=[{"name":"gpu","capacity":1,"maxParked":5,"defaultMaxWait":"1m","runTimeout":"1m","executor":"push","target":{"type":"lambda","function":"worker"}}]`,
+	}
+	apis := map[string]*runtimeAPI{}
+	for _, fn := range []string{"submit", "dispatch", "mailbox"} {
+		apis[fn] = newRuntimeAPI(t)
+		startFunction(t, fn, apis[fn], env)
+	}
+
+	a := apis["submit"].invoke(t, fixture(t, "apigw-v2-submit.json"))
+	require.True(t, a.ok, "submit failed: %s", a.body)
+	var res events.APIGatewayV2HTTPResponse
+	require.NoError(t, json.Unmarshal(a.body, &res))
+	require.Equal(t, http.StatusCreated, res.StatusCode, res.Body)
+	var sub struct {
+		Task struct{ ID, State string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.Body), &sub))
+	require.Equal(t, "running", sub.Task.State)
+	require.Equal(t, 1, emu.Stats("worker").Queued, "the start was delivered before submit's invocation returned")
+
+	// The event source mapping's part: a batch of the results queue to
+	// dispatch, the messages it does not report deleted.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard, not a speed bound
+	defer cancel()
+	var msgs []sqstypes.Message
+	for len(msgs) == 0 {
+		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(results), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		require.NoError(t, err, "waiting for the destination record")
+		msgs = out.Messages
+	}
+	require.Len(t, msgs, 1)
+	ev := events.SQSEvent{Records: []events.SQSMessage{{
+		MessageId: aws.ToString(msgs[0].MessageId), ReceiptHandle: aws.ToString(msgs[0].ReceiptHandle), Body: aws.ToString(msgs[0].Body),
+		EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:us-east-1:000000000000:results-" + name, AWSRegion: "us-east-1",
+	}}}
+	payload, err := json.Marshal(ev)
+	require.NoError(t, err)
+	a = apis["dispatch"].invoke(t, payload)
+	require.True(t, a.ok, "dispatch failed: %s", a.body)
+	var batch events.SQSEventResponse
+	require.NoError(t, json.Unmarshal(a.body, &batch))
+	require.Empty(t, batch.BatchItemFailures)
+
+	a = apis["mailbox"].invoke(t, fixture(t, "apigw-v2-mailbox.json"))
+	require.True(t, a.ok, "mailbox failed: %s", a.body)
+	require.NoError(t, json.Unmarshal(a.body, &res))
+	require.Equal(t, http.StatusOK, res.StatusCode, res.Body)
+	var page api.MailboxPage
+	require.NoError(t, json.Unmarshal([]byte(res.Body), &page))
+	var types []string
+	for _, m := range page.Messages {
+		if m.TaskID == sub.Task.ID {
+			types = append(types, m.Type)
+			if m.Type == "succeeded" {
+				require.JSONEq(t, fmt.Sprintf(`{"n":0,"task":%q}`, sub.Task.ID), string(m.Result))
+			}
+		}
+	}
+	require.Equal(t, []string{"started", "succeeded"}, types)
+	st := emu.Stats("worker")
+	require.Equal(t, 1, st.InvokeCalls)
+	require.Equal(t, 1, st.Runs)
 }
