@@ -39,6 +39,9 @@ type job struct {
 	N       int    `json:"n"`
 	SleepMS int    `json:"sleepMs"`
 	Fail    string `json:"fail,omitempty"`
+	// Status, if set, is the HTTP target's answer to the task's first
+	// request (503: retried; 4xx: for good).
+	Status int `json:"status,omitempty"`
 }
 
 // jobResult is a push test's result.
@@ -133,14 +136,17 @@ func outcomesOf(ctx context.Context, t *testing.T, c *client.Client, ids []strin
 
 // TestPushHTTP: through the Lambda runtime on moto, a push pool's starts
 // are POSTed, signed, to a loopback target in sync mode, whose answers
-// complete the tasks. Counted at the target: never more requests at once
-// than the pool's capacity, one request and one outcome per task.
+// complete the tasks. A 503 is retried by the sweep (the functions'
+// Pushers keep no timers), a 422 fails its task at once with push_failed.
+// Counted at the target: never more requests at once than the pool's
+// capacity, one request per task and attempt, one outcome per task.
 func TestPushHTTP(t *testing.T) {
 	t.Parallel()
-	const n, capacity, secret = 20, 3, "hook-secret"
+	const n, capacity, secret, refused = 20, 3, "hook-secret", 3
+	flaky := func(i int) bool { return i%5 == 1 }
 	var mu sync.Mutex
 	inFlight, maxInFlight, badSignatures := 0, 0, 0
-	requests := map[string]int{}
+	requests := map[string][]int{} // the attempts each task's requests said they were
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if err := api.VerifySignature([]byte(secret), r.Header.Get(api.SignatureHeader), body, time.Now()); err != nil {
@@ -159,9 +165,16 @@ func TestPushHTTP(t *testing.T) {
 		mu.Lock()
 		inFlight++
 		maxInFlight = max(maxInFlight, inFlight)
-		requests[pt.ID]++
+		requests[pt.ID] = append(requests[pt.ID], pt.Attempt)
 		mu.Unlock()
 		time.Sleep(time.Duration(j.SleepMS) * time.Millisecond)
+		if j.Status != 0 && pt.Attempt == 1 {
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+			http.Error(w, "not now", j.Status)
+			return
+		}
 		result, _ := json.Marshal(jobResult{N: j.N, Task: pt.ID})
 		answer, _ := json.Marshal(api.PushOutcome{Status: "succeeded", Result: result})
 		mu.Lock()
@@ -180,25 +193,43 @@ func TestPushHTTP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard, not a speed bound
 	defer cancel()
 
-	ids := submitJobs(ctx, t, acme, n, func(i int) job { return job{N: i, SleepMS: 200 + i%3*100} })
+	ids := submitJobs(ctx, t, acme, n, func(i int) job {
+		j := job{N: i, SleepMS: 200 + i%3*100}
+		switch {
+		case i == refused:
+			j.Status = http.StatusUnprocessableEntity
+		case flaky(i):
+			j.Status = http.StatusServiceUnavailable
+		}
+		return j
+	})
 	got := outcomesOf(ctx, t, acme, ids)
+	mu.Lock()
+	defer mu.Unlock()
 	for i, id := range ids {
 		m := got[id]
+		if i == refused {
+			require.Equal(t, "failed", m.Type)
+			require.True(t, strings.HasPrefix(m.Error, "push_failed: "), m.Error)
+			require.Contains(t, m.Error, "422")
+			require.Equal(t, []int{1}, requests[id], "a 4xx is not retried")
+			continue
+		}
 		require.Equal(t, "succeeded", m.Type, "task %d: %s", i, m.Error)
 		var res jobResult
 		require.NoError(t, json.Unmarshal(m.Result, &res))
 		require.Equal(t, jobResult{N: i, Task: id}, res)
+		if flaky(i) {
+			require.Equal(t, []int{1, 2}, requests[id], "a 503 is retried once, as attempt 2")
+		} else {
+			require.Equal(t, []int{1}, requests[id])
+		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	t.Logf("target: max requests at once %d", maxInFlight)
 	require.Zero(t, badSignatures)
 	require.LessOrEqual(t, maxInFlight, capacity, "requests at once, counted at the target")
 	require.Positive(t, maxInFlight)
 	require.Len(t, requests, n)
-	for id, k := range requests {
-		require.Equal(t, 1, k, "requests of %s", id)
-	}
 	pool, err := acme.Pool(ctx, "p")
 	require.NoError(t, err)
 	require.Zero(t, pool.Running)
