@@ -117,6 +117,7 @@ type Stats struct {
 	// MaxConcurrent is the most invocations running at once.
 	MaxConcurrent int
 	// Records counts the records sent to a destination, by condition.
+	// A record is counted as it is sent: whoever received it sees it here.
 	Records map[string]int
 }
 
@@ -445,19 +446,24 @@ func (e *Emulator) runEvent(fn *function, requestID string, payload []byte) {
 	if err != nil {
 		panic(err) // the record's fields are all JSON
 	}
+	// Counted before it is sent, so that whoever receives it sees it
+	// counted; uncounted if it could not be sent.
+	fn.mu.Lock()
+	fn.stats.Records[rec.RequestContext.Condition]++
+	fn.mu.Unlock()
 	for try := 0; ; try++ {
 		_, err := e.o.SQS.SendMessage(e.ctx, &sqs.SendMessageInput{QueueUrl: aws.String(dest), MessageBody: aws.String(string(body))})
 		if err == nil {
-			break
+			return
 		}
 		if e.ctx.Err() != nil || try == 10 {
+			fn.mu.Lock()
+			fn.stats.Records[rec.RequestContext.Condition]--
+			fn.mu.Unlock()
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	fn.mu.Lock()
-	fn.stats.Records[rec.RequestContext.Condition]++
-	fn.mu.Unlock()
 }
 
 // record is the invocation record of an asynchronous invocation, as Lambda

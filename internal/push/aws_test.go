@@ -88,6 +88,9 @@ func randName(prefix string) string {
 // rig is a scheduler over the memory store whose push pool "p" delivers to
 // one target, with the results queue's consumer running.
 type rig struct {
+	// counter counts the AWS calls of the Pusher and the results queue's
+	// consumer.
+	counter *awsstore.RequestCounter
 	sched   *core.Scheduler
 	pusher  *push.Pusher
 	sqs     *sqs.Client
@@ -95,9 +98,13 @@ type rig struct {
 	ctx     context.Context
 }
 
-func newSQS(t *testing.T) *sqs.Client {
+// newSQS returns an SQS client of moto's, counted by counter when set.
+func newSQS(t *testing.T, counter *awsstore.RequestCounter) *sqs.Client {
 	cfg := moto.Config()
 	cfg.Retryer = func() aws.Retryer { return awsstore.NewRetryer(0) }
+	if counter != nil {
+		counter.Register(&cfg)
+	}
 	return sqs.NewFromConfig(cfg)
 }
 
@@ -114,11 +121,14 @@ func createQueue(t *testing.T, c *sqs.Client, name string) string {
 
 // newRig starts the rig: capacity slots for pool p, tg its target, the
 // results queue (standard, as Lambda's destinations require) consumed.
-func newRig(t *testing.T, capacity int, tg push.Target, clients push.AWSClients, results string) *rig {
+func newRig(t *testing.T, capacity int, tg push.Target, clients push.AWSClients, results string, counter *awsstore.RequestCounter) *rig {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard, not a speed bound
 	t.Cleanup(cancel)
-	r := &rig{sqs: newSQS(t), results: results, ctx: ctx}
+	if counter == nil {
+		counter = &awsstore.RequestCounter{}
+	}
+	r := &rig{counter: counter, sqs: newSQS(t, counter), results: results, ctx: ctx}
 	if clients.SQS == nil {
 		clients.SQS = r.sqs
 	}
@@ -199,7 +209,7 @@ func (r *rig) outcomes(t *testing.T, tasks []core.Task) map[string]core.Message 
 // production).
 func lambdaRig(t *testing.T, capacity, environments int, target string, maxAttempts, sdkAttempts int) (*rig, *lambdaemu.Emulator) {
 	t.Helper()
-	c := newSQS(t)
+	c := newSQS(t, nil)
 	results := createQueue(t, c, randName("results-"))
 	emu := lambdaemu.Start(t, lambdaemu.Options{
 		SQS: c,
@@ -213,8 +223,10 @@ func lambdaRig(t *testing.T, capacity, environments int, target string, maxAttem
 	cfg := moto.Config()
 	cfg.HTTPClient = hc
 	cfg.Retryer = func() aws.Retryer { return awsstore.NewRetryer(sdkAttempts) }
+	counter := &awsstore.RequestCounter{}
+	counter.Register(&cfg)
 	lc := awslambda.NewFromConfig(cfg, func(o *awslambda.Options) { o.BaseEndpoint = aws.String(emu.URL) })
-	r := newRig(t, capacity, push.Target{Type: push.TypeLambda, Function: target, MaxAttempts: maxAttempts}, push.AWSClients{Lambda: lc}, results)
+	r := newRig(t, capacity, push.Target{Type: push.TypeLambda, Function: target, MaxAttempts: maxAttempts}, push.AWSClients{Lambda: lc}, results, counter)
 	return r, emu
 }
 
@@ -238,6 +250,8 @@ func TestLambdaTarget(t *testing.T) {
 	}
 	st := emu.Stats("worker")
 	t.Logf("emulator: %+v", st)
+	logPerTask(t, r.counter, n)
+	require.Equal(t, n, r.counter.Snapshot()["Lambda.Invoke"].Attempts, "one Invoke request per task")
 	require.LessOrEqual(t, st.MaxConcurrent, capacity, "invocations at once, counted at the emulator")
 	require.Positive(t, st.MaxConcurrent)
 	require.Equal(t, n, st.InvokeCalls, "one Invoke per task")
@@ -319,14 +333,14 @@ func TestSQSTarget(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			const n, capacity = 30, 4
-			c := newSQS(t)
+			c := newSQS(t, nil)
 			results := createQueue(t, c, randName("results-"))
 			name := randName("work-")
 			if kind == "fifo" {
 				name += ".fifo"
 			}
 			queue := createQueue(t, c, name)
-			r := newRig(t, capacity, push.Target{Type: push.TypeSQS, QueueURL: queue}, push.AWSClients{}, results)
+			r := newRig(t, capacity, push.Target{Type: push.TypeSQS, QueueURL: queue}, push.AWSClients{}, results, nil)
 			tasks := r.submit(t, n, func(i int) job { return job{N: i, SleepMS: 5 + i%3*10} })
 
 			obs := &observer{deliveries: map[string]int{}}
@@ -346,6 +360,8 @@ func TestSQSTarget(t *testing.T) {
 				require.NoError(t, json.Unmarshal(m.Result, &res))
 				require.Equal(t, jobResult{N: i, Task: tk.ID}, res)
 			}
+			logPerTask(t, r.counter, n)
+			require.Equal(t, n, r.counter.Snapshot()["SQS.SendMessage"].Attempts, "one SendMessage per task")
 			obs.mu.Lock()
 			defer obs.mu.Unlock()
 			t.Logf("worker: max held at once %d, via results queue %d of %d", obs.max, obs.viaQueue, n)
@@ -359,6 +375,15 @@ func TestSQSTarget(t *testing.T) {
 			require.Less(t, obs.viaQueue, n)
 		})
 	}
+}
+
+// logPerTask logs the AWS requests counter saw, per task of n.
+func logPerTask(t *testing.T, counter *awsstore.RequestCounter, n int) {
+	var b strings.Builder
+	for op, c := range counter.Snapshot() {
+		fmt.Fprintf(&b, " %s %.2f", op, float64(c.Attempts)/float64(n))
+	}
+	t.Logf("AWS requests per task of the Pusher and the results consumer:%s", b.String())
 }
 
 // observer counts, at the worker, the tasks it holds.
