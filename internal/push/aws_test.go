@@ -51,6 +51,8 @@ type job struct {
 	N       int    `json:"n"`
 	SleepMS int    `json:"sleepMs"`
 	Fail    string `json:"fail,omitempty"`
+	// Big, if set, is the size of the result: a string of that many x.
+	Big int `json:"big,omitempty"`
 }
 
 // jobResult is what work returns.
@@ -69,6 +71,9 @@ func work(_ context.Context, t *worker.Task) (any, error) {
 	time.Sleep(time.Duration(j.SleepMS) * time.Millisecond)
 	if j.Fail != "" {
 		return nil, errors.New(j.Fail)
+	}
+	if j.Big > 0 {
+		return strings.Repeat("x", j.Big), nil
 	}
 	return jobResult{N: j.N, Task: t.ID}, nil
 }
@@ -281,6 +286,20 @@ func TestLambdaTargetFunctionError(t *testing.T) {
 	require.Equal(t, 9, st.Errors)
 	require.Equal(t, map[string]int{"RetriesExhausted": 3}, st.Records)
 	require.LessOrEqual(t, st.MaxConcurrent, 2)
+}
+
+// TestLambdaTargetResultTooLarge: a function's result over
+// core.MaxResultBytes cannot complete its task as succeeded: the task fails
+// with the reason, rather than running until its lease ends.
+func TestLambdaTargetResultTooLarge(t *testing.T) {
+	t.Parallel()
+	r, emu := lambdaRig(t, 1, 1, "worker", 0, 0)
+	tasks := r.submit(t, 1, func(int) job { return job{Big: core.MaxResultBytes + 1000} })
+	m := r.outcomes(t, tasks)[tasks[0].ID]
+	require.Equal(t, core.MessageType(core.StateFailed), m.Type)
+	require.Contains(t, m.Error, "the outcome could not be recorded")
+	require.Contains(t, m.Error, fmt.Sprint(core.MaxResultBytes))
+	require.Equal(t, map[string]int{"Success": 1}, emu.Stats("worker").Records)
 }
 
 // TestLambdaTargetThrottled: Invoke answered 429 TooManyRequestsException
