@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -441,6 +442,9 @@ func (c Config) Validate() error {
 	case RuntimeLambda:
 		if len(c.Auth.Tokens) == 0 {
 			return fieldErr("auth.tokens", "runtime lambda needs at least one token: its tenant becomes the JWT claim the functions read")
+		}
+		if u, err := url.Parse(c.ResultsQueue); c.ResultsQueue != "" && (err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+			return fieldErr("resultsQueue", "must be an SQS queue's URL, got %q", clip(c.ResultsQueue))
 		}
 	default:
 		return fieldErr("runtime", "must be native or lambda, got %q", clip(c.Runtime))
