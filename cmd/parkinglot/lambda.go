@@ -140,8 +140,11 @@ func resultsSource(ctx context.Context, c *sqs.Client, url string, dispatch lamb
 		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 20})
 		if err != nil {
 			if ctx.Err() == nil {
-				log.Warn("results queue: receive failed", "err", err)
-				time.Sleep(time.Second)
+				log.Warn("results queue: receive failed; retrying in a second", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
 			}
 			continue
 		}
