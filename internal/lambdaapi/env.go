@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
 	"github.com/parkinglot/parkinglot/internal/awsconfig"
 	"github.com/parkinglot/parkinglot/internal/push"
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -32,7 +35,10 @@ const (
 	// "timeout": "30s", "maxAttempts": 5}, {"type": "lambda", "function":
 	// "name or ARN", "qualifier": "live"} or {"type": "sqs", "queueUrl":
 	// "https://sqs..."}. An http target's secret is never in this JSON:
-	// secretEnv names the function's environment variable that holds it.
+	// secretEnv names the function's environment variable that holds it,
+	// or secretArn a Secrets Manager secret whose string it is, read at
+	// cold start (Env.ResolveSecrets; the function needs
+	// secretsmanager:GetSecretValue on it).
 	// submit, dispatch and expire push; dispatch also takes the results
 	// queue's SQS events (Handler.Results).
 	EnvPools = "PARKINGLOT_POOLS"
@@ -53,6 +59,33 @@ type Env struct {
 	// Targets are the push pools' targets, by pool name, with their
 	// secrets read from the environment.
 	Targets map[string]push.Target
+	// SecretARNs name the Secrets Manager secrets of the targets, by pool,
+	// whose secret ResolveSecrets reads.
+	SecretARNs map[string]string
+}
+
+// SecretGetter is the call of *secretsmanager.Client that ResolveSecrets
+// makes.
+type SecretGetter interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// ResolveSecrets reads the secrets of e.SecretARNs into their targets, or
+// returns an error naming the pool whose secret could not be read.
+func (e *Env) ResolveSecrets(ctx context.Context, c SecretGetter) error {
+	for pool, arn := range e.SecretARNs {
+		out, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+		if err != nil {
+			return fmt.Errorf("lambdaapi: pool %s: target.secretArn: %w", pool, err)
+		}
+		if aws.ToString(out.SecretString) == "" {
+			return fmt.Errorf("lambdaapi: pool %s: target.secretArn: the secret has no string value", pool)
+		}
+		t := e.Targets[pool]
+		t.Secret = aws.ToString(out.SecretString)
+		e.Targets[pool] = t
+	}
+	return nil
 }
 
 // LoadEnv reads the environment through getenv (os.Getenv in a main), or
@@ -81,7 +114,7 @@ func LoadEnv(getenv func(string) string) (Env, error) {
 			return Env{}, fmt.Errorf("lambdaapi: %s must be a positive duration such as 10s, got %q", d.name, v)
 		}
 	}
-	if e.Pools, e.Targets, err = parsePools(getenv(EnvPools), getenv); err != nil {
+	if e.Pools, e.Targets, e.SecretARNs, err = parsePools(getenv(EnvPools), getenv); err != nil {
 		return Env{}, err
 	}
 	return e, nil
@@ -135,6 +168,7 @@ type envTarget struct {
 	Type        string `json:"type"`
 	URL         string `json:"url,omitempty"`
 	SecretEnv   string `json:"secretEnv,omitempty"`
+	SecretARN   string `json:"secretArn,omitempty"`
 	Mode        string `json:"mode,omitempty"`
 	Function    string `json:"function,omitempty"`
 	Qualifier   string `json:"qualifier,omitempty"`
@@ -155,6 +189,9 @@ func (et envTarget) target(pool string, i int, getenv func(string) string) (push
 			return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d].target.timeout: %w", EnvPools, i, err)
 		}
 	}
+	if et.SecretEnv != "" && et.SecretARN != "" {
+		return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d].target: set secretEnv or secretArn, not both", EnvPools, i)
+	}
 	if et.SecretEnv != "" {
 		if t.Secret = getenv(et.SecretEnv); t.Secret == "" {
 			return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d].target.secretEnv: the environment variable %s is not set", EnvPools, i, et.SecretEnv)
@@ -167,17 +204,18 @@ func (et envTarget) target(pool string, i int, getenv func(string) string) (push
 	return t, nil
 }
 
-func parsePools(v string, getenv func(string) string) ([]core.PoolConfig, map[string]push.Target, error) {
+func parsePools(v string, getenv func(string) string) ([]core.PoolConfig, map[string]push.Target, map[string]string, error) {
 	if strings.TrimSpace(v) == "" {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	var ps []envPool
 	dec := json.NewDecoder(strings.NewReader(v))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ps); err != nil {
-		return nil, nil, fmt.Errorf("lambdaapi: %s: %w", EnvPools, err)
+		return nil, nil, nil, fmt.Errorf("lambdaapi: %s: %w", EnvPools, err)
 	}
 	targets := map[string]push.Target{}
+	arns := map[string]string{}
 	out := make([]core.PoolConfig, len(ps))
 	for i, p := range ps {
 		c := core.PoolConfig{Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked, DefaultMaxWait: 10 * time.Minute, RunTimeout: 5 * time.Minute, Executor: core.Executor(p.Executor)}
@@ -190,27 +228,30 @@ func parsePools(v string, getenv func(string) string) ([]core.PoolConfig, map[st
 			}
 			var err error
 			if *d.to, err = time.ParseDuration(d.v); err != nil {
-				return nil, nil, fmt.Errorf("lambdaapi: %s: [%d].%s: %w", EnvPools, i, d.name, err)
+				return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d].%s: %w", EnvPools, i, d.name, err)
 			}
 		}
 		if err := c.Validate(); err != nil {
-			return nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: %w", EnvPools, i, err)
+			return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: %w", EnvPools, i, err)
 		}
 		switch {
 		case c.Pushes() && p.Target == nil:
-			return nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: executor push needs a target", EnvPools, i)
+			return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: executor push needs a target", EnvPools, i)
 		case !c.Pushes() && p.Target != nil:
-			return nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: only a pool with executor push has a target", EnvPools, i)
+			return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: only a pool with executor push has a target", EnvPools, i)
 		case p.Target != nil:
 			t, err := p.Target.target(c.Name, i, getenv)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			targets[c.Name] = t
+			if p.Target.SecretARN != "" {
+				arns[c.Name] = p.Target.SecretARN
+			}
 		}
 		out[i] = c
 	}
-	return out, targets, nil
+	return out, targets, arns, nil
 }
 
 // PutPools creates or reconfigures pools (Env.Pools) at cold start; a pool's

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/parkinglot/parkinglot/internal/awsconfig"
 	"github.com/parkinglot/parkinglot/internal/push"
@@ -41,7 +42,12 @@ func Main(fn Function) {
 	mets := NewMetrics(os.Stdout, env.Namespace, nil)
 	var pusher *push.Pusher
 	if fn != Mailbox {
-		pusher, err = NewPusher(env.Targets, awsconfig.PushClients(sdk), log)
+		if len(env.SecretARNs) > 0 {
+			err = env.ResolveSecrets(ctx, secretsmanager.NewFromConfig(sdk))
+		}
+		if err == nil {
+			pusher, err = NewPusher(env.Targets, awsconfig.PushClients(sdk), log)
+		}
 	}
 	var sched *core.Scheduler
 	if err == nil {

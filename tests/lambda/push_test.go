@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/stretchr/testify/require"
@@ -308,7 +310,8 @@ func TestPushLambda(t *testing.T) {
 // its start was delivered (one Invoke, counted at the emulator), the
 // destination record lands in the results queue on moto, and dispatch,
 // given it as its SQS event source would, completes the task, which
-// mailbox's event reads back.
+// mailbox's event reads back. Another push pool's HTTP target is signed
+// with the secret submit read from Secrets Manager on moto (secretArn).
 func TestFunctionBinariesPush(t *testing.T) {
 	t.Parallel()
 	var r [6]byte
@@ -329,10 +332,23 @@ func TestFunctionBinariesPush(t *testing.T) {
 			},
 		}},
 	})
+	const secret = "hook-secret"
+	sec, err := secretsmanager.NewFromConfig(moto.Config()).CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
+		Name: aws.String("hook-" + name), SecretString: aws.String(secret),
+	})
+	require.NoError(t, err)
+	signed := make(chan error, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		signed <- api.VerifySignature([]byte(secret), r.Header.Get(api.SignatureHeader), body, time.Now())
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(hook.Close)
 	env := []string{
 		"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + moto.Endpoint, "AWS_ENDPOINT_URL_LAMBDA=" + emu.URL,
 		"PARKINGLOT_TABLE=parkinglot-" + name, "PARKINGLOT_QUEUE_PREFIX=pl" + name + "-", "PARKINGLOT_CREATE_RESOURCES=true",
-		`PARKINGLOT_POOLS=[{"name":"gpu","capacity":1,"maxParked":5,"defaultMaxWait":"1m","runTimeout":"1m","executor":"push","target":{"type":"lambda","function":"worker"}}]`,
+		fmt.Sprintf(`PARKINGLOT_POOLS=[{"name":"gpu","capacity":1,"maxParked":5,"defaultMaxWait":"1m","runTimeout":"1m","executor":"push","target":{"type":"lambda","function":"worker"}},`+
+			`{"name":"hook","capacity":1,"maxParked":5,"executor":"push","target":{"type":"http","url":%q,"mode":"async","secretArn":%q}}]`, hook.URL, aws.ToString(sec.ARN)),
 	}
 	apis := map[string]*runtimeAPI{}
 	for _, fn := range []string{"submit", "dispatch", "mailbox"} {
@@ -351,6 +367,17 @@ func TestFunctionBinariesPush(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(res.Body), &sub))
 	require.Equal(t, "running", sub.Task.State)
 	require.Equal(t, 1, emu.Stats("worker").Queued, "the start was delivered before submit's invocation returned")
+
+	a = apis["submit"].invoke(t, bytes.ReplaceAll(fixture(t, "apigw-v2-submit.json"), []byte("gpu"), []byte("hook")))
+	require.True(t, a.ok, "submit failed: %s", a.body)
+	require.NoError(t, json.Unmarshal(a.body, &res))
+	require.Equal(t, http.StatusCreated, res.StatusCode, res.Body)
+	select {
+	case err := <-signed:
+		require.NoError(t, err, "signed with the secret from Secrets Manager")
+	default:
+		t.Fatal("submit's invocation returned before its push to the HTTP target")
+	}
 
 	// The event source mapping's part: a batch of the results queue to
 	// dispatch, the messages it does not report deleted.
