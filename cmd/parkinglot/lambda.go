@@ -6,15 +6,23 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/parkinglot/parkinglot/internal/awsconfig"
 	"github.com/parkinglot/parkinglot/internal/config"
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
+	"github.com/parkinglot/parkinglot/internal/push"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
@@ -25,15 +33,54 @@ import (
 // configuration's bearer tokens. It returns the gateway, and the loop that
 // stands in for expire's EventBridge schedule: an invocation every
 // cfg.SweepInterval. Releases wake parked work inline, in dispatch.
+//
+// Push pools: submit, dispatch and expire each push with a Pusher of their
+// own that retries by the sweep (lambdaapi.NewPusher), as the functions do,
+// and the loop also stands in for dispatch's SQS event source on
+// cfg.ResultsQueue. Lambda and sqs targets, and the results queue, take the
+// AWS settings of an aws store, or else the environment's; a lambda
+// target's endpoint may be set apart with AWS_ENDPOINT_URL_LAMBDA, as the
+// SDK reads it.
 func lambdaRuntime(cfg config.Config, backend core.Backend, obs core.Observer, log *slog.Logger) (http.Handler, func(context.Context), error) {
 	log = slog.New(lambdaapi.WithRequestID(log.Handler()))
-	fns := map[lambdaapi.Function]lambda.Handler{}
-	for _, fn := range lambdaapi.Functions {
-		s, err := core.New(core.Config{Backend: backend, Logger: log, Observer: obs, MailboxPoll: cfg.MailboxPoll})
+	targets := config.Targets(cfg.Pools, os.Getenv)
+	var clients push.AWSClients
+	var results *sqs.Client
+	if needsAWS(targets) || cfg.ResultsQueue != "" {
+		s := awsconfig.Settings{Region: os.Getenv(awsconfig.EnvRegion), Endpoint: os.Getenv(awsconfig.EnvEndpoint)}
+		if cfg.Store.Type == config.StoreAWS {
+			s = awsconfig.FromStore(cfg.Store)
+		}
+		sdk, err := awsconfig.SDKConfig(context.Background(), s)
 		if err != nil {
 			return nil, nil, err
 		}
-		h, err := lambdaapi.New(lambdaapi.Config{Function: fn, Scheduler: s, Logger: log})
+		clients = awsconfig.PushClients(sdk)
+		results = sqs.NewFromConfig(sdk)
+	}
+	fns := map[lambdaapi.Function]lambda.Handler{}
+	var pushers []*push.Pusher
+	for _, fn := range lambdaapi.Functions {
+		var p *push.Pusher
+		if fn != lambdaapi.Mailbox {
+			var err error
+			if p, err = lambdaapi.NewPusher(targets, clients, log); err != nil {
+				return nil, nil, err
+			}
+		}
+		ccfg := core.Config{Backend: backend, Logger: log, Observer: obs, MailboxPoll: cfg.MailboxPoll}
+		if p != nil {
+			ccfg.Pusher = p
+			pushers = append(pushers, p)
+		}
+		s, err := core.New(ccfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		if p != nil {
+			p.Bind(s)
+		}
+		h, err := lambdaapi.New(lambdaapi.Config{Function: fn, Scheduler: s, Logger: log, Pusher: p})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -53,8 +100,97 @@ func lambdaRuntime(cfg config.Config, backend core.Backend, obs core.Observer, l
 	if err != nil {
 		return nil, nil, err
 	}
-	expire := func(ctx context.Context) { schedule(ctx, fns[lambdaapi.Expire], cfg.SweepInterval, log) }
-	return gw, expire, nil
+	loops := func(ctx context.Context) {
+		var wg sync.WaitGroup
+		if cfg.ResultsQueue != "" {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resultsSource(ctx, results, cfg.ResultsQueue, fns[lambdaapi.Dispatch], log)
+			}()
+		}
+		schedule(ctx, fns[lambdaapi.Expire], cfg.SweepInterval, log)
+		wg.Wait()
+		for _, p := range pushers {
+			p.Close()
+		}
+	}
+	return gw, loops, nil
+}
+
+// needsAWS reports whether a target is a lambda function or an SQS queue.
+func needsAWS(targets map[string]push.Target) bool {
+	for _, t := range targets {
+		if t.Type != push.TypeHTTP {
+			return true
+		}
+	}
+	return false
+}
+
+// resultsSource stands in for dispatch's SQS event source mapping on the
+// results queue at url (batches of up to 10, ReportBatchItemFailures):
+// it receives with a long poll, invokes dispatch with the batch as an SQS
+// event, and deletes the messages dispatch did not report as failed; those
+// come back after the queue's visibility timeout. It returns when ctx is
+// done.
+func resultsSource(ctx context.Context, c *sqs.Client, url string, dispatch lambda.Handler, log *slog.Logger) {
+	arn := "arn:aws:sqs:local:000000000000:" + url[strings.LastIndex(url, "/")+1:]
+	for n := 1; ctx.Err() == nil; n++ {
+		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 20})
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("results queue: receive failed; retrying in a second", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
+		if len(out.Messages) == 0 {
+			continue
+		}
+		ev := events.SQSEvent{Records: make([]events.SQSMessage, len(out.Messages))}
+		for i, m := range out.Messages {
+			ev.Records[i] = events.SQSMessage{
+				MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
+				EventSource: "aws:sqs", EventSourceARN: arn, AWSRegion: "local", Attributes: m.Attributes,
+			}
+		}
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			log.Error("results queue: event", "err", err)
+			return
+		}
+		// A batch handed to dispatch is seen through, as Lambda does.
+		ictx := lambdacontext.NewContext(context.WithoutCancel(ctx), &lambdacontext.LambdaContext{AwsRequestID: fmt.Sprintf("local-results-%d", n)})
+		answer, err := dispatch.Invoke(ictx, payload)
+		var res events.SQSEventResponse
+		if err == nil {
+			err = json.Unmarshal(answer, &res)
+		}
+		if err != nil {
+			log.Warn("results queue: dispatch failed; the batch comes back", "err", err)
+			continue
+		}
+		failed := map[string]bool{}
+		for _, f := range res.BatchItemFailures {
+			failed[f.ItemIdentifier] = true
+		}
+		var entries []sqstypes.DeleteMessageBatchRequestEntry
+		for i, m := range out.Messages {
+			if !failed[aws.ToString(m.MessageId)] {
+				entries = append(entries, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+			}
+		}
+		if len(entries) == 0 {
+			continue
+		}
+		if _, err := c.DeleteMessageBatch(context.WithoutCancel(ctx), &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: entries}); err != nil {
+			log.Warn("results queue: delete failed; the results come back, and are no-ops then", "err", err)
+		}
+	}
 }
 
 // schedule invokes expire with a scheduled event every interval until ctx

@@ -27,4 +27,15 @@ func TestRuntime(t *testing.T) {
 	_, err = config.Parse([]byte("runtime: serverless\n" + rest))
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, "runtime", fe.Field)
+
+	const lambda = "runtime: lambda\nauth: {tokens: [{token: t, tenant: acme}]}\n"
+	const queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/results"
+	c, err = config.Parse([]byte(lambda + "resultsQueue: " + queue + "\n" + rest))
+	require.NoError(t, err)
+	require.Equal(t, queue, c.ResultsQueue)
+	for _, bad := range []string{lambda + "resultsQueue: results\n", "resultsQueue: " + queue + "\n"} {
+		_, err = config.Parse([]byte(bad + rest))
+		require.ErrorAs(t, err, &fe, bad)
+		require.Equal(t, "resultsQueue", fe.Field)
+	}
 }

@@ -8,7 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
 	"github.com/parkinglot/parkinglot/internal/awsconfig"
+	"github.com/parkinglot/parkinglot/internal/push"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
@@ -24,7 +28,19 @@ const (
 	EnvNamespace       = "PARKINGLOT_METRICS_NAMESPACE"
 	// EnvPools is a JSON array of pools created or reconfigured at cold
 	// start: [{"name": "gpu", "capacity": 4, "maxParked": 1000,
-	// "defaultMaxWait": "10m", "runTimeout": "5m"}]. Optional.
+	// "defaultMaxWait": "10m", "runTimeout": "5m"}]. Optional. A push pool
+	// ("executor": "push") has a "target", whose fields are those of the
+	// server's YAML (internal/config.Target): {"type": "http", "url":
+	// "https://...", "secretEnv": "HOOK_SECRET", "mode": "sync",
+	// "timeout": "30s", "maxAttempts": 5}, {"type": "lambda", "function":
+	// "name or ARN", "qualifier": "live"} or {"type": "sqs", "queueUrl":
+	// "https://sqs..."}. An http target's secret is never in this JSON:
+	// secretEnv names the function's environment variable that holds it,
+	// or secretArn a Secrets Manager secret whose string it is, read at
+	// cold start (Env.ResolveSecrets; the function needs
+	// secretsmanager:GetSecretValue on it).
+	// submit, dispatch and expire push; dispatch also takes the results
+	// queue's SQS events (Handler.Results).
 	EnvPools = "PARKINGLOT_POOLS"
 )
 
@@ -40,6 +56,36 @@ type Env struct {
 	SweepFor        time.Duration
 	Namespace       string
 	Pools           []core.PoolConfig
+	// Targets are the push pools' targets, by pool name, with their
+	// secrets read from the environment.
+	Targets map[string]push.Target
+	// SecretARNs name the Secrets Manager secrets of the targets, by pool,
+	// whose secret ResolveSecrets reads.
+	SecretARNs map[string]string
+}
+
+// SecretGetter is the call of *secretsmanager.Client that ResolveSecrets
+// makes.
+type SecretGetter interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// ResolveSecrets reads the secrets of e.SecretARNs into their targets, or
+// returns an error naming the pool whose secret could not be read.
+func (e *Env) ResolveSecrets(ctx context.Context, c SecretGetter) error {
+	for pool, arn := range e.SecretARNs {
+		out, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+		if err != nil {
+			return fmt.Errorf("lambdaapi: pool %s: target.secretArn: %w", pool, err)
+		}
+		if aws.ToString(out.SecretString) == "" {
+			return fmt.Errorf("lambdaapi: pool %s: target.secretArn: the secret has no string value", pool)
+		}
+		t := e.Targets[pool]
+		t.Secret = aws.ToString(out.SecretString)
+		e.Targets[pool] = t
+	}
+	return nil
 }
 
 // LoadEnv reads the environment through getenv (os.Getenv in a main), or
@@ -68,7 +114,7 @@ func LoadEnv(getenv func(string) string) (Env, error) {
 			return Env{}, fmt.Errorf("lambdaapi: %s must be a positive duration such as 10s, got %q", d.name, v)
 		}
 	}
-	if e.Pools, err = parsePools(getenv(EnvPools)); err != nil {
+	if e.Pools, e.Targets, e.SecretARNs, err = parsePools(getenv(EnvPools), getenv); err != nil {
 		return Env{}, err
 	}
 	return e, nil
@@ -113,18 +159,63 @@ type envPool struct {
 	DefaultMaxWait string `json:"defaultMaxWait"`
 	RunTimeout     string `json:"runTimeout"`
 	Executor       string `json:"executor,omitempty"`
+	// Target is a push pool's.
+	Target *envTarget `json:"target,omitempty"`
 }
 
-func parsePools(v string) ([]core.PoolConfig, error) {
+// envTarget is a push pool's target in EnvPools.
+type envTarget struct {
+	Type        string `json:"type"`
+	URL         string `json:"url,omitempty"`
+	SecretEnv   string `json:"secretEnv,omitempty"`
+	SecretARN   string `json:"secretArn,omitempty"`
+	Mode        string `json:"mode,omitempty"`
+	Function    string `json:"function,omitempty"`
+	Qualifier   string `json:"qualifier,omitempty"`
+	QueueURL    string `json:"queueUrl,omitempty"`
+	Timeout     string `json:"timeout,omitempty"`
+	MaxAttempts int    `json:"maxAttempts,omitempty"`
+}
+
+// target returns et as pool's push target, its secret read through getenv.
+func (et envTarget) target(pool string, i int, getenv func(string) string) (push.Target, error) {
+	t := push.Target{
+		Type: et.Type, URL: et.URL, Mode: et.Mode, Function: et.Function, Qualifier: et.Qualifier,
+		QueueURL: et.QueueURL, MaxAttempts: et.MaxAttempts,
+	}
+	if et.Timeout != "" {
+		var err error
+		if t.Timeout, err = time.ParseDuration(et.Timeout); err != nil {
+			return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d].target.timeout: %w", EnvPools, i, err)
+		}
+	}
+	if et.SecretEnv != "" && et.SecretARN != "" {
+		return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d].target: set secretEnv or secretArn, not both", EnvPools, i)
+	}
+	if et.SecretEnv != "" {
+		if t.Secret = getenv(et.SecretEnv); t.Secret == "" {
+			return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d].target.secretEnv: the environment variable %s is not set", EnvPools, i, et.SecretEnv)
+		}
+	}
+	t = t.WithDefaults()
+	if err := t.Validate(pool); err != nil {
+		return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d]: %w", EnvPools, i, err)
+	}
+	return t, nil
+}
+
+func parsePools(v string, getenv func(string) string) ([]core.PoolConfig, map[string]push.Target, map[string]string, error) {
 	if strings.TrimSpace(v) == "" {
-		return nil, nil
+		return nil, nil, nil, nil
 	}
 	var ps []envPool
 	dec := json.NewDecoder(strings.NewReader(v))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ps); err != nil {
-		return nil, fmt.Errorf("lambdaapi: %s: %w", EnvPools, err)
+		return nil, nil, nil, fmt.Errorf("lambdaapi: %s: %w", EnvPools, err)
 	}
+	targets := map[string]push.Target{}
+	arns := map[string]string{}
 	out := make([]core.PoolConfig, len(ps))
 	for i, p := range ps {
 		c := core.PoolConfig{Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked, DefaultMaxWait: 10 * time.Minute, RunTimeout: 5 * time.Minute, Executor: core.Executor(p.Executor)}
@@ -137,15 +228,30 @@ func parsePools(v string) ([]core.PoolConfig, error) {
 			}
 			var err error
 			if *d.to, err = time.ParseDuration(d.v); err != nil {
-				return nil, fmt.Errorf("lambdaapi: %s: [%d].%s: %w", EnvPools, i, d.name, err)
+				return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d].%s: %w", EnvPools, i, d.name, err)
 			}
 		}
 		if err := c.Validate(); err != nil {
-			return nil, fmt.Errorf("lambdaapi: %s: [%d]: %w", EnvPools, i, err)
+			return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: %w", EnvPools, i, err)
+		}
+		switch {
+		case c.Pushes() && p.Target == nil:
+			return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: executor push needs a target", EnvPools, i)
+		case !c.Pushes() && p.Target != nil:
+			return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: only a pool with executor push has a target", EnvPools, i)
+		case p.Target != nil:
+			t, err := p.Target.target(c.Name, i, getenv)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			targets[c.Name] = t
+			if p.Target.SecretARN != "" {
+				arns[c.Name] = p.Target.SecretARN
+			}
 		}
 		out[i] = c
 	}
-	return out, nil
+	return out, targets, arns, nil
 }
 
 // PutPools creates or reconfigures pools (Env.Pools) at cold start; a pool's

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
+	"github.com/parkinglot/parkinglot/internal/push"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
@@ -52,6 +53,44 @@ func TestLoadEnv(t *testing.T) {
 		"bad pool duration": {lambdaapi.EnvPools: `[{"name":"gpu","capacity":1,"runTimeout":"x"}]`},
 	} {
 		_, err := lambdaapi.LoadEnv(env(extra))
+		require.Error(t, err, name)
+	}
+}
+
+func TestLoadEnvTargets(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{
+		"AWS_REGION": "eu-west-1", "PARKINGLOT_TABLE": "tbl", "HOOK_SECRET": "s3cret",
+		lambdaapi.EnvPools: `[
+			{"name":"hook","capacity":2,"executor":"push","target":{"type":"http","url":"https://hooks.example/run","secretEnv":"HOOK_SECRET","mode":"async","timeout":"5s","maxAttempts":3}},
+			{"name":"fn","capacity":2,"executor":"push","target":{"type":"lambda","function":"worker","qualifier":"live"}},
+			{"name":"q","capacity":2,"executor":"push","target":{"type":"sqs","queueUrl":"https://sqs.eu-west-1.amazonaws.com/1/work"}},
+			{"name":"vault","capacity":1,"executor":"push","target":{"type":"http","url":"https://hooks.example/v","secretArn":"arn:aws:secretsmanager:eu-west-1:1:secret:hook"}},
+			{"name":"pull","capacity":1,"executor":"pull"}]`,
+	}
+	e, err := lambdaapi.LoadEnv(func(k string) string { return vars[k] })
+	require.NoError(t, err)
+	require.Len(t, e.Pools, 5)
+	require.Equal(t, map[string]string{"vault": "arn:aws:secretsmanager:eu-west-1:1:secret:hook"}, e.SecretARNs)
+	require.Equal(t, map[string]push.Target{
+		"hook":  {Type: push.TypeHTTP, URL: "https://hooks.example/run", Secret: "s3cret", Mode: push.ModeAsync, Timeout: 5 * time.Second, MaxAttempts: 3},
+		"fn":    {Type: push.TypeLambda, Function: "worker", Qualifier: "live", Timeout: push.DefaultTimeout, MaxAttempts: push.DefaultMaxAttempts},
+		"q":     {Type: push.TypeSQS, QueueURL: "https://sqs.eu-west-1.amazonaws.com/1/work", Timeout: push.DefaultTimeout, MaxAttempts: push.DefaultMaxAttempts},
+		"vault": {Type: push.TypeHTTP, URL: "https://hooks.example/v", Mode: push.ModeSync, Timeout: push.DefaultTimeout, MaxAttempts: push.DefaultMaxAttempts},
+	}, e.Targets, "a secretArn's secret is read by ResolveSecrets")
+
+	for name, pools := range map[string]string{
+		"push without target":   `[{"name":"p","capacity":1,"executor":"push"}]`,
+		"target of a pull pool": `[{"name":"p","capacity":1,"executor":"pull","target":{"type":"sqs","queueUrl":"u"}}]`,
+		"secret inline":         `[{"name":"p","capacity":1,"executor":"push","target":{"type":"http","url":"https://x","secret":"s"}}]`,
+		"secretEnv unset":       `[{"name":"p","capacity":1,"executor":"push","target":{"type":"http","url":"https://x","secretEnv":"NOPE"}}]`,
+		"two secrets":           `[{"name":"p","capacity":1,"executor":"push","target":{"type":"http","url":"https://x","secretEnv":"AWS_REGION","secretArn":"arn"}}]`,
+		"bad type":              `[{"name":"p","capacity":1,"executor":"push","target":{"type":"ftp"}}]`,
+		"lambda sans function":  `[{"name":"p","capacity":1,"executor":"push","target":{"type":"lambda"}}]`,
+		"bad timeout":           `[{"name":"p","capacity":1,"executor":"push","target":{"type":"sqs","queueUrl":"u","timeout":"soon"}}]`,
+	} {
+		vars := map[string]string{"AWS_REGION": "eu-west-1", "PARKINGLOT_TABLE": "tbl", lambdaapi.EnvPools: pools}
+		_, err := lambdaapi.LoadEnv(func(k string) string { return vars[k] })
 		require.Error(t, err, name)
 	}
 }

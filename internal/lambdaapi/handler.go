@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/parkinglot/parkinglot/internal/httpapi"
+	"github.com/parkinglot/parkinglot/internal/push"
 	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
@@ -49,6 +50,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives the handler's metrics. Default: none.
 	Metrics *Metrics
+	// Pusher delivers the starts of push pools (nil: there are none): build
+	// it with RetryBySweep, as the Scheduler's Pusher, and Bind it to the
+	// Scheduler. Every invocation waits for the deliveries it started
+	// (Pusher.Wait) before it returns, since a function's process is frozen
+	// between invocations. dispatch also completes tasks from the results
+	// queue's SQS events with it (Results).
+	Pusher *push.Pusher
 }
 
 // Handler is one function's Lambda handler. It implements lambda.Handler:
@@ -117,10 +125,18 @@ type eventShape struct {
 }
 
 // Invoke serves one invocation: an API Gateway HTTP API (2.0) event (every
-// function but expire), an SQS event (submit), an EventBridge event (an
+// function but expire), an SQS event (submit: submissions; dispatch, with
+// a Pusher: the push pools' results queue), an EventBridge event (an
 // event-driven submission to submit), or, for expire, any other JSON object:
 // its schedule's trigger.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	if h.cfg.Pusher != nil {
+		defer h.cfg.Pusher.Wait()
+	}
+	return h.invoke(ctx, payload)
+}
+
+func (h *Handler) invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	var shape eventShape
 	if err := json.Unmarshal(payload, &shape); err != nil {
 		return nil, fmt.Errorf("lambdaapi: %s: decode event: %w", h.fn, err)
@@ -141,6 +157,12 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 			return nil, fmt.Errorf("lambdaapi: %s: decode SQS event: %w", h.fn, err)
 		}
 		return marshal(h.SQS(ctx, ev), nil)
+	case len(shape.Records) > 0 && shape.Records[0].EventSource == "aws:sqs" && h.fn == Dispatch && h.cfg.Pusher != nil:
+		var ev events.SQSEvent
+		if err := json.Unmarshal(payload, &ev); err != nil {
+			return nil, fmt.Errorf("lambdaapi: %s: decode SQS event: %w", h.fn, err)
+		}
+		return marshal(h.Results(ctx, ev), nil)
 	case shape.DetailType != nil && h.fn == Submit:
 		var ev events.EventBridgeEvent
 		if err := json.Unmarshal(payload, &ev); err != nil {

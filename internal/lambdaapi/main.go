@@ -2,12 +2,15 @@ package lambdaapi
 
 import (
 	"context"
+	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/parkinglot/parkinglot/internal/awsconfig"
+	"github.com/parkinglot/parkinglot/internal/push"
 	"github.com/parkinglot/parkinglot/pkg/awsstore"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
@@ -17,7 +20,8 @@ import (
 // handler, and hands it to lambda.Start. A bad environment or an unreachable
 // store is logged and exits the process, so that the cold start fails
 // loudly. The mailbox function does not put the configured pools: it only
-// reads, and putting a pool wakes its parked work.
+// reads, and putting a pool wakes its parked work. The others push the
+// starts of push pools (NewPusher) to their targets.
 func Main(fn Function) {
 	ctx := context.Background()
 	log := lambdacontext.NewLogger()
@@ -26,23 +30,62 @@ func Main(fn Function) {
 		log.Error("bad environment", "function", fn, "err", err)
 		os.Exit(1)
 	}
-	store, err := awsconfig.Load(ctx, env.Store, awsstore.Options{})
+	sdk, err := awsconfig.SDKConfig(ctx, env.Store)
+	var store *awsstore.Store
+	if err == nil {
+		store, err = awsconfig.Open(ctx, env.Store, sdk, awsstore.Options{})
+	}
 	if err != nil {
 		log.Error("store", "function", fn, "err", err)
 		os.Exit(1)
 	}
 	mets := NewMetrics(os.Stdout, env.Namespace, nil)
-	sched, err := core.New(core.Config{Backend: store, Logger: log, Observer: mets.Observer()})
+	var pusher *push.Pusher
+	if fn != Mailbox {
+		if len(env.SecretARNs) > 0 {
+			err = env.ResolveSecrets(ctx, secretsmanager.NewFromConfig(sdk))
+		}
+		if err == nil {
+			pusher, err = NewPusher(env.Targets, awsconfig.PushClients(sdk), log)
+		}
+	}
+	var sched *core.Scheduler
+	if err == nil {
+		sched, err = core.New(core.Config{Backend: store, Logger: log, Observer: mets.Observer(), Pusher: corePusher(pusher)})
+	}
+	if err == nil && pusher != nil {
+		pusher.Bind(sched)
+	}
 	if err == nil && fn != Mailbox {
 		err = PutPools(ctx, sched, env.Pools)
 	}
 	var h *Handler
 	if err == nil {
-		h, err = New(env.Config(fn, sched, log, mets))
+		cfg := env.Config(fn, sched, log, mets)
+		cfg.Pusher = pusher
+		h, err = New(cfg)
 	}
 	if err != nil {
 		log.Error("start", "function", fn, "err", err)
 		os.Exit(1)
 	}
 	lambda.Start(h)
+}
+
+// NewPusher returns the Pusher of a function's push pools (nil when targets
+// is empty), which retries by the sweep: a function's process does not
+// outlive its invocation. Bind it to the function's scheduler.
+func NewPusher(targets map[string]push.Target, clients push.AWSClients, log *slog.Logger) (*push.Pusher, error) {
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	return push.New(push.Options{Targets: targets, AWS: clients, RetryBySweep: true, Logger: log})
+}
+
+// corePusher is p as core's Pusher: none when p is nil.
+func corePusher(p *push.Pusher) core.Pusher {
+	if p == nil {
+		return nil
+	}
+	return p
 }

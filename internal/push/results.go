@@ -49,8 +49,10 @@ var ErrBadResult = errors.New("push: not a result")
 // function's response is the result; a function error, or Lambda giving up
 // on the event, fails the task with the error) or a worker's
 // api.PushOutcome with taskId and lease. A result for a task that moved on
-// (an earlier result, a cancellation) is no error. ErrBadResult (wrapped)
-// names what is wrong with a message that is neither.
+// (an earlier result, a cancellation) is no error; an outcome that cannot be
+// recorded (a result over core.MaxResultBytes, an unknown status) fails the
+// task with the reason. ErrBadResult (wrapped) names what is wrong with a
+// message that is neither.
 func (p *Pusher) HandleResult(ctx context.Context, body []byte) error {
 	var probe struct {
 		RequestContext *json.RawMessage `json:"requestContext"`
@@ -84,11 +86,17 @@ func (p *Pusher) HandleResult(ctx context.Context, body []byte) error {
 		Tenant: t.Tenant, TaskID: t.ID, Lease: o.Lease, Status: core.State(o.Status), Result: o.Result, Error: o.Error,
 	})
 	var inv *core.InvalidError
-	switch {
-	case errors.Is(err, core.ErrLeaseLost):
+	if errors.As(err, &inv) {
+		// The outcome cannot be recorded as it is (a result over
+		// core.MaxResultBytes, an unknown status): that is the task's
+		// failure, rather than a lease left to run out.
+		_, err = p.sched.Complete(ctx, core.CompleteRequest{
+			Tenant: t.Tenant, TaskID: t.ID, Lease: o.Lease, Status: core.StateFailed,
+			Error: fmt.Sprintf("the outcome could not be recorded: %v", inv),
+		})
+	}
+	if errors.Is(err, core.ErrLeaseLost) {
 		return nil
-	case errors.As(err, &inv):
-		return fmt.Errorf("%w: %v", ErrBadResult, err)
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	lambdart "github.com/aws/aws-lambda-go/lambda"
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/internal/httpapi/httpapitest"
@@ -18,6 +19,7 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/client"
 	"github.com/parkinglot/parkinglot/pkg/core"
+	"github.com/parkinglot/parkinglot/pkg/worker"
 	"github.com/parkinglot/parkinglot/tests/testserver"
 )
 
@@ -27,6 +29,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(workerEnv) != "" {
+		lambdart.Start(worker.LambdaHandler(work))
+		return
+	}
 	os.Exit(run(m))
 }
 

@@ -63,9 +63,19 @@ type Server struct {
 // is killed at the end of the test if it is still running.
 func Start(t testing.TB, bin, config string) *Server {
 	t.Helper()
+	return StartEnv(t, bin, config)
+}
+
+// StartEnv is Start with env (KEY=value entries) added to the server's
+// environment, which is otherwise the test's.
+func StartEnv(t testing.TB, bin, config string, env ...string) *Server {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "parkinglot.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
 	cmd := exec.Command(bin, "serve", "--config", path)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = procAttr()
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
