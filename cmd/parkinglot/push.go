@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"log/slog"
 	"os"
 	"time"
@@ -21,20 +24,33 @@ func newPusher(ctx context.Context, cfg config.Config, log *slog.Logger, onAttem
 		return nil, nil
 	}
 	opts := push.Options{Targets: targets, Logger: log, OnAttempt: onAttempt}
-	for _, t := range targets {
-		if t.Type == push.TypeHTTP {
-			continue
-		}
-		s := awsconfig.Settings{Region: os.Getenv(awsconfig.EnvRegion), Endpoint: os.Getenv(awsconfig.EnvEndpoint)}
-		if cfg.Store.Type == config.StoreAWS {
-			s = awsconfig.FromStore(cfg.Store)
-		}
-		sdk, err := awsconfig.SDKConfig(ctx, s)
+	if needsAWS(targets) {
+		sdk, err := pushSDKConfig(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
 		opts.AWS = awsconfig.PushClients(sdk)
-		break
 	}
 	return push.New(opts)
+}
+
+// pushSDKConfig is the AWS configuration of push targets and the results
+// queue: an aws store's settings, or else the environment's (AWS_REGION,
+// AWS_ENDPOINT_URL, the credential chain; a lambda target's endpoint may be
+// set apart with AWS_ENDPOINT_URL_LAMBDA, which the SDK reads itself).
+func pushSDKConfig(ctx context.Context, cfg config.Config) (aws.Config, error) {
+	s := awsconfig.Settings{Region: os.Getenv(awsconfig.EnvRegion), Endpoint: os.Getenv(awsconfig.EnvEndpoint)}
+	if cfg.Store.Type == config.StoreAWS {
+		s = awsconfig.FromStore(cfg.Store)
+	}
+	return awsconfig.SDKConfig(ctx, s)
+}
+
+// resultsClient is the SQS client that reads cfg.ResultsQueue.
+func resultsClient(ctx context.Context, cfg config.Config) (*sqs.Client, error) {
+	sdk, err := pushSDKConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sqs.NewFromConfig(sdk), nil
 }

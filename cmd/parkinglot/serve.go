@@ -23,6 +23,7 @@ import (
 	"github.com/parkinglot/parkinglot/internal/config"
 	"github.com/parkinglot/parkinglot/internal/httpapi"
 	"github.com/parkinglot/parkinglot/internal/metrics"
+	"github.com/parkinglot/parkinglot/internal/push"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
@@ -153,6 +154,25 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	}
 	api := httpapi.New(httpapi.Options{Scheduler: sched, Auth: auth, Logger: log})
 	sweeper := func(ctx context.Context) { sweep(ctx, sched, cfg.SweepInterval, log) }
+	if cfg.ResultsQueue != "" && pusher != nil {
+		// Results of lambda targets (their destination) and of sqs targets'
+		// workers arrive on the results queue.
+		q, err := resultsClient(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		sweepOnly := sweeper
+		sweeper = func(ctx context.Context) {
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = pusher.ConsumeResults(ctx, q, cfg.ResultsQueue, push.ConsumeOptions{})
+			}()
+			sweepOnly(ctx)
+			wg.Wait()
+		}
+	}
 	if cfg.Runtime == config.RuntimeLambda {
 		if api, sweeper, err = lambdaRuntime(cfg, backend, obs, log); err != nil {
 			return err

@@ -91,9 +91,9 @@ type Config struct {
 	// ResultsQueue is the URL of the SQS queue (a standard one) where push
 	// pools' results arrive: the on-success and on-failure destination of
 	// lambda targets' functions, and where the workers of sqs targets may
-	// send their outcomes. runtime lambda consumes it and hands each batch
-	// to dispatch, as dispatch's SQS event source does in AWS. Optional;
-	// only runtime lambda consumes it.
+	// send their outcomes. The native runtime consumes it with its Pusher;
+	// runtime lambda hands each batch to dispatch, as dispatch's SQS event
+	// source does in AWS. Optional.
 	ResultsQueue string `yaml:"resultsQueue"`
 }
 
@@ -436,18 +436,15 @@ func (c Config) Validate() error {
 	}
 	switch c.Runtime {
 	case RuntimeNative:
-		if c.ResultsQueue != "" {
-			return fieldErr("resultsQueue", "only runtime lambda consumes a results queue")
-		}
 	case RuntimeLambda:
 		if len(c.Auth.Tokens) == 0 {
 			return fieldErr("auth.tokens", "runtime lambda needs at least one token: its tenant becomes the JWT claim the functions read")
 		}
-		if u, err := url.Parse(c.ResultsQueue); c.ResultsQueue != "" && (err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
-			return fieldErr("resultsQueue", "must be an SQS queue's URL, got %q", clip(c.ResultsQueue))
-		}
 	default:
 		return fieldErr("runtime", "must be native or lambda, got %q", clip(c.Runtime))
+	}
+	if u, err := url.Parse(c.ResultsQueue); c.ResultsQueue != "" && (err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+		return fieldErr("resultsQueue", "must be an SQS queue's URL, got %q", clip(c.ResultsQueue))
 	}
 	switch c.Store.Type {
 	case StoreMemory, StoreEmbedded, StoreAWS, StorePostgres:

@@ -33,7 +33,10 @@ func TestRuntime(t *testing.T) {
 	c, err = config.Parse([]byte(lambda + "resultsQueue: " + queue + "\n" + rest))
 	require.NoError(t, err)
 	require.Equal(t, queue, c.ResultsQueue)
-	for _, bad := range []string{lambda + "resultsQueue: results\n", "resultsQueue: " + queue + "\n"} {
+	c, err = config.Parse([]byte("resultsQueue: " + queue + "\n" + rest))
+	require.NoError(t, err, "the native runtime consumes a results queue too")
+	require.Equal(t, queue, c.ResultsQueue)
+	for _, bad := range []string{lambda + "resultsQueue: results\n", "resultsQueue: sqs/results\n"} {
 		_, err = config.Parse([]byte(bad + rest))
 		require.ErrorAs(t, err, &fe, bad)
 		require.Equal(t, "resultsQueue", fe.Field)

@@ -247,6 +247,18 @@ func TestPushHTTP(t *testing.T) {
 // Invoke per task, Lambda's retries of the failing ones.
 func TestPushLambda(t *testing.T) {
 	t.Parallel()
+	for _, runtime := range []string{"lambda", "native"} {
+		t.Run(runtime, func(t *testing.T) {
+			t.Parallel()
+			testPushLambda(t, runtime)
+		})
+	}
+}
+
+// testPushLambda runs TestPushLambda's load in runtime lambda (the results
+// queue handed to dispatch as its event source would) or native (the
+// server's Pusher consumes it).
+func testPushLambda(t *testing.T, runtime string) {
 	const n, capacity, failing = 20, 3, 2
 	c := sqs.NewFromConfig(moto.Config())
 	q, err := c.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("results-" + strings.ReplaceAll(t.Name(), "/", "-") + fmt.Sprint(time.Now().UnixNano()))})
@@ -263,8 +275,10 @@ func TestPushLambda(t *testing.T) {
 			},
 		}},
 	})
-	srv := testserver.StartEnv(t, bin, pushConfig(capacity, "{type: lambda, function: worker}", results),
-		"AWS_ENDPOINT_URL_LAMBDA="+emu.URL)
+	cfg := pushConfig(capacity, "{type: lambda, function: worker}", results)
+	cfg = strings.Replace(cfg, "runtime: lambda\n", "runtime: "+runtime+"\n", 1)
+	srv := testserver.StartEnv(t, bin, cfg, "AWS_ENDPOINT_URL_LAMBDA="+emu.URL)
+	require.Contains(t, srv.Log(), `"runtime":"`+runtime+`"`)
 	acme, err := client.New(srv.URL, "acme-token")
 	require.NoError(t, err)
 	t.Cleanup(acme.CloseIdleConnections)
