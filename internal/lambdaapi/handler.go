@@ -129,12 +129,32 @@ type eventShape struct {
 // a Pusher: the push pools' results queue), an EventBridge event (an
 // event-driven submission to submit), or, for expire, any other JSON object:
 // its schedule's trigger.
+//
+// With a Pusher, the invocation returns once its deliveries are made, or
+// pushWaitMargin before its deadline, whichever comes first: a sync HTTP
+// target's answer completes its task and hands the slot to the next, whose
+// delivery this invocation then makes too, so that a backlog would keep it
+// running. What is left when it returns, the sweep pushes again.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if h.cfg.Pusher != nil {
-		defer h.cfg.Pusher.Wait()
+		defer func() {
+			wctx := context.WithoutCancel(ctx)
+			if dl, ok := ctx.Deadline(); ok {
+				var cancel context.CancelFunc
+				wctx, cancel = context.WithDeadline(wctx, dl.Add(-pushWaitMargin))
+				defer cancel()
+			}
+			if !h.cfg.Pusher.WaitUntil(wctx) {
+				h.log.WarnContext(ctx, "push: deliveries still under way at the invocation's end; the sweep pushes them again")
+			}
+		}()
 	}
 	return h.invoke(ctx, payload)
 }
+
+// pushWaitMargin is the time an invocation keeps before its deadline to
+// return, when it stops waiting for its deliveries.
+const pushWaitMargin = 2 * time.Second
 
 func (h *Handler) invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	var shape eventShape

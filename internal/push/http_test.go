@@ -391,3 +391,24 @@ func TestShutdown(t *testing.T) {
 		}
 	}
 }
+
+// WaitUntil gives up on a delivery that waits for its target when its
+// context ends (a Lambda invocation's deadline), and returns true once none
+// is under way.
+func TestWaitUntil(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	srv := httptest.NewServer(worker.HTTPHandler("", func(ctx context.Context, task *worker.Task) (any, error) {
+		<-release
+		return nil, nil
+	}))
+	defer srv.Close()
+	h := newHarness(t, 1, map[string]push.Target{"p": {Type: push.TypeHTTP, URL: srv.URL}})
+	ids := h.submit(t, "p", 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.False(t, h.pusher.WaitUntil(ctx), "the delivery still waits for its target")
+	close(release)
+	require.True(t, h.pusher.WaitUntil(context.Background()))
+	require.Equal(t, core.StateSucceeded, h.ended(t, ids)[0].State)
+}

@@ -270,6 +270,24 @@ func (p *Pusher) Push(t core.Task) {
 // attempts (retries by timer are not waited for).
 func (p *Pusher) Wait() { p.wg.Wait() }
 
+// WaitUntil is Wait that gives up when ctx ends: a delivery still waiting
+// for its target then is pushed again by the sweep after its hold, if its
+// outcome is not recorded by then. It reports whether every delivery
+// finished.
+func (p *Pusher) WaitUntil(ctx context.Context) bool {
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // Shutdown starts no more deliveries and stops the retry timers, waits
 // until ctx ends for the deliveries under way to record their attempts,
 // then cancels those still waiting for their targets. What is left pending,
