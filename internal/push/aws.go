@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
@@ -90,10 +91,35 @@ func (s sqsSender) send(ctx context.Context, tg *Target, t *core.Task, body []by
 // no answer at all may pass; any other 4xx (no such function, access
 // denied, a bad request) is for good.
 func awsFailure(what string, err error) result {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && transientCodes[ae.ErrorCode()] {
+		return result{err: fmt.Errorf("%s: %w", what, err)}
+	}
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
 		code := re.HTTPStatusCode()
 		return result{err: fmt.Errorf("%s: %w", what, err), permanent: code >= 400 && code < 500 && code != 429}
 	}
 	return result{err: fmt.Errorf("%s: %w", what, err)}
+}
+
+// transientCodes are error codes of Lambda, SQS and KMS (behind an
+// encrypted queue) that pass with time although their status is a 4xx other
+// than 429: throttling, a function being updated, a key's request quota.
+var transientCodes = map[string]bool{
+	"TooManyRequestsException":      true,
+	"ThrottlingException":           true,
+	"Throttling":                    true,
+	"RequestThrottled":              true,
+	"RequestLimitExceeded":          true,
+	"EC2ThrottledException":         true,
+	"ResourceConflictException":     true, // the function is being updated
+	"ResourceNotReadyException":     true,
+	"KMSThrottlingException":        true,
+	"KmsThrottled":                  true,
+	"KMS.ThrottlingException":       true,
+	"ServiceUnavailable":            true,
+	"ServiceException":              true,
+	"SnapStartTimeoutException":     true,
+	"EFSMountConnectivityException": true,
 }
