@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,10 +52,15 @@ func validQueueChars(s string) bool {
 	return true
 }
 
-// groupID is the message group of a tenant: the tenant itself when SQS
-// accepts it (1-128 printable ASCII characters), else a hash of it.
-func groupID(tenant string) string {
-	ok := tenant != "" && len(tenant) <= 128
+// DefaultGroupBuckets is the default of Options.GroupBuckets: the message
+// groups each tenant's parked messages are spread over.
+const DefaultGroupBuckets = 4
+
+// tenantGroup is the part of a message group naming a tenant: the tenant
+// itself when SQS accepts it (1-128 printable ASCII characters) with room
+// for a bucket suffix of up to 3 characters, else a hash of it.
+func tenantGroup(tenant string) string {
+	ok := tenant != "" && len(tenant) <= 128-len("#63")
 	for i := 0; ok && i < len(tenant); i++ {
 		ok = tenant[i] >= 0x21 && tenant[i] <= 0x7e
 	}
@@ -62,6 +69,22 @@ func groupID(tenant string) string {
 	}
 	sum := sha256.Sum256([]byte(tenant))
 	return "h-" + hex.EncodeToString(sum[:16])
+}
+
+// groupID is the message group of task id of tenant with the tenant spread
+// over buckets groups: the tenant's part alone with one bucket, else that
+// part, '#' and a bucket chosen by a hash of the task id. The suffix never
+// contains '#', so groups of different tenants never collide. A task always
+// maps to the same group, so its re-sends share its first message's group
+// (SQS's high-throughput mode may scope deduplication to a group).
+func groupID(tenant, id string, buckets int) string {
+	g := tenantGroup(tenant)
+	if buckets <= 1 {
+		return g
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return g + "#" + strconv.Itoa(int(h.Sum32()%uint32(buckets)))
 }
 
 // parkedBody is the JSON body of a parking message.
@@ -110,9 +133,9 @@ func (s *Store) createQueue(ctx context.Context, pool string) error {
 	return nil
 }
 
-// Send enqueues p in its pool's FIFO queue: message group = tenant,
-// deduplication id = task id (a re-send within SQS's 5-minute window is
-// dropped by SQS).
+// Send enqueues p in its pool's FIFO queue: message group = tenant and
+// bucket (groupID), deduplication id = task id (a re-send within SQS's
+// 5-minute window is dropped by SQS).
 func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
 	u, err := s.queueURL(ctx, pool)
 	if err != nil {
@@ -125,7 +148,7 @@ func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
 	_, err = s.sqs.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:               aws.String(u),
 		MessageBody:            aws.String(string(body)),
-		MessageGroupId:         aws.String(groupID(p.Tenant)),
+		MessageGroupId:         aws.String(groupID(p.Tenant, p.TaskID, s.opts.GroupBuckets)),
 		MessageDeduplicationId: aws.String(p.TaskID),
 	})
 	if err != nil {
@@ -163,8 +186,9 @@ func (s *Store) receive(ctx context.Context, pool string, n int, wait time.Durat
 		return nil, err
 	}
 	// While this call holds a batch, the batch's message groups are blocked
-	// (FIFO), so a further receive returns other tenants' messages: a deep
-	// backlog of one tenant does not hide the others from pickFair.
+	// (FIFO), so a further receive returns other tenants' messages (or the
+	// same tenant's other buckets): a deep backlog of one tenant does not
+	// hide the others from pickFair.
 	var msgs []sqstypes.Message
 	for round := 0; round < receiveRounds; round++ {
 		out, err := s.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
@@ -184,7 +208,7 @@ func (s *Store) receive(ctx context.Context, pool string, n int, wait time.Durat
 			return nil, err
 		}
 		msgs = append(msgs, out.Messages...)
-		if len(out.Messages) < 10 || !oneGroup(msgs) {
+		if len(out.Messages) < 10 || !oneTenant(msgs, s.opts.GroupBuckets) {
 			break
 		}
 		wait = 0 // what a further round finds is there already
@@ -218,15 +242,26 @@ func (s *Store) receive(ctx context.Context, pool string, n int, wait time.Durat
 // receiveRounds bounds the ReceiveMessage calls of one Receive.
 const receiveRounds = 3
 
-// oneGroup reports whether msgs all belong to one message group, so that
-// other tenants may be waiting behind them.
-func oneGroup(msgs []sqstypes.Message) bool {
+// oneTenant reports whether msgs all belong to one tenant's message groups
+// (of buckets each), so that other tenants may be waiting behind them.
+func oneTenant(msgs []sqstypes.Message, buckets int) bool {
+	first := groupTenant(msgs[0], buckets)
 	for _, m := range msgs[1:] {
-		if m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)] != msgs[0].Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)] {
+		if groupTenant(m, buckets) != first {
 			return false
 		}
 	}
 	return true
+}
+
+// groupTenant returns the tenant part of m's message group, of groupID
+// with buckets.
+func groupTenant(m sqstypes.Message, buckets int) string {
+	g := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]
+	if i := strings.LastIndexByte(g, '#'); buckets > 1 && i >= 0 {
+		return g[:i]
+	}
+	return g
 }
 
 func (s *Store) releaseMessages(ctx context.Context, pool, u string, msgs []sqstypes.Message) error {

@@ -115,3 +115,59 @@ func TestQueueReceiveRounds(t *testing.T) {
 	}
 	require.Equal(t, 2, receives("single"), "the second batch finds the group held and ends the rounds")
 }
+
+// TestQueueTenantBuckets: one tenant's backlog is spread over
+// Options.GroupBuckets message groups, so that many receivers at once hold
+// one of its messages each; with one bucket the tenant is one group, and a
+// held message blocks the rest of its backlog.
+func TestQueueTenantBuckets(t *testing.T) {
+	t.Parallel()
+	for _, buckets := range []int{1, 4} {
+		b := setup(t, setupOpts{groupBuckets: buckets})
+		ctx := testCtx(t)
+		s := b.store
+		for i := range 40 {
+			require.NoError(t, s.Send(ctx, "p", core.Parked{TaskID: fmt.Sprintf("a%02d", i), Tenant: "acme", Deadline: t0}))
+		}
+		held := map[string]bool{}
+		for range buckets + 2 {
+			ds, err := s.Receive(ctx, "p", 1)
+			require.NoError(t, err)
+			for _, d := range ds {
+				require.False(t, held[d.TaskID], "a held message is received once")
+				held[d.TaskID] = true
+			}
+		}
+		require.Len(t, held, buckets, "with %d buckets, %d receivers hold one message each and no more", buckets, buckets)
+	}
+}
+
+// TestQueueBucketsKeepTenantsFair: with every tenant spread over the same
+// buckets, receivers that take one message at a time and delete it serve
+// two tenants with a backlog in turn, although one has ten times the
+// other's backlog ahead of it in the queue.
+func TestQueueBucketsKeepTenantsFair(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{groupBuckets: 4})
+	ctx := testCtx(t)
+	s := b.store
+	for i := range 40 {
+		require.NoError(t, s.Send(ctx, "p", core.Parked{TaskID: fmt.Sprintf("a%02d", i), Tenant: "acme", Deadline: t0}))
+	}
+	for i := range 4 {
+		require.NoError(t, s.Send(ctx, "p", core.Parked{TaskID: fmt.Sprintf("g%02d", i), Tenant: "globex", Deadline: t0}))
+	}
+	var tenants []string
+	for range 8 {
+		ds, err := s.Receive(ctx, "p", 1)
+		require.NoError(t, err)
+		require.Len(t, ds, 1)
+		tenants = append(tenants, ds[0].Tenant)
+		require.NoError(t, s.Delete(ctx, "p", ds[0].Receipt))
+	}
+	n := map[string]int{}
+	for _, tn := range tenants {
+		n[tn]++
+	}
+	require.Equal(t, map[string]int{"acme": 4, "globex": 4}, n, "served in turn: %v", tenants)
+}

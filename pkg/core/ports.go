@@ -187,8 +187,8 @@ func (w TaskWrite) Conflicts(exists bool, version int64) bool {
 }
 
 // ParkingQueue holds parked work per pool: at-least-once, roughly FIFO per
-// tenant, fair between tenants (an SQS FIFO queue per pool with a message
-// group per tenant). Consumers must be idempotent.
+// tenant, fair between tenants (an SQS FIFO queue per pool with a few
+// message groups per tenant). Consumers must be idempotent.
 type ParkingQueue interface {
 	// Send enqueues a parked task. Sending the same task twice may deliver
 	// it twice.
