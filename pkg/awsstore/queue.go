@@ -87,6 +87,20 @@ func groupID(tenant, id string, buckets int) string {
 	return g + "#" + strconv.Itoa(int(h.Sum32()%uint32(buckets)))
 }
 
+// dedupID is the deduplication id of p's message: the task id for a first
+// send or the outbox's re-send, so that SQS drops a re-send of a message it
+// took within 5 minutes; for a reconcile's re-send (p.Resend set), the task
+// id, "#r" and the minute of Resend, so that SQS does not drop it as a
+// repeat of the first send (whose message was lost, but whose id SQS keeps
+// for 5 minutes even after a purge or a delete), while the re-sends of
+// concurrent reconciles in one minute are one message.
+func dedupID(p core.Parked) string {
+	if p.Resend.IsZero() {
+		return p.TaskID
+	}
+	return p.TaskID + "#r" + strconv.FormatInt(p.Resend.Unix()/60, 10)
+}
+
 // parkedBody is the JSON body of a parking message.
 type parkedBody struct {
 	TaskID   string    `json:"taskId"`
@@ -134,8 +148,8 @@ func (s *Store) createQueue(ctx context.Context, pool string) error {
 }
 
 // Send enqueues p in its pool's FIFO queue: message group = tenant and
-// bucket (groupID), deduplication id = task id (a re-send within SQS's
-// 5-minute window is dropped by SQS).
+// bucket (groupID), deduplication id = dedupID (a send with the id of one
+// sent within SQS's 5-minute window is dropped by SQS).
 func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
 	u, err := s.queueURL(ctx, pool)
 	if err != nil {
@@ -149,7 +163,7 @@ func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
 		QueueUrl:               aws.String(u),
 		MessageBody:            aws.String(string(body)),
 		MessageGroupId:         aws.String(groupID(p.Tenant, p.TaskID, s.opts.GroupBuckets)),
-		MessageDeduplicationId: aws.String(p.TaskID),
+		MessageDeduplicationId: aws.String(dedupID(p)),
 	})
 	if err != nil {
 		return fmt.Errorf("awsstore: send %s to pool %s: %w", p.TaskID, pool, err)
