@@ -139,6 +139,14 @@
 //   - A task's bucket depends on its id alone, so its re-sends land in the
 //     group of its first message.
 //
+// The queue can lose messages the table keeps (a purge, a queue created
+// again, a message moved to the DLQ, a restored table). The Store is a
+// core.QueueReconciler: QueueShort compares the queue's approximate message
+// counts with the pool's parked count (one GetQueueAttributes), NonTerminal
+// pages through the due index, and a reconcile's re-send (Parked.Resend)
+// gets a deduplication id of its own per minute (dedupID), since SQS keeps
+// a deduplication id for 5 minutes even after its message is gone.
+//
 // Receive takes a batch of up to 10 messages and, while batches come back
 // full of one tenant's messages (of any of its buckets), up to two more: a
 // held batch blocks its message groups, so the next batch shows other
