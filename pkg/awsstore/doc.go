@@ -42,6 +42,8 @@
 //	Events(tenant, [from, to), pool?, task?)  Query AUDIT#<tenant> sk BETWEEN (from|after) AND to, FilterExpression on pool/task
 //	Purge(before)                             Query expiry index per kind and shard, exp_at < before, BatchWriteItem deletes of 25
 //	parked work                               SQS FIFO queue per pool (QueueName), group = tenant + bucket, dedup id = task id
+//	QueueShort(pool, parked)                  GetQueueAttributes (approximate message counts) of the pool's queue
+//	NonTerminal(after, limit)                 Query due index, one shard at a time, from the cursor's key on
 //
 // # Commit
 //

@@ -171,3 +171,15 @@ func TestQueueBucketsKeepTenantsFair(t *testing.T) {
 	}
 	require.Equal(t, map[string]int{"acme": 4, "globex": 4}, n, "served in turn: %v", tenants)
 }
+
+func TestGroupBucketsOption(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	require.Equal(t, awsstore.DefaultGroupBuckets, b.opts.GroupBuckets)
+	for _, n := range []int{-1, 65} {
+		o := b.opts
+		o.GroupBuckets = n
+		_, err := awsstore.New(testCtx(t), o)
+		require.ErrorContains(t, err, "GroupBuckets")
+	}
+}

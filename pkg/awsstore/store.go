@@ -79,7 +79,8 @@ type Options struct {
 	// tenant's messages: a FIFO group is blocked while any of its messages
 	// is in flight. Every tenant gets the same number of groups, so tenants
 	// with a backlog keep equal shares. Order within a tenant is FIFO per
-	// bucket only. 1 makes the group the tenant alone. 1 to 64. Default:
+	// bucket only. 1 makes the group the tenant alone. Changing it on a
+	// live queue changes the groups of new messages only. 1 to 64. Default:
 	// DefaultGroupBuckets.
 	GroupBuckets int
 	// IndexShards spreads the due, unsent and expiry indexes over this many
