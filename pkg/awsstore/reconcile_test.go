@@ -217,3 +217,60 @@ func TestNonTerminalPages(t *testing.T) {
 	_, _, err = b.store.NonTerminal(ctx, "bogus", 3)
 	require.Error(t, err)
 }
+
+// TestReconcileAfterQueueReplaced: the stack is replaced while tasks are
+// parked: the queue is deleted and created again, empty, and a new process
+// comes up on the retained table. Its first sweep reconciles: the parked
+// tasks still before their deadline are re-sent and start, one after the
+// other; the one whose deadline passed meanwhile expires.
+func TestReconcileAfterQueueReplaced(t *testing.T) {
+	t.Parallel()
+	clock := core.NewStubClock(t0)
+	b := setup(t, setupOpts{clock: clock})
+	ctx := testCtx(t)
+	s, err := core.New(core.Config{Backend: b.store, Clock: clock})
+	require.NoError(t, err)
+	require.NoError(t, s.PutPool(ctx, poolCfg("p", 1, 100)))
+	submit := func(tenant string, wait time.Duration) string {
+		res, err := s.Submit(ctx, core.SubmitRequest{Tenant: tenant, Pool: "p", MaxWait: wait, RunTimeout: time.Hour})
+		require.NoError(t, err)
+		return res.Task.ID
+	}
+	ids := []string{submit("acme", time.Hour), submit("acme", time.Hour), submit("globex", time.Hour)}
+	short := submit("globex", 3*time.Minute)
+
+	u, err := b.sqs.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(awsstore.QueueName(b.opts.QueuePrefix, "p"))})
+	require.NoError(t, err)
+	_, err = b.sqs.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: u.QueueUrl})
+	require.NoError(t, err)
+	clock.Advance(core.DefaultReconcileEvery)
+
+	store2, err := awsstore.New(ctx, b.opts)
+	require.NoError(t, err)
+	require.NoError(t, store2.CreateResources(ctx), "the new stack's queue")
+	s2, err := core.New(core.Config{Backend: store2, Clock: clock})
+	require.NoError(t, err)
+	require.Equal(t, 1, completeRunning(t, s2, b, ids), "the task that ran")
+	st, err := s2.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Expired, "past its deadline")
+	require.Equal(t, 2, st.Reconciled)
+	require.Equal(t, 1, st.Started)
+	done := 0
+	for range 5 {
+		done += completeRunning(t, s2, b, ids) // each completion hands its slot to the next
+	}
+	require.Equal(t, 2, done)
+	for _, id := range ids {
+		tk, err := b.store.Task(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, core.StateSucceeded, tk.State, id)
+	}
+	tk, err := b.store.Task(ctx, short)
+	require.NoError(t, err)
+	require.Equal(t, core.StateExpired, tk.State)
+	p, err := b.store.Pool(ctx, "p")
+	require.NoError(t, err)
+	require.Equal(t, 0, p.Running)
+	require.Equal(t, 0, p.Parked)
+}
