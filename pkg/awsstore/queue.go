@@ -57,10 +57,10 @@ func validQueueChars(s string) bool {
 const DefaultGroupBuckets = 4
 
 // tenantGroup is the part of a message group naming a tenant: the tenant
-// itself when SQS accepts it (1-128 printable ASCII characters) with room
-// for a bucket suffix of up to 3 characters, else a hash of it.
-func tenantGroup(tenant string) string {
-	ok := tenant != "" && len(tenant) <= 128-len("#63")
+// itself when SQS accepts it (printable ASCII characters, 128 in all with
+// the suffix of suffixLen characters that follows), else a hash of it.
+func tenantGroup(tenant string, suffixLen int) string {
+	ok := tenant != "" && len(tenant)+suffixLen <= 128
 	for i := 0; ok && i < len(tenant); i++ {
 		ok = tenant[i] >= 0x21 && tenant[i] <= 0x7e
 	}
@@ -73,18 +73,18 @@ func tenantGroup(tenant string) string {
 
 // groupID is the message group of task id of tenant with the tenant spread
 // over buckets groups: the tenant's part alone with one bucket, else that
-// part, '#' and a bucket chosen by a hash of the task id. The suffix never
-// contains '#', so groups of different tenants never collide. A task always
+// part, '#' and a bucket chosen by a hash of the task id. The bucket is
+// digits after the last '#', so groups of different tenants never collide. A task always
 // maps to the same group, so its re-sends share its first message's group
 // (SQS's high-throughput mode may scope deduplication to a group).
 func groupID(tenant, id string, buckets int) string {
-	g := tenantGroup(tenant)
 	if buckets <= 1 {
-		return g
+		return tenantGroup(tenant, 0)
 	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
-	return g + "#" + strconv.Itoa(int(h.Sum32()%uint32(buckets)))
+	suffix := "#" + strconv.Itoa(int(h.Sum32()%uint32(buckets)))
+	return tenantGroup(tenant, len(suffix)) + suffix
 }
 
 // dedupID is the deduplication id of p's message: the task id for a first

@@ -183,3 +183,24 @@ func TestGroupBucketsOption(t *testing.T) {
 		require.ErrorContains(t, err, "GroupBuckets")
 	}
 }
+
+func TestGroupID(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "acme", awsstore.GroupID("acme", "t1", 1), "one bucket: the tenant")
+	g := awsstore.GroupID("acme", "t1", 4)
+	require.Regexp(t, `^acme#[0-3]$`, g)
+	require.Equal(t, g, awsstore.GroupID("acme", "t1", 4), "a task's group is stable")
+	seen := map[string]bool{}
+	for i := range 40 {
+		seen[awsstore.GroupID("acme", fmt.Sprint("t", i), 4)] = true
+	}
+	require.Len(t, seen, 4, "tasks spread over every bucket")
+	long := strings.Repeat("x", 128)
+	require.Equal(t, long, awsstore.GroupID(long, "t1", 1))
+	for _, tenant := range []string{long, "with space", "", "é"} {
+		g := awsstore.GroupID(tenant, "t1", 64)
+		require.LessOrEqual(t, len(g), 128)
+		require.Regexp(t, `^[!-~]+#[0-9]+$`, g, "printable ASCII, as SQS requires")
+	}
+	require.NotEqual(t, awsstore.GroupID("a#1", "t1", 4), awsstore.GroupID("a", "t1", 4))
+}
