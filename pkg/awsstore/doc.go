@@ -41,7 +41,9 @@
 //	Ack(tenant, recipient, upTo)              Update HEAD SET acked conditioned on acked < upTo
 //	Events(tenant, [from, to), pool?, task?)  Query AUDIT#<tenant> sk BETWEEN (from|after) AND to, FilterExpression on pool/task
 //	Purge(before)                             Query expiry index per kind and shard, exp_at < before, BatchWriteItem deletes of 25
-//	parked work                               SQS FIFO queue per pool (QueueName), group = tenant, dedup id = task id
+//	parked work                               SQS FIFO queue per pool (QueueName), group = tenant + bucket, dedup id = task id
+//	QueueShort(pool, parked)                  GetQueueAttributes (approximate message counts) of the pool's queue
+//	NonTerminal(after, limit)                 Query due index, one shard at a time, from the cursor's key on
 //
 // # Commit
 //
@@ -112,14 +114,45 @@
 // # Parking queue
 //
 // One SQS FIFO queue per pool, named Options.QueuePrefix + pool + ".fifo"
-// (see QueueName for names SQS would refuse), message group per tenant
-// (FIFO within a tenant), deduplication id = task id. SQS and DynamoDB share
-// no transaction: core's outbox flag (Task.Unsent, the unsent index) and its
-// sweeper close the gap.
+// (see QueueName for names SQS would refuse), deduplication id = task id.
+// SQS and DynamoDB share no transaction: core's outbox flag (Task.Unsent,
+// the unsent index) and its sweeper close the gap.
+//
+// Each tenant's messages are spread over Options.GroupBuckets message groups
+// (default DefaultGroupBuckets): the tenant, '#' and a bucket chosen by a
+// hash of the task id. A FIFO message group is blocked while any of its
+// messages is in flight, so with the group = tenant alone, one receiver at
+// a time could hold a tenant's message: in a pool whose backlog belongs to
+// few tenants, most concurrent releases found nothing to hand their slot to
+// and fell back to a dispatch. With N buckets, up to N receivers hold one
+// tenant's messages at once. The trade-offs:
+//
+//   - Order within a tenant is FIFO per bucket, not per tenant: a later task
+//     of a tenant may start before an earlier one of another bucket (both
+//     parked at once). The rules do not depend on the order: every start
+//     checks its task's deadline and the pool's capacity, whichever message
+//     comes first.
+//   - Fairness between tenants holds because every tenant gets the same N
+//     groups: SQS serves groups, so tenants with a backlog in every bucket
+//     get equal shares, and a tenant with fewer parked tasks than buckets
+//     gets fewer groups, never more. Receive's pick (below) is by tenant,
+//     not by group, so a batch showing several tenants is served tenant by
+//     tenant whatever their buckets.
+//   - A task's bucket depends on its id alone, so its re-sends land in the
+//     group of its first message.
+//
+// The queue can lose messages the table keeps (a purge, a queue created
+// again, a message moved to the DLQ, a restored table). The Store is a
+// core.QueueReconciler: QueueShort compares the queue's approximate message
+// counts with the pool's parked count (one GetQueueAttributes), NonTerminal
+// pages through the due index, and a reconcile's re-send (Parked.Resend)
+// gets a deduplication id of its own per minute (dedupID), since SQS keeps
+// a deduplication id for 5 minutes even after its message is gone.
 //
 // Receive takes a batch of up to 10 messages and, while batches come back
-// full of one tenant's messages, up to two more: a held batch blocks its message groups, so the next
-// batch shows other tenants' messages behind one tenant's backlog. It picks
+// full of one tenant's messages (of any of its buckets), up to two more: a
+// held batch blocks its message groups, so the next batch shows other
+// tenants' messages behind one tenant's backlog. It picks
 // the messages asked for tenant by tenant, the tenant this Store served
 // (deleted) least recently first, and hands the rest back at once with one
 // ChangeMessageVisibilityBatch call. Delete removes a message, Release sets
@@ -128,10 +161,9 @@
 // visibility has passed on the clock, the pool's next Receive makes it
 // visible again first.
 //
-// A FIFO message group is blocked while any of its messages is in flight:
-// while one receiver holds a tenant's message, no receiver gets that
-// tenant's next one, and a released message comes back only when its group
-// holds nothing else. Dispatchers of one pool therefore start one tenant's
+// While one receiver holds a message of a group, no receiver gets that
+// group's next one, and a released message comes back only when its group
+// holds nothing else. Dispatchers of one pool therefore start one bucket's
 // parked tasks one batch at a time.
 //
 // # Retries and retention

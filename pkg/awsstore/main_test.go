@@ -34,8 +34,9 @@ type bundle struct {
 }
 
 type setupOpts struct {
-	visibility time.Duration
-	clock      core.Clock
+	visibility   time.Duration
+	clock        core.Clock
+	groupBuckets int
 }
 
 // setup returns a store over a fresh table and queue prefix on moto, with
@@ -57,7 +58,8 @@ func setup(t testing.TB, so ...setupOpts) *bundle {
 	b.opts = awsstore.Options{
 		DynamoDB: b.ddb, SQS: b.sqs,
 		Table: "parkinglot-" + name, QueuePrefix: "pl" + name + "-",
-		Visibility: o.visibility, Clock: o.clock, CreateQueues: true, ReturnConsumedCapacity: true,
+		Visibility: o.visibility, Clock: o.clock, GroupBuckets: o.groupBuckets,
+		CreateQueues: true, ReturnConsumedCapacity: true,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,10 +52,15 @@ func validQueueChars(s string) bool {
 	return true
 }
 
-// groupID is the message group of a tenant: the tenant itself when SQS
-// accepts it (1-128 printable ASCII characters), else a hash of it.
-func groupID(tenant string) string {
-	ok := tenant != "" && len(tenant) <= 128
+// DefaultGroupBuckets is the default of Options.GroupBuckets: the message
+// groups each tenant's parked messages are spread over.
+const DefaultGroupBuckets = 4
+
+// tenantGroup is the part of a message group naming a tenant: the tenant
+// itself when SQS accepts it (printable ASCII characters, 128 in all with
+// the suffix of suffixLen characters that follows), else a hash of it.
+func tenantGroup(tenant string, suffixLen int) string {
+	ok := tenant != "" && len(tenant)+suffixLen <= 128
 	for i := 0; ok && i < len(tenant); i++ {
 		ok = tenant[i] >= 0x21 && tenant[i] <= 0x7e
 	}
@@ -62,6 +69,36 @@ func groupID(tenant string) string {
 	}
 	sum := sha256.Sum256([]byte(tenant))
 	return "h-" + hex.EncodeToString(sum[:16])
+}
+
+// groupID is the message group of task id of tenant with the tenant spread
+// over buckets groups: the tenant's part alone with one bucket, else that
+// part, '#' and a bucket chosen by a hash of the task id. The bucket is
+// digits after the last '#', so groups of different tenants never collide. A task always
+// maps to the same group, so its re-sends share its first message's group
+// (SQS's high-throughput mode may scope deduplication to a group).
+func groupID(tenant, id string, buckets int) string {
+	if buckets <= 1 {
+		return tenantGroup(tenant, 0)
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	suffix := "#" + strconv.Itoa(int(h.Sum32()%uint32(buckets)))
+	return tenantGroup(tenant, len(suffix)) + suffix
+}
+
+// dedupID is the deduplication id of p's message: the task id for a first
+// send or the outbox's re-send, so that SQS drops a re-send of a message it
+// took within 5 minutes; for a reconcile's re-send (p.Resend set), the task
+// id, "#r" and the minute of Resend, so that SQS does not drop it as a
+// repeat of the first send (whose message was lost, but whose id SQS keeps
+// for 5 minutes even after a purge or a delete), while the re-sends of
+// concurrent reconciles in one minute are one message.
+func dedupID(p core.Parked) string {
+	if p.Resend.IsZero() {
+		return p.TaskID
+	}
+	return p.TaskID + "#r" + strconv.FormatInt(p.Resend.Unix()/60, 10)
 }
 
 // parkedBody is the JSON body of a parking message.
@@ -110,9 +147,9 @@ func (s *Store) createQueue(ctx context.Context, pool string) error {
 	return nil
 }
 
-// Send enqueues p in its pool's FIFO queue: message group = tenant,
-// deduplication id = task id (a re-send within SQS's 5-minute window is
-// dropped by SQS).
+// Send enqueues p in its pool's FIFO queue: message group = tenant and
+// bucket (groupID), deduplication id = dedupID (a send with the id of one
+// sent within SQS's 5-minute window is dropped by SQS).
 func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
 	u, err := s.queueURL(ctx, pool)
 	if err != nil {
@@ -125,8 +162,8 @@ func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
 	_, err = s.sqs.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:               aws.String(u),
 		MessageBody:            aws.String(string(body)),
-		MessageGroupId:         aws.String(groupID(p.Tenant)),
-		MessageDeduplicationId: aws.String(p.TaskID),
+		MessageGroupId:         aws.String(groupID(p.Tenant, p.TaskID, s.opts.GroupBuckets)),
+		MessageDeduplicationId: aws.String(dedupID(p)),
 	})
 	if err != nil {
 		return fmt.Errorf("awsstore: send %s to pool %s: %w", p.TaskID, pool, err)
@@ -163,8 +200,9 @@ func (s *Store) receive(ctx context.Context, pool string, n int, wait time.Durat
 		return nil, err
 	}
 	// While this call holds a batch, the batch's message groups are blocked
-	// (FIFO), so a further receive returns other tenants' messages: a deep
-	// backlog of one tenant does not hide the others from pickFair.
+	// (FIFO), so a further receive returns other tenants' messages (or the
+	// same tenant's other buckets): a deep backlog of one tenant does not
+	// hide the others from pickFair.
 	var msgs []sqstypes.Message
 	for round := 0; round < receiveRounds; round++ {
 		out, err := s.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
@@ -184,7 +222,7 @@ func (s *Store) receive(ctx context.Context, pool string, n int, wait time.Durat
 			return nil, err
 		}
 		msgs = append(msgs, out.Messages...)
-		if len(out.Messages) < 10 || !oneGroup(msgs) {
+		if len(out.Messages) < 10 || !oneTenant(msgs, s.opts.GroupBuckets) {
 			break
 		}
 		wait = 0 // what a further round finds is there already
@@ -218,15 +256,26 @@ func (s *Store) receive(ctx context.Context, pool string, n int, wait time.Durat
 // receiveRounds bounds the ReceiveMessage calls of one Receive.
 const receiveRounds = 3
 
-// oneGroup reports whether msgs all belong to one message group, so that
-// other tenants may be waiting behind them.
-func oneGroup(msgs []sqstypes.Message) bool {
+// oneTenant reports whether msgs all belong to one tenant's message groups
+// (of buckets each), so that other tenants may be waiting behind them.
+func oneTenant(msgs []sqstypes.Message, buckets int) bool {
+	first := groupTenant(msgs[0], buckets)
 	for _, m := range msgs[1:] {
-		if m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)] != msgs[0].Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)] {
+		if groupTenant(m, buckets) != first {
 			return false
 		}
 	}
 	return true
+}
+
+// groupTenant returns the tenant part of m's message group, of groupID
+// with buckets.
+func groupTenant(m sqstypes.Message, buckets int) string {
+	g := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]
+	if i := strings.LastIndexByte(g, '#'); buckets > 1 && i >= 0 {
+		return g[:i]
+	}
+	return g
 }
 
 func (s *Store) releaseMessages(ctx context.Context, pool, u string, msgs []sqstypes.Message) error {

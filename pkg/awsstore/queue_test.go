@@ -115,3 +115,92 @@ func TestQueueReceiveRounds(t *testing.T) {
 	}
 	require.Equal(t, 2, receives("single"), "the second batch finds the group held and ends the rounds")
 }
+
+// TestQueueTenantBuckets: one tenant's backlog is spread over
+// Options.GroupBuckets message groups, so that many receivers at once hold
+// one of its messages each; with one bucket the tenant is one group, and a
+// held message blocks the rest of its backlog.
+func TestQueueTenantBuckets(t *testing.T) {
+	t.Parallel()
+	for _, buckets := range []int{1, 4} {
+		b := setup(t, setupOpts{groupBuckets: buckets})
+		ctx := testCtx(t)
+		s := b.store
+		for i := range 40 {
+			require.NoError(t, s.Send(ctx, "p", core.Parked{TaskID: fmt.Sprintf("a%02d", i), Tenant: "acme", Deadline: t0}))
+		}
+		held := map[string]bool{}
+		for range buckets + 2 {
+			ds, err := s.Receive(ctx, "p", 1)
+			require.NoError(t, err)
+			for _, d := range ds {
+				require.False(t, held[d.TaskID], "a held message is received once")
+				held[d.TaskID] = true
+			}
+		}
+		require.Len(t, held, buckets, "with %d buckets, %d receivers hold one message each and no more", buckets, buckets)
+	}
+}
+
+// TestQueueBucketsKeepTenantsFair: with every tenant spread over the same
+// buckets, receivers that take one message at a time and delete it serve
+// two tenants with a backlog in turn, although one has ten times the
+// other's backlog ahead of it in the queue.
+func TestQueueBucketsKeepTenantsFair(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{groupBuckets: 4})
+	ctx := testCtx(t)
+	s := b.store
+	for i := range 40 {
+		require.NoError(t, s.Send(ctx, "p", core.Parked{TaskID: fmt.Sprintf("a%02d", i), Tenant: "acme", Deadline: t0}))
+	}
+	for i := range 4 {
+		require.NoError(t, s.Send(ctx, "p", core.Parked{TaskID: fmt.Sprintf("g%02d", i), Tenant: "globex", Deadline: t0}))
+	}
+	var tenants []string
+	for range 8 {
+		ds, err := s.Receive(ctx, "p", 1)
+		require.NoError(t, err)
+		require.Len(t, ds, 1)
+		tenants = append(tenants, ds[0].Tenant)
+		require.NoError(t, s.Delete(ctx, "p", ds[0].Receipt))
+	}
+	n := map[string]int{}
+	for _, tn := range tenants {
+		n[tn]++
+	}
+	require.Equal(t, map[string]int{"acme": 4, "globex": 4}, n, "served in turn: %v", tenants)
+}
+
+func TestGroupBucketsOption(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	require.Equal(t, awsstore.DefaultGroupBuckets, b.opts.GroupBuckets)
+	for _, n := range []int{-1, 65} {
+		o := b.opts
+		o.GroupBuckets = n
+		_, err := awsstore.New(testCtx(t), o)
+		require.ErrorContains(t, err, "GroupBuckets")
+	}
+}
+
+func TestGroupID(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "acme", awsstore.GroupID("acme", "t1", 1), "one bucket: the tenant")
+	g := awsstore.GroupID("acme", "t1", 4)
+	require.Regexp(t, `^acme#[0-3]$`, g)
+	require.Equal(t, g, awsstore.GroupID("acme", "t1", 4), "a task's group is stable")
+	seen := map[string]bool{}
+	for i := range 40 {
+		seen[awsstore.GroupID("acme", fmt.Sprint("t", i), 4)] = true
+	}
+	require.Len(t, seen, 4, "tasks spread over every bucket")
+	long := strings.Repeat("x", 128)
+	require.Equal(t, long, awsstore.GroupID(long, "t1", 1))
+	for _, tenant := range []string{long, "with space", "", "é"} {
+		g := awsstore.GroupID(tenant, "t1", 64)
+		require.LessOrEqual(t, len(g), 128)
+		require.Regexp(t, `^[!-~]+#[0-9]+$`, g, "printable ASCII, as SQS requires")
+	}
+	require.NotEqual(t, awsstore.GroupID("a#1", "t1", 4), awsstore.GroupID("a", "t1", 4))
+}

@@ -41,6 +41,7 @@ type SQSAPI interface {
 	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
 	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
 	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
 var (
@@ -72,6 +73,16 @@ type Options struct {
 	// ReceiveWait is the SQS long-poll wait of Receive; whole seconds, 0 to
 	// 20s. Default: 0 (short poll).
 	ReceiveWait time.Duration
+	// GroupBuckets spreads each tenant's parked messages over this many
+	// SQS message groups (the tenant and a bucket chosen by a hash of the
+	// task id), so that up to GroupBuckets receivers at once can hold one
+	// tenant's messages: a FIFO group is blocked while any of its messages
+	// is in flight. Every tenant gets the same number of groups, so tenants
+	// with a backlog keep equal shares. Order within a tenant is FIFO per
+	// bucket only. 1 makes the group the tenant alone. Changing it on a
+	// live queue changes the groups of new messages only. 1 to 64. Default:
+	// DefaultGroupBuckets.
+	GroupBuckets int
 	// IndexShards spreads the due, unsent and expiry indexes over this many
 	// index partitions, 1 to 64. Default: 4.
 	IndexShards int
@@ -103,6 +114,9 @@ func (o Options) WithDefaults() Options {
 	if o.IndexShards == 0 {
 		o.IndexShards = 4
 	}
+	if o.GroupBuckets == 0 {
+		o.GroupBuckets = DefaultGroupBuckets
+	}
 	if o.MessageRetention == 0 {
 		o.MessageRetention = core.DefaultMailboxRetention
 	}
@@ -127,6 +141,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("awsstore: Options.Visibility must be whole seconds from 1s to 12h, got %s", o.Visibility)
 	case o.ReceiveWait < 0 || o.ReceiveWait > 20*time.Second || o.ReceiveWait%time.Second != 0:
 		return fmt.Errorf("awsstore: Options.ReceiveWait must be whole seconds from 0 to 20s, got %s", o.ReceiveWait)
+	case o.GroupBuckets < 1 || o.GroupBuckets > 64:
+		return fmt.Errorf("awsstore: Options.GroupBuckets must be 1-64, got %d", o.GroupBuckets)
 	case o.IndexShards < 1 || o.IndexShards > 64:
 		return fmt.Errorf("awsstore: Options.IndexShards must be 1-64, got %d", o.IndexShards)
 	case o.MessageRetention < time.Second || o.EventRetention < time.Second:

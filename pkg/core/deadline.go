@@ -12,22 +12,24 @@ const sweepBatch = 256
 
 // SweepStats reports what one Sweep did.
 type SweepStats struct {
-	Expired  int // parked tasks past their deadline
-	TimedOut int // running tasks past their lease end
-	Pushed   int // started tasks of push pools pushed again
-	Resent   int // parked tasks whose queue message was re-sent
-	Started  int // parked tasks started by the safety-net dispatch
-	Purged   int // mailbox messages and audit events past retention
+	Expired    int // parked tasks past their deadline
+	TimedOut   int // running tasks past their lease end
+	Pushed     int // started tasks of push pools pushed again
+	Resent     int // parked tasks whose queue message was re-sent
+	Reconciled int // parked tasks re-sent by a reconcile of a queue that looked short
+	Started    int // parked tasks started by the safety-net dispatch
+	Purged     int // mailbox messages and audit events past retention
 }
 
 // Sweep is the safety net that repairs what crashes and lost wake-ups leave:
 // it expires parked tasks past their deadline, times out running tasks past
 // their lease end (freeing their slots), pushes again the started tasks
 // of push pools whose delivery is pending past its PushAt, re-sends queue messages of parked
-// tasks still flagged Unsent after OutboxGrace, dispatches every pool with a
-// free slot and parked work, and, at most every PurgeEvery, purges past
-// retention. It is safe to run concurrently with everything, also with other
-// sweeps.
+// tasks still flagged Unsent after OutboxGrace, at most every
+// ReconcileEvery re-sends the messages a lossy queue may have lost
+// (reconcile), dispatches every pool with a free slot and parked work, and,
+// at most every PurgeEvery, purges past retention. It is safe to run
+// concurrently with everything, also with other sweeps.
 func (s *Scheduler) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	var errs []error
@@ -42,6 +44,8 @@ func (s *Scheduler) Sweep(ctx context.Context) (SweepStats, error) {
 	pools, err := s.b.Pools(ctx)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("core: sweep: list pools: %w", err))
+	} else if err := s.reconcile(ctx, now, pools, &st); err != nil {
+		errs = append(errs, err)
 	}
 	for _, p := range pools {
 		if p.Parked == 0 || p.Running >= p.Capacity {
@@ -147,6 +151,73 @@ func (s *Scheduler) sweepUnsent(ctx context.Context, now time.Time, st *SweepSta
 			continue
 		}
 		st.Resent++
+	}
+	return errors.Join(errs...)
+}
+
+// reconcile re-sends the queue messages of parked tasks that a
+// QueueReconciler's queue may have lost, at most every ReconcileEvery per
+// Scheduler. The rule: in each pool whose queue looks short (fewer messages
+// than parked tasks), every parked task not flagged Unsent (the outbox's
+// re-send covers those) and parked for at least ReconcileEvery is sent
+// again, marked as a re-send (Parked.Resend) so that a deduplicating queue
+// does not drop it as a repeat of its first send. A re-sent task whose
+// message was not lost has two: consumers drop the one that comes after the
+// task left parked. The age bound keeps the duplicates of a queue that only
+// looked short (its counts lagging a burst of parks) to the tasks that have
+// waited long; a lost message of a younger task is re-sent by a later
+// reconcile, within about twice ReconcileEvery.
+func (s *Scheduler) reconcile(ctx context.Context, now time.Time, pools []Pool, st *SweepStats) error {
+	r, ok := s.b.(QueueReconciler)
+	if !ok {
+		return nil
+	}
+	last := s.lastReconcile.Load()
+	if last != 0 && now.UnixNano()-last < int64(s.cfg.ReconcileEvery) || !s.lastReconcile.CompareAndSwap(last, now.UnixNano()) {
+		return nil
+	}
+	var errs []error
+	short := map[string]bool{}
+	for _, p := range pools {
+		if p.Parked == 0 {
+			continue
+		}
+		ok, err := r.QueueShort(ctx, p.Name, p.Parked)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("core: sweep: reconcile %s: %w", p.Name, err))
+			continue
+		}
+		if ok {
+			short[p.Name] = true
+		}
+	}
+	after := ""
+	for len(short) > 0 {
+		ids, next, err := r.NonTerminal(ctx, after, sweepBatch)
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("core: sweep: reconcile: %w", err))...)
+		}
+		for _, id := range ids {
+			t, err := s.b.Task(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return errors.Join(append(errs, fmt.Errorf("core: sweep: read %s: %w", id, err))...)
+			}
+			if t.State != StateParked || t.Unsent || !short[t.Pool] || now.Sub(t.SubmittedAt) < s.cfg.ReconcileEvery || !now.Before(t.Deadline) {
+				continue
+			}
+			if err := s.b.Send(ctx, t.Pool, Parked{TaskID: t.ID, Tenant: t.Tenant, Deadline: t.Deadline, Resend: now}); err != nil {
+				errs = append(errs, fmt.Errorf("core: sweep: reconcile: send %s: %w", t.ID, err))
+				continue
+			}
+			st.Reconciled++
+		}
+		if next == "" {
+			break
+		}
+		after = next
 	}
 	return errors.Join(errs...)
 }

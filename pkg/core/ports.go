@@ -187,8 +187,8 @@ func (w TaskWrite) Conflicts(exists bool, version int64) bool {
 }
 
 // ParkingQueue holds parked work per pool: at-least-once, roughly FIFO per
-// tenant, fair between tenants (an SQS FIFO queue per pool with a message
-// group per tenant). Consumers must be idempotent.
+// tenant, fair between tenants (an SQS FIFO queue per pool with a few
+// message groups per tenant). Consumers must be idempotent.
 type ParkingQueue interface {
 	// Send enqueues a parked task. Sending the same task twice may deliver
 	// it twice.
@@ -207,6 +207,13 @@ type Parked struct {
 	TaskID   string
 	Tenant   string
 	Deadline time.Time
+	// Resend is zero for a task's first send and the outbox's re-sends,
+	// which a queue that deduplicates sends (SQS FIFO) may drop as repeats
+	// of an earlier send. A reconcile's re-send of a message that may be
+	// lost sets it to the time of the reconcile: a queue must not drop it as
+	// a repeat of a send of another Resend time (sends of one Resend time
+	// may be dropped as repeats of each other).
+	Resend time.Time
 }
 
 // Delivery is a received queue message.
@@ -248,6 +255,27 @@ type QueueLongPoller interface {
 	// ReceiveWait is Receive that waits up to wait (whole seconds, at most
 	// 20s) for a message when none is visible.
 	ReceiveWait(ctx context.Context, pool string, max int, wait time.Duration) ([]Delivery, error)
+}
+
+// QueueReconciler is implemented by a backend whose parking queue can lose
+// messages that its task items keep: on SQS a purge, a queue deleted and
+// created again, a message moved to a dead-letter queue, or a table
+// restored from a backup with queues that never held its parked tasks. Such
+// a task would wait, without a message, until its deadline. The sweep
+// therefore reconciles, every Config.ReconcileEvery, each pool whose queue
+// looks short with its parked tasks (Scheduler.Sweep).
+type QueueReconciler interface {
+	// QueueShort reports whether pool's queue may hold fewer messages than
+	// parked, the pool's parked count. It is a cheap check (one call per
+	// pool), and may be wrong either way for a while (SQS's approximate
+	// counts): a queue missing a message while it holds duplicates of
+	// other tasks' messages is found only once they are consumed.
+	QueueShort(ctx context.Context, pool string, parked int) (bool, error)
+	// NonTerminal returns up to limit ids of non-terminal tasks of every
+	// pool, from the page that cursor after names ("" for the first), and
+	// the cursor of the next page ("" after the last). core re-reads each
+	// task.
+	NonTerminal(ctx context.Context, after string, limit int) (ids []string, next string, err error)
 }
 
 // AuditStore queries the audit trail, written by Commit.

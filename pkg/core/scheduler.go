@@ -76,6 +76,11 @@ type Config struct {
 	AuditRetention time.Duration
 	// PurgeEvery is how often Sweep also purges past retention. Default: 1m.
 	PurgeEvery time.Duration
+	// ReconcileEvery is how often Sweep also reconciles the parking queues
+	// of a backend that is a QueueReconciler with its parked tasks, and how
+	// long a task must have been parked before the reconcile re-sends it.
+	// Default: DefaultReconcileEvery.
+	ReconcileEvery time.Duration
 	// MailboxPoll is the poll interval of a mailbox long poll on backends
 	// that are not MailboxWatchers. Default: 100ms.
 	MailboxPoll time.Duration
@@ -88,6 +93,9 @@ const (
 	DefaultMailboxRetention = 7 * 24 * time.Hour
 	DefaultAuditRetention   = 30 * 24 * time.Hour
 )
+
+// DefaultReconcileEvery is Config.ReconcileEvery's default.
+const DefaultReconcileEvery = 5 * time.Minute
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
@@ -109,6 +117,9 @@ func (c Config) WithDefaults() Config {
 	if c.PurgeEvery == 0 {
 		c.PurgeEvery = time.Minute
 	}
+	if c.ReconcileEvery == 0 {
+		c.ReconcileEvery = DefaultReconcileEvery
+	}
 	if c.MailboxPoll == 0 {
 		c.MailboxPoll = 100 * time.Millisecond
 	}
@@ -127,6 +138,7 @@ func (c Config) validate() error {
 		{"MailboxRetention", c.MailboxRetention},
 		{"AuditRetention", c.AuditRetention},
 		{"PurgeEvery", c.PurgeEvery},
+		{"ReconcileEvery", c.ReconcileEvery},
 		{"MailboxPoll", c.MailboxPoll},
 	} {
 		if d.v < 0 {
@@ -145,6 +157,9 @@ type Scheduler struct {
 	log       *slog.Logger
 	obs       Observer
 	lastPurge atomic.Int64
+	// lastReconcile is when this Scheduler's sweep last reconciled the
+	// parking queues (unix ns), 0 before the first.
+	lastReconcile atomic.Int64
 	// claimers are the claims waiting for work, by pool; tasks are the
 	// WaitTask calls waiting for a parked task, by task id. Both are
 	// signalled by what this process commits; other processes' commits

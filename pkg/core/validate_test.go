@@ -345,18 +345,20 @@ func TestConfigWithDefaults(t *testing.T) {
 	require.Equal(t, 7*24*time.Hour, c.MailboxRetention)
 	require.Equal(t, 30*24*time.Hour, c.AuditRetention)
 	require.Equal(t, time.Minute, c.PurgeEvery)
+	require.Equal(t, 5*time.Minute, c.ReconcileEvery)
 	require.Equal(t, 100*time.Millisecond, c.MailboxPoll)
 	require.Nil(t, c.Wake)
 	require.Nil(t, c.Observer)
 
 	clock := NewStubClock(t0)
-	set := Config{Clock: clock, OutboxGrace: time.Second, MailboxRetention: time.Hour, AuditRetention: 2 * time.Hour, PurgeEvery: 3 * time.Second, MailboxPoll: time.Millisecond}
+	set := Config{Clock: clock, OutboxGrace: time.Second, MailboxRetention: time.Hour, AuditRetention: 2 * time.Hour, PurgeEvery: 3 * time.Second, ReconcileEvery: 4 * time.Second, MailboxPoll: time.Millisecond}
 	got := set.WithDefaults()
 	require.Same(t, clock, got.Clock)
 	require.Equal(t, set.OutboxGrace, got.OutboxGrace)
 	require.Equal(t, set.MailboxRetention, got.MailboxRetention)
 	require.Equal(t, set.AuditRetention, got.AuditRetention)
 	require.Equal(t, set.PurgeEvery, got.PurgeEvery)
+	require.Equal(t, set.ReconcileEvery, got.ReconcileEvery)
 	require.Equal(t, set.MailboxPoll, got.MailboxPoll)
 }
 

@@ -188,3 +188,7 @@ func (s sqsClient) ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.Cha
 		return s.i.sqs.ChangeMessageVisibilityBatch(ctx, in, o...)
 	})
 }
+
+func (s sqsClient) GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, o ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error) {
+	return call(s.i, "SQS.GetQueueAttributes", func() (*sqs.GetQueueAttributesOutput, error) { return s.i.sqs.GetQueueAttributes(ctx, in, o...) })
+}
