@@ -434,7 +434,7 @@ func sweep(ctx context.Context, s *core.Scheduler, every time.Duration, log *slo
 			log.Warn("sweep failed; retrying at the next tick", "err", err)
 		}
 		if st != (core.SweepStats{}) {
-			log.Debug("sweep", "expired", st.Expired, "timedOut", st.TimedOut, "resent", st.Resent, "reconciled", st.Reconciled, "started", st.Started, "purged", st.Purged)
+			log.Debug("sweep", "expired", st.Expired, "timedOut", st.TimedOut, "resent", st.Resent, "pushed", st.Pushed, "reconciled", st.Reconciled, "started", st.Started, "purged", st.Purged)
 		}
 	}
 }

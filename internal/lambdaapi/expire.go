@@ -27,18 +27,22 @@ func (h *Handler) Schedule(ctx context.Context, ev events.EventBridgeEvent) (cor
 		total.Expired += st.Expired
 		total.TimedOut += st.TimedOut
 		total.Resent += st.Resent
+		total.Pushed += st.Pushed
+		total.Reconciled += st.Reconciled
 		total.Started += st.Started
 		total.Purged += st.Purged
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sweep %d: %w", n+1, err))
 		}
 		h.log.InfoContext(ctx, "sweep", "event", ev.ID, "expired", st.Expired, "timedOut", st.TimedOut,
-			"resent", st.Resent, "started", st.Started, "purged", st.Purged, "err", err)
+			"resent", st.Resent, "pushed", st.Pushed, "reconciled", st.Reconciled, "started", st.Started, "purged", st.Purged, "err", err)
 		h.mets.Emit([]string{"Function"}, map[string]string{"Function": string(h.fn)},
 			Metric{Name: "Sweeps", Unit: Count, Value: 1},
 			Metric{Name: "Expired", Unit: Count, Value: float64(st.Expired)},
 			Metric{Name: "TimedOut", Unit: Count, Value: float64(st.TimedOut)},
 			Metric{Name: "Resent", Unit: Count, Value: float64(st.Resent)},
+			Metric{Name: "Repushed", Unit: Count, Value: float64(st.Pushed)},
+			Metric{Name: "Reconciled", Unit: Count, Value: float64(st.Reconciled)},
 			Metric{Name: "SweepStarted", Unit: Count, Value: float64(st.Started)},
 			Metric{Name: "Purged", Unit: Count, Value: float64(st.Purged)})
 		if err := h.poolGauges(ctx); err != nil {
