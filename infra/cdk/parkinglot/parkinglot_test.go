@@ -71,6 +71,39 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 		`RouteThrottles["POST /v1/pools/{pool}/tasks"]`: func(p *parkinglot.Props) {
 			p.RouteThrottles = map[string]parkinglot.Throttle{"POST /v1/pools/{pool}/tasks": {RateLimit: 1}}
 		},
+		"Pools[0].Target: executor push needs a target": func(p *parkinglot.Props) {
+			p.Pools = []parkinglot.Pool{{Name: "gpu", Capacity: 4, Executor: parkinglot.ExecutorPush}}
+		},
+		"Pools[0].Executor: a pool with a Target pushes": func(p *parkinglot.Props) {
+			p.Pools = []parkinglot.Pool{{Name: "gpu", Capacity: 4, Executor: parkinglot.ExecutorPull,
+				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, parkinglot.HTTPSync)}}
+		},
+		"Pools[1].Target: LambdaTarget needs a function": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "fn", Capacity: 1, Target: parkinglot.LambdaTarget(nil)})
+		},
+		"Pools[1].Target: SQSTarget needs a queue": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "q", Capacity: 1, Target: parkinglot.SQSTarget(nil)})
+		},
+		"Pools[1].Target: Qualifier applies to lambda targets only": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, "", parkinglot.Qualifier("live"))})
+		},
+		"Pools[1].Target: invalid target.mode": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, "fast")})
+		},
+		"Pools[1].Target: invalid target.url": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+				Target: parkinglot.HTTPTarget("hooks.example.com", nil, parkinglot.HTTPSync)})
+		},
+		"Pools[1].Target: invalid target.maxAttempts": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, parkinglot.HTTPSync, parkinglot.MaxAttempts(101))})
+		},
+		"Pools[1].Target: invalid target.timeout": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, parkinglot.HTTPSync, parkinglot.DeliveryTimeout(time.Hour))})
+		},
 		"Domain":    func(p *parkinglot.Props) { p.Domain = &parkinglot.Domain{Name: "x.example.com"} },
 		"JWTIssuer": func(p *parkinglot.Props) { p.JWTIssuer = "http://issuer.example.com/" },
 	} {
@@ -79,6 +112,16 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 		require.ErrorContains(t, p.WithDefaults().Validate(), "parkinglot: "+field, field)
 	}
 	require.Contains(t, parkinglot.RouteKeys(), "POST /v1/pools/{pool}/tasks")
+
+	// A target makes a pool a push pool; an unsigned webhook is a target.
+	p := good
+	p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+		Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, "")})
+	p = p.WithDefaults()
+	require.NoError(t, p.Validate())
+	require.Equal(t, parkinglot.ExecutorPush, p.Pools[1].Executor)
+	require.True(t, p.Pools[1].Pushes())
+	require.False(t, p.Pools[0].Pushes())
 }
 
 func TestDefaultsReserveForDispatchAndExpire(t *testing.T) {
