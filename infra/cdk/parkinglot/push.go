@@ -27,8 +27,9 @@ var pushers = []Function{Submit, Dispatch, Expire}
 //
 // A lambda target's asynchronous invocation destinations, on success and
 // on failure, are set to the results queue (on its qualifier with
-// Qualifier), which lets the function send to it; dispatch consumes the
-// queue through its event source (functions).
+// Qualifier), which lets the function send to it, without retries of a
+// function error; dispatch consumes the queue through its event source
+// (functions).
 func (s *Parkinglot) pushTargets() {
 	configured := map[string]bool{}
 	for _, p := range s.props.Pools {
@@ -59,16 +60,21 @@ func (s *Parkinglot) pushTargets() {
 			continue
 		}
 		configured[key] = true
+		// No retry of a function error: the error is the task's outcome,
+		// and a retry would run the task again. Lambda still retries
+		// throttling and its own errors.
 		dest := awslambdadestinations.NewSqsDestination(s.ResultsQueue)
+		retries := jsii.Number(0)
 		if t.qualifier == "" {
-			t.fn.ConfigureAsyncInvoke(&awslambda.EventInvokeConfigOptions{OnSuccess: dest, OnFailure: dest})
+			t.fn.ConfigureAsyncInvoke(&awslambda.EventInvokeConfigOptions{OnSuccess: dest, OnFailure: dest, RetryAttempts: retries})
 			continue
 		}
 		awslambda.NewEventInvokeConfig(s.Construct, jsii.String("Destinations-"+p.Name), &awslambda.EventInvokeConfigProps{
-			Function:  t.fn,
-			Qualifier: jsii.String(t.qualifier),
-			OnSuccess: dest,
-			OnFailure: dest,
+			Function:      t.fn,
+			Qualifier:     jsii.String(t.qualifier),
+			OnSuccess:     dest,
+			OnFailure:     dest,
+			RetryAttempts: retries,
 		})
 	}
 }

@@ -186,6 +186,7 @@ func checkPush(t *testing.T, tpl map[string]any, fns map[string]map[string]any) 
 	for _, c := range ofType(tpl, "AWS::Lambda::EventInvokeConfig") {
 		if strings.Contains(js(t, c.Props["DestinationConfig"]), results) {
 			require.Equal(t, map[string]any{"OnSuccess": dest, "OnFailure": dest}, c.Props["DestinationConfig"], c.ID)
+			require.EqualValues(t, 0, c.Props["MaximumRetryAttempts"], "a function error is the task's outcome, not retried")
 			configs = append(configs, map[string]any{"FunctionName": c.Props["FunctionName"], "Qualifier": c.Props["Qualifier"]})
 		}
 	}
