@@ -117,6 +117,7 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 	p := good
 	p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
 		Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, "")})
+	require.True(t, p.Pools[1].Pushes(), "before the defaults too")
 	p = p.WithDefaults()
 	require.NoError(t, p.Validate())
 	require.Equal(t, parkinglot.ExecutorPush, p.Pools[1].Executor)

@@ -81,8 +81,11 @@ type Pool struct {
 	Target Target
 }
 
-// Pushes reports whether p is a push pool.
-func (p Pool) Pushes() bool { return p.Executor == ExecutorPush }
+// Pushes reports whether p is a push pool: ExecutorPush, or a Target and
+// no Executor.
+func (p Pool) Pushes() bool {
+	return p.Executor == ExecutorPush || p.Executor == "" && p.Target != nil
+}
 
 // FunctionProps tunes one function. Zero fields take the function's
 // defaults (DefaultFunctionProps).
