@@ -56,7 +56,11 @@ const (
 	// SubmitMaxReceives is the number of attempts of an event-driven
 	// submission before its message goes to the submit DLQ.
 	SubmitMaxReceives = 5
-	retentionDays     = 14
+	// ResultsMaxReceives is the number of attempts at a push result (a
+	// lambda target's destination record, an sqs target's worker's
+	// outcome) before its message goes to the results DLQ.
+	ResultsMaxReceives = 5
+	retentionDays      = 14
 )
 
 // MetricsNamespace is the CloudWatch namespace of the functions' EMF
@@ -79,6 +83,13 @@ type Parkinglot struct {
 	// holds those that failed.
 	SubmitQueue awssqs.Queue
 	SubmitDLQ   awssqs.Queue
+	// ResultsQueue, a standard queue, takes the outcomes of pushed tasks:
+	// the destination records of lambda targets and the outcomes that
+	// workers of sqs targets send (GrantWorker). Dispatch consumes it.
+	// ResultsDLQ holds the results that failed. Both are nil without a
+	// push pool.
+	ResultsQueue awssqs.Queue
+	ResultsDLQ   awssqs.Queue
 	// Functions are the four functions by name.
 	Functions map[Function]awslambda.Function
 	// API is the HTTP API, Stage its $default stage, AccessLogs the
@@ -126,6 +137,7 @@ func build(scope constructs.Construct, id string, props *Props) (*Parkinglot, er
 	s.queues()
 	s.functions()
 	s.grants()
+	s.pushTargets()
 	s.api()
 	s.schedule()
 	s.eventSubmissions()
@@ -269,6 +281,30 @@ func (s *Parkinglot) queues() {
 		RetentionPeriod:   days,
 		DeadLetterQueue:   &awssqs.DeadLetterQueue{Queue: s.SubmitDLQ, MaxReceiveCount: jsii.Number(SubmitMaxReceives)},
 	}))
+	if !s.pushes() {
+		return
+	}
+	// Standard queues: Lambda's asynchronous invocation destinations do
+	// not support FIFO queues.
+	s.ResultsDLQ = awssqs.NewQueue(s.Construct, jsii.String("ResultsDLQ"), s.encryption(&awssqs.QueueProps{
+		RetentionPeriod: days,
+	}))
+	s.ResultsQueue = awssqs.NewQueue(s.Construct, jsii.String("ResultsQueue"), s.encryption(&awssqs.QueueProps{
+		// Six times dispatch's timeout, as Lambda advises.
+		VisibilityTimeout: awscdk.Duration_Seconds(jsii.Number(6 * s.props.Functions[Dispatch].Timeout.Seconds())),
+		RetentionPeriod:   days,
+		DeadLetterQueue:   &awssqs.DeadLetterQueue{Queue: s.ResultsDLQ, MaxReceiveCount: jsii.Number(ResultsMaxReceives)},
+	}))
+}
+
+// pushes reports whether any pool pushes.
+func (s *Parkinglot) pushes() bool {
+	for _, p := range s.props.Pools {
+		if p.Pushes() {
+			return true
+		}
+	}
+	return false
 }
 
 // functions builds the four functions from their zips: provided.al2023 on
@@ -303,6 +339,13 @@ func (s *Parkinglot) functions() {
 			BatchSize:               jsii.Number(10),
 			ReportBatchItemFailures: jsii.Bool(true),
 		}))
+	if s.ResultsQueue != nil {
+		s.Functions[Dispatch].AddEventSource(awslambdaeventsources.NewSqsEventSource(s.ResultsQueue,
+			&awslambdaeventsources.SqsEventSourceProps{
+				BatchSize:               jsii.Number(10),
+				ReportBatchItemFailures: jsii.Bool(true),
+			}))
+	}
 }
 
 // env is function f's environment (lambdaapi.LoadEnv reads it): the
@@ -335,20 +378,27 @@ func (s *Parkinglot) env(f Function) *map[string]*string {
 	return &env
 }
 
-// PoolsJSON is pools in the form of the functions' PARKINGLOT_POOLS.
+// PoolsJSON is pools in the form of the functions' PARKINGLOT_POOLS
+// (lambdaapi.EnvPools). A push pool's target names its function, queue and
+// secret by their ARN or URL, tokens that CloudFormation resolves; an HTTP
+// target's secret by its ARN only.
 func PoolsJSON(pools []Pool) string {
 	type envPool struct {
-		Name           string `json:"name"`
-		Capacity       int    `json:"capacity"`
-		MaxParked      int    `json:"maxParked"`
-		DefaultMaxWait string `json:"defaultMaxWait"`
-		RunTimeout     string `json:"runTimeout"`
-		Executor       string `json:"executor,omitempty"`
+		Name           string     `json:"name"`
+		Capacity       int        `json:"capacity"`
+		MaxParked      int        `json:"maxParked"`
+		DefaultMaxWait string     `json:"defaultMaxWait"`
+		RunTimeout     string     `json:"runTimeout"`
+		Executor       string     `json:"executor,omitempty"`
+		Target         *envTarget `json:"target,omitempty"`
 	}
 	out := make([]envPool, len(pools))
 	for i, p := range pools {
 		out[i] = envPool{Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked,
 			DefaultMaxWait: p.DefaultMaxWait.String(), RunTimeout: p.RunTimeout.String(), Executor: string(p.Executor)}
+		if p.Target != nil {
+			out[i].Target = p.Target.target().env()
+		}
 	}
 	b, err := json.Marshal(out)
 	if err != nil {

@@ -11,10 +11,12 @@
 //
 // It builds the DynamoDB table of pkg/awsstore (from awsstore.TableSchema),
 // one SQS FIFO parking queue per pool with its dead-letter queue, the
-// submit queue for event-driven submissions, the four Lambda functions from
+// submit queue for event-driven submissions, with push pools (Pool.Target)
+// the results queue that dispatch consumes, the four Lambda functions from
 // prebuilt zips (make lambdas), the HTTP API with its JWT authorizer and
 // the routes of the API, the once-a-minute schedule of expire, grants
-// narrowed to the calls each function makes, alarms on an SNS topic, a
+// narrowed to the calls each function makes (pushing to the targets
+// included), the lambda targets' destinations, alarms on an SNS topic, a
 // dashboard and the API's access logs. cdk-nag's AwsSolutions findings
 // that the construct accepts are suppressed on its own resources, each with
 // its reason.

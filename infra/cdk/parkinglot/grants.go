@@ -139,9 +139,12 @@ func (s *Parkinglot) GrantSubmit(grantee awsiam.IGrantable) awsiam.Grant {
 // dynamodb:GetItem, BatchGetItem, PutItem, UpdateItem and
 // ConditionCheckItem; on every parking queue, sqs:ReceiveMessage,
 // ChangeMessageVisibility, DeleteMessage and GetQueueUrl; with
-// Props.EncryptionKey, encrypt and decrypt with the key. It grants no
-// Scan, no Query, no deletion and no sending to the parking queues. A
-// worker that calls the HTTP API presents a JWT and needs no grant.
+// Props.EncryptionKey, encrypt and decrypt with the key. With a push pool,
+// also sqs:SendMessage on the results queue, where a worker of an sqs
+// target may send its outcome ({taskId, lease, status, result?, error?}).
+// It grants no Scan, no Query, no deletion and no sending to the parking
+// queues. A worker that calls the HTTP API presents a JWT and needs no
+// grant.
 func (s *Parkinglot) GrantWorker(grantee awsiam.IGrantable) awsiam.Grant {
 	var queues []*string
 	for _, p := range s.props.Pools {
@@ -149,6 +152,9 @@ func (s *Parkinglot) GrantWorker(grantee awsiam.IGrantable) awsiam.Grant {
 	}
 	g := allow(grantee, transitionActions, []*string{s.Table.TableArn()}, nil)
 	g = g.Combine(allow(grantee, consumeActions, queues, nil))
+	if s.ResultsQueue != nil {
+		g = g.Combine(allow(grantee, []string{"sqs:SendMessage"}, []*string{s.ResultsQueue.QueueArn()}, nil))
+	}
 	if k := s.props.EncryptionKey; k != nil {
 		g = g.Combine(k.GrantEncryptDecrypt(grantee))
 	}

@@ -77,6 +77,9 @@ func (s *Parkinglot) monitoring() {
 	}
 
 	dlqs := map[string]awssqs.Queue{"submit": s.SubmitDLQ}
+	if s.ResultsDLQ != nil {
+		dlqs["results"] = s.ResultsDLQ
+	}
 	for _, p := range s.props.Pools {
 		dlqs["pool-"+p.Name] = s.PoolDLQs[p.Name]
 	}
@@ -166,6 +169,13 @@ func (s *Parkinglot) dashboard(depth map[string]awscloudwatch.IMetric) {
 		dlq = append(dlq, s.PoolDLQs[p.Name].MetricApproximateNumberOfMessagesVisible(nil))
 	}
 	dlq = append(dlq, s.SubmitDLQ.MetricApproximateNumberOfMessagesVisible(nil))
+	queues := []awscloudwatch.IMetric{s.SubmitQueue.MetricApproximateNumberOfMessagesVisible(nil),
+		s.SubmitQueue.MetricApproximateAgeOfOldestMessage(nil)}
+	if s.ResultsQueue != nil {
+		dlq = append(dlq, s.ResultsDLQ.MetricApproximateNumberOfMessagesVisible(nil))
+		queues = append(queues, s.ResultsQueue.MetricApproximateNumberOfMessagesVisible(nil),
+			s.ResultsQueue.MetricApproximateAgeOfOldestMessage(nil))
+	}
 	awscloudwatch.NewDashboard(s.Construct, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
 		DashboardName: jsii.String(s.props.Name),
 		Widgets: &[]*[]awscloudwatch.IWidget{
@@ -176,8 +186,7 @@ func (s *Parkinglot) dashboard(depth map[string]awscloudwatch.IMetric) {
 			{graph("Function errors", errs...), graph("Function duration p99", dur...)},
 			{graph("Throttles", thr...), graph("Parked per pool (queue depth)", parked...)},
 			{graph("Pool saturation % (running / capacity)", sat...), graph("Wake latency p99 (ms)", wake...)},
-			{graph("Dead-letter queues", dlq...), graph("Submit queue", s.SubmitQueue.MetricApproximateNumberOfMessagesVisible(nil),
-				s.SubmitQueue.MetricApproximateAgeOfOldestMessage(nil))},
+			{graph("Dead-letter queues", dlq...), graph("Submit and results queues", queues...)},
 			{graph("DynamoDB throttled requests", s.Table.MetricThrottledRequestsForOperations(nil)),
 				graph("DynamoDB consumed write units", s.Table.MetricConsumedWriteCapacityUnits(nil))},
 		},

@@ -24,10 +24,11 @@ func (s *Parkinglot) suppress() {
 	fn := []suppression{{id: "AwsSolutions-IAM4", appliesTo: []string{basicExecution},
 		reason: "AWSLambdaBasicExecutionRole grants only logs:CreateLogGroup, logs:CreateLogStream and " +
 			"logs:PutLogEvents, which every function needs to write its logs"}}
-	if s.props.EncryptionKey != nil {
+	if s.props.EncryptionKey != nil || s.targetKeys() {
 		fn = append(fn, suppression{id: "AwsSolutions-IAM5", appliesTo: []string{"Action::kms:ReEncrypt*", "Action::kms:GenerateDataKey*"},
-			reason: "CDK's encrypt-decrypt grant on the customer-managed key of the table and queues, the key alone: " +
-				"DynamoDB and SQS generate and re-encrypt data keys under it on the functions' behalf"})
+			reason: "CDK's encrypt-decrypt grant on a customer-managed key, the key alone (that of the table and " +
+				"queues, or an sqs push target's queue's): DynamoDB and SQS generate and re-encrypt data keys under " +
+				"it on the functions' behalf"})
 	}
 	for _, f := range Functions {
 		cdknag.NagSuppressions_AddResourceSuppressions(s.Functions[f], packs(fn), jsii.Bool(true))

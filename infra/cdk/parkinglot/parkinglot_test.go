@@ -71,6 +71,39 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 		`RouteThrottles["POST /v1/pools/{pool}/tasks"]`: func(p *parkinglot.Props) {
 			p.RouteThrottles = map[string]parkinglot.Throttle{"POST /v1/pools/{pool}/tasks": {RateLimit: 1}}
 		},
+		"Pools[0].Target: executor push needs a target": func(p *parkinglot.Props) {
+			p.Pools = []parkinglot.Pool{{Name: "gpu", Capacity: 4, Executor: parkinglot.ExecutorPush}}
+		},
+		"Pools[0].Executor: a pool with a Target pushes": func(p *parkinglot.Props) {
+			p.Pools = []parkinglot.Pool{{Name: "gpu", Capacity: 4, Executor: parkinglot.ExecutorPull,
+				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, parkinglot.HTTPSync)}}
+		},
+		"Pools[1].Target: LambdaTarget needs a function": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "fn", Capacity: 1, Target: parkinglot.LambdaTarget(nil)})
+		},
+		"Pools[1].Target: SQSTarget needs a queue": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "q", Capacity: 1, Target: parkinglot.SQSTarget(nil)})
+		},
+		"Pools[1].Target: Qualifier applies to lambda targets only": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, "", parkinglot.Qualifier("live"))})
+		},
+		"Pools[1].Target: invalid target.mode": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, "fast")})
+		},
+		"Pools[1].Target: invalid target.url": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+				Target: parkinglot.HTTPTarget("hooks.example.com", nil, parkinglot.HTTPSync)})
+		},
+		"Pools[1].Target: invalid target.maxAttempts": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, parkinglot.HTTPSync, parkinglot.MaxAttempts(101))})
+		},
+		"Pools[1].Target: invalid target.timeout": func(p *parkinglot.Props) {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, parkinglot.HTTPSync, parkinglot.DeliveryTimeout(time.Hour))})
+		},
 		"Domain":    func(p *parkinglot.Props) { p.Domain = &parkinglot.Domain{Name: "x.example.com"} },
 		"JWTIssuer": func(p *parkinglot.Props) { p.JWTIssuer = "http://issuer.example.com/" },
 	} {
@@ -79,6 +112,17 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 		require.ErrorContains(t, p.WithDefaults().Validate(), "parkinglot: "+field, field)
 	}
 	require.Contains(t, parkinglot.RouteKeys(), "POST /v1/pools/{pool}/tasks")
+
+	// A target makes a pool a push pool; an unsigned webhook is a target.
+	p := good
+	p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
+		Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, "")})
+	require.True(t, p.Pools[1].Pushes(), "before the defaults too")
+	p = p.WithDefaults()
+	require.NoError(t, p.Validate())
+	require.Equal(t, parkinglot.ExecutorPush, p.Pools[1].Executor)
+	require.True(t, p.Pools[1].Pushes())
+	require.False(t, p.Pools[0].Pushes())
 }
 
 func TestDefaultsReserveForDispatchAndExpire(t *testing.T) {
@@ -174,7 +218,8 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 
 	// The user's own resources.
 	keys := ofType(tpl, "AWS::KMS::Key")
-	require.Len(t, keys, 1)
+	require.Len(t, keys, 2) // the data key, and the key of the sqs target's queue
+	require.True(t, strings.HasPrefix(keys[0].ID, "DataKey"), keys[0].ID)
 	key := getAtt(keys[0].ID, "Arn")
 	roles := map[string]bool{}
 	for _, r := range ofType(tpl, "AWS::IAM::Role") {
@@ -189,8 +234,13 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 	require.Len(t, tables, 1)
 	require.True(t, strings.HasPrefix(tables[0].ID, "Scheduler"), tables[0].ID)
 	require.Equal(t, map[string]any{"KMSMasterKeyId": key, "SSEEnabled": true, "SSEType": "KMS"}, tables[0].Props["SSESpecification"])
-	queues := ofType(tpl, "AWS::SQS::Queue")
-	require.Len(t, queues, 2*2+2)
+	var queues []resource
+	for _, q := range ofType(tpl, "AWS::SQS::Queue") {
+		if strings.HasPrefix(q.ID, "Scheduler") {
+			queues = append(queues, q)
+		}
+	}
+	require.Len(t, queues, 6*2+2+2) // pools and their DLQs, submit and results queues and their DLQs
 	names := map[string]bool{}
 	for _, q := range queues {
 		require.Equal(t, key, q.Props["KmsMasterKeyId"], q.ID)
@@ -199,8 +249,11 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 			names[n] = true
 		}
 	}
-	require.Equal(t, map[string]bool{"user-render.fifo": true, "user-mail.fifo": true,
-		"user-dlq-render.fifo": true, "user-dlq-mail.fifo": true}, names)
+	want := map[string]bool{}
+	for _, p := range []string{"render", "mail", "thumbs", "reports", "hooks", "jobs"} {
+		want["user-"+p+".fifo"], want["user-dlq-"+p+".fifo"] = true, true
+	}
+	require.Equal(t, want, names)
 	// EventBridge may write failed submissions into the encrypted DLQ.
 	require.Contains(t, js(t, keys[0].Props["KeyPolicy"]), "events.amazonaws.com")
 
@@ -208,13 +261,15 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 	// rest the defaults.
 	fns := map[string]map[string]any{}
 	for _, f := range ofType(tpl, "AWS::Lambda::Function") {
-		fns[strings.TrimPrefix(f.Props["Description"].(string), "Parkinglot ")] = f.Props
+		if strings.HasPrefix(f.ID, "Scheduler") {
+			fns[strings.TrimPrefix(f.Props["Description"].(string), "Parkinglot ")] = f.Props
+		}
 	}
 	require.Len(t, fns, 4)
-	want := map[string][3]any{ // memory, timeout, reserved concurrency
+	wantFns := map[string][3]any{ // memory, timeout, reserved concurrency
 		"submit": {256, 15, nil}, "dispatch": {512, 25, 10}, "expire": {256, 60, 2}, "mailbox": {256, 29, nil},
 	}
-	for f, w := range want {
+	for f, w := range wantFns {
 		require.EqualValues(t, w[0], fns[f]["MemorySize"], f)
 		require.EqualValues(t, w[1], fns[f]["Timeout"], f)
 		if w[2] == nil {
@@ -223,9 +278,13 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 			require.EqualValues(t, w[2], fns[f]["ReservedConcurrentExecutions"], f)
 		}
 	}
-	pools := fns["submit"]["Environment"].(map[string]any)["Variables"].(map[string]any)["PARKINGLOT_POOLS"]
-	require.JSONEq(t, `[{"name":"render","capacity":8,"maxParked":100,"defaultMaxWait":"10m0s","runTimeout":"5m0s","executor":"pull"},
-		{"name":"mail","capacity":2,"maxParked":50,"defaultMaxWait":"1h0m0s","runTimeout":"5m0s"}]`, pools.(string))
+	var pools []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(resolve(t, poolsEnv(fns["submit"]), nil)), &pools))
+	require.Len(t, pools, 6)
+	require.Equal(t, []map[string]any{
+		{"name": "render", "capacity": 8.0, "maxParked": 100.0, "defaultMaxWait": "10m0s", "runTimeout": "5m0s", "executor": "pull"},
+		{"name": "mail", "capacity": 2.0, "maxParked": 50.0, "defaultMaxWait": "1h0m0s", "runTimeout": "5m0s"},
+	}, pools[:2])
 
 	// The API: CORS, its preflight route without authorization, the
 	// throttles, the custom domain.
@@ -269,17 +328,21 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 
 	// Grants: the producer may send to the submit queue only; the worker
 	// may run transitions and consume the parking queues.
-	var submitQ string
+	var submitQ, resultsQ string
 	poolQs := map[string]bool{}
 	for _, q := range queues {
-		if q.Props["FifoQueue"] == nil && q.Props["RedrivePolicy"] != nil {
+		if strings.HasPrefix(q.ID, "SchedulerSubmitQueue") {
 			submitQ = q.ID
+		}
+		if strings.HasPrefix(q.ID, "SchedulerResultsQueue") {
+			resultsQ = q.ID
 		}
 		if q.Props["FifoQueue"] == true && q.Props["RedrivePolicy"] != nil {
 			poolQs[q.ID] = true
 		}
 	}
 	require.NotEmpty(t, submitQ)
+	require.NotEmpty(t, resultsQ)
 	policy := func(role string) map[string][]string { // resource JSON -> actions
 		out := map[string][]string{}
 		for _, p := range ofType(tpl, "AWS::IAM::Policy") {
@@ -293,8 +356,12 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 				if !ok {
 					res = []any{st["Resource"]}
 				}
+				actions, ok := st["Action"].([]any)
+				if !ok {
+					actions = []any{st["Action"]}
+				}
 				for _, r := range res {
-					for _, a := range st["Action"].([]any) {
+					for _, a := range actions {
 						out[js(t, r)] = append(out[js(t, r)], a.(string))
 					}
 				}
@@ -314,8 +381,12 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 	for q := range poolQs {
 		worker[js(t, getAtt(q, "Arn"))] = []string{"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueUrl"}
 	}
-	require.Len(t, poolQs, 2)
+	require.Len(t, poolQs, 6)
+	// A worker of an sqs target may send its outcome to the results queue.
+	worker[js(t, getAtt(resultsQ, "Arn"))] = []string{"sqs:SendMessage"}
 	require.Equal(t, worker, policy("Worker"))
+
+	t.Run("push", func(t *testing.T) { checkPush(t, tpl, fns) })
 }
 
 // cfnLint fails t on any cfn-lint error in the template at path.

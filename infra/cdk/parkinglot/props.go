@@ -49,6 +49,9 @@ const (
 	ExecutorPermit Executor = Executor(core.ExecutorPermit)
 	// ExecutorPull: tasks park until a worker claims them.
 	ExecutorPull Executor = Executor(core.ExecutorPull)
+	// ExecutorPush: every start is delivered to the pool's Target. A pool
+	// with a Target is a push pool when its Executor is empty.
+	ExecutorPush Executor = Executor(core.ExecutorPush)
 )
 
 // Pool is one pool the construct deploys: a parking queue, and the pool
@@ -70,8 +73,18 @@ type Pool struct {
 	// functions' environment (PARKINGLOT_POOLS) does not carry it, so only
 	// 0 or 1 is accepted.
 	SlotShards int
-	// Executor is ExecutorPermit (also when empty) or ExecutorPull.
+	// Executor is ExecutorPermit (also when empty), ExecutorPull or
+	// ExecutorPush; empty with a Target, ExecutorPush.
 	Executor Executor
+	// Target is a push pool's target (LambdaTarget, HTTPTarget,
+	// SQSTarget): required with ExecutorPush, refused with the others.
+	Target Target
+}
+
+// Pushes reports whether p is a push pool: ExecutorPush, or a Target and
+// no Executor.
+func (p Pool) Pushes() bool {
+	return p.Executor == ExecutorPush || p.Executor == "" && p.Target != nil
 }
 
 // FunctionProps tunes one function. Zero fields take the function's
@@ -226,6 +239,9 @@ func (p Props) WithDefaults() Props {
 		if pool.RunTimeout == 0 {
 			pool.RunTimeout = 5 * time.Minute
 		}
+		if pool.Executor == "" && pool.Target != nil {
+			pool.Executor = ExecutorPush
+		}
 		pools[i] = pool
 	}
 	p.Pools = pools
@@ -316,6 +332,16 @@ func (p Props) validatePools() error {
 		}
 		if pool.SlotShards > 1 {
 			return fmt.Errorf("parkinglot: Pools[%d].SlotShards: the functions' environment does not carry slot shards; must be 0 or 1, got %d", i, pool.SlotShards)
+		}
+		switch {
+		case pool.Pushes() && pool.Target == nil:
+			return fmt.Errorf("parkinglot: Pools[%d].Target: executor push needs a target (LambdaTarget, HTTPTarget or SQSTarget)", i)
+		case !pool.Pushes() && pool.Target != nil:
+			return fmt.Errorf("parkinglot: Pools[%d].Executor: a pool with a Target pushes: leave Executor empty or set ExecutorPush, got %q", i, pool.Executor)
+		case pool.Target != nil:
+			if err := pool.Target.target().validate(i, pool.Name); err != nil {
+				return err
+			}
 		}
 		for _, n := range []struct{ name, what string }{
 			{awsstore.QueueName(p.QueuePrefix, pool.Name), "pool " + pool.Name + "'s queue"},

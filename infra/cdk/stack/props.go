@@ -59,6 +59,14 @@ func (p Props) WithDefaults() Props {
 func (p Props) Construct() (parkinglot.Props, error) {
 	pools := make([]parkinglot.Pool, len(p.Pools))
 	for i, c := range p.Pools {
+		if c.Target != nil || c.Executor == string(parkinglot.ExecutorPush) {
+			// A target in the file names its function, queue or secret
+			// as the server reads them (an inline or environment secret),
+			// not as CDK resources: embed the construct with
+			// parkinglot.Pool.Target instead.
+			return parkinglot.Props{}, fmt.Errorf("stack: pools[%d] (%s): push pools are not deployed from the pools file; "+
+				"embed the construct (parkinglot.New) with Pool.Target", i, c.Name)
+		}
 		pools[i] = parkinglot.Pool{Name: c.Name, Capacity: c.Capacity, MaxParked: c.MaxParked,
 			DefaultMaxWait: c.DefaultMaxWait, RunTimeout: c.RunTimeout, SlotShards: c.SlotShards,
 			Executor: parkinglot.Executor(c.Executor)}

@@ -37,7 +37,12 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 		edit(&p)
 		require.ErrorContains(t, p.Validate(), "parkinglot: "+field, field)
 	}
+	// A push pool's target is a CDK resource: the pools file cannot name it.
 	p := good
+	p.Pools = append(slices.Clone(p.Pools), config.Pool{Name: "hooks", Capacity: 1, Executor: "push",
+		Target: &config.Target{Type: "http", URL: "https://hooks.example.com/"}})
+	require.ErrorContains(t, p.Validate(), "stack: pools[4] (hooks): push pools are not deployed from the pools file")
+	p = good
 	p.LambdaDir = zipsWithoutBootstrap(t)
 	require.ErrorContains(t, p.Validate(), "no bootstrap at the zip's root")
 }

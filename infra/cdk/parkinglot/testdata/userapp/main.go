@@ -15,6 +15,9 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscertificatemanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
@@ -35,11 +38,37 @@ func main() {
 		AssumedBy: awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), nil),
 	})
 
+	// The push pools' targets: a function of the app's, a function of
+	// another app's (imported with its role) invoked through an alias, a
+	// webhook signed with a secret, and a queue with a key of its own.
+	thumbs := awslambda.NewFunction(stack, jsii.String("Thumbs"), &awslambda.FunctionProps{
+		Runtime: awslambda.Runtime_PYTHON_3_13(),
+		Handler: jsii.String("index.handler"),
+		Code:    awslambda.Code_FromInline(jsii.String("def handler(event, context):\n    return {'ok': True}\n")),
+	})
+	reports := awslambda.Function_FromFunctionAttributes(stack, jsii.String("Reports"), &awslambda.FunctionAttributes{
+		FunctionArn: jsii.String("arn:aws:lambda:us-east-1:123456789012:function:reports"),
+		Role: awsiam.Role_FromRoleArn(stack, jsii.String("ReportsRole"),
+			jsii.String("arn:aws:iam::123456789012:role/reports"), nil),
+		SameEnvironment: jsii.Bool(true),
+	})
+	hookSecret := awssecretsmanager.NewSecret(stack, jsii.String("HookSecret"), nil)
+	queueKey := awskms.NewKey(stack, jsii.String("QueueKey"), &awskms.KeyProps{EnableKeyRotation: jsii.Bool(true)})
+	jobs := awssqs.NewQueue(stack, jsii.String("Jobs"), &awssqs.QueueProps{
+		Encryption: awssqs.QueueEncryption_KMS, EncryptionMasterKey: queueKey, EnforceSSL: jsii.Bool(true),
+	})
+
 	pl := parkinglot.New(stack, "Scheduler", &parkinglot.Props{
 		Name: "UserScheduler",
 		Pools: []parkinglot.Pool{
 			{Name: "render", Capacity: 8, MaxParked: 100, Executor: parkinglot.ExecutorPull},
 			{Name: "mail", Capacity: 2, MaxParked: 50, DefaultMaxWait: time.Hour},
+			{Name: "thumbs", Capacity: 4, MaxParked: 100, Target: parkinglot.LambdaTarget(thumbs)},
+			{Name: "reports", Capacity: 1, MaxParked: 10, Executor: parkinglot.ExecutorPush,
+				Target: parkinglot.LambdaTarget(reports, parkinglot.Qualifier("live"), parkinglot.MaxAttempts(3))},
+			{Name: "hooks", Capacity: 2, MaxParked: 10, Target: parkinglot.HTTPTarget("https://hooks.example.com/parkinglot",
+				hookSecret, parkinglot.HTTPAsync, parkinglot.DeliveryTimeout(10*time.Second))},
+			{Name: "jobs", Capacity: 3, MaxParked: 10, Target: parkinglot.SQSTarget(jobs)},
 		},
 		JWTIssuer:    "https://auth.example.com/",
 		JWTAudience:  []string{"scheduler"},
@@ -75,6 +104,7 @@ func main() {
 	out("RenderQueue", pl.PoolQueues["render"].QueueUrl())
 	out("Dispatch", pl.Function(parkinglot.Dispatch).FunctionName())
 	out("Alarms", pl.AlarmTopic.TopicArn())
+	out("Results", pl.ResultsQueue.QueueUrl())
 	out("DomainTarget", pl.Domain.RegionalDomainName())
 
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
