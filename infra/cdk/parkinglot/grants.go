@@ -57,8 +57,8 @@ func allow(g awsiam.IGrantable, actions []string, resources []*string, condition
 //	function  table                                                      parking queues
 //	submit    transition; DeleteItem on POOL#* keys                      consume, SendMessage
 //	dispatch  transition; DeleteItem on POOL#* keys                      consume
-//	expire    transition; DeleteItem on POOL#* keys; Query on the four   consume, SendMessage
-//	          indexes; BatchWriteItem on MBOX#* and AUDIT#* keys
+//	expire    transition; DeleteItem on POOL#* keys; Query on the four   consume, SendMessage,
+//	          indexes; BatchWriteItem on MBOX#* and AUDIT#* keys          GetQueueAttributes
 //	mailbox   GetItem, BatchGetItem, Query on the table and the pools    none
 //	          index; UpdateItem on MBOX#* keys
 //
@@ -66,7 +66,10 @@ func allow(g awsiam.IGrantable, actions []string, resources []*string, condition
 // but mailbox puts the pools at cold start (PutPool: UpdateItem, and a
 // transaction that may delete slot shard items, pk POOL#<pool>#<i>) and
 // may then wake parked work (consume). Submit sends a park's message,
-// expire an outbox re-send. Expire queries the due, unsent, pools and
+// expire an outbox re-send; expire also counts a queue's messages to
+// reconcile it with its parked tasks (GetQueueAttributes: a queue that
+// holds fewer messages than parked tasks lost some, and expire re-sends
+// them). Expire queries the due, unsent, pools and
 // expiry indexes and purges old messages and events with BatchWriteItem
 // deletes. Mailbox reads tasks, pools (the pools index, then BatchGetItem),
 // mailboxes and the audit trail (Query on the table) and writes only acks:
@@ -97,6 +100,7 @@ func (s *Parkinglot) grants() {
 		allow(fn, consume, queues, nil)
 	}
 	expire := s.Functions[Expire]
+	allow(expire, []string{"sqs:GetQueueAttributes"}, queues, nil)
 	allow(expire, []string{"dynamodb:Query"}, indexes, nil)
 	allow(expire, []string{"dynamodb:BatchWriteItem"}, []*string{table}, leadingKeys(mailboxKeys, auditKeys))
 

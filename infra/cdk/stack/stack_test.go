@@ -388,8 +388,10 @@ func TestGrantsPerFunction(t *testing.T) {
 	consume := map[string]string{"sqs:ReceiveMessage": "", "sqs:ChangeMessageVisibility": "", "sqs:DeleteMessage": "", "sqs:GetQueueUrl": ""}
 	consumeSend := maps.Clone(consume)
 	consumeSend["sqs:SendMessage"] = ""
+	reconcile := maps.Clone(consumeSend) // expire counts a queue's messages against its parked tasks
+	reconcile["sqs:GetQueueAttributes"] = ""
 	wantQueue := map[lambdaapi.Function]map[string]string{
-		lambdaapi.Submit: consumeSend, lambdaapi.Dispatch: consume, lambdaapi.Expire: consumeSend, lambdaapi.Mailbox: {},
+		lambdaapi.Submit: consumeSend, lambdaapi.Dispatch: consume, lambdaapi.Expire: reconcile, lambdaapi.Mailbox: {},
 	}
 	var poolQueues []any
 	for _, p := range synth.props.Pools {
