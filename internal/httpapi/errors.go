@@ -15,14 +15,11 @@ import (
 // do, so a client should come back soon, not at once.
 const retryAfterSeconds = "1"
 
-// status maps an error to its status, code and field: api.ErrorStatus.
-func status(err error) (int, string, string) { return api.ErrorStatus(err) }
-
 // fail writes the error response of err. Internal errors are logged and
 // their text is not shown: the message is "internal error", or a backend's
 // core.PublicError message ("embedded store: data file is corrupt").
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code, apiCode, field := status(err)
+	code, apiCode, field := api.ErrorStatus(err)
 	msg := err.Error()
 	if code == http.StatusInternalServerError {
 		msg = "internal error"

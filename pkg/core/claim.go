@@ -121,6 +121,14 @@ func (s *Scheduler) Claim(ctx context.Context, req ClaimRequest) ([]Task, error)
 // logged: their starts are committed, and the claimer holds their leases.
 func (s *Scheduler) claimNow(ctx context.Context, pool string, max int, w *Worker) ([]Task, error) {
 	got, err := s.startQueued(ctx, pool, max, time.Time{}, w)
+	return s.claimed(ctx, pool, w, got, err)
+}
+
+// claimed is what a claim of pool for w answers after starting got with
+// err: the tasks it started, even if it stopped early (their starts are
+// committed, and the claimer holds their leases: err is then only logged),
+// else err.
+func (s *Scheduler) claimed(ctx context.Context, pool string, w *Worker, got []Task, err error) ([]Task, error) {
 	if err != nil && len(got) > 0 {
 		s.log.WarnContext(ctx, "claim stopped early", "pool", pool, "worker", w.Name, "started", len(got), "err", err)
 		err = nil
@@ -149,11 +157,7 @@ func (s *Scheduler) claimLongPoll(ctx, waiting context.Context, lp QueueLongPoll
 		return nil, err
 	}
 	got, _, err := s.startDeliveries(ctx, p, ds, time.Time{}, &req.Worker)
-	if err != nil && len(got) > 0 {
-		s.log.WarnContext(ctx, "claim stopped early", "pool", req.Pool, "worker", req.Worker.Name, "started", len(got), "err", err)
-		err = nil
-	}
-	return got, err
+	return s.claimed(ctx, req.Pool, &req.Worker, got, err)
 }
 
 // claimDetail is the audit detail of a start for a claimer.
