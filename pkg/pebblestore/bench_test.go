@@ -209,43 +209,9 @@ func BenchmarkAudit(b *testing.B) {
 	}
 	defer s.Close()
 	sched := benchScheduler(b, s)
-	ctx := context.Background()
 	from := auditT0.Add(auditSpan / 2)
 	q := core.AuditQuery{Tenant: "tenant3", From: from, To: from.Add(24 * time.Hour)}
-	b.Run("first-page", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			page, err := sched.Audit(ctx, q)
-			if err != nil || len(page.Events) != core.DefaultPageLimit {
-				b.Fatalf("%d events, %v", len(page.Events), err)
-			}
-		}
-	})
-	b.Run("full-export", func(b *testing.B) {
-		b.ReportAllocs()
-		n := 0
-		for b.Loop() {
-			q := q
-			q.Limit = core.MaxPageLimit
-			n = 0
-			for {
-				page, err := sched.Audit(ctx, q)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n += len(page.Events)
-				if page.Next.IsZero() {
-					break
-				}
-				q.After = page.Next
-			}
-		}
-		want := *auditEvents / auditTenants / 10
-		if n < want*99/100 || n > want*101/100 {
-			b.Fatalf("exported %d events, want about %d", n, want)
-		}
-		b.ReportMetric(float64(n), "events")
-	})
+	coretest.BenchAudit(b, sched, q, *auditEvents/auditTenants/10, 1)
 }
 
 // BenchmarkStartup opens and closes the store with *auditEvents events in it.

@@ -173,40 +173,7 @@ func BenchmarkAudit(b *testing.B) {
 	}
 	from := t0.Add(days * 24 * time.Hour / 2)
 	q := core.AuditQuery{Tenant: "tenant3", From: from, To: from.Add(24 * time.Hour)}
-	b.Run("first-page", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			page, err := sched.Audit(ctx, q)
-			if err != nil || len(page.Events) != core.DefaultPageLimit {
-				b.Fatalf("%d events, %v", len(page.Events), err)
-			}
-		}
-	})
-	b.Run("full-export", func(b *testing.B) {
-		b.ReportAllocs()
-		n := 0
-		for b.Loop() {
-			q := q
-			q.Limit = core.MaxPageLimit
-			n = 0
-			for {
-				page, err := sched.Audit(ctx, q)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n += len(page.Events)
-				if page.Next.IsZero() {
-					break
-				}
-				q.After = page.Next
-			}
-		}
-		want := *auditEvents / tenants / days
-		if n < want*95/100 || n > want*105/100 {
-			b.Fatalf("exported %d events, want about %d", n, want)
-		}
-		b.ReportMetric(float64(n), "events")
-	})
+	coretest.BenchAudit(b, sched, q, *auditEvents/tenants/days, 5)
 }
 
 // BenchmarkHotRow is the floor under one pool's (or one mailbox's)

@@ -120,3 +120,44 @@ func (w *wakeLog) wakes() []time.Duration {
 	defer w.mu.Unlock()
 	return slices.Clone(w.lat)
 }
+
+// BenchAudit measures audit queries of sched with q: the first page of
+// core.DefaultPageLimit events (full-export) and every page of the window
+// in pages of core.MaxPageLimit (full-export), which must export about
+// want events (within tolerancePct percent).
+func BenchAudit(b *testing.B, sched *core.Scheduler, q core.AuditQuery, want, tolerancePct int) {
+	ctx := context.Background()
+	b.Run("first-page", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			page, err := sched.Audit(ctx, q)
+			if err != nil || len(page.Events) != core.DefaultPageLimit {
+				b.Fatalf("%d events, %v", len(page.Events), err)
+			}
+		}
+	})
+	b.Run("full-export", func(b *testing.B) {
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			q := q
+			q.Limit = core.MaxPageLimit
+			n = 0
+			for {
+				page, err := sched.Audit(ctx, q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += len(page.Events)
+				if page.Next.IsZero() {
+					break
+				}
+				q.After = page.Next
+			}
+		}
+		if n < want*(100-tolerancePct)/100 || n > want*(100+tolerancePct)/100 {
+			b.Fatalf("exported %d events, want about %d", n, want)
+		}
+		b.ReportMetric(float64(n), "events")
+	})
+}
