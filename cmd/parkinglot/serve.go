@@ -154,6 +154,9 @@ func runServer(ctx context.Context, cfg config.Config, source string, log *slog.
 	}
 	api := httpapi.New(httpapi.Options{Scheduler: sched, Auth: auth, Logger: log})
 	sweeper := func(ctx context.Context) { sweep(ctx, sched, cfg.SweepInterval, log) }
+	if cfg.ResultsQueue != "" && pusher == nil {
+		log.Warn("resultsQueue is set but no pool pushes: the queue is not read", "resultsQueue", cfg.ResultsQueue)
+	}
 	if cfg.ResultsQueue != "" && pusher != nil {
 		// Results of lambda targets (their destination) and of sqs targets'
 		// workers arrive on the results queue.

@@ -122,4 +122,7 @@ var transientCodes = map[string]bool{
 	"ServiceException":              true,
 	"SnapStartTimeoutException":     true,
 	"EFSMountConnectivityException": true,
+	"ExpiredTokenException":         true, // credentials being refreshed
+	"InvalidSignatureException":     true, // clock skew
+	"RequestTimeTooSkewed":          true,
 }

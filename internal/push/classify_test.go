@@ -43,3 +43,10 @@ func TestAWSFailureClassified(t *testing.T) {
 	res := awsFailure("invoke f", errors.New("dial tcp: connection refused"))
 	require.False(t, res.permanent, "no answer at all may pass")
 }
+
+func TestHTTPAnswersClassified(t *testing.T) {
+	for code, retry := range map[int]bool{408: true, 409: true, 425: true, 429: true, 500: true, 503: true, 400: false, 401: false, 404: false, 422: false, 302: false} {
+		require.Equal(t, retry, retryableStatus(code), "%d", code)
+	}
+	require.Equal(t, "https://hooks.example.com/jobs", redact("https://user:pw@hooks.example.com/jobs?token=s3cret"))
+}

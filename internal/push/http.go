@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -59,35 +60,55 @@ func (h httpSender) send(ctx context.Context, tg *Target, t *core.Task, body []b
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return result{err: fmt.Errorf("POST %s: %w", tg.URL, err)}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL, query included
+		}
+		return result{err: fmt.Errorf("POST %s: %w", redact(tg.URL), err)}
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil {
-		return result{err: fmt.Errorf("POST %s: reading the answer: %w", tg.URL, err)}
+		return result{err: fmt.Errorf("POST %s: reading the answer: %w", redact(tg.URL), err)}
 	}
 	if c := resp.StatusCode; c < 200 || c > 299 {
-		return result{err: fmt.Errorf("POST %s: %s: %s", tg.URL, resp.Status, excerpt(answer)), permanent: !retryableStatus(c)}
+		return result{err: fmt.Errorf("POST %s: %s: %s", redact(tg.URL), resp.Status, excerpt(answer)), permanent: !retryableStatus(c)}
 	}
 	if tg.Mode == ModeAsync {
 		return result{accepted: true}
 	}
 	if len(answer) > maxAnswerBytes {
-		return result{err: fmt.Errorf("POST %s: the answer exceeds %d bytes", tg.URL, maxAnswerBytes), permanent: true}
+		return result{err: fmt.Errorf("POST %s: the answer exceeds %d bytes", redact(tg.URL), maxAnswerBytes), permanent: true}
 	}
 	var o api.PushOutcome
 	if len(bytes.TrimSpace(answer)) > 0 {
 		if err := json.Unmarshal(answer, &o); err != nil {
-			return result{err: fmt.Errorf("POST %s: the answer is not an outcome (JSON {status, result, error}): %v", tg.URL, err), permanent: true}
+			return result{err: fmt.Errorf("POST %s: the answer is not an outcome (JSON {status, result, error}): %v", redact(tg.URL), err), permanent: true}
 		}
 	}
 	return result{outcome: &o}
 }
 
 // retryableStatus reports whether an HTTP status may pass: a timeout, a
-// throttle, a server's failure. Any other 4xx (and 3xx) is for good.
+// throttle, a server's failure, or a 409 (a target that deduplicates by
+// the Idempotency-Key answers it while an earlier delivery of the task is
+// still running). Any other 4xx (and 3xx) is for good.
 func retryableStatus(code int) bool {
-	return code == http.StatusRequestTimeout || code == http.StatusTooEarly || code == http.StatusTooManyRequests || code >= 500
+	switch code {
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
+		return true
+	}
+	return code >= 500
+}
+
+// redact is a target URL as errors show it, which tasks' tenants and the
+// logs see: scheme, host and path, without credentials or query.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the target"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }
 
 // excerpt is the start of an answer, for an error.

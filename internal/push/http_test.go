@@ -412,3 +412,57 @@ func TestWaitUntil(t *testing.T) {
 	require.True(t, h.pusher.WaitUntil(context.Background()))
 	require.Equal(t, core.StateSucceeded, h.ended(t, ids)[0].State)
 }
+
+// A task whose deliveries never record an outcome (each pushing process
+// lost, or each answer later than the hold) fails once maxAttempts
+// deliveries were made: it does not hold its slot forever.
+func TestLostDeliveriesAreCounted(t *testing.T) {
+	t.Parallel()
+	var arrived atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		arrived.Add(1)
+		<-r.Context().Done() // never answers while the test runs
+	}))
+	defer srv.Close()
+	clock := core.NewStubClock(time.Now())
+	p, err := push.New(push.Options{Targets: map[string]push.Target{"p": {Type: push.TypeHTTP, URL: srv.URL, Timeout: 10 * time.Minute, MaxAttempts: 3}}})
+	require.NoError(t, err)
+	defer p.Close()
+	s, err := core.New(core.Config{Backend: memstore.New(memstore.Options{}), Pusher: p, Clock: clock})
+	require.NoError(t, err)
+	p.Bind(s)
+	ctx := t.Context()
+	require.NoError(t, s.PutPool(ctx, core.PoolConfig{Name: "p", Capacity: 1, MaxParked: 10, DefaultMaxWait: time.Hour, RunTimeout: time.Minute, Executor: core.ExecutorPush}))
+	res, err := s.Submit(ctx, core.SubmitRequest{Tenant: "acme", Pool: "p"})
+	require.NoError(t, err)
+	waitArrived := func(n int64) {
+		for arrived.Load() < n {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitArrived(1)
+	for i := range 2 {
+		clock.Advance(p.Hold("p") + time.Second)
+		st, err := s.Sweep(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, st.Pushed)
+		waitArrived(int64(i + 2))
+	}
+	clock.Advance(p.Hold("p") + time.Second)
+	st, err := s.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Pushed, "the fourth delivery is due")
+	var task core.Task
+	for {
+		task, err = s.Backend().Task(ctx, res.Task.ID)
+		require.NoError(t, err)
+		if task.State.Terminal() {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	require.Equal(t, core.StateFailed, task.State)
+	require.Equal(t, core.PushFailedCode+": no outcome recorded after 3 deliveries", task.Error)
+	require.Equal(t, int64(3), arrived.Load(), "three deliveries, no fourth")
+}

@@ -155,10 +155,13 @@ type Pusher struct {
 
 	ctx     context.Context // ends with Close
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
 	mu      sync.Mutex
 	closing bool
 	timers  map[*time.Timer]struct{}
+	// busy counts the deliveries (and retries' timers that fired) under
+	// way; idle is closed while it is 0.
+	busy int
+	idle chan struct{}
 }
 
 // target is a configured Target with what sends to it.
@@ -195,7 +198,8 @@ func New(opts Options) (*Pusher, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pusher{opts: opts, targets: map[string]target{}, log: opts.Logger, timers: map[*time.Timer]struct{}{}}
+	p := &Pusher{opts: opts, targets: map[string]target{}, log: opts.Logger, timers: map[*time.Timer]struct{}{}, idle: make(chan struct{})}
+	close(p.idle)
 	for pool, tg := range opts.Targets {
 		tg = tg.WithDefaults()
 		if err := tg.Validate(pool); err != nil {
@@ -253,35 +257,57 @@ func (p *Pusher) Hold(pool string) time.Duration {
 // Push starts the delivery of t on a goroutine of its own. Once the Pusher
 // is shutting down it starts none: the sweep pushes t after its hold.
 func (p *Pusher) Push(t core.Task) {
-	p.mu.Lock()
-	if p.closing {
-		p.mu.Unlock()
+	if !p.begin() {
 		return
 	}
-	p.wg.Add(1)
-	p.mu.Unlock()
 	go func() {
-		defer p.wg.Done()
+		defer p.end()
 		p.deliver(t)
 	}()
 }
 
+// begin counts one more piece of work under way, unless the Pusher is
+// shutting down.
+func (p *Pusher) begin() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return false
+	}
+	if p.busy == 0 {
+		p.idle = make(chan struct{})
+	}
+	p.busy++
+	return true
+}
+
+// end counts one piece of work done.
+func (p *Pusher) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.busy--; p.busy == 0 {
+		close(p.idle)
+	}
+}
+
+// idleCh is closed once no work is under way.
+func (p *Pusher) idleCh() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.idle
+}
+
 // Wait returns when the deliveries under way have recorded their
 // attempts (retries by timer are not waited for).
-func (p *Pusher) Wait() { p.wg.Wait() }
+func (p *Pusher) Wait() { <-p.idleCh() }
 
 // WaitUntil is Wait that gives up when ctx ends: a delivery still waiting
 // for its target then is pushed again by the sweep after its hold, if its
 // outcome is not recorded by then. It reports whether every delivery
 // finished.
 func (p *Pusher) WaitUntil(ctx context.Context) bool {
-	done := make(chan struct{})
-	go func() {
-		p.wg.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-p.idleCh():
 		return true
 	case <-ctx.Done():
 		return false
@@ -300,17 +326,12 @@ func (p *Pusher) Shutdown(ctx context.Context) {
 	}
 	clear(p.timers)
 	p.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		p.wg.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-p.idleCh():
 	case <-ctx.Done():
 	}
 	p.cancel()
-	<-done
+	<-p.idleCh()
 }
 
 // Close is Shutdown without waiting: deliveries under way are cancelled.
@@ -325,7 +346,15 @@ func (p *Pusher) deliver(t core.Task) {
 	ctx := p.ctx
 	tg, ok := p.targets[t.Pool]
 	if !ok {
-		p.record(ctx, t, result{err: fmt.Errorf("pool %s has no push target here", t.Pool), permanent: true})
+		// A process configured before the pool's target was (a rolling
+		// deploy): the delivery stays pending for one that has it.
+		p.log.WarnContext(ctx, "push: no target for this pool here; the sweep of a process that has one pushes the task", "task", t.ID, "pool", t.Pool)
+		return
+	}
+	if t.PushAttempts >= tg.MaxAttempts {
+		// Its earlier deliveries' outcomes were never recorded (each
+		// process that pushed it was lost): give up, as for failures.
+		p.record(ctx, t, result{err: fmt.Errorf("no outcome recorded after %d deliveries", t.PushAttempts), permanent: true})
 		return
 	}
 	body, err := json.Marshal(api.FromPushed(&t))
@@ -388,11 +417,11 @@ func (p *Pusher) failed(ctx context.Context, t core.Task, res result) error {
 	tg := p.targets[t.Pool]
 	attempts := t.PushAttempts + 1
 	if res.permanent || attempts >= tg.MaxAttempts {
-		_, err := p.sched.PushFailed(ctx, t.ID, t.Lease, res.err.Error())
+		_, err := p.sched.PushFailed(ctx, t, res.err.Error())
 		return err
 	}
 	wait := p.backoff(attempts)
-	if _, ok, err := p.sched.PushRetry(ctx, t.ID, t.Lease, res.err.Error(), wait); err != nil || !ok || p.opts.RetryBySweep {
+	if _, ok, err := p.sched.PushRetry(ctx, t, res.err.Error(), wait); err != nil || !ok || p.opts.RetryBySweep {
 		return err
 	}
 	p.after(wait, func() {
@@ -407,10 +436,11 @@ func (p *Pusher) failed(ctx context.Context, t core.Task, res result) error {
 // with equal jitter (half fixed, half random), so that the deliveries a
 // target's outage failed together do not return together.
 func (p *Pusher) backoff(n int) time.Duration {
-	d := p.opts.BackoffMax
-	if n < 32 {
-		d = min(d, p.opts.BackoffBase<<(n-1))
+	d := p.opts.BackoffBase
+	for i := 1; i < n && d < p.opts.BackoffMax; i++ {
+		d *= 2
 	}
+	d = min(d, p.opts.BackoffMax)
 	return d/2 + rand.N(d/2+1)
 }
 
@@ -427,7 +457,10 @@ func (p *Pusher) after(d time.Duration, f func()) {
 		_, live := p.timers[tm]
 		delete(p.timers, tm)
 		p.mu.Unlock()
-		if live {
+		// Counted as work under way, so that Shutdown waits for it
+		// before the store closes.
+		if live && p.begin() {
+			defer p.end()
 			f()
 		}
 	})

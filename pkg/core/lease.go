@@ -177,6 +177,9 @@ func (s *Scheduler) Heartbeat(ctx context.Context, req HeartbeatRequest) (time.T
 		}
 		next := t
 		next.LeaseExpiresAt = now.Add(ext)
+		// In a push pool, only the target holds the lease: its heartbeat
+		// says it took the task, whatever became of the answer to the push.
+		next.PushAt = time.Time{}
 		err = s.b.Commit(ctx, &Txn{Tasks: []TaskWrite{{Task: next, Expect: t.Version}}})
 		if err != nil {
 			return time.Time{}, wrapUnlessConflict(err, "heartbeat", t.ID)

@@ -50,10 +50,12 @@ func (s *Scheduler) pushHold(pool string) time.Duration {
 }
 
 // pushEdit reads task id and, if it is still running with lease and its
-// delivery still pending, commits edit's change to it. It returns the task
-// as committed, or ok false when the task moved on (another delivery's
-// outcome, a cancellation, a lease reclaimed), which is no error.
-func (s *Scheduler) pushEdit(ctx context.Context, what, id, lease string, edit func(t *Task, now time.Time) bool) (Task, bool, error) {
+// delivery still pending (and, when at is not zero, still the delivery made
+// at that PushAt: a later one supersedes it), commits edit's change to it.
+// It returns the task as committed, or ok false when the task moved on
+// (another delivery, an outcome, a cancellation, a lease reclaimed), which
+// is no error.
+func (s *Scheduler) pushEdit(ctx context.Context, what, id, lease string, at time.Time, edit func(t *Task, now time.Time) bool) (Task, bool, error) {
 	var ok bool
 	t, err := retryCAS(what, id, func() (Task, error) {
 		ok = false
@@ -64,7 +66,7 @@ func (s *Scheduler) pushEdit(ctx context.Context, what, id, lease string, edit f
 		if err != nil {
 			return Task{}, err
 		}
-		if !t.Pushing() || lease != "" && t.Lease != lease {
+		if !t.Pushing() || lease != "" && t.Lease != lease || !at.IsZero() && !t.PushAt.Equal(at) {
 			return t, nil
 		}
 		next := t
@@ -85,7 +87,7 @@ func (s *Scheduler) pushEdit(ctx context.Context, what, id, lease string, edit f
 // asynchronous target answered 2xx): it completes the task with lease
 // later, as any holder does. The task is pushed no more.
 func (s *Scheduler) PushAccepted(ctx context.Context, id, lease string) error {
-	_, _, err := s.pushEdit(ctx, "record accepted push of", id, lease, func(t *Task, _ time.Time) bool {
+	_, _, err := s.pushEdit(ctx, "record accepted push of", id, lease, time.Time{}, func(t *Task, _ time.Time) bool {
 		t.PushAt = time.Time{}
 		t.Error = ""
 		return true
@@ -93,14 +95,14 @@ func (s *Scheduler) PushAccepted(ctx context.Context, id, lease string) error {
 	return err
 }
 
-// PushRetry records a failed delivery attempt of running task id, whose
-// error was attemptErr, and schedules the next one after wait: the task
+// PushRetry records that the delivery of pushed (the task as it was pushed)
+// failed with attemptErr, and schedules the next one after wait: the task
 // keeps its slot, its lease runs on past the retry, and Repush (or the
-// sweep) pushes it again from then. It returns the task as committed, and
-// false when the task moved on.
-func (s *Scheduler) PushRetry(ctx context.Context, id, lease, attemptErr string, wait time.Duration) (Task, bool, error) {
-	return s.pushEdit(ctx, "record failed push of", id, lease, func(t *Task, now time.Time) bool {
-		t.PushAttempts++
+// sweep) pushes it again from then. A delivery that a later one superseded
+// (its PushAt moved on) records nothing. It returns the task as committed,
+// and false when nothing was recorded.
+func (s *Scheduler) PushRetry(ctx context.Context, pushed Task, attemptErr string, wait time.Duration) (Task, bool, error) {
+	return s.pushEdit(ctx, "record failed push of", pushed.ID, pushed.Lease, pushed.PushAt, func(t *Task, now time.Time) bool {
 		t.Error = clipError(attemptErr)
 		t.PushAt = now.Add(wait)
 		if end := t.PushAt.Add(s.pushHold(t.Pool) + t.RunTimeout); end.After(t.LeaseExpiresAt) {
@@ -110,20 +112,21 @@ func (s *Scheduler) PushRetry(ctx context.Context, id, lease, attemptErr string,
 	})
 }
 
-// PushFailed ends running task id as failed, its delivery given up after
-// its last attempt failed with attemptErr: the error is PushFailedCode and
-// that error, and the slot goes to the next parked task. A task that moved
-// on is left as it is.
-func (s *Scheduler) PushFailed(ctx context.Context, id, lease, attemptErr string) (Task, error) {
-	return retryCAS("fail push of", id, func() (Task, error) {
-		t, err := s.b.Task(ctx, id)
+// PushFailed ends pushed (the task as it was pushed) as failed, its
+// delivery given up after its last attempt failed with attemptErr: the
+// error is PushFailedCode and that error, and the slot goes to the next
+// parked task. A task that moved on, or whose delivery a later one
+// superseded, is left as it is.
+func (s *Scheduler) PushFailed(ctx context.Context, pushed Task, attemptErr string) (Task, error) {
+	return retryCAS("fail push of", pushed.ID, func() (Task, error) {
+		t, err := s.b.Task(ctx, pushed.ID)
 		if errors.Is(err, ErrNotFound) {
 			return Task{}, nil
 		}
 		if err != nil {
 			return Task{}, err
 		}
-		if !t.Pushing() || t.Lease != lease {
+		if !t.Pushing() || t.Lease != pushed.Lease || !t.PushAt.Equal(pushed.PushAt) {
 			return t, nil
 		}
 		attempts := t.PushAttempts + 1
@@ -134,22 +137,25 @@ func (s *Scheduler) PushFailed(ctx context.Context, id, lease, attemptErr string
 				n.Error = clipError(PushFailedCode + ": " + attemptErr)
 			}}
 		done, err := s.release(ctx, t, e)
-		return done, wrapUnlessConflict(err, "fail push of", id)
+		return done, wrapUnlessConflict(err, "fail push of", pushed.ID)
 	})
 }
 
 // Repush pushes running task id again if its delivery is pending and due
-// (its PushAt has passed): it first moves PushAt a hold ahead, so that of
-// several processes that find it due, one pushes. It reports whether it
-// pushed.
+// (its PushAt has passed: a retry's time, or a hold without an outcome
+// recorded): it counts the delivery made before (PushAttempts) and moves
+// PushAt a hold ahead, so that of several processes that find it due, one
+// pushes, and the earlier delivery's late answer records nothing. It
+// reports whether it pushed.
 func (s *Scheduler) Repush(ctx context.Context, id string) (bool, error) {
 	if s.cfg.Pusher == nil {
 		return false, nil
 	}
-	t, ok, err := s.pushEdit(ctx, "push again", id, "", func(t *Task, now time.Time) bool {
+	t, ok, err := s.pushEdit(ctx, "push again", id, "", time.Time{}, func(t *Task, now time.Time) bool {
 		if now.Before(t.PushAt) {
 			return false
 		}
+		t.PushAttempts++
 		s.pushPending(t, now)
 		return true
 	})

@@ -54,7 +54,9 @@ type Task struct {
 	// the attempt in flight, or the next retry). The sweep pushes a task
 	// again once PushAt has passed. Zero otherwise.
 	PushAt time.Time
-	// PushAttempts counts the delivery attempts that failed.
+	// PushAttempts counts the deliveries made before the pending one (each
+	// failed, or its outcome was never recorded); on an ended task, all of
+	// them.
 	PushAttempts int
 	// Version is the compare-and-set token, incremented by every write.
 	// Backends own it: Commit sets it to the expected version + 1.

@@ -15,13 +15,16 @@ import (
 
 func TestLambdaHandler(t *testing.T) {
 	ctx := context.Background()
-	lease := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	lease := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 	ev := api.PushedTask{ID: "t1", Tenant: "acme", Pool: "p", Key: "k", Payload: json.RawMessage(`{"n":3}`),
 		Lease: "L", LeaseExpiresAt: lease, Attempt: 1}
 
 	var seen *worker.Task
-	h := worker.LambdaHandler(func(_ context.Context, tk *worker.Task) (any, error) {
+	h := worker.LambdaHandler(func(ctx context.Context, tk *worker.Task) (any, error) {
 		seen = tk
+		if dl, ok := ctx.Deadline(); !ok || !dl.Equal(lease) {
+			return nil, errors.New("the handler's context does not end with the lease")
+		}
 		var in struct{ N int }
 		if err := tk.Decode(&in); err != nil {
 			return nil, err
@@ -61,4 +64,11 @@ func TestLambdaHandler(t *testing.T) {
 
 	_, err = h(ctx, api.PushedTask{})
 	require.ErrorContains(t, err, "not a pushed task")
+
+	seen = nil
+	ev.Payload = json.RawMessage(`{"n":3}`)
+	ev.LeaseExpiresAt = time.Now().Add(-time.Minute)
+	_, err = h(ctx, ev)
+	require.ErrorContains(t, err, "its lease ended", "an event held past its lease is not run")
+	require.Nil(t, seen)
 }
