@@ -28,7 +28,8 @@ type PushedTask struct {
 	Deadline       time.Time       `json:"deadline"`
 	Lease          string          `json:"lease"`
 	LeaseExpiresAt time.Time       `json:"leaseExpiresAt"`
-	// Attempt counts this task's deliveries, from 1.
+	// Attempt is this delivery's number, from 1: the deliveries before it
+	// failed or never had their outcome recorded.
 	Attempt int `json:"attempt"`
 }
 
