@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -160,41 +161,55 @@ func (txn *Txn) StampBehind(last time.Time) bool {
 	return !at.IsZero() && at.Before(last)
 }
 
-// Restamp moves txn's transition to time at: its events and messages, and
-// the times that its events record on its tasks (a submission's
-// SubmittedAt, a start's StartedAt, an end's EndedAt). A start keeps its
-// lease's length and its push's hold: the lease end and the pending push
-// move with it, in the task and in its started message. Deadlines do not
-// move.
+// Restamp moves txn's transition to time at: every time of StampedTimes
+// by the same amount.
 func (txn *Txn) Restamp(at time.Time) {
 	old := txn.Stamp()
 	if old.IsZero() || old.Equal(at) {
 		return
 	}
 	d := at.Sub(old)
-	shift := func(t *time.Time) {
-		if !t.IsZero() {
-			*t = t.Add(d)
+	txn.StampedTimes(func(t *time.Time) { *t = t.Add(d) })
+}
+
+// StampedTimes calls f once with each time of txn that its stamp governs,
+// which Restamp moves with it: its events' and messages' times, and the
+// times that its events record on its tasks (a submission's SubmittedAt, a
+// start's StartedAt, an end's EndedAt). A start keeps its lease's length
+// and its push's hold: its lease end and pending push move with it, in the
+// task and in its started message. Deadlines do not move. A store that
+// moves the stamp where core cannot (in SQL) moves these times.
+func (txn *Txn) StampedTimes(f func(*time.Time)) {
+	old := txn.Stamp()
+	if old.IsZero() {
+		return
+	}
+	var seen []*time.Time
+	once := func(t *time.Time) {
+		if t.IsZero() || slices.Contains(seen, t) {
+			return
 		}
+		seen = append(seen, t)
+		f(t)
 	}
 	for i := range txn.Events {
 		e := &txn.Events[i]
-		e.At = at
+		once(&e.At)
 		for j := range txn.Tasks {
 			t := &txn.Tasks[j].Task
 			if t.ID != e.TaskID {
 				continue
 			}
 			if e.From == "" && t.SubmittedAt.Equal(old) {
-				t.SubmittedAt = at
+				once(&t.SubmittedAt)
 			}
 			if e.To == StateRunning && t.StartedAt.Equal(old) {
-				t.StartedAt = at
-				shift(&t.LeaseExpiresAt)
-				shift(&t.PushAt)
+				once(&t.StartedAt)
+				once(&t.LeaseExpiresAt)
+				once(&t.PushAt)
 			}
 			if e.To.Terminal() && t.EndedAt.Equal(old) {
-				t.EndedAt = at
+				once(&t.EndedAt)
 			}
 		}
 	}
@@ -203,9 +218,9 @@ func (txn *Txn) Restamp(at time.Time) {
 		if !m.At.Equal(old) {
 			continue
 		}
-		m.At = at
+		once(&m.At)
 		if m.Type == MessageStarted {
-			shift(&m.LeaseExpiresAt)
+			once(&m.LeaseExpiresAt)
 		}
 	}
 }
