@@ -92,10 +92,11 @@ func (s *Store) restampFrom(txn *core.Txn, c *stampCheck, old map[string]types.A
 	if err := attributevalue.UnmarshalMap(old, &it); err != nil || it.LastAt == 0 {
 		return false
 	}
-	if it.LastAt < c.at || it.LastAt == c.at && it.LastSeq < c.first {
+	last := fromNanos(it.LastAt)
+	if !txn.StampBehind(last) && (it.LastAt != c.at || it.LastSeq < c.first) {
 		return false
 	}
-	txn.StampAfter(fromNanos(it.LastAt))
+	txn.StampAfter(last)
 	s.mu.Lock()
 	s.lastSeq = max(s.lastSeq, it.LastSeq)
 	s.mu.Unlock()

@@ -68,8 +68,9 @@ type KeyRecord struct {
 // expressions) expresses the same conditions there, and uses these methods
 // to name the condition that failed from the items as they were; one that
 // cannot raise the stamp inside its write conditions the write on
-// Txn.StampBehind being false, and on its failure calls StampAfter with the
-// pool's LastAt as it was and commits again.
+// Txn.StampBehind being false (and, on a tie, on its events' sequence
+// numbers following the pool's last), and on its failure calls StampAfter
+// with the pool's LastAt as it was and commits again.
 //
 // Commit may so change the times of txn (see Txn.Restamp): the caller reads
 // what was committed from txn after Commit returns.
