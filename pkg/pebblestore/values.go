@@ -140,13 +140,14 @@ func encPool(e *enc, p *core.Pool) {
 	e.int(int64(p.Running))
 	e.int(int64(p.Parked))
 	// The executor follows in files written since it was added, when it is
-	// not the default, and the last stamp after it, when the pool has one;
-	// a pool without them ends here, as older files hold it.
+	// not the default, and the last stamp after it, when the pool has one
+	// (in Unix nanoseconds: it is only compared, and every transition
+	// writes it); a pool without them ends here, as older files hold it.
 	if p.Executor != "" || !p.LastAt.IsZero() {
 		e.str(string(p.Executor))
 	}
 	if !p.LastAt.IsZero() {
-		e.time(p.LastAt)
+		e.int(p.LastAt.UnixNano())
 	}
 }
 
@@ -163,7 +164,7 @@ func decPool(d *dec, p *core.Pool) {
 		p.Executor = core.Executor(d.str())
 	}
 	if len(d.b) > 0 {
-		p.LastAt = d.time()
+		p.LastAt = time.Unix(0, d.int()).UTC()
 	}
 }
 
