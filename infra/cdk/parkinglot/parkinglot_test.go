@@ -49,7 +49,7 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 	}
 	require.NoError(t, good.WithDefaults().Validate())
 	for field, edit := range map[string]func(*parkinglot.Props){
-		"Pools[0]: ":          func(p *parkinglot.Props) { p.Pools = []parkinglot.Pool{{Name: "gpu"}} },
+		"Pools[0]: ":                   func(p *parkinglot.Props) { p.Pools = []parkinglot.Pool{{Name: "gpu"}} },
 		"Pools[0]: invalid slotShards": func(p *parkinglot.Props) { p.Pools = []parkinglot.Pool{{Name: "gpu", Capacity: 4, SlotShards: 5}} },
 		"Functions[dispatch].Timeout": func(p *parkinglot.Props) {
 			p.Functions = map[parkinglot.Function]parkinglot.FunctionProps{parkinglot.Dispatch: {Timeout: 31 * time.Second}}
