@@ -79,10 +79,12 @@ func (h *Handler) CustomResource(ctx context.Context, ev cfn.Event) error {
 // applyPools does ev's work and sets res's Data.
 func (h *Handler) applyPools(ctx context.Context, ev cfn.Event, res *cfn.Response) error {
 	switch {
+	case ev.RequestType == cfn.RequestDelete:
+		// Whatever the resource: failing a Delete would hold the stack's
+		// deletion.
+		return nil
 	case ev.ResourceType != PoolsResourceType:
 		return fmt.Errorf("resource type %q is not %s", ev.ResourceType, PoolsResourceType)
-	case ev.RequestType == cfn.RequestDelete:
-		return nil
 	case ev.RequestType != cfn.RequestCreate && ev.RequestType != cfn.RequestUpdate:
 		return fmt.Errorf("request type %q is not Create, Update or Delete", ev.RequestType)
 	case h.cfg.PoolStore == nil:
