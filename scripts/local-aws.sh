@@ -8,9 +8,11 @@
 #      CreateStack. moto creates the table, the queues with their DLQs, the
 #      functions' records, roles and rules, and skips API Gateway v2, alarms
 #      and the dashboard;
-#   3. `parkinglot serve` with runtime lambda over the table and queues the
-#      stack created (its TableName and QueuePrefix outputs) and the pools
-#      the stack's functions were deployed with: every HTTP API v1 request
+#   3. the stack's pools custom resource answered as expire would answer it
+#      (moto cannot invoke a function without Docker): its pools applied to
+#      the table with `parkinglot pools apply`;
+#   4. `parkinglot serve` with runtime lambda over the table and queues the
+#      stack created: every HTTP API v1 request
 #      goes through the four Lambda handlers over DynamoDB + SQS, and expire
 #      runs every second, standing in for its EventBridge schedule.
 # It prints the URL and a first curl once the server listens (LISTEN,
@@ -63,28 +65,26 @@ done <"$dir/assets"
 
 awsm cloudformation create-stack --stack-name "$stack" --template-body "file://$template" \
   --capabilities CAPABILITY_IAM >/dev/null
-status=
-for _ in $(seq 120); do
-  status=$(awsm cloudformation describe-stacks --stack-name "$stack" --query 'Stacks[0].StackStatus')
-  case $status in
-    CREATE_COMPLETE) break ;;
-    *FAILED | *ROLLBACK*) break ;;
-  esac
-  sleep 0.5
-done
-if [ "$status" != CREATE_COMPLETE ]; then
-  awsm cloudformation describe-stack-events --stack-name "$stack" \
-    --query 'StackEvents[?contains(ResourceStatus, `FAILED`)].[LogicalResourceId, ResourceStatusReason]' >&2 || true
-  echo "local-aws: stack $stack is $status, not CREATE_COMPLETE" >&2
-  exit 1
-fi
-output() { awsm cloudformation describe-stacks --stack-name "$stack" --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue"; }
-table=$(output TableName)
-prefix=$(output QueuePrefix)
+
+# moto creates the resources at once, but cannot invoke expire for the pools
+# custom resource (Custom::ParkinglotPools) without Docker, so the stack
+# waits for its answer: stand in for expire, applying the resource's pools
+# to the stack's table with `parkinglot pools apply`, and answer at the
+# resource's ResponseURL, where moto's CloudFormation takes it.
+stack_id=$(awsm cloudformation describe-stacks --stack-name "$stack" --query 'Stacks[0].StackId')
+table=$(awsm cloudformation list-stack-resources --stack-name "$stack" \
+  --query "StackResourceSummaries[?ResourceType=='AWS::DynamoDB::Table'].PhysicalResourceId | [0]")
 fn=$(awsm cloudformation list-stack-resources --stack-name "$stack" \
   --query "StackResourceSummaries[?ResourceType=='AWS::Lambda::Function'].PhysicalResourceId | [0]")
-pools=$(awsm lambda get-function-configuration --function-name "$fn" --query Environment.Variables.PARKINGLOT_POOLS)
-[ -n "$table" ] && [ -n "$prefix" ] && [ -n "$pools" ] || { echo "local-aws: stack $stack lacks its outputs or pools" >&2; exit 1; }
+prefix=$(awsm lambda get-function-configuration --function-name "$fn" --query Environment.Variables.PARKINGLOT_QUEUE_PREFIX)
+read -r pools_id pools < <(python3 - "$template" <<'PY'
+import json, sys
+for rid, r in json.load(open(sys.argv[1]))["Resources"].items():
+    if r["Type"] == "Custom::ParkinglotPools":
+        print(rid, r["Properties"]["Pools"])
+PY
+)
+[ -n "$table" ] && [ -n "$prefix" ] && [ -n "$pools" ] || { echo "local-aws: stack $stack lacks its table, queue prefix or pools" >&2; exit 1; }
 pool=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])[0]["name"])' "$pools")
 
 cat >"$dir/parkinglot.yaml" <<YAML
@@ -103,6 +103,32 @@ pools: $pools
 sweepInterval: 1s
 log: {format: json}
 YAML
+
+"$bin" pools apply --config "$dir/parkinglot.yaml" >"$dir/apply.log" || { cat "$dir/apply.log" >&2; exit 1; }
+answer=$(python3 - "$stack_id" "$pools_id" <<'PY'
+import json, sys
+print(json.dumps({"Status": "SUCCESS", "StackId": sys.argv[1], "RequestId": "local-aws", "LogicalResourceId": sys.argv[2],
+                  "PhysicalResourceId": sys.argv[2], "Data": {}}))
+PY
+)
+curl -fsS -X PUT -H 'Content-Type:' --data "$answer" \
+  "$endpoint/cloudformation_$AWS_DEFAULT_REGION/cfnresponse?stack=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$stack_id")" >/dev/null
+
+status=
+for _ in $(seq 120); do
+  status=$(awsm cloudformation describe-stacks --stack-name "$stack" --query 'Stacks[0].StackStatus')
+  case $status in
+    CREATE_COMPLETE) break ;;
+    *FAILED | *ROLLBACK*) break ;;
+  esac
+  sleep 0.5
+done
+if [ "$status" != CREATE_COMPLETE ]; then
+  awsm cloudformation describe-stack-events --stack-name "$stack" \
+    --query 'StackEvents[?contains(ResourceStatus, `FAILED`)].[LogicalResourceId, ResourceStatusReason]' >&2 || true
+  echo "local-aws: stack $stack is $status, not CREATE_COMPLETE" >&2
+  exit 1
+fi
 
 "$bin" serve --config "$dir/parkinglot.yaml" 2> >(tee "$dir/serve.log" >&2) &
 serve=$!

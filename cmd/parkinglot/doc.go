@@ -10,6 +10,7 @@
 //	parkinglot mailbox RECIPIENT         read (and --ack) a mailbox
 //	parkinglot audit                     read the audit trail
 //	parkinglot pools [POOL]              show pools
+//	parkinglot pools apply --config FILE write FILE's pools to its store
 //	parkinglot claim POOL [--max N]      claim tasks of a pull pool (a worker's token)
 //	parkinglot work POOL -- CMD [ARGS]   run CMD once per task claimed from a pull pool
 //	parkinglot loadtest [flags]          drive a server and check its invariants

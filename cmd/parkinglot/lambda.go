@@ -80,7 +80,11 @@ func lambdaRuntime(cfg config.Config, backend core.Backend, obs core.Observer, l
 		if p != nil {
 			p.Bind(s)
 		}
-		h, err := lambdaapi.New(lambdaapi.Config{Function: fn, Scheduler: s, Logger: log, Pusher: p})
+		hcfg := lambdaapi.Config{Function: fn, Scheduler: s, Logger: log, Pusher: p}
+		if fn == lambdaapi.Expire {
+			hcfg.PoolStore = backend
+		}
+		h, err := lambdaapi.New(hcfg)
 		if err != nil {
 			return nil, nil, err
 		}

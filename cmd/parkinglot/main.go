@@ -38,7 +38,7 @@ commands:
   cancel      cancel a parked or running task
   mailbox     read a recipient's mailbox
   audit       read the audit trail
-  pools       show pools
+  pools       show pools; 'pools apply --config FILE' writes a file's pools to its store
   claim       claim tasks of a pull pool (a worker's token)
   work        run a command once per task claimed from a pull pool
   loadtest    drive a server with permit or pull workers and check its invariants
@@ -68,6 +68,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return checkCmd(rest, stdout, stderr)
 	case "migrate":
 		return migrateCmd(ctx, rest, stdout, stderr)
+	case "pools":
+		if isPoolsApply(rest) {
+			return poolsApplyCmd(ctx, rest[1:], stdout, stderr)
+		}
 	case "version", "--version":
 		return versionCmd(rest, stdout, stderr)
 	case "help", "-h", "--help":

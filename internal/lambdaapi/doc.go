@@ -31,6 +31,14 @@
 // schedule, and can repeat it within one invocation for sub-minute expiry
 // (Config.SweepEvery).
 //
+// Pools are data, not configuration: they live in the table, core reads
+// them on every transition, and no function writes one at cold start (a
+// cold start makes no AWS call). Expire applies them when CloudFormation
+// sends it the stack's custom resource (CustomResource, PoolsResourceType);
+// `parkinglot pools apply` applies them outside a deployment. Only the push
+// pools' targets, runtime configuration that may name secrets, are in the
+// functions' environment (EnvTargets).
+//
 // Logs are structured (log/slog; the functions use lambdacontext's handler,
 // which adds the request id); metrics are CloudWatch Embedded Metric Format
 // lines (Metrics). Gateway serves the API over plain HTTP by turning each

@@ -3,6 +3,7 @@ package lambdaapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -26,21 +27,28 @@ const (
 	EnvSweepEvery      = "PARKINGLOT_SWEEP_EVERY"      // Go duration; default: one sweep per invocation
 	EnvSweepFor        = "PARKINGLOT_SWEEP_FOR"        // Go duration; default 50s
 	EnvNamespace       = "PARKINGLOT_METRICS_NAMESPACE"
-	// EnvPools is a JSON array of pools created or reconfigured at cold
-	// start: [{"name": "gpu", "capacity": 4, "maxParked": 1000,
-	// "defaultMaxWait": "10m", "runTimeout": "5m"}]. Optional. A push pool
-	// ("executor": "push") has a "target", whose fields are those of the
-	// server's YAML (internal/config.Target): {"type": "http", "url":
-	// "https://...", "secretEnv": "HOOK_SECRET", "mode": "sync",
-	// "timeout": "30s", "maxAttempts": 5}, {"type": "lambda", "function":
-	// "name or ARN", "qualifier": "live"} or {"type": "sqs", "queueUrl":
-	// "https://sqs..."}. An http target's secret is never in this JSON:
+	// EnvTargets is a JSON object of the push pools' targets by pool
+	// name: {"hooks": {"type": "http", "url": "https://...", "secretEnv":
+	// "HOOK_SECRET", "mode": "sync", "timeout": "30s", "maxAttempts": 5},
+	// "jobs": {"type": "lambda", "function": "name or ARN", "qualifier":
+	// "live"}, "mail": {"type": "sqs", "queueUrl": "https://sqs..."}}.
+	// Optional. The fields are those of the server's YAML
+	// (internal/config.Target). The pools themselves are not configuration
+	// of the functions: they live in the table, written at deploy time
+	// (CustomResource) or by `parkinglot pools apply`, and read by core on
+	// every transition; only the targets, runtime configuration that may
+	// name secrets, travel in the environment, so that its size grows with
+	// the push pools only. An http target's secret is never in this JSON:
 	// secretEnv names the function's environment variable that holds it,
 	// or secretArn a Secrets Manager secret whose string it is, read at
 	// cold start (Env.ResolveSecrets; the function needs
-	// secretsmanager:GetSecretValue on it).
-	// submit, dispatch and expire push; dispatch also takes the results
-	// queue's SQS events (Handler.Results).
+	// secretsmanager:GetSecretValue on it). submit, dispatch and expire
+	// push; dispatch also takes the results queue's SQS events
+	// (Handler.Results).
+	EnvTargets = "PARKINGLOT_TARGETS"
+	// EnvPools was the pools' configuration, written by every cold start.
+	// It is refused, so that an old deployment fails loudly instead of
+	// running without its pools' updates: apply the pools to the table.
 	EnvPools = "PARKINGLOT_POOLS"
 )
 
@@ -55,7 +63,6 @@ type Env struct {
 	SweepEvery      time.Duration
 	SweepFor        time.Duration
 	Namespace       string
-	Pools           []core.PoolConfig
 	// Targets are the push pools' targets, by pool name, with their
 	// secrets read from the environment.
 	Targets map[string]push.Target
@@ -114,7 +121,10 @@ func LoadEnv(getenv func(string) string) (Env, error) {
 			return Env{}, fmt.Errorf("lambdaapi: %s must be a positive duration such as 10s, got %q", d.name, v)
 		}
 	}
-	if e.Pools, e.Targets, e.SecretARNs, err = parsePools(getenv(EnvPools), getenv); err != nil {
+	if getenv(EnvPools) != "" {
+		return Env{}, fmt.Errorf("lambdaapi: %s is no longer read: pools live in the table (apply them with the stack's custom resource or `parkinglot pools apply`), push targets in %s", EnvPools, EnvTargets)
+	}
+	if e.Targets, e.SecretARNs, err = parseTargets(getenv(EnvTargets), getenv); err != nil {
 		return Env{}, err
 	}
 	return e, nil
@@ -152,18 +162,61 @@ func parseSources(v string) (map[string]string, error) {
 	return out, nil
 }
 
-type envPool struct {
+// PoolSpec is one pool as the stack's custom resource carries it (its
+// Pools property, a JSON array of these; ParsePools): every field of
+// core.PoolConfig, durations as Go durations. A push pool's target is not
+// here but in the functions' EnvTargets.
+type PoolSpec struct {
 	Name           string `json:"name"`
 	Capacity       int    `json:"capacity"`
 	MaxParked      int    `json:"maxParked"`
-	DefaultMaxWait string `json:"defaultMaxWait"`
-	RunTimeout     string `json:"runTimeout"`
+	DefaultMaxWait string `json:"defaultMaxWait,omitempty"`
+	RunTimeout     string `json:"runTimeout,omitempty"`
+	SlotShards     int    `json:"slotShards,omitempty"`
 	Executor       string `json:"executor,omitempty"`
-	// Target is a push pool's.
-	Target *envTarget `json:"target,omitempty"`
 }
 
-// envTarget is a push pool's target in EnvPools.
+// PoolSpecOf is c as a PoolSpec.
+func PoolSpecOf(c core.PoolConfig) PoolSpec {
+	return PoolSpec{Name: c.Name, Capacity: c.Capacity, MaxParked: c.MaxParked, DefaultMaxWait: c.DefaultMaxWait.String(),
+		RunTimeout: c.RunTimeout.String(), SlotShards: c.SlotShards, Executor: string(c.Executor)}
+}
+
+// ParsePools reads a JSON array of PoolSpec, or returns an error naming
+// the bad entry. Missing durations default as the server's do
+// (defaultMaxWait 10m, runTimeout 5m).
+func ParsePools(v string) ([]core.PoolConfig, error) {
+	var ps []PoolSpec
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ps); err != nil {
+		return nil, fmt.Errorf("lambdaapi: pools: %w", err)
+	}
+	out := make([]core.PoolConfig, len(ps))
+	for i, p := range ps {
+		c := core.PoolConfig{Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked, DefaultMaxWait: 10 * time.Minute,
+			RunTimeout: 5 * time.Minute, SlotShards: p.SlotShards, Executor: core.Executor(p.Executor)}
+		for _, d := range []struct {
+			name, v string
+			to      *time.Duration
+		}{{"defaultMaxWait", p.DefaultMaxWait, &c.DefaultMaxWait}, {"runTimeout", p.RunTimeout, &c.RunTimeout}} {
+			if d.v == "" {
+				continue
+			}
+			var err error
+			if *d.to, err = time.ParseDuration(d.v); err != nil {
+				return nil, fmt.Errorf("lambdaapi: pools[%d].%s: %w", i, d.name, err)
+			}
+		}
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("lambdaapi: pools[%d]: %w", i, err)
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// envTarget is a push pool's target in EnvTargets.
 type envTarget struct {
 	Type        string `json:"type"`
 	URL         string `json:"url,omitempty"`
@@ -178,7 +231,7 @@ type envTarget struct {
 }
 
 // target returns et as pool's push target, its secret read through getenv.
-func (et envTarget) target(pool string, i int, getenv func(string) string) (push.Target, error) {
+func (et envTarget) target(pool string, getenv func(string) string) (push.Target, error) {
 	t := push.Target{
 		Type: et.Type, URL: et.URL, Mode: et.Mode, Function: et.Function, Qualifier: et.Qualifier,
 		QueueURL: et.QueueURL, MaxAttempts: et.MaxAttempts,
@@ -186,81 +239,49 @@ func (et envTarget) target(pool string, i int, getenv func(string) string) (push
 	if et.Timeout != "" {
 		var err error
 		if t.Timeout, err = time.ParseDuration(et.Timeout); err != nil {
-			return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d].target.timeout: %w", EnvPools, i, err)
+			return push.Target{}, fmt.Errorf("lambdaapi: %s: %s.timeout: %w", EnvTargets, pool, err)
 		}
 	}
 	if et.SecretEnv != "" && et.SecretARN != "" {
-		return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d].target: set secretEnv or secretArn, not both", EnvPools, i)
+		return push.Target{}, fmt.Errorf("lambdaapi: %s: %s: set secretEnv or secretArn, not both", EnvTargets, pool)
 	}
 	if et.SecretEnv != "" {
 		if t.Secret = getenv(et.SecretEnv); t.Secret == "" {
-			return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d].target.secretEnv: the environment variable %s is not set", EnvPools, i, et.SecretEnv)
+			return push.Target{}, fmt.Errorf("lambdaapi: %s: %s.secretEnv: the environment variable %s is not set", EnvTargets, pool, et.SecretEnv)
 		}
 	}
 	t = t.WithDefaults()
 	if err := t.Validate(pool); err != nil {
-		return push.Target{}, fmt.Errorf("lambdaapi: %s: [%d]: %w", EnvPools, i, err)
+		return push.Target{}, fmt.Errorf("lambdaapi: %s: %w", EnvTargets, err)
 	}
 	return t, nil
 }
 
-func parsePools(v string, getenv func(string) string) ([]core.PoolConfig, map[string]push.Target, map[string]string, error) {
+func parseTargets(v string, getenv func(string) string) (map[string]push.Target, map[string]string, error) {
 	if strings.TrimSpace(v) == "" {
-		return nil, nil, nil, nil
+		return nil, nil, nil
 	}
-	var ps []envPool
+	var ets map[string]envTarget
 	dec := json.NewDecoder(strings.NewReader(v))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ps); err != nil {
-		return nil, nil, nil, fmt.Errorf("lambdaapi: %s: %w", EnvPools, err)
+	if err := dec.Decode(&ets); err != nil {
+		return nil, nil, fmt.Errorf("lambdaapi: %s: %w", EnvTargets, err)
 	}
 	targets := map[string]push.Target{}
 	arns := map[string]string{}
-	out := make([]core.PoolConfig, len(ps))
-	for i, p := range ps {
-		c := core.PoolConfig{Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked, DefaultMaxWait: 10 * time.Minute, RunTimeout: 5 * time.Minute, Executor: core.Executor(p.Executor)}
-		for _, d := range []struct {
-			name, v string
-			to      *time.Duration
-		}{{"defaultMaxWait", p.DefaultMaxWait, &c.DefaultMaxWait}, {"runTimeout", p.RunTimeout, &c.RunTimeout}} {
-			if d.v == "" {
-				continue
-			}
-			var err error
-			if *d.to, err = time.ParseDuration(d.v); err != nil {
-				return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d].%s: %w", EnvPools, i, d.name, err)
-			}
+	for pool, et := range ets {
+		var ie *core.InvalidError
+		if err := (core.PoolConfig{Name: pool}).Validate(); errors.As(err, &ie) && ie.Field == "name" {
+			return nil, nil, fmt.Errorf("lambdaapi: %s: %w", EnvTargets, err)
 		}
-		if err := c.Validate(); err != nil {
-			return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: %w", EnvPools, i, err)
+		t, err := et.target(pool, getenv)
+		if err != nil {
+			return nil, nil, err
 		}
-		switch {
-		case c.Pushes() && p.Target == nil:
-			return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: executor push needs a target", EnvPools, i)
-		case !c.Pushes() && p.Target != nil:
-			return nil, nil, nil, fmt.Errorf("lambdaapi: %s: [%d]: only a pool with executor push has a target", EnvPools, i)
-		case p.Target != nil:
-			t, err := p.Target.target(c.Name, i, getenv)
-			if err != nil {
-				return nil, nil, nil, err
-			}
-			targets[c.Name] = t
-			if p.Target.SecretARN != "" {
-				arns[c.Name] = p.Target.SecretARN
-			}
-		}
-		out[i] = c
-	}
-	return out, targets, arns, nil
-}
-
-// PutPools creates or reconfigures pools (Env.Pools) at cold start; a pool's
-// counters are kept.
-func PutPools(ctx context.Context, s *core.Scheduler, pools []core.PoolConfig) error {
-	for _, p := range pools {
-		if err := s.PutPool(ctx, p); err != nil {
-			return fmt.Errorf("lambdaapi: put pool %s: %w", p.Name, err)
+		targets[pool] = t
+		if et.SecretARN != "" {
+			arns[pool] = et.SecretARN
 		}
 	}
-	return nil
+	return targets, arns, nil
 }

@@ -3,6 +3,7 @@ package lambdaapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -31,26 +32,24 @@ func TestLoadEnv(t *testing.T) {
 		lambdaapi.EnvEventSources: " com.acme.orders=acme, com.globex.jobs=globex ",
 		lambdaapi.EnvSweepEvery:   "10s",
 		lambdaapi.EnvTenantClaim:  "custom:tenant",
-		lambdaapi.EnvPools:        `[{"name":"gpu","capacity":4,"maxParked":100,"runTimeout":"2m"}]`,
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "tbl", e.Store.Table)
 	require.Equal(t, map[string]string{"com.acme.orders": "acme", "com.globex.jobs": "globex"}, e.SourceTenants)
 	require.Equal(t, 10*time.Second, e.SweepEvery)
 	require.Equal(t, "custom:tenant", e.TenantClaim)
-	require.Equal(t, []core.PoolConfig{{Name: "gpu", Capacity: 4, MaxParked: 100, DefaultMaxWait: 10 * time.Minute, RunTimeout: 2 * time.Minute}}, e.Pools)
+	require.Empty(t, e.Targets)
 
 	for name, extra := range map[string]map[string]string{
-		"no table":          {"PARKINGLOT_TABLE": ""},
-		"bad source":        {lambdaapi.EnvEventSources: "com.acme.orders"},
-		"aws source":        {lambdaapi.EnvEventSources: "aws.events=acme"},
-		"twice":             {lambdaapi.EnvEventSources: "a=x,a=y"},
-		"bad sweep":         {lambdaapi.EnvSweepEvery: "often"},
-		"negative sweep":    {lambdaapi.EnvSweepFor: "-1s"},
-		"bad pools":         {lambdaapi.EnvPools: `{"name":"gpu"}`},
-		"unknown pool key":  {lambdaapi.EnvPools: `[{"name":"gpu","capacity":1,"size":2}]`},
-		"invalid pool":      {lambdaapi.EnvPools: `[{"name":"gpu","capacity":0}]`},
-		"bad pool duration": {lambdaapi.EnvPools: `[{"name":"gpu","capacity":1,"runTimeout":"x"}]`},
+		"no table":         {"PARKINGLOT_TABLE": ""},
+		"bad source":       {lambdaapi.EnvEventSources: "com.acme.orders"},
+		"aws source":       {lambdaapi.EnvEventSources: "aws.events=acme"},
+		"twice":            {lambdaapi.EnvEventSources: "a=x,a=y"},
+		"bad sweep":        {lambdaapi.EnvSweepEvery: "often"},
+		"negative sweep":   {lambdaapi.EnvSweepFor: "-1s"},
+		"pools in the env": {lambdaapi.EnvPools: `[{"name":"gpu","capacity":1}]`},
+		"bad targets":      {lambdaapi.EnvTargets: `[{"name":"gpu"}]`},
+		"bad target pool":  {lambdaapi.EnvTargets: `{"g/pu":{"type":"sqs","queueUrl":"u"}}`},
 	} {
 		_, err := lambdaapi.LoadEnv(env(extra))
 		require.Error(t, err, name)
@@ -61,16 +60,14 @@ func TestLoadEnvTargets(t *testing.T) {
 	t.Parallel()
 	vars := map[string]string{
 		"AWS_REGION": "eu-west-1", "PARKINGLOT_TABLE": "tbl", "HOOK_SECRET": "s3cret",
-		lambdaapi.EnvPools: `[
-			{"name":"hook","capacity":2,"executor":"push","target":{"type":"http","url":"https://hooks.example/run","secretEnv":"HOOK_SECRET","mode":"async","timeout":"5s","maxAttempts":3}},
-			{"name":"fn","capacity":2,"executor":"push","target":{"type":"lambda","function":"worker","qualifier":"live"}},
-			{"name":"q","capacity":2,"executor":"push","target":{"type":"sqs","queueUrl":"https://sqs.eu-west-1.amazonaws.com/1/work"}},
-			{"name":"vault","capacity":1,"executor":"push","target":{"type":"http","url":"https://hooks.example/v","secretArn":"arn:aws:secretsmanager:eu-west-1:1:secret:hook"}},
-			{"name":"pull","capacity":1,"executor":"pull"}]`,
+		lambdaapi.EnvTargets: `{
+			"hook": {"type":"http","url":"https://hooks.example/run","secretEnv":"HOOK_SECRET","mode":"async","timeout":"5s","maxAttempts":3},
+			"fn": {"type":"lambda","function":"worker","qualifier":"live"},
+			"q": {"type":"sqs","queueUrl":"https://sqs.eu-west-1.amazonaws.com/1/work"},
+			"vault": {"type":"http","url":"https://hooks.example/v","secretArn":"arn:aws:secretsmanager:eu-west-1:1:secret:hook"}}`,
 	}
 	e, err := lambdaapi.LoadEnv(func(k string) string { return vars[k] })
 	require.NoError(t, err)
-	require.Len(t, e.Pools, 5)
 	require.Equal(t, map[string]string{"vault": "arn:aws:secretsmanager:eu-west-1:1:secret:hook"}, e.SecretARNs)
 	require.Equal(t, map[string]push.Target{
 		"hook":  {Type: push.TypeHTTP, URL: "https://hooks.example/run", Secret: "s3cret", Mode: push.ModeAsync, Timeout: 5 * time.Second, MaxAttempts: 3},
@@ -79,17 +76,15 @@ func TestLoadEnvTargets(t *testing.T) {
 		"vault": {Type: push.TypeHTTP, URL: "https://hooks.example/v", Mode: push.ModeSync, Timeout: push.DefaultTimeout, MaxAttempts: push.DefaultMaxAttempts},
 	}, e.Targets, "a secretArn's secret is read by ResolveSecrets")
 
-	for name, pools := range map[string]string{
-		"push without target":   `[{"name":"p","capacity":1,"executor":"push"}]`,
-		"target of a pull pool": `[{"name":"p","capacity":1,"executor":"pull","target":{"type":"sqs","queueUrl":"u"}}]`,
-		"secret inline":         `[{"name":"p","capacity":1,"executor":"push","target":{"type":"http","url":"https://x","secret":"s"}}]`,
-		"secretEnv unset":       `[{"name":"p","capacity":1,"executor":"push","target":{"type":"http","url":"https://x","secretEnv":"NOPE"}}]`,
-		"two secrets":           `[{"name":"p","capacity":1,"executor":"push","target":{"type":"http","url":"https://x","secretEnv":"AWS_REGION","secretArn":"arn"}}]`,
-		"bad type":              `[{"name":"p","capacity":1,"executor":"push","target":{"type":"ftp"}}]`,
-		"lambda sans function":  `[{"name":"p","capacity":1,"executor":"push","target":{"type":"lambda"}}]`,
-		"bad timeout":           `[{"name":"p","capacity":1,"executor":"push","target":{"type":"sqs","queueUrl":"u","timeout":"soon"}}]`,
+	for name, targets := range map[string]string{
+		"secret inline":        `{"p":{"type":"http","url":"https://x","secret":"s"}}`,
+		"secretEnv unset":      `{"p":{"type":"http","url":"https://x","secretEnv":"NOPE"}}`,
+		"two secrets":          `{"p":{"type":"http","url":"https://x","secretEnv":"AWS_REGION","secretArn":"arn"}}`,
+		"bad type":             `{"p":{"type":"ftp"}}`,
+		"lambda sans function": `{"p":{"type":"lambda"}}`,
+		"bad timeout":          `{"p":{"type":"sqs","queueUrl":"u","timeout":"soon"}}`,
 	} {
-		vars := map[string]string{"AWS_REGION": "eu-west-1", "PARKINGLOT_TABLE": "tbl", lambdaapi.EnvPools: pools}
+		vars := map[string]string{"AWS_REGION": "eu-west-1", "PARKINGLOT_TABLE": "tbl", lambdaapi.EnvTargets: targets}
 		_, err := lambdaapi.LoadEnv(func(k string) string { return vars[k] })
 		require.Error(t, err, name)
 	}
@@ -124,4 +119,39 @@ func TestWithRequestID(t *testing.T) {
 	require.Contains(t, lines[0], `"requestId":"req-1"`)
 	require.Contains(t, lines[0], `"function":"submit"`)
 	require.NotContains(t, lines[1], "requestId")
+}
+
+func TestParsePools(t *testing.T) {
+	t.Parallel()
+	ps, err := lambdaapi.ParsePools(`[{"name":"gpu","capacity":4,"maxParked":100,"runTimeout":"2m"},
+		{"name":"hot","capacity":64,"maxParked":5,"defaultMaxWait":"1h","runTimeout":"30s","slotShards":8,"executor":"push"}]`)
+	require.NoError(t, err)
+	require.Equal(t, []core.PoolConfig{
+		{Name: "gpu", Capacity: 4, MaxParked: 100, DefaultMaxWait: 10 * time.Minute, RunTimeout: 2 * time.Minute},
+		{Name: "hot", Capacity: 64, MaxParked: 5, DefaultMaxWait: time.Hour, RunTimeout: 30 * time.Second, SlotShards: 8, Executor: core.ExecutorPush},
+	}, ps)
+	for _, c := range ps {
+		back, err := lambdaapi.ParsePools(mustJSON(t, []lambdaapi.PoolSpec{lambdaapi.PoolSpecOf(c)}))
+		require.NoError(t, err)
+		require.Equal(t, []core.PoolConfig{c}, back, "PoolSpecOf round-trips")
+	}
+	for name, v := range map[string]string{
+		"not an array": `{"name":"gpu"}`,
+		"unknown key":  `[{"name":"gpu","capacity":1,"size":2}]`,
+		"a target":     `[{"name":"gpu","capacity":1,"executor":"push","target":{"type":"sqs"}}]`,
+		"invalid":      `[{"name":"gpu","capacity":0}]`,
+		"bad duration": `[{"name":"gpu","capacity":1,"runTimeout":"x"}]`,
+		"shards > cap": `[{"name":"gpu","capacity":2,"slotShards":3}]`,
+		"shards > max": `[{"name":"gpu","capacity":100,"slotShards":65}]`,
+	} {
+		_, err := lambdaapi.ParsePools(v)
+		require.Error(t, err, name)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/aws/aws-lambda-go/cfn"
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -57,6 +58,10 @@ type Config struct {
 	// between invocations. dispatch also completes tasks from the results
 	// queue's SQS events with it (Results).
 	Pusher *push.Pusher
+	// PoolStore, expire's only, is where the stack's custom resource
+	// applies the pools (CustomResource); without it, expire refuses
+	// CloudFormation's events.
+	PoolStore core.PoolStore
 }
 
 // Handler is one function's Lambda handler. It implements lambda.Handler:
@@ -121,7 +126,9 @@ type eventShape struct {
 	Records []struct {
 		EventSource string `json:"eventSource"`
 	} `json:"Records"`
-	DetailType *string `json:"detail-type"`
+	DetailType  *string `json:"detail-type"`
+	RequestType string  `json:"RequestType"`
+	ResponseURL string  `json:"ResponseURL"`
 }
 
 // Invoke serves one invocation: an API Gateway HTTP API (2.0) event (every
@@ -189,6 +196,12 @@ func (h *Handler) invoke(ctx context.Context, payload []byte) ([]byte, error) {
 			return nil, fmt.Errorf("lambdaapi: %s: decode EventBridge event: %w", h.fn, err)
 		}
 		return marshal(struct{}{}, h.EventBridge(ctx, ev))
+	case h.fn == Expire && shape.RequestType != "" && shape.ResponseURL != "":
+		var ev cfn.Event
+		if err := json.Unmarshal(payload, &ev); err != nil {
+			return nil, fmt.Errorf("lambdaapi: %s: decode CloudFormation event: %w", h.fn, err)
+		}
+		return marshal(struct{}{}, h.CustomResource(ctx, ev))
 	case h.fn == Expire && shape.RouteKey == "" && len(shape.Records) == 0 && bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")):
 		// An EventBridge rule's scheduled event, or EventBridge Scheduler's
 		// input (by default {}): either is the trigger.

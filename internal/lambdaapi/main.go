@@ -19,9 +19,11 @@ import (
 // (LoadEnv), builds the SDK clients and the store once, core, and fn's
 // handler, and hands it to lambda.Start. A bad environment or an unreachable
 // store is logged and exits the process, so that the cold start fails
-// loudly. The mailbox function does not put the configured pools: it only
-// reads, and putting a pool wakes its parked work. The others push the
-// starts of push pools (NewPusher) to their targets.
+// loudly. A cold start writes nothing: the pools are in the table, which
+// core reads on every transition; expire writes them when CloudFormation
+// sends it the stack's custom resource (Handler.CustomResource). Every
+// function but mailbox pushes the starts of push pools (NewPusher) to their
+// targets (EnvTargets).
 func Main(fn Function) {
 	ctx := context.Background()
 	log := lambdacontext.NewLogger()
@@ -56,13 +58,13 @@ func Main(fn Function) {
 	if err == nil && pusher != nil {
 		pusher.Bind(sched)
 	}
-	if err == nil && fn != Mailbox {
-		err = PutPools(ctx, sched, env.Pools)
-	}
 	var h *Handler
 	if err == nil {
 		cfg := env.Config(fn, sched, log, mets)
 		cfg.Pusher = pusher
+		if fn == Expire {
+			cfg.PoolStore = store
+		}
 		h, err = New(cfg)
 	}
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 )
 
 // errNoPusher: a results-queue event reached a function without push pools.
-var errNoPusher = errors.New("lambdaapi: a results-queue event, but this function has no push pools (PARKINGLOT_POOLS names no target)")
+var errNoPusher = errors.New("lambdaapi: a results-queue event, but this function has no push pools (PARKINGLOT_TARGETS names no target)")
 
 // Results serves a batch of the results queue (dispatch's SQS event
 // source), its messages at once: each, a Lambda target's destination record or a

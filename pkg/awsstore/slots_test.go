@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/pkg/awsstore"
+	"github.com/parkinglot/parkinglot/pkg/awsstore/awsfault"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
@@ -470,4 +471,32 @@ func capacities(items []shardState) []int {
 		out[i] = sh.Capacity
 	}
 	return out
+}
+
+// TestPutPoolRetriesTransactionConflicts: an update of an unsharded pool
+// that meets a transaction in flight on the pool item
+// (TransactionConflictException, which the SDK does not retry) is tried
+// again, and the pool is put.
+func TestPutPoolRetriesTransactionConflicts(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	b := setup(t)
+	inj := awsfault.New(b.ddb, b.sqs)
+	opts := b.opts
+	opts.DynamoDB, opts.SQS = inj.DynamoDB(), inj.SQS()
+	s, err := awsstore.New(ctx, opts)
+	require.NoError(t, err)
+	var conflicts atomic.Int32
+	inj.FailIf(func(op string) error {
+		if op == "DynamoDB.UpdateItem" && conflicts.Add(1) <= 3 {
+			return &types.TransactionConflictException{Message: aws.String("Transaction is ongoing for the item")}
+		}
+		return nil
+	})
+	cfg := core.PoolConfig{Name: "gpu", Capacity: 3, MaxParked: 10, DefaultMaxWait: time.Minute, RunTimeout: time.Minute}
+	require.NoError(t, s.PutPool(ctx, cfg))
+	require.EqualValues(t, 4, conflicts.Load(), "three conflicts, then the update")
+	p, err := b.store.Pool(ctx, "gpu")
+	require.NoError(t, err)
+	require.Equal(t, cfg, p.PoolConfig)
 }

@@ -242,7 +242,10 @@ func unshardedCond() expression.ConditionBuilder {
 }
 
 // putUnshardedPool writes cfg (SlotShards 0 or 1) to a pool item that is
-// absent or unsharded, and reports false if the pool is sharded.
+// absent or unsharded, and reports false if the pool is sharded. An update
+// that meets a transaction in flight on the pool item
+// (TransactionConflictException, which the SDK does not retry) is tried
+// again after a backoff, up to maxPutPoolAttempts times.
 func (s *Store) putUnshardedPool(ctx context.Context, cfg core.PoolConfig) (bool, error) {
 	upd := poolConfigUpdate(cfg).
 		Set(expression.Name("running"), expression.IfNotExists(expression.Name("running"), expression.Value(0)))
@@ -250,15 +253,27 @@ func (s *Store) putUnshardedPool(ctx context.Context, cfg core.PoolConfig) (bool
 	if err != nil {
 		return false, fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
 	}
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 s.table,
-		Key:                       itemKey(poolPK(cfg.Name), skPool),
-		UpdateExpression:          ex.Update(),
-		ConditionExpression:       ex.Condition(),
-		ExpressionAttributeNames:  ex.Names(),
-		ExpressionAttributeValues: ex.Values(),
-		ReturnConsumedCapacity:    s.rcc,
-	})
+	for attempt := 1; ; attempt++ {
+		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 s.table,
+			Key:                       itemKey(poolPK(cfg.Name), skPool),
+			UpdateExpression:          ex.Update(),
+			ConditionExpression:       ex.Condition(),
+			ExpressionAttributeNames:  ex.Names(),
+			ExpressionAttributeValues: ex.Values(),
+			ReturnConsumedCapacity:    s.rcc,
+		})
+		var tc *types.TransactionConflictException
+		if !errors.As(err, &tc) {
+			break
+		}
+		if attempt >= maxPutPoolAttempts {
+			return false, fmt.Errorf("awsstore: put pool %s: gave up after %d attempts lost to transactions on the pool: %w", cfg.Name, attempt, err)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return false, fmt.Errorf("awsstore: put pool %s: %w", cfg.Name, err)
+		}
+	}
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		return false, nil

@@ -28,6 +28,7 @@ import (
 	"github.com/parkinglot/parkinglot/internal/lambdaemu"
 	"github.com/parkinglot/parkinglot/pkg/api"
 	"github.com/parkinglot/parkinglot/pkg/client"
+	"github.com/parkinglot/parkinglot/pkg/core"
 	"github.com/parkinglot/parkinglot/pkg/worker"
 	"github.com/parkinglot/parkinglot/tests/testserver"
 )
@@ -360,10 +361,13 @@ func TestFunctionBinariesPush(t *testing.T) {
 	t.Cleanup(hook.Close)
 	env := []string{
 		"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + moto.Endpoint, "AWS_ENDPOINT_URL_LAMBDA=" + emu.URL,
-		"PARKINGLOT_TABLE=parkinglot-" + name, "PARKINGLOT_QUEUE_PREFIX=pl" + name + "-", "PARKINGLOT_CREATE_RESOURCES=true",
-		fmt.Sprintf(`PARKINGLOT_POOLS=[{"name":"gpu","capacity":1,"maxParked":5,"defaultMaxWait":"1m","runTimeout":"1m","executor":"push","target":{"type":"lambda","function":"worker"}},`+
-			`{"name":"hook","capacity":1,"maxParked":5,"executor":"push","target":{"type":"http","url":%q,"mode":"async","secretArn":%q}}]`, hook.URL, aws.ToString(sec.ARN)),
+		"PARKINGLOT_TABLE=parkinglot-" + name, "PARKINGLOT_QUEUE_PREFIX=pl" + name + "-",
+		fmt.Sprintf(`PARKINGLOT_TARGETS={"gpu":{"type":"lambda","function":"worker"},`+
+			`"hook":{"type":"http","url":%q,"mode":"async","secretArn":%q}}`, hook.URL, aws.ToString(sec.ARN)),
 	}
+	applyPools(t, "parkinglot-"+name, "pl"+name+"-",
+		core.PoolConfig{Name: "gpu", Capacity: 1, MaxParked: 5, DefaultMaxWait: time.Minute, RunTimeout: time.Minute, Executor: core.ExecutorPush},
+		core.PoolConfig{Name: "hook", Capacity: 1, MaxParked: 5, DefaultMaxWait: 10 * time.Minute, RunTimeout: 5 * time.Minute, Executor: core.ExecutorPush})
 	apis := map[string]*runtimeAPI{}
 	for _, fn := range []string{"submit", "dispatch", "mailbox"} {
 		apis[fn] = newRuntimeAPI(t)

@@ -103,6 +103,9 @@ type Parkinglot struct {
 	AlarmTopic awssns.Topic
 	// Alarms are the construct's alarms by id (e.g. "Errors-submit").
 	Alarms map[string]awscloudwatch.Alarm
+	// PoolsResource is the custom resource that applies the pools to the
+	// table at deploy time, served by expire.
+	PoolsResource awscdk.CustomResource
 }
 
 // New adds Parkinglot to scope under id. props is completed with its
@@ -137,6 +140,7 @@ func build(scope constructs.Construct, id string, props *Props) (*Parkinglot, er
 	s.queues()
 	s.functions()
 	s.grants()
+	s.pools()
 	s.pushTargets()
 	s.api()
 	s.schedule()
@@ -349,11 +353,10 @@ func (s *Parkinglot) functions() {
 }
 
 // env is function f's environment (lambdaapi.LoadEnv reads it): the
-// table, the queue prefix, the tenant claim, the pools and expire's sweep
-// cadence. Submit, dispatch and expire put the pools at cold start
-// (counters kept; expire runs within a minute of a deploy). The mailbox
-// function does not: putting a pool wakes it, which dispatches, and the
-// mailbox function may neither start tasks nor read the parking queues.
+// table, the queue prefix, the tenant claim, the push pools' targets
+// (submit, dispatch and expire push) and expire's sweep cadence. The pools
+// are not in it: they are in the table (PoolsResource), so that the
+// environment grows with the push pools only, within Lambda's 4 KB.
 func (s *Parkinglot) env(f Function) *map[string]*string {
 	env := map[string]*string{
 		awsconfig.EnvTable:       s.Table.TableName(),
@@ -361,8 +364,8 @@ func (s *Parkinglot) env(f Function) *map[string]*string {
 		lambdaapi.EnvTenantClaim: jsii.String(s.props.TenantClaim),
 		lambdaapi.EnvNamespace:   jsii.String(MetricsNamespace),
 	}
-	if f != Mailbox {
-		env[lambdaapi.EnvPools] = jsii.String(PoolsJSON(s.props.Pools))
+	if f != Mailbox && s.pushes() {
+		env[lambdaapi.EnvTargets] = jsii.String(TargetsJSON(s.props.Pools))
 	}
 	if f == Submit && len(s.props.EventSources) > 0 {
 		var kv []string
@@ -378,26 +381,51 @@ func (s *Parkinglot) env(f Function) *map[string]*string {
 	return &env
 }
 
-// PoolsJSON is pools in the form of the functions' PARKINGLOT_POOLS
-// (lambdaapi.EnvPools). A push pool's target names its function, queue and
-// secret by their ARN or URL, tokens that CloudFormation resolves; an HTTP
-// target's secret by its ARN only.
+// pools writes the pools into the table at deploy time: a custom resource
+// (lambdaapi.PoolsResourceType) served by expire, whose properties carry
+// the pools (PoolsJSON) and the table's name. CloudFormation invokes expire
+// with the resource's Create and Update (a changed pool, or a replaced
+// table), and expire applies the pools (created, updated or unchanged;
+// counters kept) and answers; Delete leaves the retained table alone.
+// Expire's grants cover what applying takes (PutPool: GetItem,
+// BatchGetItem, UpdateItem, and a transaction that puts, updates, checks
+// and deletes slot shard items). CloudFormation invokes expire with the
+// deployer's credentials: no resource policy is needed.
+func (s *Parkinglot) pools() {
+	s.PoolsResource = awscdk.NewCustomResource(s.Construct, jsii.String("Pools"), &awscdk.CustomResourceProps{
+		ServiceToken: s.Functions[Expire].FunctionArn(),
+		ResourceType: jsii.String(lambdaapi.PoolsResourceType),
+		Properties: &map[string]any{
+			lambdaapi.PropPools: PoolsJSON(s.props.Pools),
+			lambdaapi.PropTable: s.Table.TableName(),
+		},
+	})
+}
+
+// PoolsJSON is pools in the form of the pools custom resource's Pools
+// property: a JSON array of lambdaapi.PoolSpec, every field of the pool
+// but its target (TargetsJSON).
 func PoolsJSON(pools []Pool) string {
-	type envPool struct {
-		Name           string     `json:"name"`
-		Capacity       int        `json:"capacity"`
-		MaxParked      int        `json:"maxParked"`
-		DefaultMaxWait string     `json:"defaultMaxWait"`
-		RunTimeout     string     `json:"runTimeout"`
-		Executor       string     `json:"executor,omitempty"`
-		Target         *envTarget `json:"target,omitempty"`
-	}
-	out := make([]envPool, len(pools))
+	out := make([]lambdaapi.PoolSpec, len(pools))
 	for i, p := range pools {
-		out[i] = envPool{Name: p.Name, Capacity: p.Capacity, MaxParked: p.MaxParked,
-			DefaultMaxWait: p.DefaultMaxWait.String(), RunTimeout: p.RunTimeout.String(), Executor: string(p.Executor)}
+		out[i] = lambdaapi.PoolSpecOf(p.core())
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		panic(err) // plain values: cannot fail
+	}
+	return string(b)
+}
+
+// TargetsJSON is the push pools' targets in the form of the functions'
+// PARKINGLOT_TARGETS (lambdaapi.EnvTargets): an object by pool name. A
+// target names its function, queue and secret by their ARN or URL, tokens
+// that CloudFormation resolves; an HTTP target's secret by its ARN only.
+func TargetsJSON(pools []Pool) string {
+	out := map[string]*envTarget{}
+	for _, p := range pools {
 		if p.Target != nil {
-			out[i].Target = p.Target.target().env()
+			out[p.Name] = p.Target.target().env()
 		}
 	}
 	b, err := json.Marshal(out)

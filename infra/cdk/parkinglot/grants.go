@@ -14,7 +14,8 @@ var (
 	// transitionActions: reading tasks, keys, pools and mailbox heads
 	// (GetItem; a sharded pool's items, BatchGetItem) and committing a
 	// transition (task, key, message and event puts, pool, shard and
-	// mailbox updates, shard condition checks); PutPool's UpdateItem.
+	// mailbox updates, shard condition checks); PutPool's UpdateItem
+	// (expire's, for the pools custom resource).
 	transitionActions = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
 		"dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
 	// consumeActions: receiving parked work, handing it back
@@ -55,17 +56,18 @@ func allow(g awsiam.IGrantable, actions []string, resources []*string, condition
 // pkg/core), on this construct's resources, and no more:
 //
 //	function  table                                                      parking queues
-//	submit    transition; DeleteItem on POOL#* keys                      consume, SendMessage
-//	dispatch  transition; DeleteItem on POOL#* keys                      consume
+//	submit    transition                                                 consume, SendMessage
+//	dispatch  transition                                                 consume
 //	expire    transition; DeleteItem on POOL#* keys; Query on the four   consume, SendMessage,
 //	          indexes; BatchWriteItem on MBOX#* and AUDIT#* keys          GetQueueAttributes
 //	mailbox   GetItem, BatchGetItem, Query on the table and the pools    none
 //	          index; UpdateItem on MBOX#* keys
 //
-// transition is transitionActions, consume consumeActions. Every function
-// but mailbox puts the pools at cold start (PutPool: UpdateItem, and a
-// transaction that may delete slot shard items, pk POOL#<pool>#<i>) and
-// may then wake parked work (consume). Submit sends a park's message,
+// transition is transitionActions, consume consumeActions. No cold start
+// writes the pools: expire applies them when CloudFormation sends it the
+// pools custom resource (PutPool: UpdateItem, and a transaction that puts,
+// updates, checks and may delete slot shard items, pk POOL#<pool>#<i>,
+// hence its DeleteItem). Submit sends a park's message,
 // expire an outbox re-send; expire also counts a queue's messages to
 // reconcile it with its parked tasks (GetQueueAttributes: a queue that
 // holds fewer messages than parked tasks lost some, and expire re-sends
@@ -92,7 +94,6 @@ func (s *Parkinglot) grants() {
 	for _, f := range []Function{Submit, Dispatch, Expire} {
 		fn := s.Functions[f]
 		allow(fn, transitionActions, []*string{table}, nil)
-		allow(fn, []string{"dynamodb:DeleteItem"}, []*string{table}, leadingKeys(poolKeys))
 		consume := consumeActions
 		if f != Dispatch {
 			consume = append([]string{"sqs:SendMessage"}, consume...)
@@ -100,6 +101,7 @@ func (s *Parkinglot) grants() {
 		allow(fn, consume, queues, nil)
 	}
 	expire := s.Functions[Expire]
+	allow(expire, []string{"dynamodb:DeleteItem"}, []*string{table}, leadingKeys(poolKeys))
 	allow(expire, []string{"sqs:GetQueueAttributes"}, queues, nil)
 	allow(expire, []string{"dynamodb:Query"}, indexes, nil)
 	allow(expire, []string{"dynamodb:BatchWriteItem"}, []*string{table}, leadingKeys(mailboxKeys, auditKeys))

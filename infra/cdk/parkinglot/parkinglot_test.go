@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parkinglot/parkinglot/infra/cdk/parkinglot"
+	"github.com/parkinglot/parkinglot/internal/lambdaapi"
 )
 
 // zips writes placeholder zips of the four functions (synthesis depends on
@@ -48,8 +49,8 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 	}
 	require.NoError(t, good.WithDefaults().Validate())
 	for field, edit := range map[string]func(*parkinglot.Props){
-		"Pools[0]: ":          func(p *parkinglot.Props) { p.Pools = []parkinglot.Pool{{Name: "gpu"}} },
-		"Pools[0].SlotShards": func(p *parkinglot.Props) { p.Pools = []parkinglot.Pool{{Name: "gpu", Capacity: 4, SlotShards: 2}} },
+		"Pools[0]: ":                   func(p *parkinglot.Props) { p.Pools = []parkinglot.Pool{{Name: "gpu"}} },
+		"Pools[0]: invalid slotShards": func(p *parkinglot.Props) { p.Pools = []parkinglot.Pool{{Name: "gpu", Capacity: 4, SlotShards: 5}} },
 		"Functions[dispatch].Timeout": func(p *parkinglot.Props) {
 			p.Functions = map[parkinglot.Function]parkinglot.FunctionProps{parkinglot.Dispatch: {Timeout: 31 * time.Second}}
 		},
@@ -278,8 +279,12 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 			require.EqualValues(t, w[2], fns[f]["ReservedConcurrentExecutions"], f)
 		}
 	}
+	// The pools, in the custom resource that expire applies to the table.
+	crs := ofType(tpl, lambdaapi.PoolsResourceType)
+	require.Len(t, crs, 1)
+	require.Equal(t, getAtt(idOf(t, tpl, "AWS::Lambda::Function", "SchedulerFnexpire"), "Arn"), crs[0].Props["ServiceToken"])
 	var pools []map[string]any
-	require.NoError(t, json.Unmarshal([]byte(resolve(t, poolsEnv(fns["submit"]), nil)), &pools))
+	require.NoError(t, json.Unmarshal([]byte(crs[0].Props[lambdaapi.PropPools].(string)), &pools))
 	require.Len(t, pools, 6)
 	require.Equal(t, []map[string]any{
 		{"name": "render", "capacity": 8.0, "maxParked": 100.0, "defaultMaxWait": "10m0s", "runTimeout": "5m0s", "executor": "pull"},

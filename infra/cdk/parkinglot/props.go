@@ -55,7 +55,8 @@ const (
 )
 
 // Pool is one pool the construct deploys: a parking queue, and the pool
-// item the functions put into the table at cold start.
+// item that the stack's pools custom resource writes into the table
+// (Parkinglot.PoolsResource), where the functions read it.
 type Pool struct {
 	// Name is 1-64 characters of [A-Za-z0-9_.-]. Required.
 	Name string
@@ -69,9 +70,11 @@ type Pool struct {
 	// RunTimeout is the lease length when the submission names none.
 	// Default: 5m.
 	RunTimeout time.Duration
-	// SlotShards spreads the running count over several items. The
-	// functions' environment (PARKINGLOT_POOLS) does not carry it, so only
-	// 0 or 1 is accepted.
+	// SlotShards spreads the running count over this many items (0-64, at
+	// most Capacity; 0 and 1: one), for a pool whose starts and releases
+	// exceed one item's write rate (docs/aws.md, "Hot pools"). Changing it
+	// is refused while the pool's tasks run: the deployment then fails
+	// and rolls back.
 	SlotShards int
 	// Executor is ExecutorPermit (also when empty), ExecutorPull or
 	// ExecutorPush; empty with a Target, ExecutorPush.
@@ -329,9 +332,6 @@ func (p Props) validatePools() error {
 	for i, pool := range p.Pools {
 		if err := pool.core().Validate(); err != nil {
 			return fmt.Errorf("parkinglot: Pools[%d]: %w", i, err)
-		}
-		if pool.SlotShards > 1 {
-			return fmt.Errorf("parkinglot: Pools[%d].SlotShards: the functions' environment does not carry slot shards; must be 0 or 1, got %d", i, pool.SlotShards)
 		}
 		switch {
 		case pool.Pushes() && pool.Target == nil:

@@ -12,9 +12,9 @@ import (
 	"github.com/parkinglot/parkinglot/internal/push"
 )
 
-// poolsEnv is a function's PARKINGLOT_POOLS, as the template has it.
-func poolsEnv(fn map[string]any) any {
-	return fn["Environment"].(map[string]any)["Variables"].(map[string]any)[lambdaapi.EnvPools]
+// targetsEnv is a function's PARKINGLOT_TARGETS, as the template has it.
+func targetsEnv(fn map[string]any) any {
+	return fn["Environment"].(map[string]any)["Variables"].(map[string]any)[lambdaapi.EnvTargets]
 }
 
 // Deployed values of the user's resources that the pools' environment
@@ -113,15 +113,15 @@ func checkPush(t *testing.T, tpl map[string]any, fns map[string]map[string]any) 
 
 	// The environment: the same for the three functions that push, and in
 	// lambdaapi's format: LoadEnv reads the targets back.
-	raw := resolve(t, poolsEnv(fns["submit"]), nil)
+	raw := resolve(t, targetsEnv(fns["submit"]), nil)
 	for _, f := range []string{"dispatch", "expire"} {
-		require.Equal(t, raw, resolve(t, poolsEnv(fns[f]), nil), f)
+		require.Equal(t, raw, resolve(t, targetsEnv(fns[f]), nil), f)
 	}
-	require.Nil(t, poolsEnv(fns["mailbox"]))
+	require.Nil(t, targetsEnv(fns["mailbox"]))
 	require.NotContains(t, raw, `"secret"`)
 	require.NotContains(t, raw, `"secretEnv"`)
 	env, err := lambdaapi.LoadEnv(func(k string) string {
-		return map[string]string{"AWS_REGION": "us-east-1", "PARKINGLOT_TABLE": "t", lambdaapi.EnvPools: raw}[k]
+		return map[string]string{"AWS_REGION": "us-east-1", "PARKINGLOT_TABLE": "t", lambdaapi.EnvTargets: raw}[k]
 	})
 	require.NoError(t, err)
 	require.Equal(t, map[string]push.Target{
@@ -133,13 +133,20 @@ func checkPush(t *testing.T, tpl map[string]any, fns map[string]map[string]any) 
 		"jobs": {Type: "sqs", QueueURL: deployed["Jobs.Ref"], Timeout: push.DefaultTimeout, MaxAttempts: push.DefaultMaxAttempts},
 	}, env.Targets)
 	require.Equal(t, map[string]string{"hooks": deployed["HookSecret.Ref"]}, env.SecretARNs)
+	// The pools custom resource carries them as push pools, without
+	// their targets.
+	crs := ofType(tpl, lambdaapi.PoolsResourceType)
+	require.Len(t, crs, 1)
+	pools, err := lambdaapi.ParsePools(crs[0].Props[lambdaapi.PropPools].(string))
+	require.NoError(t, err)
 	var pushPools []string
-	for _, p := range env.Pools {
+	for _, p := range pools {
 		if p.Pushes() {
 			pushPools = append(pushPools, p.Name)
 		}
 	}
 	require.Equal(t, []string{"thumbs", "reports", "hooks", "jobs"}, pushPools)
+	require.NotContains(t, crs[0].Props[lambdaapi.PropPools], "arn:")
 
 	// The results queue: standard (Lambda destinations take no FIFO
 	// queue), the user's key, a DLQ after 5 receives, TLS only.

@@ -131,8 +131,8 @@ func (t *target) validate(i int, pool string) error {
 	return nil
 }
 
-// envTarget is t as the functions' PARKINGLOT_POOLS holds it
-// (lambdaapi.EnvPools): the secret by its ARN, never its value.
+// envTarget is t as the functions' PARKINGLOT_TARGETS holds it
+// (lambdaapi.EnvTargets): the secret by its ARN, never its value.
 type envTarget struct {
 	Type        string `json:"type"`
 	URL         string `json:"url,omitempty"`

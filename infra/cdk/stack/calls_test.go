@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path"
 	"regexp"
@@ -249,10 +250,11 @@ func TestGrantsCoverEveryCall(t *testing.T) {
 		}
 		sched, err := core.New(cc)
 		require.NoError(t, err)
-		if f != lambdaapi.Mailbox { // as lambdaapi.Main does at cold start
-			require.NoError(t, lambdaapi.PutPools(ctx, sched, env.Pools), f)
+		hc := env.Config(f, sched, log, nil)
+		if f == lambdaapi.Expire {
+			hc.PoolStore = store
 		}
-		h, err := lambdaapi.New(env.Config(f, sched, log, nil))
+		h, err := lambdaapi.New(hc)
 		require.NoError(t, err)
 		handlers[f] = h
 	}
@@ -318,6 +320,37 @@ func TestGrantsCoverEveryCall(t *testing.T) {
 	require.NoError(t, err)
 	_, err = handlers[lambdaapi.Expire].Invoke(ctx, ev)
 	require.NoError(t, err)
+	// The pools custom resource: cpu onto 4 slot shards and back (a
+	// transaction that puts the shards, then deletes them).
+	answers := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(b), `"Status":"SUCCESS"`) {
+			t.Errorf("custom resource answer: %s", b)
+		}
+	}))
+	defer answers.Close()
+	for _, shards := range []int{4, 0} {
+		pools := slices.Clone(synth.props.Pools)
+		for i := range pools {
+			if pools[i].Name == "cpu" {
+				pools[i].SlotShards = shards
+			}
+		}
+		specs := make([]lambdaapi.PoolSpec, len(pools))
+		for i, p := range pools {
+			specs[i] = lambdaapi.PoolSpecOf(p.Core())
+		}
+		raw, err := json.Marshal(specs)
+		require.NoError(t, err)
+		ev, err := json.Marshal(map[string]any{
+			"RequestType": "Update", "ResponseURL": answers.URL, "StackId": stackName, "RequestId": "r" + uniq(),
+			"ResourceType": lambdaapi.PoolsResourceType, "LogicalResourceId": "Pools", "PhysicalResourceId": "Pools",
+			"ResourceProperties": map[string]any{"ServiceToken": "expire", lambdaapi.PropPools: string(raw)},
+		})
+		require.NoError(t, err)
+		_, err = handlers[lambdaapi.Expire].Invoke(ctx, ev)
+		require.NoError(t, err)
+	}
 
 	for _, f := range lambdaapi.Functions {
 		sts := policy(t, f)
@@ -346,6 +379,7 @@ func TestGrantsCoverEveryCall(t *testing.T) {
 	require.True(t, took(lambdaapi.Submit, "sqs:SendMessage"), "submit parked")
 	require.True(t, took(lambdaapi.Dispatch, "sqs:ReceiveMessage"), "dispatch woke parked work")
 	require.True(t, took(lambdaapi.Expire, "dynamodb:Query"), "expire swept")
+	require.True(t, took(lambdaapi.Expire, "dynamodb:DeleteItem"), "expire took cpu's slot shards back")
 }
 
 // laterClock is the system clock, shifted.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,9 +39,10 @@ import (
 // does not model (API Gateway v2, alarms, the dashboard). Then, with the
 // environment CloudFormation gave the submit function, it runs tasks
 // through core over awsstore on the deployed table and queues: the pools
-// put as the functions put them at cold start, a task parked into its
-// pool's queue under the deployed name (a dotted pool name, hashed), and
-// started from it when a slot frees.
+// as the pools custom resource applied them (deploy answers it with
+// expire's handler), a task parked into its pool's queue under the
+// deployed name (a dotted pool name, hashed), and started from it when a
+// slot frees.
 func TestTemplateDeploysAndServesTheBackend(t *testing.T) {
 	t.Parallel()
 	moto := mototest.Start(t)
@@ -74,7 +76,6 @@ func TestTemplateDeploysAndServesTheBackend(t *testing.T) {
 	sched, err := core.New(core.Config{Backend: store})
 	require.NoError(t, err)
 
-	require.NoError(t, lambdaapi.PutPools(ctx, sched, e.Pools))
 	pools, err := sched.Pools(ctx) // through the deployed pools index
 	require.NoError(t, err)
 	require.Len(t, pools, len(synth.props.Pools))
@@ -83,6 +84,9 @@ func TestTemplateDeploysAndServesTheBackend(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want.Capacity, got.Capacity, want.Name)
 		require.Equal(t, want.MaxParked, got.MaxParked, want.Name)
+		item, err := store.Pool(ctx, want.Name)
+		require.NoError(t, err)
+		require.Equal(t, want.Core(), item.PoolConfig, "every field, slotShards included")
 	}
 
 	// "batch.jobs" (capacity 1): the second task parks in the deployed
@@ -171,6 +175,7 @@ func deploy(ctx context.Context, t *testing.T, cfg aws.Config, stackName string)
 		Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityIam},
 	})
 	require.NoError(t, err)
+	answerPools(ctx, t, cfg, stackName)
 	w := cloudformation.NewStackCreateCompleteWaiter(cfn, func(o *cloudformation.StackCreateCompleteWaiterOptions) {
 		o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second
 	})
@@ -181,6 +186,52 @@ func deploy(ctx context.Context, t *testing.T, cfg aws.Config, stackName string)
 		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
 	}
 	return outputs
+}
+
+// answerPools stands in for Lambda invoking expire with the pools custom
+// resource's Create request, which moto's CloudFormation cannot do without
+// Docker (the stack then waits for the answer): it runs expire's handler
+// in-process, configured by the environment CloudFormation gave expire,
+// with the request CloudFormation would send, built from the template's
+// resource, and the ResponseURL where moto takes the answer.
+func answerPools(ctx context.Context, t *testing.T, cfg aws.Config, stackName string) {
+	t.Helper()
+	cf := cloudformation.NewFromConfig(cfg)
+	st, err := cf.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(stackName)})
+	require.NoError(t, err)
+	stackID := aws.ToString(st.Stacks[0].StackId)
+	physical := map[string]string{}
+	res, err := cf.ListStackResources(ctx, &cloudformation.ListStackResourcesInput{StackName: aws.String(stackName)})
+	require.NoError(t, err)
+	for _, r := range res.StackResourceSummaries {
+		physical[aws.ToString(r.LogicalResourceId)] = aws.ToString(r.PhysicalResourceId)
+	}
+	cr := one(t, lambdaapi.PoolsResourceType)
+	fn, err := lambda.NewFromConfig(cfg).GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{
+		FunctionName: aws.String(physical[functionID(t, lambdaapi.Expire)]),
+	})
+	require.NoError(t, err)
+	vars := fn.Environment.Variables
+	vars["AWS_REGION"] = mototest.Region
+	e, err := lambdaapi.LoadEnv(func(k string) string { return vars[k] })
+	require.NoError(t, err)
+	store, err := awsstore.New(ctx, awsstore.Options{DynamoDB: dynamodb.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg),
+		Table: e.Store.Table, QueuePrefix: e.Store.QueuePrefix})
+	require.NoError(t, err)
+	sched, err := core.New(core.Config{Backend: store})
+	require.NoError(t, err)
+	h, err := lambdaapi.New(lambdaapi.Config{Function: lambdaapi.Expire, Scheduler: sched, PoolStore: store})
+	require.NoError(t, err)
+	props := map[string]any{"ServiceToken": aws.ToString(fn.FunctionArn), lambdaapi.PropPools: cr.Props[lambdaapi.PropPools],
+		lambdaapi.PropTable: e.Store.Table}
+	ev, err := json.Marshal(map[string]any{
+		"RequestType": "Create", "StackId": stackID, "RequestId": "moto-" + uniq(), "ResourceType": lambdaapi.PoolsResourceType,
+		"LogicalResourceId": cr.ID, "ResourceProperties": props,
+		"ResponseURL": aws.ToString(cfg.BaseEndpoint) + "/cloudformation_" + cfg.Region + "/cfnresponse?stack=" + url.QueryEscape(stackID),
+	})
+	require.NoError(t, err)
+	_, err = h.Invoke(ctx, ev)
+	require.NoError(t, err)
 }
 
 func uniq() string {

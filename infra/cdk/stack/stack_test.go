@@ -202,7 +202,6 @@ func TestFunctions(t *testing.T) {
 	fns := resources(t, "AWS::Lambda::Function")
 	require.Len(t, fns, len(lambdaapi.Functions))
 	keys := map[string]bool{}
-	pools := parkinglot.PoolsJSON(synth.stack.Parkinglot.Props().Pools)
 	for _, f := range lambdaapi.Functions {
 		fn := byProp(t, "AWS::Lambda::Function", "Description", "Parkinglot "+string(f))
 		p := fn.Props
@@ -223,11 +222,8 @@ func TestFunctions(t *testing.T) {
 		require.Equal(t, ref(tableID(t)), env[awsconfig.EnvTable])
 		require.Equal(t, synth.props.QueuePrefix, env[awsconfig.EnvQueuePrefix])
 		require.Equal(t, "org", env[lambdaapi.EnvTenantClaim])
-		if f == lambdaapi.Mailbox {
-			require.Nil(t, env[lambdaapi.EnvPools], "mailbox puts no pool: that would dispatch")
-		} else {
-			require.Equal(t, pools, env[lambdaapi.EnvPools], f)
-		}
+		require.Nil(t, env[lambdaapi.EnvPools], "the pools are in the table, not the environment")
+		require.Nil(t, env[lambdaapi.EnvTargets], "no push pool, no targets")
 		if f == lambdaapi.Expire {
 			require.Equal(t, "10s", env[lambdaapi.EnvSweepEvery])
 		} else {
@@ -249,12 +245,7 @@ func TestFunctions(t *testing.T) {
 		} else {
 			require.Empty(t, e.SourceTenants, f)
 		}
-		if f != lambdaapi.Mailbox {
-			require.Len(t, e.Pools, len(synth.props.Pools))
-			for i, p := range synth.props.Pools {
-				require.Equal(t, p.Core(), e.Pools[i])
-			}
-		}
+		require.Empty(t, e.Targets, f)
 	}
 	require.Len(t, keys, len(lambdaapi.Functions), "each function has its own code asset")
 
@@ -371,8 +362,9 @@ func TestGrantsPerFunction(t *testing.T) {
 	table := getAtt(tableID(t), "Arn")
 	index := func(name string) any { return map[string]any{"Fn::Join": []any{"", []any{table, "/index/" + name}}} }
 	transition := map[string]string{"dynamodb:GetItem": "", "dynamodb:BatchGetItem": "", "dynamodb:PutItem": "",
-		"dynamodb:UpdateItem": "", "dynamodb:ConditionCheckItem": "", "dynamodb:DeleteItem": leading("POOL#*")}
+		"dynamodb:UpdateItem": "", "dynamodb:ConditionCheckItem": ""}
 	withPurge := maps.Clone(transition)
+	withPurge["dynamodb:DeleteItem"] = leading("POOL#*") // PutPool's slot shards, for the pools custom resource
 	withPurge["dynamodb:BatchWriteItem"] = leading("MBOX#*", "AUDIT#*")
 	wantTable := map[lambdaapi.Function]map[string]string{
 		lambdaapi.Submit: transition, lambdaapi.Dispatch: transition, lambdaapi.Expire: withPurge,
@@ -659,9 +651,15 @@ func asList(v any) []any { l, _ := v.([]any); return l }
 
 func TestCfnLint(t *testing.T) {
 	t.Parallel()
+	cfnLintFile(t, synth.path)
+}
+
+// cfnLintFile fails t on any cfn-lint error in the template at path.
+func cfnLintFile(t *testing.T, path string) {
+	t.Helper()
 	lint, err := exec.LookPath("cfn-lint")
 	require.NoError(t, err, "cfn-lint is required (pip install cfn-lint)")
-	out, err := exec.Command(lint, "--format", "parseable", synth.path).CombinedOutput()
+	out, err := exec.Command(lint, "--format", "parseable", path).CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
