@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,8 +45,13 @@ func (p *pushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPushBytes))
-	if err != nil {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
 		pushError(w, http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, fmt.Sprintf("a push is at most %d bytes", maxPushBytes))
+		return
+	case err != nil:
+		pushError(w, http.StatusBadRequest, api.CodeInvalidRequest, "reading the push: "+err.Error())
 		return
 	}
 	if len(p.secret) > 0 {
