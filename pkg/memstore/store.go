@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -34,10 +33,6 @@ type Store struct {
 	queues    sync.Map // pool -> *queue
 	unsent    sync.Map // id -> struct{}
 	due       dueIndex
-	// eventSeq numbers events across tenants, taken under the locks of a
-	// commit: the events of a pool's transactions, which hold its item's
-	// lock, are numbered in commit order.
-	eventSeq atomic.Uint64
 }
 
 var _ core.Backend = (*Store)(nil)
@@ -239,11 +234,10 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 		}
 	}
 
-	// Apply every write, at the stamp the pool's order allows.
+	// Apply every write.
 	if pool != nil {
 		pool.p.Running += txn.RunningDelta
 		pool.p.Parked += txn.ParkedDelta
-		pool.p.LastAt = txn.StampAfter(pool.p.LastAt)
 	}
 	for i, w := range txn.Tasks {
 		it := tasks[i]
@@ -270,7 +264,7 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 		e := txn.Events[i]
 		for _, r := range logs {
 			if r.key == e.Tenant {
-				r.it.append(e, s.eventSeq.Add(1))
+				r.it.append(e)
 			}
 		}
 	}
