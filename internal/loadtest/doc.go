@@ -8,10 +8,11 @@
 // except for a fraction of tasks whose worker "crashes" and never
 // completes (the lease times out and the sweeper reclaims the slot).
 //
-// The observer records, per task, the worker's monotonic receive time of
-// the started message and the time it sends complete; a crashed task's
-// interval ends at the started message's at + the run timeout (the lease
-// promise). It counts instants at which more intervals of a pool overlap
+// The observer records, per task, the worker's receive time of the started
+// message and the time it sends complete; a crashed task's interval ends at
+// the started message's at + the run timeout (the lease promise). Every
+// time is read on the wall clock, which the server's lease ends and the
+// promise are on too. It counts instants at which more intervals of a pool overlap
 // than its capacity, tasks without exactly one outcome message, and
 // starts at or after a task's deadline. Wake latency is computed from the
 // server's audit trail: a slot freed (running to terminal, with work

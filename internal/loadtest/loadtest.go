@@ -167,7 +167,7 @@ type task struct {
 
 	// Filled by the workers, under run.mu.
 	starts   int
-	recv     time.Duration // since run.t0, monotonic: started message received
+	recv     time.Duration // since run.t0, wall clock: started message received
 	end      time.Duration // since run.t0: complete sent, or the lease promise
 	outcomes []string
 	startAt  time.Time // server time of the first started message
@@ -221,7 +221,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 	}
 
-	r.t0 = time.Now()
+	// The observer's times are wall-clock readings (Round(0) drops the
+	// monotonic one, and time.Since(r.t0) then reads the wall clock): the
+	// server decides a lease's end on the wall clock, and a crashed task's
+	// interval ends at the server's lease promise. Mixing that with the
+	// monotonic clock would misplace it wherever the two drift apart.
+	r.t0 = time.Now().Round(0)
 	workCtx, stopWorkers := context.WithCancel(ctx)
 	defer stopWorkers()
 	cursors := make([][]string, len(r.tenants))
@@ -492,9 +497,9 @@ func (r *run) handle(ctx context.Context, ti int, rcpt string, msgs []api.Messag
 		if m.Type == "started" {
 			tk.starts++
 			tk.recv = now
-			// The lease promise, in the run's monotonic time: a slot is
-			// held at most until at + runTimeout unless heartbeated.
-			tk.end = now + m.At.Add(r.cfg.RunTimeout).Sub(recvWall)
+			// The lease promise: a slot is held at most until
+			// at + runTimeout (server wall clock) unless heartbeated.
+			tk.end = m.At.Add(r.cfg.RunTimeout).Sub(r.t0)
 			if tk.starts == 1 {
 				tk.startAt = m.At
 				tk.delivery = recvWall.Sub(m.At)
