@@ -79,6 +79,11 @@ type Parkinglot struct {
 	// dead-letter queues.
 	PoolQueues map[string]awssqs.Queue
 	PoolDLQs   map[string]awssqs.Queue
+	// PoolStacks are the nested stacks that hold the resources of the
+	// pools past Props.PoolsInStack, PoolsPerNestedStack each, in order;
+	// none when every pool is in the construct's stack.
+	PoolStacks []awscdk.NestedStack
+	poolScope  map[string]constructs.Construct // where each pool's resources are
 	// SubmitQueue takes event-driven submissions (GrantSubmit); SubmitDLQ
 	// holds those that failed.
 	SubmitQueue awssqs.Queue
@@ -133,10 +138,12 @@ func build(scope constructs.Construct, id string, props *Props) (*Parkinglot, er
 		props:      pr,
 		PoolQueues: map[string]awssqs.Queue{},
 		PoolDLQs:   map[string]awssqs.Queue{},
+		poolScope:  map[string]constructs.Construct{},
 		Functions:  map[Function]awslambda.Function{},
 		Alarms:     map[string]awscloudwatch.Alarm{},
 	}
 	s.table()
+	s.placePools()
 	s.queues()
 	s.functions()
 	s.grants()
@@ -255,17 +262,40 @@ func (s *Parkinglot) encryption(qp *awssqs.QueueProps) *awssqs.QueueProps {
 	return qp
 }
 
+// placePools decides where each pool's resources go: the first
+// Props.PoolsInStack in the construct itself (the logical ids they had
+// before nested stacks), the others in nested stacks PoolStack2,
+// PoolStack3, ... of PoolsPerNestedStack pools each, under the construct.
+func (s *Parkinglot) placePools() {
+	for i, p := range s.props.Pools {
+		if i < s.props.PoolsInStack {
+			s.poolScope[p.Name] = s.Construct
+			continue
+		}
+		n := (i - s.props.PoolsInStack) / PoolsPerNestedStack
+		if n == len(s.PoolStacks) {
+			last := min(s.props.PoolsInStack+(n+1)*PoolsPerNestedStack, len(s.props.Pools))
+			s.PoolStacks = append(s.PoolStacks, awscdk.NewNestedStack(s.Construct, jsii.String(fmt.Sprintf("PoolStack%d", n+2)),
+				&awscdk.NestedStackProps{Description: jsii.String(fmt.Sprintf(
+					"Parkinglot pools %d-%d of %s: parking queues, DLQs, alarms", i+1, last, s.props.Name))}))
+		}
+		s.poolScope[p.Name] = s.PoolStacks[n]
+	}
+}
+
 // queues builds one FIFO parking queue per pool, named as awsstore names
-// it, each with a FIFO DLQ, and the submit queue with its DLQ.
+// it, each with a FIFO DLQ, in the pool's stack (placePools), and the
+// submit queue with its DLQ.
 func (s *Parkinglot) queues() {
 	days := awscdk.Duration_Days(jsii.Number(retentionDays))
 	for _, p := range s.props.Pools {
-		dlq := awssqs.NewQueue(s.Construct, jsii.String("PoolDLQ-"+p.Name), s.encryption(&awssqs.QueueProps{
+		scope := s.poolScope[p.Name]
+		dlq := awssqs.NewQueue(scope, jsii.String("PoolDLQ-"+p.Name), s.encryption(&awssqs.QueueProps{
 			QueueName:       jsii.String(DLQName(s.props.QueuePrefix, p.Name)),
 			Fifo:            jsii.Bool(true),
 			RetentionPeriod: days,
 		}))
-		q := awssqs.NewQueue(s.Construct, jsii.String("Pool-"+p.Name), s.encryption(&awssqs.QueueProps{
+		q := awssqs.NewQueue(scope, jsii.String("Pool-"+p.Name), s.encryption(&awssqs.QueueProps{
 			QueueName:           jsii.String(awsstore.QueueName(s.props.QueuePrefix, p.Name)),
 			Fifo:                jsii.Bool(true),
 			DeduplicationScope:  awssqs.DeduplicationScope_MESSAGE_GROUP,

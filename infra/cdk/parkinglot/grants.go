@@ -1,6 +1,8 @@
 package parkinglot
 
 import (
+	"slices"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
 
@@ -52,6 +54,30 @@ func allow(g awsiam.IGrantable, actions []string, resources []*string, condition
 	})
 }
 
+// arnsPerStatement bounds the parking queues one statement names. CDK moves
+// the statements of a role's policy past its inline size into managed
+// policies (at most 6,144 characters each) whole, estimating each ARN it
+// cannot resolve at 150 characters: 30 queues (about 4,600 characters by
+// that estimate, at most about 3,900 once resolved, with the longest queue
+// names) keep every statement within a managed policy, which one statement
+// on 100 queues is not.
+const arnsPerStatement = 30
+
+// allowQueues is allow on the parking queues queues, arnsPerStatement per
+// statement.
+func allowQueues(g awsiam.IGrantable, actions []string, queues []*string) awsiam.Grant {
+	var grant awsiam.Grant
+	for part := range slices.Chunk(queues, arnsPerStatement) {
+		x := allow(g, actions, part, nil)
+		if grant == nil {
+			grant = x
+		} else {
+			grant = grant.Combine(x)
+		}
+	}
+	return grant
+}
+
 // grants gives each function the calls its code makes (pkg/awsstore through
 // pkg/core), on this construct's resources, and no more:
 //
@@ -98,11 +124,15 @@ func (s *Parkinglot) grants() {
 		if f != Dispatch {
 			consume = append([]string{"sqs:SendMessage"}, consume...)
 		}
-		allow(fn, consume, queues, nil)
+		if f == Expire {
+			// One statement per queue for all of expire's actions on it:
+			// the fewer statements, the fewer managed policies.
+			consume = append(slices.Clip(consume), "sqs:GetQueueAttributes")
+		}
+		allowQueues(fn, consume, queues)
 	}
 	expire := s.Functions[Expire]
 	allow(expire, []string{"dynamodb:DeleteItem"}, []*string{table}, leadingKeys(poolKeys))
-	allow(expire, []string{"sqs:GetQueueAttributes"}, queues, nil)
 	allow(expire, []string{"dynamodb:Query"}, indexes, nil)
 	allow(expire, []string{"dynamodb:BatchWriteItem"}, []*string{table}, leadingKeys(mailboxKeys, auditKeys))
 
@@ -157,7 +187,7 @@ func (s *Parkinglot) GrantWorker(grantee awsiam.IGrantable) awsiam.Grant {
 		queues = append(queues, s.PoolQueues[p.Name].QueueArn())
 	}
 	g := allow(grantee, transitionActions, []*string{s.Table.TableArn()}, nil)
-	g = g.Combine(allow(grantee, consumeActions, queues, nil))
+	g = g.Combine(allowQueues(grantee, consumeActions, queues))
 	if s.ResultsQueue != nil {
 		g = g.Combine(allow(grantee, []string{"sqs:SendMessage"}, []*string{s.ResultsQueue.QueueArn()}, nil))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
@@ -53,8 +54,13 @@ func (s *Parkinglot) monitoring() {
 	action := awscloudwatchactions.NewSnsAction(s.AlarmTopic)
 	minute := awscdk.Duration_Minutes(jsii.Number(1))
 	five := awscdk.Duration_Minutes(jsii.Number(5))
+	scope := map[string]constructs.Construct{} // by alarm id: a pool's alarms are in its stack
 	add := func(id string, props *awscloudwatch.AlarmProps) {
-		a := awscloudwatch.NewAlarm(s.Construct, jsii.String("Alarm-"+id), props)
+		sc, ok := scope[id]
+		if !ok {
+			sc = s.Construct
+		}
+		a := awscloudwatch.NewAlarm(sc, jsii.String("Alarm-"+id), props)
 		a.AddAlarmAction(action)
 		a.AddOkAction(action)
 		s.Alarms[id] = a
@@ -82,6 +88,9 @@ func (s *Parkinglot) monitoring() {
 	}
 	for _, p := range s.props.Pools {
 		dlqs["pool-"+p.Name] = s.PoolDLQs[p.Name]
+		for _, id := range []string{"DLQ-pool-", "Saturation-", "Rejected-", "ParkedDepth-"} {
+			scope[id+p.Name] = s.poolScope[p.Name]
+		}
 	}
 	for _, id := range sortedKeys(dlqs) {
 		alarm("DLQ-"+id, "messages in the "+id+" dead-letter queue: redrive them once the cause is fixed",

@@ -105,14 +105,16 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
 				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, parkinglot.HTTPSync, parkinglot.DeliveryTimeout(time.Hour))})
 		},
-		"Domain":    func(p *parkinglot.Props) { p.Domain = &parkinglot.Domain{Name: "x.example.com"} },
-		"JWTIssuer": func(p *parkinglot.Props) { p.JWTIssuer = "http://issuer.example.com/" },
+		"Domain":       func(p *parkinglot.Props) { p.Domain = &parkinglot.Domain{Name: "x.example.com"} },
+		"JWTIssuer":    func(p *parkinglot.Props) { p.JWTIssuer = "http://issuer.example.com/" },
+		"PoolsInStack": func(p *parkinglot.Props) { p.PoolsInStack = -1 },
 	} {
 		p := good
 		edit(&p)
 		require.ErrorContains(t, p.WithDefaults().Validate(), "parkinglot: "+field, field)
 	}
 	require.Contains(t, parkinglot.RouteKeys(), "POST /v1/pools/{pool}/tasks")
+	require.Equal(t, parkinglot.DefaultPoolsInStack, good.WithDefaults().PoolsInStack)
 
 	// A target makes a pool a push pool; an unsigned webhook is a target.
 	p := good

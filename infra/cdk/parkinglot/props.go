@@ -205,7 +205,33 @@ type Props struct {
 	// EncryptionKey, when set, encrypts the table and every queue with
 	// this customer-managed KMS key instead of AWS-owned keys.
 	EncryptionKey awskms.IKey
+	// PoolsInStack is how many pools, the first of Pools, keep their
+	// resources (queue, DLQ, their policies, their alarms: up to 8 per
+	// pool) in the stack that holds the construct; the others go, in
+	// order, into nested stacks of PoolsPerNestedStack pools each
+	// (Parkinglot.PoolStacks), so that no stack exceeds CloudFormation's
+	// 500 resources, which synthesis refuses. Default:
+	// DefaultPoolsInStack.
+	//
+	// A pool's place in Pools decides its stack: add pools at the end. A
+	// pool whose stack changes (a pool removed or inserted before it, or
+	// PoolsInStack changed, across a boundary) would move its named queues
+	// to another stack, which CloudFormation refuses (the queue already
+	// exists): the update fails and rolls back. Lower it before the first
+	// deployment when the stack holds many resources of its own.
+	PoolsInStack int
 }
+
+// DefaultPoolsInStack is Props.PoolsInStack's default: 50 pools take up to
+// 400 resources, which with the construct's other resources (about 75)
+// stays within 500, and a deployment made when every pool was in the
+// stack (at most about 52 fit) keeps its pools where they are up to 50.
+const DefaultPoolsInStack = 50
+
+// PoolsPerNestedStack is how many pools each nested stack holds: up to 320
+// resources, and 3 outputs per pool (the queue's ARN for the grants, the
+// queue's and the DLQ's names for the dashboard) of CloudFormation's 200.
+const PoolsPerNestedStack = 40
 
 // RouteKeys returns the API's route keys ("METHOD /path"), which
 // Props.RouteThrottles takes.
@@ -233,6 +259,9 @@ func (p Props) WithDefaults() Props {
 	}
 	if p.Throttle == (Throttle{}) {
 		p.Throttle = DefaultThrottle
+	}
+	if p.PoolsInStack == 0 {
+		p.PoolsInStack = DefaultPoolsInStack
 	}
 	pools := make([]Pool, len(p.Pools))
 	for i, pool := range p.Pools {
@@ -287,6 +316,9 @@ func (p Props) Validate() error {
 		return fmt.Errorf("parkinglot: QueuePrefix: must be at most 40 characters of [A-Za-z0-9_-], got %q", p.QueuePrefix)
 	case p.Domain != nil && (p.Domain.Name == "" || p.Domain.Certificate == nil):
 		return errors.New("parkinglot: Domain: needs both a Name and a Certificate")
+	case p.PoolsInStack < 1:
+		// Synthesis refuses a stack of more than 500 resources.
+		return fmt.Errorf("parkinglot: PoolsInStack: must be positive, got %d", p.PoolsInStack)
 	}
 	for i, a := range p.JWTAudience {
 		if a == "" {
