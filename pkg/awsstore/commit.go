@@ -247,6 +247,12 @@ func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64, 
 			put.ConditionExpression = aws.String("version = :v")
 			put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": num(w.Expect)}
 		}
+		if w.Expect != 0 && w.ExpectState != "" {
+			put.ConditionExpression = aws.String(*put.ConditionExpression + " AND #st = :st")
+			put.ExpressionAttributeNames = map[string]string{"#st": "state"}
+			put.ExpressionAttributeValues[":st"] = str(string(w.ExpectState))
+			put.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+		}
 		add(types.TransactWriteItem{Put: put}, part{kind: partTask, i: i})
 	}
 
@@ -431,7 +437,7 @@ func (s *Store) cancelReasons(ctx context.Context, txn *core.Txn, parts []part, 
 			w := txn.Tasks[p.i]
 			// A put taken as unsharded is also conditioned on the task
 			// holding no slot shard: if its version held, that failed.
-			if old, err := decodeOld(r.Item); err == nil && !w.Conflicts(true, old.version) && old.slot != noSlot {
+			if old, state, err := decodeOld(r.Item); err == nil && !w.Conflicts(true, old.version, state) && old.slot != noSlot {
 				s.slots.put(w.Task.ID, old.version, old.slot)
 				relayout = true
 				continue
@@ -500,22 +506,23 @@ func (s *Store) cancelReasons(ctx context.Context, txn *core.Txn, parts []part, 
 
 // decodeOld reads the version and slot of a task item returned with a
 // failed condition.
-func decodeOld(av map[string]types.AttributeValue) (taskSlot, error) {
+func decodeOld(av map[string]types.AttributeValue) (taskSlot, core.State, error) {
 	if av == nil {
-		return taskSlot{}, errors.New("awsstore: no item")
+		return taskSlot{}, "", errors.New("awsstore: no item")
 	}
 	var it struct {
-		Version int64 `dynamodbav:"version"`
-		Slot    *int  `dynamodbav:"slot"`
+		Version int64  `dynamodbav:"version"`
+		Slot    *int   `dynamodbav:"slot"`
+		State   string `dynamodbav:"state"`
 	}
 	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return taskSlot{}, err
+		return taskSlot{}, "", err
 	}
 	ts := taskSlot{version: it.Version, slot: noSlot}
 	if it.Slot != nil {
 		ts.slot = *it.Slot
 	}
-	return ts, nil
+	return ts, core.State(it.State), nil
 }
 
 // poolFailure names the pool condition that failed, from the pool item as

@@ -48,7 +48,8 @@
 // # Commit
 //
 // A transition is one TransactWriteItems call: each task's put conditioned
-// on its version (attribute_not_exists for a new task), the idempotency
+// on its version (attribute_not_exists for a new task; and on its state
+// when the write expects one, TaskWrite.ExpectState), the idempotency
 // key's put conditioned on absence, the pool's counter update conditioned on
 // running < capacity, or running <= capacity for a hand-off (NeedSlot), parked = 0 (FirstInLine) and
 // parked < maxParked (NeedParkRoom), each mailbox's sequence update, the
@@ -115,6 +116,10 @@
 //
 // One SQS FIFO queue per pool, named Options.QueuePrefix + pool + ".fifo"
 // (see QueueName for names SQS would refuse), deduplication id = task id.
+// A message's body carries the task id, tenant and deadline and, when the
+// body stays within 64 KiB (SQS bills each 64 KiB), the task's item as
+// core.Parked.Task: a receiver starts the task without reading it, by a put
+// conditioned on that version and on state = parked.
 // SQS and DynamoDB share no transaction: core's outbox flag (Task.Unsent,
 // the unsent index) and its sweeper close the gap.
 //

@@ -203,9 +203,9 @@ type taskItem struct {
 	UnsentP string `dynamodbav:"unsent_p,omitempty"`
 }
 
-// encodeTask encodes t at version; slot is the shard it holds, or noSlot.
-func (s *Store) encodeTask(t *core.Task, version int64, slot int) (map[string]types.AttributeValue, error) {
-	it := taskItem{
+// itemOf is t's fields as stored at version, without the index attributes.
+func itemOf(t *core.Task, version int64) taskItem {
+	return taskItem{
 		PK: taskPK(t.ID), SK: skTask, ID: t.ID, Key: t.Key, Tenant: t.Tenant, Pool: t.Pool,
 		Recipient: t.Recipient, State: string(t.State), Payload: t.Payload,
 		SubmittedAt: nanos(t.SubmittedAt), Deadline: nanos(t.Deadline), RunTimeout: int64(t.RunTimeout),
@@ -213,6 +213,11 @@ func (s *Store) encodeTask(t *core.Task, version int64, slot int) (map[string]ty
 		EndedAt: nanos(t.EndedAt), Result: t.Result, Error: t.Error, BodyHash: t.BodyHash,
 		Unsent: t.Unsent, PushAt: nanos(t.PushAt), PushAttempts: t.PushAttempts, Version: version,
 	}
+}
+
+// encodeTask encodes t at version; slot is the shard it holds, or noSlot.
+func (s *Store) encodeTask(t *core.Task, version int64, slot int) (map[string]types.AttributeValue, error) {
+	it := itemOf(t, version)
 	if slot != noSlot {
 		it.Slot = &slot
 	}
@@ -240,6 +245,11 @@ func decodeTask(av map[string]types.AttributeValue) (core.Task, int, error) {
 	if it.Slot != nil {
 		slot = *it.Slot
 	}
+	return it.task(), slot, nil
+}
+
+// task is the task it stores.
+func (it *taskItem) task() core.Task {
 	return core.Task{
 		ID: it.ID, Key: it.Key, Tenant: it.Tenant, Pool: it.Pool, Recipient: it.Recipient,
 		State: core.State(it.State), Payload: raw(it.Payload),
@@ -249,7 +259,7 @@ func decodeTask(av map[string]types.AttributeValue) (core.Task, int, error) {
 		Result: raw(it.Result), Error: it.Error, BodyHash: it.BodyHash, Unsent: it.Unsent,
 		PushAt: fromNanos(it.PushAt), PushAttempts: it.PushAttempts,
 		Version: it.Version,
-	}, slot, nil
+	}
 }
 
 type keyItem struct {

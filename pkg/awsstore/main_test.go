@@ -29,6 +29,7 @@ type bundle struct {
 	opts    awsstore.Options
 	counter *awsstore.RequestCounter
 	touches *itemTouches
+	calls   *callLog
 	ddb     *dynamodb.Client
 	sqs     *sqs.Client
 }
@@ -47,11 +48,12 @@ func setup(t testing.TB, so ...setupOpts) *bundle {
 	if len(so) > 0 {
 		o = so[0]
 	}
-	b := &bundle{counter: &awsstore.RequestCounter{}, touches: &itemTouches{}}
+	b := &bundle{counter: &awsstore.RequestCounter{}, touches: &itemTouches{}, calls: &callLog{}}
 	cfg := moto.Config()
 	cfg.Retryer = func() aws.Retryer { return awsstore.NewRetryer(0) }
 	b.counter.Register(&cfg)
 	b.touches.register(&cfg)
+	b.calls.register(&cfg)
 	b.ddb = dynamodb.NewFromConfig(cfg)
 	b.sqs = sqs.NewFromConfig(cfg)
 	name := uniq()

@@ -106,6 +106,28 @@ type parkedBody struct {
 	TaskID   string    `json:"taskId"`
 	Tenant   string    `json:"tenant"`
 	Deadline time.Time `json:"deadline"`
+	// Task is core.Parked.Task, the fields of the task item (the payload
+	// in base64), when the body stays within maxCarriedBody.
+	Task *taskItem `json:"task,omitempty"`
+}
+
+// maxCarriedBody bounds a message body that carries its task: SQS bills
+// a request per 64 KiB of payload, so a larger task travels without its
+// copy and the receiver reads it.
+const maxCarriedBody = 64 << 10
+
+// parkedBodyOf is the body of p's message.
+func parkedBodyOf(p core.Parked) ([]byte, error) {
+	b := parkedBody{TaskID: p.TaskID, Tenant: p.Tenant, Deadline: p.Deadline}
+	if p.Task != nil && p.Task.ID == p.TaskID {
+		it := itemOf(p.Task, p.Task.Version)
+		b.Task = &it
+		if body, err := json.Marshal(b); err != nil || len(body) <= maxCarriedBody {
+			return body, err
+		}
+		b.Task = nil
+	}
+	return json.Marshal(b)
 }
 
 // queueURL returns pool's queue URL, looked up once per process.
@@ -155,7 +177,7 @@ func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(parkedBody{TaskID: p.TaskID, Tenant: p.Tenant, Deadline: p.Deadline})
+	body, err := parkedBodyOf(p)
 	if err != nil {
 		return fmt.Errorf("awsstore: send %s: %w", p.TaskID, err)
 	}
@@ -236,10 +258,15 @@ func (s *Store) receive(ctx context.Context, pool string, n int, wait time.Durat
 			}
 			continue
 		}
-		ds = append(ds, core.Delivery{
+		d := core.Delivery{
 			Parked:  core.Parked{TaskID: b.TaskID, Tenant: b.Tenant, Deadline: b.Deadline.UTC()},
 			Receipt: aws.ToString(m.ReceiptHandle),
-		})
+		}
+		if b.Task != nil && b.Task.ID == b.TaskID {
+			t := b.Task.task()
+			d.Task = &t
+		}
+		ds = append(ds, d)
 	}
 	picked, rest := s.pickFair(pool, ds, min(10, max(1, n)))
 	if err := s.releaseAll(ctx, pool, u, rest); err != nil {

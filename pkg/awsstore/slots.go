@@ -395,21 +395,22 @@ func (s *Store) taskSlot(ctx context.Context, w core.TaskWrite) (int, error) {
 	}
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: s.table, Key: itemKey(taskPK(id), skTask), ConsistentRead: aws.Bool(true),
-		ProjectionExpression:     aws.String("#v, #s"),
-		ExpressionAttributeNames: map[string]string{"#v": "version", "#s": attrSlot},
+		ProjectionExpression:     aws.String("#v, #s, #st"),
+		ExpressionAttributeNames: map[string]string{"#v": "version", "#s": attrSlot, "#st": "state"},
 		ReturnConsumedCapacity:   s.rcc,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("awsstore: read task %s: %w", id, err)
 	}
 	var it struct {
-		Version int64 `dynamodbav:"version"`
-		Slot    *int  `dynamodbav:"slot"`
+		Version int64  `dynamodbav:"version"`
+		Slot    *int   `dynamodbav:"slot"`
+		State   string `dynamodbav:"state"`
 	}
 	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
 		return 0, fmt.Errorf("awsstore: decode task %s: %w", id, err)
 	}
-	if w.Conflicts(out.Item != nil, it.Version) {
+	if w.Conflicts(out.Item != nil, it.Version, core.State(it.State)) {
 		return 0, fmt.Errorf("awsstore: commit task %s: %w", id, core.ErrConflict)
 	}
 	slot := noSlot

@@ -77,7 +77,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	if err := req.validate(now); err != nil {
 		return SubmitResult{}, err
 	}
-	pool, err := s.b.Pool(ctx, req.Pool)
+	pool, err := s.readPool(ctx, req.Pool)
 	if err != nil {
 		return SubmitResult{}, err
 	}
@@ -226,7 +226,7 @@ func (s *Scheduler) submitFailed(ctx context.Context, req SubmitRequest, hash, w
 // after OutboxGrace. A flag left set after a successful send costs only a
 // duplicate message, which consumers drop.
 func (s *Scheduler) send(ctx context.Context, t Task) (Task, error) {
-	if err := s.b.Send(ctx, t.Pool, Parked{TaskID: t.ID, Tenant: t.Tenant, Deadline: t.Deadline}); err != nil {
+	if err := s.b.Send(ctx, t.Pool, parkedMessage(t, time.Time{})); err != nil {
 		return t, fmt.Errorf("core: send parked %s: %w", t.ID, err)
 	}
 	// Clearing the flag is best effort: whatever stops it (a failed commit

@@ -72,7 +72,7 @@ func (s *Scheduler) Claim(ctx context.Context, req ClaimRequest) ([]Task, error)
 	if req.Max == 0 {
 		req.Max = 1
 	}
-	p, err := s.b.Pool(ctx, req.Pool)
+	p, err := s.readPool(ctx, req.Pool)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func (s *Scheduler) claimed(ctx context.Context, pool string, w *Worker, got []T
 // at once, with nothing, when the pool is full: a slot frees by a release,
 // which the claim's signal or poll notices.
 func (s *Scheduler) claimLongPoll(ctx, waiting context.Context, lp QueueLongPoller, req ClaimRequest) ([]Task, error) {
-	p, err := s.b.Pool(ctx, req.Pool)
+	p, err := s.readPool(ctx, req.Pool)
 	if err != nil {
 		return nil, err
 	}

@@ -208,7 +208,7 @@ func (s *Scheduler) reconcile(ctx context.Context, now time.Time, pools []Pool, 
 			if t.State != StateParked || t.Unsent || !short[t.Pool] || now.Sub(t.SubmittedAt) < s.cfg.ReconcileEvery || !now.Before(t.Deadline) {
 				continue
 			}
-			if err := s.b.Send(ctx, t.Pool, Parked{TaskID: t.ID, Tenant: t.Tenant, Deadline: t.Deadline, Resend: now}); err != nil {
+			if err := s.b.Send(ctx, t.Pool, parkedMessage(t, now)); err != nil {
 				errs = append(errs, fmt.Errorf("core: sweep: reconcile: send %s: %w", t.ID, err))
 				continue
 			}

@@ -49,7 +49,9 @@ const maxStaleMessages = 3
 // nothing parked, or the hand-off. It reports false, having changed
 // nothing, when neither could be made.
 func (s *Scheduler) releaseInline(ctx context.Context, t Task, e ending) (Task, bool, error) {
-	p, err := s.b.Pool(ctx, t.Pool)
+	// The pool as recently read will do: the counts decided on below are
+	// conditions of the commit that follows (hints.go).
+	p, err := s.recentPool(ctx, t.Pool)
 	if err != nil || p.Pulls() {
 		return Task{}, false, nil
 	}
@@ -72,7 +74,7 @@ func (s *Scheduler) releaseInline(ctx context.Context, t Task, e ending) (Task, 
 // task, started for w in the same transaction, when there is one. It
 // returns the ended task and the started one (zero when none).
 func (s *Scheduler) releaseTo(ctx context.Context, t Task, e ending, w *Worker) (Task, Task, error) {
-	p, err := s.b.Pool(ctx, t.Pool)
+	p, err := s.readPool(ctx, t.Pool)
 	if err != nil {
 		return Task{}, Task{}, err
 	}
@@ -101,6 +103,7 @@ func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claim
 	now := e.at
 	var d Delivery
 	var next Task
+	fromMessage := false
 	for attempt := 0; ; attempt++ {
 		ds, err := s.b.Receive(ctx, t.Pool, 1)
 		if err != nil || len(ds) == 0 || attempt == maxStaleMessages {
@@ -110,25 +113,39 @@ func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claim
 			return Task{}, Task{}, false, nil
 		}
 		d = ds[0]
-		next, err = s.b.Task(ctx, d.TaskID)
-		if errors.Is(err, ErrNotFound) || err == nil && (next.State != StateParked || next.Pool != t.Pool) {
-			// A duplicate, or a message left by a crash: drop it.
+		if d.TaskID == t.ID {
+			// A duplicate of the message t started from.
 			s.drop(ctx, t.Pool, d)
 			continue
 		}
-		if err != nil || !now.Before(next.Deadline) {
-			// Dispatch expires what is past its deadline, and retries.
-			s.giveBack(ctx, t.Pool, d)
+		next, fromMessage, err = s.deliveredTask(ctx, d, true)
+		if ok, dropped := s.startable(ctx, t.Pool, d, next, err, now); !ok {
+			if dropped {
+				continue
+			}
 			return Task{}, Task{}, false, nil
 		}
 		break
 	}
-	txn := finishTxn(t, e)
-	run = s.startTask(next, p, now)
-	txn.RunningDelta, txn.ParkedDelta, txn.NeedSlot = 0, -1, true
-	txn.Tasks = append(txn.Tasks, TaskWrite{Task: run, Expect: next.Version})
-	addStart(txn, &run, now, claimer)
-	switch err := s.b.Commit(ctx, txn); {
+	for {
+		done, run, err = s.commitHandOff(ctx, p, t, e, next, fromMessage, claimer)
+		if errors.Is(err, ErrConflict) && fromMessage {
+			// The message's copy of the next task may be out of date (or
+			// t changed): read the task, and try once more if it differs.
+			fromMessage = false
+			carried := next
+			next, err = s.b.Task(ctx, d.TaskID)
+			if ok, _ := s.startable(ctx, t.Pool, d, next, err, now); !ok {
+				return Task{}, Task{}, false, nil
+			}
+			if next.Version != carried.Version {
+				continue
+			}
+			err = ErrConflict // the copy was right: t is what changed
+		}
+		break
+	}
+	switch {
 	case errors.Is(err, ErrNoCapacity):
 		s.giveBack(ctx, t.Pool, d)
 		return Task{}, Task{}, false, nil
@@ -137,9 +154,6 @@ func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claim
 		return Task{}, Task{}, false, err
 	}
 	s.drop(ctx, t.Pool, d)
-	done = txn.Tasks[0].Task
-	done.Version = t.Version + 1
-	run.Version = next.Version + 1
 	s.ended(&done)
 	s.started(&run, now)
 	// While this hand-off held its message, a concurrent release may have
@@ -154,6 +168,42 @@ func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claim
 		s.log.WarnContext(ctx, "dispatch after hand-off failed; the sweeper will retry", "pool", t.Pool, "err", err)
 	}
 	return done, run, true, nil
+}
+
+// startable reports whether next, the task of delivery d as read (with
+// err) or as its message carries it, can start in pool now. A message
+// whose task is gone or no longer parked in pool (a duplicate, or one left
+// by a crash) is dropped (dropped); one whose task could not be read or is
+// past its deadline goes back to the queue for dispatch, which expires it.
+func (s *Scheduler) startable(ctx context.Context, pool string, d Delivery, next Task, err error, now time.Time) (ok, dropped bool) {
+	if errors.Is(err, ErrNotFound) || err == nil && (next.State != StateParked || next.Pool != pool) {
+		s.drop(ctx, pool, d)
+		return false, true
+	}
+	if err != nil || !now.Before(next.Deadline) {
+		s.giveBack(ctx, pool, d)
+		return false, false
+	}
+	return true, false
+}
+
+// commitHandOff commits the end of t as e says and the start of parked
+// task next (as read, or as its message carries it: fromMessage) in its
+// slot, for claimer if not nil, and returns both as committed.
+func (s *Scheduler) commitHandOff(ctx context.Context, p Pool, t Task, e ending, next Task, fromMessage bool, claimer *Worker) (done, run Task, err error) {
+	now := e.at
+	txn := finishTxn(t, e)
+	run = s.startTask(next, p, now)
+	txn.RunningDelta, txn.ParkedDelta, txn.NeedSlot = 0, -1, true
+	txn.Tasks = append(txn.Tasks, TaskWrite{Task: run, Expect: next.Version, ExpectState: copyState(fromMessage)})
+	addStart(txn, &run, now, claimer)
+	if err := s.b.Commit(ctx, txn); err != nil {
+		return Task{}, Task{}, err
+	}
+	done = txn.Tasks[0].Task
+	done.Version = t.Version + 1
+	run.Version = next.Version + 1
+	return done, run, nil
 }
 
 // startTask returns task t of pool p started at now, with a new lease; in

@@ -34,7 +34,7 @@ func (s *Scheduler) startQueued(ctx context.Context, name string, max int, freed
 	var started []Task
 	contended := 0
 	for {
-		p, err := s.b.Pool(ctx, name)
+		p, err := s.readPool(ctx, name)
 		if err != nil {
 			return started, err
 		}
@@ -122,8 +122,18 @@ func (s *Scheduler) giveBack(ctx context.Context, pool string, d Delivery) {
 // in which case the caller releases it.
 func (s *Scheduler) startParked(ctx context.Context, p Pool, d Delivery, freedAt time.Time, claimer *Worker) (Task, error) {
 	pool := p.Name
+	// The first attempt starts the task as its message carries it, when it
+	// does: a refused commit (ErrConflict) reads it for the next.
+	carried := true
 	return retryCAS("start", d.TaskID, func() (Task, error) {
-		t, err := s.b.Task(ctx, d.TaskID)
+		t, fromMessage, err := s.deliveredTask(ctx, d, carried)
+		carried = false
+		now := s.clock.Now()
+		if fromMessage && !now.Before(t.Deadline) {
+			// Expire the task as read, not as the copy foresees it.
+			t, err = s.b.Task(ctx, d.TaskID)
+			fromMessage = false
+		}
 		if errors.Is(err, ErrNotFound) {
 			s.drop(ctx, pool, d)
 			return Task{}, nil
@@ -136,7 +146,6 @@ func (s *Scheduler) startParked(ctx context.Context, p Pool, d Delivery, freedAt
 			s.drop(ctx, pool, d)
 			return Task{}, nil
 		}
-		now := s.clock.Now()
 		if !now.Before(t.Deadline) {
 			// Never start at or after the deadline, whatever the sweeper did.
 			if _, err := s.finish(ctx, t, expiry(now)); err != nil {
@@ -148,7 +157,7 @@ func (s *Scheduler) startParked(ctx context.Context, p Pool, d Delivery, freedAt
 		run := s.startTask(t, p, now)
 		txn := &Txn{
 			Pool: pool, RunningDelta: 1, ParkedDelta: -1, NeedSlot: true,
-			Tasks: []TaskWrite{{Task: run, Expect: t.Version}},
+			Tasks: []TaskWrite{{Task: run, Expect: t.Version, ExpectState: copyState(fromMessage)}},
 		}
 		addStart(txn, &run, now, claimer)
 		err = s.b.Commit(ctx, txn)

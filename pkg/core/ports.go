@@ -170,20 +170,27 @@ func (txn *Txn) Overtakes(parked int) bool {
 }
 
 // TaskWrite puts a task item if its stored version equals Expect (0: the
-// item must not exist). The stored version becomes Expect+1.
+// item must not exist) and, when ExpectState is set, its stored state is
+// that one. The stored version becomes Expect+1.
 type TaskWrite struct {
 	Task   Task
 	Expect int64
+	// ExpectState is set by a start from the copy of a task that its
+	// parking message carries (Parked.Task): the copy foresees the version
+	// its send's next write gives the task, and another write (a cancel, an
+	// expiry, a start) may have reached that version instead; none of those
+	// leaves the task parked.
+	ExpectState State
 }
 
 // Conflicts reports whether w's compare-and-set fails on the task item as
-// stored: exists, at version (ignored when it does not exist). A store
-// refuses such a write with ErrConflict.
-func (w TaskWrite) Conflicts(exists bool, version int64) bool {
+// stored: exists, at version and in state (both ignored when it does not
+// exist). A store refuses such a write with ErrConflict.
+func (w TaskWrite) Conflicts(exists bool, version int64, state State) bool {
 	if w.Expect == 0 {
 		return exists
 	}
-	return !exists || version != w.Expect
+	return !exists || version != w.Expect || w.ExpectState != "" && state != w.ExpectState
 }
 
 // ParkingQueue holds parked work per pool: at-least-once, roughly FIFO per
@@ -214,6 +221,12 @@ type Parked struct {
 	// a repeat of a send of another Resend time (sends of one Resend time
 	// may be dropped as repeats of each other).
 	Resend time.Time
+	// Task, when set, is the task as its sender expects it to be stored
+	// once the send is recorded. A receiver may start the task from it
+	// without reading the task item: the start's commit is conditioned on
+	// its version, and a refused commit reads the task. A queue that cannot
+	// carry it whole leaves it out of the message (nil when received).
+	Task *Task
 }
 
 // Delivery is a received queue message.

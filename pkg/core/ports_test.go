@@ -69,10 +69,15 @@ func TestTxnSlotMissingOn(t *testing.T) {
 func TestTaskWriteConflicts(t *testing.T) {
 	t.Parallel()
 	create := TaskWrite{Expect: 0}
-	require.False(t, create.Conflicts(false, 0))
-	require.True(t, create.Conflicts(true, 3))
+	require.False(t, create.Conflicts(false, 0, ""))
+	require.True(t, create.Conflicts(true, 3, StateParked))
 	update := TaskWrite{Expect: 3}
-	require.False(t, update.Conflicts(true, 3))
-	require.True(t, update.Conflicts(true, 4))
-	require.True(t, update.Conflicts(false, 0))
+	require.False(t, update.Conflicts(true, 3, StateRunning))
+	require.True(t, update.Conflicts(true, 4, StateRunning))
+	require.True(t, update.Conflicts(false, 0, ""))
+	fromCopy := TaskWrite{Expect: 3, ExpectState: StateParked}
+	require.False(t, fromCopy.Conflicts(true, 3, StateParked))
+	require.True(t, fromCopy.Conflicts(true, 3, StateCancelled), "the version reached by another write")
+	require.True(t, fromCopy.Conflicts(true, 2, StateParked))
+	require.True(t, fromCopy.Conflicts(false, 0, ""))
 }

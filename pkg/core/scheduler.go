@@ -84,7 +84,16 @@ type Config struct {
 	// MailboxPoll is the poll interval of a mailbox long poll on backends
 	// that are not MailboxWatchers. Default: 100ms.
 	MailboxPoll time.Duration
+	// PoolHintAge is how old a read of a pool a release may decide on,
+	// rather than read the pool again (hints.go): every count it decides on
+	// is checked again by the commit's conditions, and the executor is
+	// seen changed by another process within this age. Default:
+	// DefaultPoolHintAge; negative: every release reads the pool.
+	PoolHintAge time.Duration
 }
+
+// DefaultPoolHintAge is Config.PoolHintAge's default.
+const DefaultPoolHintAge = time.Second
 
 // The retention defaults, the one home of both figures: Sweep purges past
 // them, and a store that also expires items itself (DynamoDB's TTL) takes
@@ -122,6 +131,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MailboxPoll == 0 {
 		c.MailboxPoll = 100 * time.Millisecond
+	}
+	if c.PoolHintAge == 0 {
+		c.PoolHintAge = DefaultPoolHintAge
 	}
 	return c
 }
@@ -166,6 +178,8 @@ type Scheduler struct {
 	// reach them through the poll.
 	claimers watch.Set
 	tasks    watch.Set
+	// hints are the pools as last read, for the wake path (hints.go).
+	hints poolHints
 }
 
 // New returns a Scheduler for cfg, or an error naming the bad field.
@@ -192,6 +206,7 @@ func (s *Scheduler) PutPool(ctx context.Context, cfg PoolConfig) error {
 	if err := s.b.PutPool(ctx, cfg); err != nil {
 		return err
 	}
+	s.forgetPool(cfg.Name)
 	// A raised capacity may free slots for parked work.
 	s.wake(ctx, cfg.Name, time.Time{})
 	return nil
@@ -199,7 +214,7 @@ func (s *Scheduler) PutPool(ctx context.Context, cfg PoolConfig) error {
 
 // Pool returns one pool's counters.
 func (s *Scheduler) Pool(ctx context.Context, name string) (PoolStats, error) {
-	p, err := s.b.Pool(ctx, name)
+	p, err := s.readPool(ctx, name)
 	if err != nil {
 		return PoolStats{}, err
 	}

@@ -218,7 +218,7 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 	// Check every condition.
 	for i, w := range txn.Tasks {
 		it := tasks[i]
-		if w.Conflicts(it.exists, it.t.Version) {
+		if w.Conflicts(it.exists, it.t.Version, it.t.State) {
 			return fmt.Errorf("memstore: commit task %s: %w", w.Task.ID, core.ErrConflict)
 		}
 	}

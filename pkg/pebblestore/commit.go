@@ -31,13 +31,14 @@ func unsentKey(id string) []byte { return append(key(spaceUnsent, len(id)), id..
 type taskHead struct {
 	exists  bool
 	running bool
+	state   core.State
 	version int64
 	due     time.Time
 	unsent  bool
 }
 
 func headOf(t *core.Task) taskHead {
-	return taskHead{exists: true, running: t.State == core.StateRunning, version: t.Version, due: t.DueAt(), unsent: t.Unsent}
+	return taskHead{exists: true, running: t.State == core.StateRunning, state: t.State, version: t.Version, due: t.DueAt(), unsent: t.Unsent}
 }
 
 // writerTask returns the head of task id as the writer sees it: written
@@ -94,7 +95,7 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 		if err != nil {
 			return nil, err
 		}
-		if tw.Conflicts(olds[i].exists, olds[i].version) {
+		if tw.Conflicts(olds[i].exists, olds[i].version, olds[i].state) {
 			return nil, refuse(fmt.Errorf("pebblestore: commit task %s: %w", tw.Task.ID, core.ErrConflict))
 		}
 	}

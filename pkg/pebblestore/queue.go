@@ -48,6 +48,9 @@ func (s *Store) loadQueues() error {
 
 // Send enqueues p durably.
 func (s *Store) Send(ctx context.Context, pool string, p core.Parked) error {
+	// A receiver reads the task from this same store at the cost of a
+	// lookup: the message need not carry it (and its payload) to disk.
+	p.Task = nil
 	return s.do(ctx, func(w *pebble.Batch, b *batch) (func(), error) {
 		seq := b.next()
 		if err := putValue(w, queueKey(pool, seq), &p); err != nil {

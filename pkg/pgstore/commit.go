@@ -280,6 +280,7 @@ type (
 	taskArg struct {
 		ID             string `json:"id"`
 		Expect         int64  `json:"expect"`
+		ExpectState    string `json:"expect_state,omitempty"`
 		Key            string `json:"key"`
 		Tenant         string `json:"tenant"`
 		Pool           string `json:"pool"`
@@ -353,7 +354,7 @@ func groupJSON(group []*commitReq, channel string) ([]byte, error) {
 				g.Tasks = append(g.Tasks, t.ID)
 			}
 			a.Tasks = append(a.Tasks, taskArg{
-				ID: t.ID, Expect: w.Expect, Key: t.Key, Tenant: t.Tenant, Pool: t.Pool, Recipient: t.Recipient,
+				ID: t.ID, Expect: w.Expect, ExpectState: string(w.ExpectState), Key: t.Key, Tenant: t.Tenant, Pool: t.Pool, Recipient: t.Recipient,
 				State: string(t.State), Payload: bytesOrNil(t.Payload), SubmittedAt: ns(t.SubmittedAt), Deadline: ns(t.Deadline),
 				RunTimeout: int64(t.RunTimeout), StartedAt: ns(t.StartedAt), Lease: t.Lease, LeaseExpiresAt: ns(t.LeaseExpiresAt),
 				EndedAt: ns(t.EndedAt), Result: bytesOrNil(t.Result), Error: t.Error, BodyHash: t.BodyHash, Unsent: t.Unsent,
@@ -411,7 +412,9 @@ func taskConflict(txn *core.Txn, msg, detail string) error {
 		if w.Task.ID != id {
 			continue
 		}
-		if !w.Conflicts(v != 0, v) {
+		if w.ExpectState == "" && !w.Conflicts(v != 0, v, "") {
+			// (With ExpectState, the stored state the database refused is
+			// not in the detail.)
 			// Cannot be: the row is locked while it is compared.
 			return fmt.Errorf("pgstore: commit task %s: %w (the database refused version %d, stored %d)", id, core.ErrConflict, w.Expect, v)
 		}

@@ -147,6 +147,39 @@ func exercisePorts(t *testing.T, newBackend NewBackend) {
 		require.Equal(t, int64(3), got.Version)
 	})
 
+	t.Run("ExpectedState", func(t *testing.T) {
+		t.Parallel()
+		pb := setupPort(t, newBackend)
+		a := testTask("a", "acme", "p", core.StateParked, T0)
+		require.NoError(t, pb.b.Commit(pb.ctx, &core.Txn{Tasks: []core.TaskWrite{{Task: a}}}))
+		// Another write reached version 2: the task is cancelled.
+		cancelled := a
+		cancelled.State = core.StateCancelled
+		require.NoError(t, pb.b.Commit(pb.ctx, &core.Txn{Tasks: []core.TaskWrite{{Task: cancelled, Expect: 1}}}))
+		// A start from a copy that foresaw version 2 parked.
+		run := a
+		run.State = core.StateRunning
+		run.Lease = "l"
+		run.StartedAt = T0
+		run.LeaseExpiresAt = T0.Add(time.Minute)
+		start := &core.Txn{Tasks: []core.TaskWrite{{Task: run, Expect: 2, ExpectState: core.StateParked}}}
+		require.ErrorIs(t, pb.b.Commit(pb.ctx, start), core.ErrConflict, "version 2 is cancelled, not parked")
+		got, err := pb.b.Task(pb.ctx, "a")
+		require.NoError(t, err)
+		require.Equal(t, core.StateCancelled, got.State)
+		require.Equal(t, int64(2), got.Version)
+
+		b := testTask("b", "acme", "p", core.StateParked, T0)
+		require.NoError(t, pb.b.Commit(pb.ctx, &core.Txn{Tasks: []core.TaskWrite{{Task: b}}}))
+		run = b
+		run.State = core.StateRunning
+		require.NoError(t, pb.b.Commit(pb.ctx, &core.Txn{Tasks: []core.TaskWrite{{Task: run, Expect: 1, ExpectState: core.StateParked}}}))
+		got, err = pb.b.Task(pb.ctx, "b")
+		require.NoError(t, err)
+		require.Equal(t, core.StateRunning, got.State)
+		require.Equal(t, int64(2), got.Version)
+	})
+
 	t.Run("KeyPutIfAbsent", func(t *testing.T) {
 		t.Parallel()
 		pb := setupPort(t, newBackend)
