@@ -27,7 +27,7 @@ type lifecycleCounts struct {
 
 // measureLifecycles counts, with the SDK middleware, the AWS requests and
 // write units of the two task lifecycles of pool cfg in steady state (queue
-// URL and mailbox sequence known): submit→start→complete, and
+// URL known): submit→start→complete, and
 // submit→park→wake→complete. The pool is filled to one free slot first.
 // moto reports no consumed capacity for transactions, so write units are
 // also modeled from the requests.
