@@ -17,7 +17,7 @@ import (
 )
 
 // maxCommitAttempts bounds the attempts of one Commit that lose only the
-// race for a mailbox sequence number (or meet a transaction conflict or
+// race for an event's sort key (or meet a transaction conflict or
 // throttling reported as a cancellation reason).
 const maxCommitAttempts = 64
 
@@ -31,7 +31,6 @@ const (
 	partKey
 	partPool
 	partShard
-	partHead
 	partMessage
 	partEvent
 )
@@ -39,25 +38,22 @@ const (
 // part names what one item of a TransactWriteItems call is.
 type part struct {
 	kind partKind
-	i    int    // index in txn.Tasks, or the shard
-	mbox string // mailbox partition key, for heads and messages
+	i    int // index in txn.Tasks, or the shard
 }
 
 // Commit applies txn as one TransactWriteItems call; see core.Committer.
 //
 // The items are, in order: each task's put (conditioned on its version), the
 // idempotency key's put (attribute_not_exists), the pool's conditional
-// counter update, each mailbox's sequence update (SET seq = n+k conditioned
-// on seq = n), the mailbox messages with sort keys n+1..n+k, and the audit
-// events. When the only failed conditions are mailbox sequences (another
-// writer took the number) or event sort keys, Commit retries with fresh
-// numbers: that is not a conflict of the transition.
+// counter update, the mailbox messages as pending items (pendingSKs, put
+// conditioned on absence; Messages numbers them), and the audit events. When
+// the only failed conditions are pending messages' or events' sort keys
+// (another writer took the key), Commit retries with fresh ones: that is not
+// a conflict of the transition.
 func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 	if err := checkTxn(txn); err != nil {
 		return err
 	}
-	boxes := mailboxOrder(txn.Messages)
-	seqs := make(map[string]uint64, len(boxes))
 	// An unknown pool is taken as unsharded: the conditions on the pool
 	// item and on running tasks' slot attribute catch a wrong guess.
 	st := &commitState{pool: layoutPool(txn)}
@@ -65,16 +61,6 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 		st.lay = s.layouts.get(st.pool)
 	}
 	for attempt := 1; ; attempt++ {
-		for _, b := range boxes {
-			if _, ok := seqs[b]; ok {
-				continue
-			}
-			n, err := s.mailboxSeq(ctx, b)
-			if err != nil {
-				return err
-			}
-			seqs[b] = n
-		}
 		if st.pool != "" && st.lay.sharded() && (st.sp == nil || st.sp.n != st.lay.shards) {
 			sp, err := s.planSlots(ctx, txn, st.lay.shards)
 			if err != nil {
@@ -85,7 +71,7 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 		if !st.lay.sharded() {
 			st.sp = nil
 		}
-		items, parts, err := s.buildTxn(txn, boxes, seqs, st)
+		items, parts, err := s.buildTxn(txn, st)
 		if err != nil {
 			return err
 		}
@@ -94,9 +80,6 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 			ReturnConsumedCapacity: s.rcc,
 		})
 		if err == nil {
-			for _, b := range boxes {
-				s.seqs.put(b, seqs[b]+uint64(countIn(txn.Messages, b)))
-			}
 			s.committed(txn, st)
 			return nil
 		}
@@ -104,7 +87,7 @@ func (s *Store) Commit(ctx context.Context, txn *core.Txn) error {
 		if !errors.As(err, &tce) {
 			return fmt.Errorf("awsstore: commit %s: %w", describe(txn), err)
 		}
-		wait, err := s.cancelled(ctx, txn, parts, tce.CancellationReasons, seqs, st)
+		wait, err := s.cancelled(ctx, txn, parts, tce.CancellationReasons, st)
 		if err != nil {
 			return err
 		}
@@ -161,7 +144,7 @@ func checkTxn(txn *core.Txn) error {
 	if err := txn.CheckShape(); err != nil {
 		return fmt.Errorf("awsstore: %w", err)
 	}
-	n := len(txn.Tasks) + len(txn.Events) + 2*len(txn.Messages) + 2
+	n := len(txn.Tasks) + len(txn.Events) + len(txn.Messages) + 2
 	if n > maxTxnItems {
 		return fmt.Errorf("awsstore: commit: %d items exceed a transaction's %d", n, maxTxnItems)
 	}
@@ -175,30 +158,7 @@ func describe(txn *core.Txn) string {
 	return "pool " + txn.Pool
 }
 
-func mailboxOrder(msgs []core.Message) []string {
-	var out []string
-	seen := map[string]bool{}
-	for i := range msgs {
-		k := mboxPK(msgs[i].Tenant, msgs[i].Recipient)
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
-func countIn(msgs []core.Message, box string) int {
-	n := 0
-	for i := range msgs {
-		if mboxPK(msgs[i].Tenant, msgs[i].Recipient) == box {
-			n++
-		}
-	}
-	return n
-}
-
-func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64, st *commitState) ([]types.TransactWriteItem, []part, error) {
+func (s *Store) buildTxn(txn *core.Txn, st *commitState) ([]types.TransactWriteItem, []part, error) {
 	var items []types.TransactWriteItem
 	var parts []part
 	add := func(it types.TransactWriteItem, p part) {
@@ -272,38 +232,15 @@ func (s *Store) buildTxn(txn *core.Txn, boxes []string, seqs map[string]uint64, 
 		add(poolItems[i], poolParts[i])
 	}
 
-	for _, b := range boxes {
-		cur := seqs[b]
-		next := cur + uint64(countIn(txn.Messages, b))
-		upd := &types.Update{
-			TableName:        s.table,
-			Key:              itemKey(b, skHead),
-			UpdateExpression: aws.String("SET seq = :n"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":n": num(next),
-			},
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}
-		if cur == 0 {
-			upd.ConditionExpression = aws.String("attribute_not_exists(seq)")
-		} else {
-			upd.ConditionExpression = aws.String("seq = :c")
-			upd.ExpressionAttributeValues[":c"] = num(cur)
-		}
-		add(types.TransactWriteItem{Update: upd}, part{kind: partHead, mbox: b})
-	}
-	next := make(map[string]uint64, len(boxes))
+	sks := s.pendingSKs(txn)
 	for i := range txn.Messages {
-		m := &txn.Messages[i]
-		b := mboxPK(m.Tenant, m.Recipient)
-		next[b]++
-		av, err := s.encodeMessage(m, seqs[b]+next[b])
+		av, err := s.encodeMessage(&txn.Messages[i], sks[i], 0)
 		if err != nil {
 			return nil, nil, err
 		}
 		add(types.TransactWriteItem{Put: &types.Put{
 			TableName: s.table, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
-		}}, part{kind: partMessage, mbox: b})
+		}}, part{kind: partMessage})
 	}
 
 	base := s.eventSeqs(len(txn.Events))
@@ -379,13 +316,12 @@ func (s *Store) poolWrite(txn *core.Txn) (types.TransactWriteItem, error) {
 
 // cancelled turns the cancellation reasons of a transaction into the core
 // error of the first item that failed, or reports that the transaction is
-// to be retried (wait: after a backoff). It updates seqs from the mailbox
-// items returned with failed sequence conditions.
-func (s *Store) cancelled(ctx context.Context, txn *core.Txn, parts []part, reasons []types.CancellationReason, seqs map[string]uint64, st *commitState) (wait bool, err error) {
+// to be retried (wait: after a backoff).
+func (s *Store) cancelled(ctx context.Context, txn *core.Txn, parts []part, reasons []types.CancellationReason, st *commitState) (wait bool, err error) {
 	if len(reasons) != len(parts) {
 		return false, fmt.Errorf("awsstore: commit %s: transaction cancelled with %d reasons for %d items", describe(txn), len(reasons), len(parts))
 	}
-	wait, err = s.cancelReasons(ctx, txn, parts, reasons, seqs, st)
+	wait, err = s.cancelReasons(ctx, txn, parts, reasons, st)
 	switch {
 	case errors.Is(err, errRelayout):
 		// Built on a layout the pool does not have: read it and retry.
@@ -417,7 +353,7 @@ func (s *Store) cancelled(ctx context.Context, txn *core.Txn, parts []part, reas
 	return wait, err
 }
 
-func (s *Store) cancelReasons(ctx context.Context, txn *core.Txn, parts []part, reasons []types.CancellationReason, seqs map[string]uint64, st *commitState) (wait bool, err error) {
+func (s *Store) cancelReasons(ctx context.Context, txn *core.Txn, parts []part, reasons []types.CancellationReason, st *commitState) (wait bool, err error) {
 	retry, relayout, replan, allFull := false, false, false, false
 	for i, r := range reasons {
 		code := aws.ToString(r.Code)
@@ -475,16 +411,6 @@ func (s *Store) cancelReasons(ctx context.Context, txn *core.Txn, parts []part, 
 			}
 			retry = true
 			wait = wait || !now
-		case partHead:
-			s.seqs.forget(p.mbox)
-			delete(seqs, p.mbox)
-			if v, ok := r.Item["seq"].(*types.AttributeValueMemberN); ok {
-				var n uint64
-				if _, err := fmt.Sscan(v.Value, &n); err == nil {
-					seqs[p.mbox] = n
-				}
-			}
-			retry = true
 		case partMessage, partEvent:
 			retry = true
 		}
@@ -564,20 +490,6 @@ func (s *Store) poolFailure(ctx context.Context, txn *core.Txn, old map[string]t
 		return fmt.Errorf("awsstore: %w", perr), nil
 	}
 	return nil, nil
-}
-
-// mailboxSeq returns the last sequence number of mailbox b: from the cache,
-// or read strongly consistent.
-func (s *Store) mailboxSeq(ctx context.Context, b string) (uint64, error) {
-	if n, ok := s.seqs.get(b); ok {
-		return n, nil
-	}
-	head, err := s.head(ctx, b)
-	if err != nil {
-		return 0, err
-	}
-	s.seqs.put(b, head.Seq)
-	return head.Seq, nil
 }
 
 type headItem struct {

@@ -28,8 +28,8 @@ type lifecycleCounts struct {
 
 // measureLifecycles counts, with the SDK middleware, the AWS requests and
 // write units of the two task lifecycles of pool cfg in steady state (queue
-// URL and mailbox sequence known, the pool read within Config.PoolHintAge
-// by the process, as under steady traffic): submit→start→complete, and
+// URL known, the pool read within Config.PoolHintAge by the process, as
+// under steady traffic): submit→start→complete, and
 // submit→park→wake→complete. The pool is filled to one free slot first.
 // moto reports no consumed capacity for transactions, so write units are
 // also modeled from the requests.

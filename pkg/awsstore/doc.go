@@ -11,6 +11,8 @@
 //	idempotency key KEY#<tenant>#<key>          KEY                     taskId, bodyHash
 //	mailbox         MBOX#<tenant>#<recipient>   HEAD                    seq (last cursor given), acked (acknowledged cursor)
 //	message         MBOX#<tenant>#<recipient>   MSG#<cursor, 20 digits> exp_p/exp_at, TTL expires
+//	pending message MBOX#<tenant>#<recipient>   PEND#<stamp, 20>#<nonce>#<n, 20>
+//	                                                                    a message not numbered yet; exp_p/exp_at, TTL expires
 //	audit event     AUDIT#<tenant>              EV#<At ns, 20>#<Seq, 20> exp_p/exp_at, TTL expires
 //
 // Tenant, key and recipient components have '%' and '#' escaped, so that
@@ -37,10 +39,13 @@
 //	Commit (every transition)                 one TransactWriteItems (below)
 //	Due(t, limit)                             Query due index per shard, due_at <= t, merged by due time
 //	Unsent(limit)                             Query unsent index per shard
-//	Messages(tenant, recipient, after)        GetItem HEAD (acked, seq), then Query MSG# keys in (max(after, acked), seq]
+//	Messages(tenant, recipient, after)        GetItem HEAD (acked, seq), then Query sk >= MSG#<max(after, acked)+1>: the
+//	                                          numbered messages, then the pending ones; if any, one TransactWriteItems
+//	                                          numbers them (below)
 //	Ack(tenant, recipient, upTo)              Update HEAD SET acked conditioned on acked < upTo
 //	Events(tenant, [from, to), pool?, task?)  Query AUDIT#<tenant> sk BETWEEN (from|after) AND to, FilterExpression on pool/task
 //	Purge(before)                             Query expiry index per kind and shard, exp_at < before, BatchWriteItem deletes of 25
+//	                                          (pending messages included)
 //	parked work                               SQS FIFO queue per pool (QueueName), group = tenant + bucket, dedup id = task id
 //	QueueShort(pool, parked)                  GetQueueAttributes (approximate message counts) of the pool's queue
 //	NonTerminal(after, limit)                 Query due index, one shard at a time, from the cursor's key on
@@ -52,8 +57,8 @@
 // when the write expects one, TaskWrite.ExpectState), the idempotency
 // key's put conditioned on absence, the pool's counter update conditioned on
 // running < capacity, or running <= capacity for a hand-off (NeedSlot), parked = 0 (FirstInLine) and
-// parked < maxParked (NeedParkRoom), each mailbox's sequence update, the
-// message puts and the event puts. Cancellation reasons are translated into
+// parked < maxParked (NeedParkRoom), the messages' puts as pending items
+// (conditioned on absence; no mailbox item is written) and the event puts. Cancellation reasons are translated into
 // the core error of the first failing item, in that order: ErrConflict,
 // ErrKeyExists, then ErrPoolNotFound, or ErrNoCapacity or ErrPoolFull
 // decided by core's Txn.CheckPool from the pool item returned with the
@@ -89,19 +94,50 @@
 //
 // # Mailbox cursors
 //
-// A mailbox's HEAD item holds seq, the last cursor given out. Commit reads it
-// (or takes the value this process saw last), and the transaction sets
-// seq = n+k conditioned on seq = n and puts the k messages with cursors
-// n+1..n+k. A message committed after a reader saw cursor c therefore gets a
-// cursor above c: the cursor is taken in the same atomic step that makes the
-// message visible, unlike a time-based key, which a slow transaction would
-// land behind a cursor a reader already passed. When only that condition
-// fails, another writer took the number: Commit retries with the returned
-// seq (it is not a conflict of the transition). The price is that one
-// mailbox's messages are serialized on one item: at most about 500
-// transactions per second per recipient (the item's 1,000 write units per
-// second at 2 units per transactional write), and less under contention,
-// where each writer that loses needs another round trip.
+// A transition writes its messages as pending items, sort key
+// PEND#<stamp>#<nonce>#<n>, and nothing else of the mailbox: its messages
+// take no number, so concurrent transitions into one recipient's mailbox do
+// not meet on one item. (They did: each transaction set the HEAD item's
+// seq = n+k conditioned on seq = n; of 720 concurrent transitions into 2
+// mailboxes on moto, 3,128 of the 3,848 transactions sent were cancelled.
+// docs/benchmarks.md, "Mailbox contention", has the figures.)
+//
+// Readers number them. Messages reads HEAD (seq, acked) and queries the
+// partition from MSG#<max(after, acked)+1> upward, strongly consistent:
+// "MSG#" sorts before "PEND#", so the Query returns the numbered messages
+// after the cursor, then the pending ones in stamp order. When pending
+// messages come back and the page has room, one TransactWriteItems numbers
+// up to 49 of them: HEAD's seq = n+k conditioned on seq = n, a put of each
+// message under MSG#<n+i> (its attributes, the expiry ones included,
+// copied) and the delete of its pending item, conditioned on its presence.
+// Messages returns them with their cursors. A reader that loses that race
+// (another reader numbered them first, or a transaction conflict) reads
+// again, up to 4 times, then returns the numbered messages it read.
+//
+// The cursor contract holds because a cursor is given only by a
+// transaction conditioned on HEAD's seq: a message committed after a reader
+// saw cursor c is pending then, and a later transaction numbers it above c
+// (never behind a cursor a reader passed, as a time-based key could be);
+// numbered messages never move. Ack refuses a cursor beyond HEAD's seq
+// (ErrAckBeyondNewest): a pending message has no cursor yet, and every
+// cursor Messages returned is at most seq.
+//
+// Order: a pending message's stamp is the writing Store's clock in
+// nanoseconds at the commit, strictly increasing within the Store, so one
+// process's messages are numbered in its commit order, and different
+// processes' messages pending at once by their clocks (as audit events
+// are). A task's started message is stamped with its task's StartedAt, and
+// the task's later message (its outcome) after StartedAt, so the started
+// message comes first whatever the skew between the processes that wrote
+// them; two messages of one transaction may so be numbered out of the
+// transaction's order (a hand-off's release and start).
+//
+// The price moves to the readers: a poll reads HEAD and queries the
+// partition (2 reads, where a poll that found nothing new used to read HEAD
+// alone), and numbering copies each message once (a put and a delete: about
+// 5 more write units per message, and one transaction per page that finds
+// pending messages). HEAD is written by readers only: once per page, not
+// once per transition.
 //
 // # Audit events
 //

@@ -50,8 +50,9 @@ const (
 
 	skShard = "SHARD"
 
-	skMsgPrefix = "MSG#"
-	skEvPrefix  = "EV#"
+	skMsgPrefix  = "MSG#"
+	skPendPrefix = "PEND#"
+	skEvPrefix   = "EV#"
 )
 
 // esc makes a key component safe to join with '#': it escapes '%' and '#'.
@@ -72,6 +73,15 @@ func auditPK(tenant string) string           { return prefixAudit + esc(tenant) 
 // msgSK is the sort key of the mailbox message with cursor c: fixed width,
 // so that string order is cursor order.
 func msgSK(c uint64) string { return fmt.Sprintf("%s%020d", skMsgPrefix, c) }
+
+// pendSK is the sort key of a mailbox message not numbered yet: the stamp
+// that orders it among the pending messages, then the writing Store's nonce
+// and its count of pending messages, which make the key unique. "PEND#"
+// sorts after "MSG#", so a Query of a mailbox from a message's key upward
+// returns the numbered messages, then the pending ones in stamp order.
+func pendSK(stamp uint64, nonce string, n uint64) string {
+	return fmt.Sprintf("%s%020d#%s#%020d", skPendPrefix, stamp, nonce, n)
+}
 
 // evSK is the sort key of an audit event: (At, Seq), fixed width.
 func evSK(atNanos int64, seq uint64) string {
@@ -297,10 +307,12 @@ type messageItem struct {
 	Expires        int64  `dynamodbav:"expires"`
 }
 
-func (s *Store) encodeMessage(m *core.Message, c uint64) (map[string]types.AttributeValue, error) {
+// encodeMessage encodes m under sort key sk with cursor c (0 while it is
+// pending).
+func (s *Store) encodeMessage(m *core.Message, sk string, c uint64) (map[string]types.AttributeValue, error) {
 	pk := mboxPK(m.Tenant, m.Recipient)
 	it := messageItem{
-		PK: pk, SK: msgSK(c), Cursor: c, Tenant: m.Tenant, Recipient: m.Recipient, TaskID: m.TaskID,
+		PK: pk, SK: sk, Cursor: c, Tenant: m.Tenant, Recipient: m.Recipient, TaskID: m.TaskID,
 		Pool: m.Pool, Type: string(m.Type), Key: m.Key, Payload: m.Payload, Deadline: nanos(m.Deadline),
 		Lease: m.Lease, LeaseExpiresAt: nanos(m.LeaseExpiresAt), Result: m.Result, Error: m.Error,
 		At: nanos(m.At), ExpP: shardKey("EXP#M", s.shard(pk)), ExpAt: nanos(m.At),

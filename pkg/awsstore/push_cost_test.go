@@ -164,7 +164,7 @@ func measurePushed(t *testing.T, kind string, n int, backlog bool) awsstore.Coun
 		}
 		waitEnded(t, ctx, observer, ids)
 	}
-	run(2, backlog) // warm-up: queue URL and mailbox sequence cached
+	run(2, backlog) // warm-up: queue URL cached
 	// The results consumer's long polls run whatever the load: its idle
 	// receives are counted with the tasks, as they would be.
 	before := b.counter.Snapshot()

@@ -166,9 +166,13 @@ type Store struct {
 	served   map[string]map[string]uint64   // pool -> tenant -> serial of its last delete
 	serial   uint64
 	lastSeq  uint64 // last event sequence number given
-	seqs     seqCache
-	layouts  layoutCache // pool -> slot layout last seen
-	slots    slotCache   // task -> slot shard held at a version
+	// Pending mailbox messages' keys (pendingSKs): the last stamp given,
+	// this Store's random nonce and its count of pending messages.
+	lastStamp uint64
+	nonce     string
+	pending   uint64
+	layouts   layoutCache // pool -> slot layout last seen
+	slots     slotCache   // task -> slot shard held at a version
 }
 
 var _ core.Backend = (*Store)(nil)
@@ -184,7 +188,7 @@ func New(_ context.Context, opts Options) (*Store, error) {
 	if opts.ReturnConsumedCapacity {
 		s.rcc = types.ReturnConsumedCapacityIndexes
 	}
-	s.seqs.m = make(map[string]uint64)
+	s.nonce = newNonce()
 	s.inflight = make(map[string]map[string]inflight)
 	s.served = make(map[string]map[string]uint64)
 	return s, nil
@@ -755,37 +759,3 @@ func (s *Store) shard(key string) int {
 }
 
 func shardKey(kind string, shard int) string { return fmt.Sprintf("%s#%d", kind, shard) }
-
-// seqCache remembers the last mailbox sequence this process saw per mailbox,
-// so that a Commit usually needs no read of the mailbox item. A stale entry
-// costs one failed condition and a retry, never a wrong cursor.
-type seqCache struct {
-	mu sync.Mutex
-	m  map[string]uint64
-}
-
-const seqCacheMax = 4096
-
-func (c *seqCache) get(k string) (uint64, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.m[k]
-	return v, ok
-}
-
-func (c *seqCache) put(k string, v uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= seqCacheMax {
-		clear(c.m)
-	}
-	if v > c.m[k] {
-		c.m[k] = v
-	}
-}
-
-func (c *seqCache) forget(k string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, k)
-}

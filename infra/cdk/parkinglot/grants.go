@@ -13,11 +13,11 @@ import (
 // (TransactWriteItems) is authorized item by item, as the PutItem,
 // UpdateItem, ConditionCheckItem or DeleteItem it holds.
 var (
-	// transitionActions: reading tasks, keys, pools and mailbox heads
-	// (GetItem; a sharded pool's items, BatchGetItem) and committing a
-	// transition (task, key, message and event puts, pool, shard and
-	// mailbox updates, shard condition checks); PutPool's UpdateItem
-	// (expire's, for the pools custom resource).
+	// transitionActions: reading tasks, keys and pools (GetItem; a
+	// sharded pool's items, BatchGetItem) and committing a transition
+	// (task, key, pending message and event puts, pool and shard updates,
+	// shard condition checks); PutPool's UpdateItem (expire's, for the
+	// pools custom resource).
 	transitionActions = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
 		"dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
 	// consumeActions: receiving parked work, handing it back
@@ -32,7 +32,7 @@ var (
 // item of that kind.
 const (
 	poolKeys    = "POOL#*"  // pool items and their slot shards
-	mailboxKeys = "MBOX#*"  // mailbox heads and messages
+	mailboxKeys = "MBOX#*"  // mailbox heads, messages and pending messages
 	auditKeys   = "AUDIT#*" // audit events
 )
 
@@ -87,7 +87,7 @@ func allowQueues(g awsiam.IGrantable, actions []string, queues []*string) awsiam
 //	expire    transition; DeleteItem on POOL#* keys; Query on the four   consume, SendMessage,
 //	          indexes; BatchWriteItem on MBOX#* and AUDIT#* keys          GetQueueAttributes
 //	mailbox   GetItem, BatchGetItem, Query on the table and the pools    none
-//	          index; UpdateItem on MBOX#* keys
+//	          index; UpdateItem, PutItem, DeleteItem on MBOX#* keys
 //
 // transition is transitionActions, consume consumeActions. No cold start
 // writes the pools: expire applies them when CloudFormation sends it the
@@ -100,9 +100,12 @@ func allowQueues(g awsiam.IGrantable, actions []string, queues []*string) awsiam
 // them). Expire queries the due, unsent, pools and
 // expiry indexes and purges old messages and events with BatchWriteItem
 // deletes. Mailbox reads tasks, pools (the pools index, then BatchGetItem),
-// mailboxes and the audit trail (Query on the table) and writes only acks:
-// UpdateItem of a mailbox head, MBOX#<tenant>#<recipient>. The condition
-// cannot name the tenant, which comes from the caller's JWT, not from IAM.
+// mailboxes and the audit trail (Query on the table) and writes only
+// mailbox items, MBOX#<tenant>#<recipient>: acks (UpdateItem of the head)
+// and the transaction that numbers pending messages (the head's
+// UpdateItem, a PutItem of each numbered message and a DeleteItem of its
+// pending item). The condition cannot name the tenant, which comes from
+// the caller's JWT, not from IAM.
 // Nothing may Scan, and only the submit queue's event source consumes the
 // submit queue. With Props.EncryptionKey, every function may encrypt and
 // decrypt with it.
@@ -139,7 +142,7 @@ func (s *Parkinglot) grants() {
 	mb := s.Functions[Mailbox]
 	allow(mb, []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}, []*string{table}, nil)
 	allow(mb, []string{"dynamodb:Query"}, []*string{index(poolsIndex())}, nil)
-	allow(mb, []string{"dynamodb:UpdateItem"}, []*string{table}, leadingKeys(mailboxKeys))
+	allow(mb, []string{"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}, []*string{table}, leadingKeys(mailboxKeys))
 
 	if k := s.props.EncryptionKey; k != nil {
 		for _, f := range Functions {

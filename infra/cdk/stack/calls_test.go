@@ -375,6 +375,7 @@ func TestGrantsCoverEveryCall(t *testing.T) {
 		return slices.ContainsFunc(recs[f].needs, func(n need) bool { return n.action == action })
 	}
 	require.True(t, took(lambdaapi.Mailbox, "dynamodb:UpdateItem"), "mailbox acked")
+	require.True(t, took(lambdaapi.Mailbox, "dynamodb:PutItem"), "mailbox numbered pending messages")
 	require.True(t, took(lambdaapi.Expire, "dynamodb:BatchWriteItem"), "expire purged")
 	require.True(t, took(lambdaapi.Submit, "sqs:SendMessage"), "submit parked")
 	require.True(t, took(lambdaapi.Dispatch, "sqs:ReceiveMessage"), "dispatch woke parked work")

@@ -369,7 +369,7 @@ func TestGrantsPerFunction(t *testing.T) {
 	wantTable := map[lambdaapi.Function]map[string]string{
 		lambdaapi.Submit: transition, lambdaapi.Dispatch: transition, lambdaapi.Expire: withPurge,
 		lambdaapi.Mailbox: {"dynamodb:GetItem": "", "dynamodb:BatchGetItem": "", "dynamodb:Query": "",
-			"dynamodb:UpdateItem": leading("MBOX#*")},
+			"dynamodb:UpdateItem": leading("MBOX#*"), "dynamodb:PutItem": leading("MBOX#*"), "dynamodb:DeleteItem": leading("MBOX#*")},
 	}
 	query := map[string]string{"dynamodb:Query": ""}
 	wantIndex := map[lambdaapi.Function]map[string]map[string]string{
