@@ -156,36 +156,45 @@ func (s *Store) promote(ctx context.Context, b string, n uint64, pending []map[s
 }
 
 // pendingSKs returns the sort keys of txn's messages as pending items
-// (pendSK). A message's stamp is the Store's clock in nanoseconds at the
+// (pendSK). The messages of one transaction share one stamp and are
+// numbered in the transaction's order (a hand-off's outcome before the
+// start it makes). The stamp is the Store's clock in nanoseconds at the
 // commit, made strictly increasing within the Store, so that one process's
 // messages are numbered in commit order and other processes' by their
 // clocks, with two exceptions that keep a task's started message before its
-// outcome whatever the clocks of the processes that wrote them: a started
-// message's stamp is its task's StartedAt, and a later message of a task
-// that started is stamped after it.
+// outcome whatever the clocks of the processes that wrote them: a
+// transaction that starts a task is stamped with its StartedAt, and one
+// with a later message of a task that started is stamped after that.
 func (s *Store) pendingSKs(txn *core.Txn) []string {
 	if len(txn.Messages) == 0 {
 		return nil
 	}
 	now := uint64(max(s.opts.Clock.Now().UnixNano(), 0))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, len(txn.Messages))
+	var start, after uint64
 	for i := range txn.Messages {
 		m := &txn.Messages[i]
-		var started uint64
 		for j := range txn.Tasks {
-			if t := &txn.Tasks[j].Task; t.ID == m.TaskID {
-				started = uint64(max(nanos(t.StartedAt), 0))
+			t := &txn.Tasks[j].Task
+			if t.ID != m.TaskID || t.StartedAt.IsZero() {
+				continue
+			}
+			at := uint64(max(nanos(t.StartedAt), 0))
+			if m.Type == core.MessageStarted {
+				start = max(start, at)
+			} else {
+				after = max(after, at+1)
 			}
 		}
-		var stamp uint64
-		if m.Type == core.MessageStarted && started > 0 {
-			stamp = started
-		} else {
-			stamp = max(s.lastStamp+1, now, started+1)
-			s.lastStamp = stamp
-		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stamp := start
+	if start == 0 {
+		stamp = max(s.lastStamp+1, now, after)
+		s.lastStamp = stamp
+	}
+	out := make([]string, len(txn.Messages))
+	for i := range txn.Messages {
 		s.pending++
 		out[i] = pendSK(stamp, s.nonce, s.pending)
 	}

@@ -267,6 +267,13 @@ func exerciseLifecycle(t *testing.T, newBackend NewBackend) {
 		require.Equal(t, []core.MessageType{core.MessageStarted}, messageTypes(msgs))
 		require.Equal(t, got.Lease, msgs[0].Lease)
 		require.Equal(t, core.PoolStats{Name: "p", Capacity: 1, Running: 1, Parked: 0, MaxParked: 5}, tb.stats(t, "p"))
+		// One mailbox reads the transitions in commit order: a's start, a's
+		// outcome, then b's start, which the same transaction made.
+		var order []string
+		for _, m := range allMessages(t, tb.ctx, tb.b, "acme", "acme") {
+			order = append(order, m.TaskID+":"+string(m.Type))
+		}
+		require.Equal(t, []string{a.ID + ":started", a.ID + ":succeeded", b.ID + ":started"}, order)
 	})
 
 	t.Run("WakeOnCancelOfRunning", func(t *testing.T) {
