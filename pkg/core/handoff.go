@@ -137,7 +137,7 @@ func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claim
 		return Task{}, Task{}, false, err
 	}
 	s.drop(ctx, t.Pool, d)
-	done = txn.Tasks[0].Task
+	done, run = txn.Tasks[0].Task, txn.Tasks[1].Task
 	done.Version = t.Version + 1
 	run.Version = next.Version + 1
 	s.ended(&done)

@@ -154,6 +154,7 @@ func (s *Scheduler) startParked(ctx context.Context, p Pool, d Delivery, freedAt
 		err = s.b.Commit(ctx, txn)
 		switch {
 		case err == nil:
+			run = txn.Tasks[0].Task
 			run.Version = t.Version + 1
 			s.started(&run, freedAt)
 			s.drop(ctx, pool, d)

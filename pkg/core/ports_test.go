@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -75,4 +76,63 @@ func TestTaskWriteConflicts(t *testing.T) {
 	require.False(t, update.Conflicts(true, 3))
 	require.True(t, update.Conflicts(true, 4))
 	require.True(t, update.Conflicts(false, 0))
+}
+
+func TestTxnStampAfter(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	later := t0.Add(5 * time.Millisecond)
+	// A hand-off decided at t0: a release and a parked task's start.
+	handOff := func() *Txn {
+		done := Task{ID: "a", Tenant: "acme", Pool: "p", State: StateSucceeded, SubmittedAt: t0.Add(-time.Hour),
+			StartedAt: t0.Add(-time.Minute), EndedAt: t0, LeaseExpiresAt: t0.Add(time.Minute)}
+		run := Task{ID: "b", Tenant: "globex", Pool: "p", State: StateRunning, SubmittedAt: t0.Add(-time.Hour),
+			Deadline: t0.Add(time.Hour), StartedAt: t0, LeaseExpiresAt: t0.Add(time.Minute), PushAt: t0.Add(time.Second)}
+		return &Txn{
+			Pool: "p", ParkedDelta: -1, NeedSlot: true,
+			Tasks:    []TaskWrite{{Task: done, Expect: 3}, {Task: run, Expect: 1}},
+			Events:   []Event{event(&done, t0, EventComplete, StateRunning, ""), event(&run, t0, EventStart, StateParked, "")},
+			Messages: []Message{message(&done, MessageType(StateSucceeded), t0), message(&run, MessageStarted, t0)},
+		}
+	}
+
+	txn := handOff()
+	require.Equal(t, t0, txn.Stamp())
+	require.False(t, txn.StampBehind(t0))
+	require.Equal(t, t0, txn.StampAfter(t0.Add(-time.Second)), "a stamp after the pool's last one stays")
+	require.Equal(t, t0, txn.StampAfter(t0), "an equal stamp stays: sequence numbers order it")
+	require.Equal(t, handOff(), txn)
+
+	require.True(t, txn.StampBehind(later))
+	require.Equal(t, later, txn.StampAfter(later))
+	for _, e := range txn.Events {
+		require.Equal(t, later, e.At)
+	}
+	for _, m := range txn.Messages {
+		require.Equal(t, later, m.At)
+	}
+	done, run := txn.Tasks[0].Task, txn.Tasks[1].Task
+	require.Equal(t, later, done.EndedAt)
+	require.Equal(t, t0.Add(-time.Minute), done.StartedAt, "an earlier start does not move")
+	require.Equal(t, t0.Add(time.Minute), done.LeaseExpiresAt, "nor does its lease")
+	require.Equal(t, t0.Add(-time.Hour), done.SubmittedAt)
+	require.Equal(t, later, run.StartedAt)
+	require.Equal(t, later.Add(time.Minute), run.LeaseExpiresAt, "the lease keeps its length")
+	require.Equal(t, later.Add(time.Second), run.PushAt)
+	require.Equal(t, t0.Add(time.Hour), run.Deadline, "deadlines do not move")
+	require.Equal(t, t0.Add(-time.Hour), run.SubmittedAt)
+	require.Equal(t, later.Add(time.Minute), txn.Messages[1].LeaseExpiresAt)
+
+	// A submission admitted at once: submitted and started at the stamp.
+	sub := Task{ID: "c", Tenant: "acme", Pool: "p", State: StateRunning, SubmittedAt: t0, StartedAt: t0, LeaseExpiresAt: t0.Add(time.Minute)}
+	admit := admitTxn(sub, nil, t0)
+	admit.StampAfter(later)
+	require.Equal(t, later, admit.Tasks[0].Task.SubmittedAt)
+	require.Equal(t, later, admit.Tasks[0].Task.StartedAt)
+	require.Equal(t, later.Add(time.Minute), admit.Tasks[0].Task.LeaseExpiresAt)
+
+	// No events, nothing to order: the pool keeps its stamp.
+	hb := &Txn{Tasks: []TaskWrite{{Task: sub, Expect: 1}}}
+	require.Equal(t, later, hb.StampAfter(later))
+	require.False(t, hb.StampBehind(later))
 }

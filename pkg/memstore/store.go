@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -33,6 +34,10 @@ type Store struct {
 	queues    sync.Map // pool -> *queue
 	unsent    sync.Map // id -> struct{}
 	due       dueIndex
+	// eventSeq numbers events across tenants, taken under the locks of a
+	// commit: the events of a pool's transactions, which hold its item's
+	// lock, are numbered in commit order.
+	eventSeq atomic.Uint64
 }
 
 var _ core.Backend = (*Store)(nil)
@@ -234,10 +239,11 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 		}
 	}
 
-	// Apply every write.
+	// Apply every write, at the stamp the pool's order allows.
 	if pool != nil {
 		pool.p.Running += txn.RunningDelta
 		pool.p.Parked += txn.ParkedDelta
+		pool.p.LastAt = txn.StampAfter(pool.p.LastAt)
 	}
 	for i, w := range txn.Tasks {
 		it := tasks[i]
@@ -264,7 +270,7 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 		e := txn.Events[i]
 		for _, r := range logs {
 			if r.key == e.Tenant {
-				r.it.append(e)
+				r.it.append(e, s.eventSeq.Add(1))
 			}
 		}
 	}

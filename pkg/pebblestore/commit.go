@@ -115,10 +115,12 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 		}
 	}
 
-	// Write everything.
+	// Write everything, at the stamp the pool's order allows: the writer
+	// is the pool's only committer, and numbers events in its order.
 	if pool != nil {
 		pool.Running += txn.RunningDelta
 		pool.Parked += txn.ParkedDelta
+		pool.LastAt = txn.StampAfter(pool.LastAt)
 		if err := s.putPool(w, b, pool); err != nil {
 			return nil, err
 		}
