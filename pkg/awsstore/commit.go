@@ -474,7 +474,11 @@ func (s *Store) cancelReasons(ctx context.Context, txn *core.Txn, parts []part, 
 			case err != nil:
 				return false, err
 			}
-			if s.restampFrom(txn, st.stamp, r.Item) {
+			restamped, err := s.restampFrom(txn, st.stamp, r.Item)
+			if err != nil {
+				return false, err
+			}
+			if restamped {
 				now = true
 			}
 			retry = true
@@ -566,7 +570,10 @@ func (s *Store) poolFailure(ctx context.Context, txn *core.Txn, old map[string]t
 	if perr != nil {
 		return fmt.Errorf("awsstore: %w", perr), nil
 	}
-	if s.restampFrom(txn, st.stamp, old) {
+	switch restamped, err := s.restampFrom(txn, st.stamp, old); {
+	case err != nil:
+		return err, nil
+	case restamped:
 		return errRestamped, nil
 	}
 	return nil, nil

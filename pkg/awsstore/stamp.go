@@ -2,6 +2,7 @@ package awsstore
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
@@ -19,7 +20,10 @@ import (
 // transaction refused for that alone is stamped again by core's rule from
 // the item as it was (returned with the cancellation), numbered past it,
 // and committed again: no extra request unless two transitions of the pool
-// race.
+// race. Core's rule refuses a new stamp that would move a start to or past
+// its task's deadline: Commit then returns core.ErrLateStart, having
+// written nothing (the refused attempt wrote nothing either), and core
+// expires the task instead.
 //
 // On a sharded pool the order is per item: a pool's starts and releases on
 // different shards do not share an item (that is the point of shards). Each
@@ -80,25 +84,29 @@ var errRestamped = errors.New("awsstore: stamped again")
 // restampFrom stamps txn again if c failed on old, a pool item as it was:
 // core raises the stamp to the item's (core.Txn.StampAfter), and the
 // Store's next event numbers are past the item's. It reports whether c
-// failed on old.
-func (s *Store) restampFrom(txn *core.Txn, c *stampCheck, old map[string]types.AttributeValue) bool {
+// failed on old; the error is core.ErrLateStart (wrapped) when core's rule
+// refuses the new stamp, as it would move a start of txn to or past its
+// task's deadline: the transaction is then refused, as written nowhere.
+func (s *Store) restampFrom(txn *core.Txn, c *stampCheck, old map[string]types.AttributeValue) (bool, error) {
 	if c == nil || old == nil {
-		return false
+		return false, nil
 	}
 	var it struct {
 		LastAt  int64  `dynamodbav:"lastAt"`
 		LastSeq uint64 `dynamodbav:"lastSeq"`
 	}
 	if err := attributevalue.UnmarshalMap(old, &it); err != nil || it.LastAt == 0 {
-		return false
+		return false, nil
 	}
 	last := fromNanos(it.LastAt)
 	if !txn.StampBehind(last) && (it.LastAt != c.at || it.LastSeq < c.first) {
-		return false
+		return false, nil
 	}
-	txn.StampAfter(last)
+	if _, err := txn.StampAfter(last); err != nil {
+		return true, fmt.Errorf("awsstore: commit %s: %w", describe(txn), err)
+	}
 	s.mu.Lock()
 	s.lastSeq = max(s.lastSeq, it.LastSeq)
 	s.mu.Unlock()
-	return true
+	return true, nil
 }

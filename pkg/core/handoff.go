@@ -95,8 +95,10 @@ func (s *Scheduler) releaseTo(ctx context.Context, t Task, e ending, w *Worker) 
 
 // handOff ends t and starts the next parked task of its pool p (as last
 // read) in one transaction, for claimer if not nil. It returns both tasks as committed; it reports
-// false, having changed nothing, when it could not; an error is that of the
-// commit (ErrConflict: t or the parked task changed).
+// false, having changed nothing, when it could not (also when the start
+// would have committed at or after the parked task's deadline:
+// ErrLateStart); an error is that of the commit (ErrConflict: t or the
+// parked task changed).
 func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claimer *Worker) (done, run Task, ok bool, err error) {
 	now := e.at
 	var d Delivery
@@ -129,7 +131,10 @@ func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claim
 	txn.Tasks = append(txn.Tasks, TaskWrite{Task: run, Expect: next.Version})
 	addStart(txn, &run, now, claimer)
 	switch err := s.b.Commit(ctx, txn); {
-	case errors.Is(err, ErrNoCapacity):
+	case errors.Is(err, ErrNoCapacity), errors.Is(err, ErrLateStart):
+		// No slot; or the start would commit at or after next's deadline
+		// (nothing was written): the release commits alone, and dispatch
+		// expires next (startParked).
 		s.giveBack(ctx, t.Pool, d)
 		return Task{}, Task{}, false, nil
 	case err != nil:

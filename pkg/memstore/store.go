@@ -238,12 +238,21 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 			return fmt.Errorf("memstore: %w", err)
 		}
 	}
+	// The stamp the pool's order allows (raising txn's times to it), the
+	// last condition: no start moved to or past its deadline.
+	var lastAt time.Time
+	if pool != nil {
+		var err error
+		if lastAt, err = txn.StampAfter(pool.p.LastAt); err != nil {
+			return fmt.Errorf("memstore: commit %s: %w", txn.Pool, err)
+		}
+	}
 
-	// Apply every write, at the stamp the pool's order allows.
+	// Apply every write.
 	if pool != nil {
 		pool.p.Running += txn.RunningDelta
 		pool.p.Parked += txn.ParkedDelta
-		pool.p.LastAt = txn.StampAfter(pool.p.LastAt)
+		pool.p.LastAt = lastAt
 	}
 	for i, w := range txn.Tasks {
 		it := tasks[i]

@@ -17,11 +17,13 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
-// SQLSTATEs that the store's functions raise (migrations/0001_init.sql).
+// SQLSTATEs that the store's functions raise (migrations/0001_init.sql;
+// PLT02: migrations/0004_late_start.sql).
 const (
 	codePoolNotFound  = "PLP01"
 	codePoolCondition = "PLP02"
 	codeTaskConflict  = "PLT01"
+	codeLateStart     = "PLT02"
 	codeKeyExists     = "PLK01"
 )
 
@@ -206,8 +208,13 @@ func (s *Store) commitGroup(group []*commitReq) {
 		res := results[i]
 		if res.Code == "" && res.Shift > 0 {
 			// Committed later than the stamp allowed: the caller reads the
-			// times as committed.
-			r.txn.Restamp(r.txn.Stamp().Add(time.Duration(res.Shift)))
+			// times as committed. commit_one refused (PLT02) what core's
+			// rule refuses, so this cannot: if it did, the two disagree.
+			if !r.txn.Restamp(r.txn.Stamp().Add(time.Duration(res.Shift))) {
+				r.done <- fmt.Errorf("pgstore: commit %s: committed a start moved by %s to or past its deadline, which core refuses",
+					describe(r.txn), time.Duration(res.Shift))
+				continue
+			}
 		}
 		if err := s.translate(r, res.Code, res.Message, res.Detail); err != errRequeued {
 			r.done <- err
@@ -233,6 +240,8 @@ func (s *Store) translate(r *commitReq, code, msg, detail string) error {
 		return namePoolFailure(txn, detail)
 	case codeTaskConflict:
 		return taskConflict(txn, msg, detail)
+	case codeLateStart:
+		return fmt.Errorf("pgstore: commit %s: %s: %w", describe(txn), msg, core.ErrLateStart)
 	case codeKeyExists:
 		return fmt.Errorf("pgstore: commit key %q: %w", txn.Key.Key, core.ErrKeyExists)
 	}
