@@ -51,6 +51,7 @@ func Exercise(t *testing.T, newBackend NewBackend) {
 		exerciseConcurrency(t, newBackend)
 		exerciseRaces(t, newBackend)
 		exerciseAuditReplay(t, newBackend)
+		exerciseLateStart(t, newBackend)
 	})
 	t.Run("Crash", func(t *testing.T) {
 		t.Parallel()

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -138,28 +137,7 @@ func exerciseAuditReplay(t *testing.T, newBackend NewBackend) {
 				}
 			}
 		}
-		slices.SortStableFunc(evs, func(a, b core.Event) int {
-			if c := a.At.Compare(b.At); c != 0 {
-				return c
-			}
-			return compareSeq(a.Seq, b.Seq)
-		})
-		running, peak := 0, 0
-		state := map[string]core.State{}
-		for i, e := range evs {
-			require.Equal(t, state[e.TaskID], e.From, "event %d of %d: %s of %s from %q at %s (seq %d), but the replay has it %q",
-				i, len(evs), e.Type, e.TaskID, e.From, e.At.Format(time.RFC3339Nano), e.Seq, state[e.TaskID])
-			state[e.TaskID] = e.To
-			if e.From == core.StateRunning {
-				running--
-			}
-			if e.To == core.StateRunning {
-				running++
-			}
-			peak = max(peak, running)
-			require.LessOrEqual(t, running, capacity, "event %d of %d: %s of %s at %s (seq %d): the replay has %d running, capacity %d",
-				i, len(evs), e.Type, e.TaskID, e.At.Format(time.RFC3339Nano), e.Seq, running, capacity)
-		}
+		peak, running, state := replayWithin(t, evs, capacity)
 		require.Zero(t, running, "the replay ends with tasks running")
 		require.Len(t, state, len(ids), "tasks in the audit trail")
 		t.Logf("%d tasks, %d events replayed, peak %d running of %d", len(ids), len(evs), peak, capacity)
