@@ -16,8 +16,9 @@ import (
 // store gave them, for the worker to keep in IndexedDB.
 //
 // It learns those cursors by counting: the memory store numbers a
-// mailbox's messages 1, 2, 3... in commit order, and its events per tenant
-// likewise, and every commit passes here. Commits are serialized by mu so
+// mailbox's messages 1, 2, 3... in commit order, and its events likewise
+// (across tenants, and the web runtime has one), and every commit passes
+// here. Commits are serialized by mu so
 // that the count and the store's numbering follow the same order. That is
 // the global lock core's ports are designed to do without: here it costs
 // nothing, as a worker runs one call at a time.

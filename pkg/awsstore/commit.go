@@ -110,6 +110,8 @@ type commitState struct {
 	// capacity again.
 	rebalanced bool
 	sp         *slotPlan // nil on an unsharded pool
+	// stamp is the order condition of the last attempt (stamp.go).
+	stamp *stampCheck
 }
 
 // layoutPool is the pool whose slot layout txn depends on: its Pool, or,
@@ -165,6 +167,8 @@ func (s *Store) buildTxn(txn *core.Txn, st *commitState) ([]types.TransactWriteI
 		items = append(items, it)
 		parts = append(parts, p)
 	}
+	base := s.eventSeqs(len(txn.Events))
+	st.stamp = stampOf(txn, base)
 
 	// The pool's items first (the shard a fresh start takes is decided
 	// there), then the tasks that record it.
@@ -173,11 +177,11 @@ func (s *Store) buildTxn(txn *core.Txn, st *commitState) ([]types.TransactWriteI
 	switch {
 	case st.sp != nil:
 		var err error
-		if poolItems, poolParts, err = s.shardedWrites(txn, st.pool, st.sp, st.lay); err != nil {
+		if poolItems, poolParts, err = s.shardedWrites(txn, st.pool, st.sp, st.lay, st.stamp); err != nil {
 			return nil, nil, err
 		}
 	case txn.TouchesPool():
-		it, err := s.poolWrite(txn)
+		it, err := s.poolWrite(txn, st.stamp)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -243,7 +247,6 @@ func (s *Store) buildTxn(txn *core.Txn, st *commitState) ([]types.TransactWriteI
 		}}, part{kind: partMessage})
 	}
 
-	base := s.eventSeqs(len(txn.Events))
 	for i := range txn.Events {
 		av, err := s.encodeEvent(&txn.Events[i], base+uint64(i))
 		if err != nil {
@@ -273,8 +276,9 @@ func (s *Store) eventSeqs(n int) uint64 {
 }
 
 // poolWrite is the pool item's part: the counter update with the admission
-// conditions, or a bare condition check when the counters do not move.
-func (s *Store) poolWrite(txn *core.Txn) (types.TransactWriteItem, error) {
+// conditions and the order condition c, or a bare condition check when the
+// counters do not move and nothing is to be ordered.
+func (s *Store) poolWrite(txn *core.Txn, c *stampCheck) (types.TransactWriteItem, error) {
 	cond := expression.AttributeExists(expression.Name(attrPK)).
 		And(expression.Or(expression.AttributeNotExists(expression.Name(attrShards)),
 			expression.Name(attrShards).LessThanEqual(expression.Value(1))))
@@ -307,7 +311,7 @@ func (s *Store) poolWrite(txn *core.Txn) (types.TransactWriteItem, error) {
 		}
 		upd = &u
 	}
-	w, err := s.condWrite(itemKey(poolPK(txn.Pool), skPool), cond, upd)
+	w, err := s.condWrite(itemKey(poolPK(txn.Pool), skPool), c.cond(cond), c.set(upd))
 	if err != nil {
 		return types.TransactWriteItem{}, fmt.Errorf("awsstore: pool %s condition: %w", txn.Pool, err)
 	}
@@ -387,6 +391,9 @@ func (s *Store) cancelReasons(ctx context.Context, txn *core.Txn, parts []part, 
 			case errors.Is(perr, errRelayout):
 				relayout = true
 				continue
+			case errors.Is(perr, errRestamped):
+				retry = true
+				continue
 			case err != nil || perr != nil:
 				return false, errors.Join(perr, err)
 			}
@@ -408,6 +415,13 @@ func (s *Store) cancelReasons(ctx context.Context, txn *core.Txn, parts []part, 
 				continue
 			case err != nil:
 				return false, err
+			}
+			restamped, err := s.restampFrom(txn, st.stamp, r.Item)
+			if err != nil {
+				return false, err
+			}
+			if restamped {
+				now = true
 			}
 			retry = true
 			wait = wait || !now
@@ -488,6 +502,12 @@ func (s *Store) poolFailure(ctx context.Context, txn *core.Txn, old map[string]t
 	}
 	if perr != nil {
 		return fmt.Errorf("awsstore: %w", perr), nil
+	}
+	switch restamped, err := s.restampFrom(txn, st.stamp, old); {
+	case err != nil:
+		return err, nil
+	case restamped:
+		return errRestamped, nil
 	}
 	return nil, nil
 }

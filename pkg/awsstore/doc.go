@@ -148,6 +148,14 @@
 // processes retries with the next number. One tenant's events share one
 // partition: about 1,000 writes per second per tenant.
 //
+// A pool's events follow its commits (stamp.go): each pool item and slot
+// shard a transaction writes keeps the last committed stamp and event
+// number (lastAt, lastSeq), the write is conditioned on coming after them,
+// and a transaction refused for that alone is stamped again by core's rule
+// (core.Txn.StampAfter) and retried. That rule never moves a start to or
+// past its task's deadline: Commit then returns core.ErrLateStart, having
+// written nothing, and core expires the task instead of starting it.
+//
 // # Parking queue
 //
 // One SQS FIFO queue per pool, named Options.QueuePrefix + pool + ".fifo"

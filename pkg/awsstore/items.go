@@ -132,6 +132,9 @@ type poolItem struct {
 	// Drain is 1 while a sharded pool's capacity is below its running
 	// count: the shards' capacities are 0 until Commit rebalances them.
 	Drain int `dynamodbav:"drain"`
+	// LastAt and LastSeq order the pool's transactions (stamp.go).
+	LastAt  int64  `dynamodbav:"lastAt,omitempty"`
+	LastSeq uint64 `dynamodbav:"lastSeq,omitempty"`
 }
 
 // shardItem is slot shard i of a pool with SlotShards >= 2 (slots.go): its
@@ -166,6 +169,7 @@ func decodePool(av map[string]types.AttributeValue) (core.Pool, error) {
 		},
 		Running: it.Running,
 		Parked:  it.Parked,
+		LastAt:  fromNanos(it.LastAt),
 	}, nil
 }
 

@@ -445,8 +445,8 @@ func parkedCrosses(txn *core.Txn, l poolLayout) bool {
 
 // shardedWrites are the items of txn on a sharded pool: the pool item's
 // update or condition check when parked moves or is checked, and each shard
-// the transaction writes or checks.
-func (s *Store) shardedWrites(txn *core.Txn, pool string, sp *slotPlan, l poolLayout) ([]types.TransactWriteItem, []part, error) {
+// the transaction writes or checks, each with the order condition c.
+func (s *Store) shardedWrites(txn *core.Txn, pool string, sp *slotPlan, l poolLayout, c *stampCheck) ([]types.TransactWriteItem, []part, error) {
 	ops := map[int]*shardOp{}
 	op := func(i int) *shardOp {
 		if ops[i] == nil {
@@ -520,7 +520,7 @@ func (s *Store) shardedWrites(txn *core.Txn, pool string, sp *slotPlan, l poolLa
 			u := expression.Set(expression.Name("parked"), expression.Name("parked").Plus(expression.Value(txn.ParkedDelta)))
 			upd = &u
 		}
-		it, err := s.condWrite(itemKey(poolPK(pool), skPool), cond, upd)
+		it, err := s.condWrite(itemKey(poolPK(pool), skPool), c.cond(cond), c.set(upd))
 		if err != nil {
 			return nil, nil, fmt.Errorf("awsstore: pool %s condition: %w", pool, err)
 		}
@@ -556,7 +556,7 @@ func (s *Store) shardedWrites(txn *core.Txn, pool string, sp *slotPlan, l poolLa
 			}
 			upd = &u
 		}
-		it, err := s.condWrite(itemKey(shardPK(pool, i), skShard), cond, upd)
+		it, err := s.condWrite(itemKey(shardPK(pool, i), skShard), c.cond(cond), c.set(upd))
 		if err != nil {
 			return nil, nil, fmt.Errorf("awsstore: pool %s shard %d condition: %w", pool, i, err)
 		}

@@ -125,6 +125,9 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 		case err == nil:
 			s.started(&run, time.Time{})
 			return SubmitResult{Task: run}, nil
+		case errors.Is(err, ErrLateStart):
+			// The pool's time had passed the deadline before the start
+			// could commit: the task parks, and dispatch expires it.
 		case errors.Is(err, ErrKeyExists) || !errors.Is(err, ErrNoCapacity):
 			return s.submitFailed(ctx, req, hash, "admit", t.ID, err)
 		}

@@ -33,6 +33,12 @@ var (
 	ErrNoCapacity = errors.New("no free slot")
 	// ErrKeyExists: the idempotency key item already exists.
 	ErrKeyExists = errors.New("idempotency key exists")
+	// ErrLateStart: the pool's commit order would have moved a start of
+	// the transaction to or past its task's deadline (Txn.Restamp), so
+	// nothing was written. It matches ErrConflict: the caller re-reads; the
+	// pool's time has passed the task's deadline, so the task does not
+	// start (core expires it).
+	ErrLateStart = fmt.Errorf("%w: a start would commit at or after its task's deadline", ErrConflict)
 )
 
 // ErrAckBeyondNewest is returned by MailboxStore.Ack for a cursor that no

@@ -97,8 +97,10 @@ func (s *Scheduler) releaseTo(ctx context.Context, t Task, e ending, w *Worker) 
 
 // handOff ends t and starts the next parked task of its pool p (as last
 // read) in one transaction, for claimer if not nil. It returns both tasks as committed; it reports
-// false, having changed nothing, when it could not; an error is that of the
-// commit (ErrConflict: t or the parked task changed).
+// false, having changed nothing, when it could not (also when the start
+// would have committed at or after the parked task's deadline:
+// ErrLateStart); an error is that of the commit (ErrConflict: t or the
+// parked task changed).
 func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claimer *Worker) (done, run Task, ok bool, err error) {
 	now := e.at
 	var d Delivery
@@ -129,7 +131,7 @@ func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claim
 	}
 	for {
 		done, run, err = s.commitHandOff(ctx, p, t, e, next, fromMessage, claimer)
-		if errors.Is(err, ErrConflict) && fromMessage {
+		if errors.Is(err, ErrConflict) && !errors.Is(err, ErrLateStart) && fromMessage {
 			// The message's copy of the next task may be out of date (or
 			// t changed): read the task, and try once more if it differs.
 			fromMessage = false
@@ -146,7 +148,10 @@ func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claim
 		break
 	}
 	switch {
-	case errors.Is(err, ErrNoCapacity):
+	case errors.Is(err, ErrNoCapacity), errors.Is(err, ErrLateStart):
+		// No slot; or the start would commit at or after next's deadline
+		// (nothing was written): the release commits alone, and dispatch
+		// expires next (startParked).
 		s.giveBack(ctx, t.Pool, d)
 		return Task{}, Task{}, false, nil
 	case err != nil:
@@ -200,7 +205,9 @@ func (s *Scheduler) commitHandOff(ctx context.Context, p Pool, t Task, e ending,
 	if err := s.b.Commit(ctx, txn); err != nil {
 		return Task{}, Task{}, err
 	}
-	done = txn.Tasks[0].Task
+	// As committed: the store may have moved both transitions' times
+	// (Txn.Restamp).
+	done, run = txn.Tasks[0].Task, txn.Tasks[1].Task
 	done.Version = t.Version + 1
 	run.Version = next.Version + 1
 	return done, run, nil

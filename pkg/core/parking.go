@@ -120,11 +120,16 @@ func (s *Scheduler) giveBack(ctx context.Context, pool string, d Delivery) {
 // passed. It returns the started task, or a zero Task when it started none.
 // The message is deleted unless the pool turned out full (ErrNoCapacity),
 // in which case the caller releases it.
+//
+// A start that the store refused with ErrLateStart would have committed at
+// or after the deadline (the pool's last stamp had passed it, whatever this
+// scheduler's clock says): the task is read again and expired.
 func (s *Scheduler) startParked(ctx context.Context, p Pool, d Delivery, freedAt time.Time, claimer *Worker) (Task, error) {
 	pool := p.Name
 	// The first attempt starts the task as its message carries it, when it
 	// does: a refused commit (ErrConflict) reads it for the next.
 	carried := true
+	late := false
 	return retryCAS("start", d.TaskID, func() (Task, error) {
 		t, fromMessage, err := s.deliveredTask(ctx, d, carried)
 		carried = false
@@ -146,9 +151,11 @@ func (s *Scheduler) startParked(ctx context.Context, p Pool, d Delivery, freedAt
 			s.drop(ctx, pool, d)
 			return Task{}, nil
 		}
-		if !now.Before(t.Deadline) {
-			// Never start at or after the deadline, whatever the sweeper did.
-			if _, err := s.finish(ctx, t, expiry(now)); err != nil {
+		if late || !now.Before(t.Deadline) {
+			// Never start at or after the deadline, whatever the sweeper
+			// did. A late start's expiry is stamped no earlier than the
+			// deadline, which the pool's time has passed.
+			if _, err := s.finish(ctx, t, expiry(latest(now, t.Deadline))); err != nil {
 				return Task{}, wrapUnlessConflict(err, "expire", t.ID)
 			}
 			s.drop(ctx, pool, d)
@@ -163,10 +170,15 @@ func (s *Scheduler) startParked(ctx context.Context, p Pool, d Delivery, freedAt
 		err = s.b.Commit(ctx, txn)
 		switch {
 		case err == nil:
+			run = txn.Tasks[0].Task
 			run.Version = t.Version + 1
 			s.started(&run, freedAt)
 			s.drop(ctx, pool, d)
 			return run, nil
+		case errors.Is(err, ErrLateStart):
+			// Nothing was written: read the task again, and expire it.
+			late = true
+			return Task{}, err
 		case errors.Is(err, ErrConflict), errors.Is(err, ErrNoCapacity):
 			return Task{}, err
 		}
@@ -193,4 +205,12 @@ func (s *Scheduler) drop(ctx context.Context, pool string, d Delivery) {
 	if err := s.b.Delete(ctx, pool, d.Receipt); err != nil {
 		s.log.WarnContext(ctx, "delete of parked message failed; it will be dropped on redelivery", "pool", pool, "task", d.TaskID, "err", err)
 	}
+}
+
+// latest returns the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return b
+	}
+	return a
 }

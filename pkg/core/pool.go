@@ -92,6 +92,9 @@ type Pool struct {
 	PoolConfig
 	Running int // tasks holding a slot
 	Parked  int // tasks in state parked
+	// LastAt is the stamp of the last committed transaction that touched
+	// the pool (see Txn.StampAfter); zero before the first.
+	LastAt time.Time
 }
 
 // PoolStats is what the pools routes report.

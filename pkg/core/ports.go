@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -58,15 +59,30 @@ type KeyRecord struct {
 //   - the key item as stored: ErrKeyExists if it exists.
 //   - Txn.CheckPool, on the pool item as stored: ErrNoCapacity or
 //     ErrPoolFull.
+//   - Txn.StampAfter, on the pool item's LastAt as stored, when the
+//     transaction touches the pool: its events, and the times it writes
+//     with them, never go back before the pool's last committed
+//     transition; the pool item keeps the result as its LastAt. It
+//     refuses (ErrLateStart) a transaction whose start it would move to or
+//     past the task's deadline.
 //
 // A store that has the conditions evaluated elsewhere (DynamoDB's condition
 // expressions) expresses the same conditions there, and uses these methods
-// to name the condition that failed from the items as they were.
+// to name the condition that failed from the items as they were; one that
+// cannot raise the stamp inside its write conditions the write on
+// Txn.StampBehind being false (and, on a tie, on its events' sequence
+// numbers following the pool's last), and on its failure calls StampAfter
+// with the pool's LastAt as it was and commits again, unless that refuses
+// it with ErrLateStart, which Commit then returns.
+//
+// Commit may so change the times of txn (see Txn.Restamp): the caller reads
+// what was committed from txn after Commit returns.
 type Committer interface {
 	// Commit checks every condition of txn and applies every write, or
 	// applies nothing and returns ErrConflict, ErrNoCapacity, ErrPoolFull,
-	// ErrKeyExists or ErrPoolNotFound (wrapped) naming the first condition
-	// that failed, or another error if the outcome is unknown.
+	// ErrKeyExists, ErrPoolNotFound or ErrLateStart (wrapped) naming the
+	// first condition that failed, or another error if the outcome is
+	// unknown.
 	Commit(ctx context.Context, txn *Txn) error
 }
 
@@ -102,6 +118,169 @@ type Txn struct {
 // transaction that does not (a heartbeat) writes only its other items.
 func (txn *Txn) TouchesPool() bool {
 	return txn.RunningDelta != 0 || txn.ParkedDelta != 0 || txn.NeedSlot || txn.FirstInLine || txn.NeedParkRoom
+}
+
+// Stamp returns the time txn's events carry, the time its transition was
+// decided (core stamps every event of a transaction alike); zero when it
+// has none.
+func (txn *Txn) Stamp() time.Time {
+	if len(txn.Events) == 0 {
+		return time.Time{}
+	}
+	return txn.Events[0].At
+}
+
+// StampAfter keeps a pool's audit trail in commit order. Core reads its
+// clock when it decides a transition, before the commit, so two
+// transitions of one pool can commit in the other order than their stamps:
+// a start stamped before a release that it committed after would show,
+// replayed in (At, Seq) order, more tasks running than the pool's capacity.
+// A store calls StampAfter on every transaction that touches the pool,
+// under the pool item's lock (or in the pool item's write), with last, the
+// LastAt of the pool as stored, after checking the transaction's other
+// conditions and before writing anything; it stores the result as the
+// pool's new LastAt, and gives the events sequence numbers in commit order
+// among the pool's transactions. StampAfter raises txn's stamp to last
+// when it lies before it (Restamp), and returns the stamp, or last when
+// txn has no events.
+//
+// A start never moves to or past its task's deadline (Restamp): then
+// StampAfter changes nothing and returns ErrLateStart, and the store
+// refuses the whole transaction with it.
+//
+// Only transactions that touch the pool are ordered: the others (a
+// rejection, which holds no slot and no parked place; a heartbeat, which
+// has no event) change nothing a replay of the pool's capacity counts.
+func (txn *Txn) StampAfter(last time.Time) (time.Time, error) {
+	at := txn.Stamp()
+	switch {
+	case at.IsZero():
+		return last, nil
+	case at.Before(last):
+		if !txn.Restamp(last) {
+			return time.Time{}, ErrLateStart
+		}
+		return last, nil
+	}
+	return at, nil
+}
+
+// StampBehind reports whether txn's stamp lies before last, the pool's
+// LastAt: the condition on which a store that cannot raise the stamp in
+// its write (DynamoDB) refuses the write.
+func (txn *Txn) StampBehind(last time.Time) bool {
+	at := txn.Stamp()
+	return !at.IsZero() && at.Before(last)
+}
+
+// Restamp moves txn's transition to time at: every time of StampedTimes
+// by the same amount. It reports whether it did: it refuses, changing
+// nothing, to move a start (a task that txn takes to running: its
+// StartedAt, which StampedTimes moves) to or past that task's Deadline.
+// "A parked task never starts at or after its deadline" holds for the
+// time a start commits at, not only for the time core decided it; a store
+// that cannot restamp refuses the transaction (ErrLateStart).
+func (txn *Txn) Restamp(at time.Time) bool {
+	old := txn.Stamp()
+	if old.IsZero() || old.Equal(at) {
+		return true
+	}
+	d := at.Sub(old)
+	if txn.StartsBy(d) {
+		return false
+	}
+	txn.StampedTimes(func(t *time.Time) { *t = t.Add(d) })
+	return true
+}
+
+// StartsBy reports whether moving txn's stamp by d would move a start to
+// or past its task's deadline: the rule of Restamp, which a store that
+// moves the times itself (in SQL) applies likewise.
+func (txn *Txn) StartsBy(d time.Duration) bool {
+	if d <= 0 {
+		return false
+	}
+	late := false
+	txn.stampedStarts(func(t *Task) {
+		if !t.Deadline.IsZero() && !t.StartedAt.Add(d).Before(t.Deadline) {
+			late = true
+		}
+	})
+	return late
+}
+
+// stampedStarts calls f with each task that txn starts at its stamp: one
+// whose StartedAt StampedTimes moves.
+func (txn *Txn) stampedStarts(f func(*Task)) {
+	old := txn.Stamp()
+	if old.IsZero() {
+		return
+	}
+	for i := range txn.Tasks {
+		t := &txn.Tasks[i].Task
+		if t.StartedAt.IsZero() || !t.StartedAt.Equal(old) {
+			continue
+		}
+		for _, e := range txn.Events {
+			if e.TaskID == t.ID && e.To == StateRunning {
+				f(t)
+				break
+			}
+		}
+	}
+}
+
+// StampedTimes calls f once with each time of txn that its stamp governs,
+// which Restamp moves with it: its events' and messages' times, and the
+// times that its events record on its tasks (a submission's SubmittedAt, a
+// start's StartedAt, an end's EndedAt). A start keeps its lease's length
+// and its push's hold: its lease end and pending push move with it, in the
+// task and in its started message. Deadlines do not move. A store that
+// moves the stamp where core cannot (in SQL) moves these times.
+func (txn *Txn) StampedTimes(f func(*time.Time)) {
+	old := txn.Stamp()
+	if old.IsZero() {
+		return
+	}
+	var seen []*time.Time
+	once := func(t *time.Time) {
+		if t.IsZero() || slices.Contains(seen, t) {
+			return
+		}
+		seen = append(seen, t)
+		f(t)
+	}
+	for i := range txn.Events {
+		e := &txn.Events[i]
+		once(&e.At)
+		for j := range txn.Tasks {
+			t := &txn.Tasks[j].Task
+			if t.ID != e.TaskID {
+				continue
+			}
+			if e.From == "" && t.SubmittedAt.Equal(old) {
+				once(&t.SubmittedAt)
+			}
+			if e.To == StateRunning && t.StartedAt.Equal(old) {
+				once(&t.StartedAt)
+				once(&t.LeaseExpiresAt)
+				once(&t.PushAt)
+			}
+			if e.To.Terminal() && t.EndedAt.Equal(old) {
+				once(&t.EndedAt)
+			}
+		}
+	}
+	for i := range txn.Messages {
+		m := &txn.Messages[i]
+		if !m.At.Equal(old) {
+			continue
+		}
+		once(&m.At)
+		if m.Type == MessageStarted {
+			once(&m.LeaseExpiresAt)
+		}
+	}
 }
 
 // CheckShape returns an error if txn is malformed: pool counters or

@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -80,4 +81,147 @@ func TestTaskWriteConflicts(t *testing.T) {
 	require.True(t, fromCopy.Conflicts(true, 3, StateCancelled), "the version reached by another write")
 	require.True(t, fromCopy.Conflicts(true, 2, StateParked))
 	require.True(t, fromCopy.Conflicts(false, 0, ""))
+}
+
+func TestTxnStampAfter(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	later := t0.Add(5 * time.Millisecond)
+	// A hand-off decided at t0: a release and a parked task's start.
+	handOff := func() *Txn {
+		done := Task{ID: "a", Tenant: "acme", Pool: "p", State: StateSucceeded, SubmittedAt: t0.Add(-time.Hour),
+			StartedAt: t0.Add(-time.Minute), EndedAt: t0, LeaseExpiresAt: t0.Add(time.Minute)}
+		run := Task{ID: "b", Tenant: "globex", Pool: "p", State: StateRunning, SubmittedAt: t0.Add(-time.Hour),
+			Deadline: t0.Add(time.Hour), StartedAt: t0, LeaseExpiresAt: t0.Add(time.Minute), PushAt: t0.Add(time.Second)}
+		return &Txn{
+			Pool: "p", ParkedDelta: -1, NeedSlot: true,
+			Tasks:    []TaskWrite{{Task: done, Expect: 3}, {Task: run, Expect: 1}},
+			Events:   []Event{event(&done, t0, EventComplete, StateRunning, ""), event(&run, t0, EventStart, StateParked, "")},
+			Messages: []Message{message(&done, MessageType(StateSucceeded), t0), message(&run, MessageStarted, t0)},
+		}
+	}
+
+	txn := handOff()
+	require.Equal(t, t0, txn.Stamp())
+	require.False(t, txn.StampBehind(t0))
+	require.Equal(t, t0, must(txn.StampAfter(t0.Add(-time.Second))), "a stamp after the pool's last one stays")
+	require.Equal(t, t0, must(txn.StampAfter(t0)), "an equal stamp stays: sequence numbers order it")
+	require.Equal(t, handOff(), txn)
+
+	require.True(t, txn.StampBehind(later))
+	require.Equal(t, later, must(txn.StampAfter(later)))
+	for _, e := range txn.Events {
+		require.Equal(t, later, e.At)
+	}
+	for _, m := range txn.Messages {
+		require.Equal(t, later, m.At)
+	}
+	done, run := txn.Tasks[0].Task, txn.Tasks[1].Task
+	require.Equal(t, later, done.EndedAt)
+	require.Equal(t, t0.Add(-time.Minute), done.StartedAt, "an earlier start does not move")
+	require.Equal(t, t0.Add(time.Minute), done.LeaseExpiresAt, "nor does its lease")
+	require.Equal(t, t0.Add(-time.Hour), done.SubmittedAt)
+	require.Equal(t, later, run.StartedAt)
+	require.Equal(t, later.Add(time.Minute), run.LeaseExpiresAt, "the lease keeps its length")
+	require.Equal(t, later.Add(time.Second), run.PushAt)
+	require.Equal(t, t0.Add(time.Hour), run.Deadline, "deadlines do not move")
+	require.Equal(t, t0.Add(-time.Hour), run.SubmittedAt)
+	require.Equal(t, later.Add(time.Minute), txn.Messages[1].LeaseExpiresAt)
+
+	// A submission admitted at once: submitted and started at the stamp.
+	sub := Task{ID: "c", Tenant: "acme", Pool: "p", State: StateRunning, SubmittedAt: t0, StartedAt: t0, LeaseExpiresAt: t0.Add(time.Minute)}
+	admit := admitTxn(sub, nil, t0)
+	must(admit.StampAfter(later))
+	require.Equal(t, later, admit.Tasks[0].Task.SubmittedAt)
+	require.Equal(t, later, admit.Tasks[0].Task.StartedAt)
+	require.Equal(t, later.Add(time.Minute), admit.Tasks[0].Task.LeaseExpiresAt)
+
+	// No events, nothing to order: the pool keeps its stamp.
+	hb := &Txn{Tasks: []TaskWrite{{Task: sub, Expect: 1}}}
+	require.Equal(t, later, must(hb.StampAfter(later)))
+	require.False(t, hb.StampBehind(later))
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// TestTxnRestampRefusesLateStart: a restamp never moves a start to or past
+// its task's deadline. It refuses (changing nothing, and StampAfter
+// returns ErrLateStart, which matches ErrConflict) exactly when the start
+// would land at or after the deadline; other times of the transaction
+// (a release's end, a parked submission) move as far as they need.
+func TestTxnRestampRefusesLateStart(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	deadline := t0.Add(10 * time.Millisecond)
+	// A hand-off decided at t0, 10 ms before the parked task's deadline.
+	handOff := func() *Txn {
+		done := Task{ID: "a", Tenant: "acme", Pool: "p", State: StateSucceeded, SubmittedAt: t0.Add(-time.Hour),
+			Deadline: t0.Add(-time.Hour), StartedAt: t0.Add(-time.Minute), EndedAt: t0, LeaseExpiresAt: t0.Add(time.Minute)}
+		run := Task{ID: "b", Tenant: "globex", Pool: "p", State: StateRunning, SubmittedAt: t0.Add(-time.Hour),
+			Deadline: deadline, StartedAt: t0, LeaseExpiresAt: t0.Add(time.Minute), PushAt: t0.Add(time.Second)}
+		return &Txn{
+			Pool: "p", ParkedDelta: -1, NeedSlot: true,
+			Tasks:    []TaskWrite{{Task: done, Expect: 3}, {Task: run, Expect: 1}},
+			Events:   []Event{event(&done, t0, EventComplete, StateRunning, ""), event(&run, t0, EventStart, StateParked, "")},
+			Messages: []Message{message(&done, MessageType(StateSucceeded), t0), message(&run, MessageStarted, t0)},
+		}
+	}
+
+	// Just before the deadline: allowed, the lease and the push move along.
+	txn := handOff()
+	justBefore := deadline.Add(-time.Nanosecond)
+	require.False(t, txn.StartsBy(justBefore.Sub(t0)))
+	require.Equal(t, justBefore, must(txn.StampAfter(justBefore)))
+	run := txn.Tasks[1].Task
+	require.Equal(t, justBefore, run.StartedAt)
+	require.Equal(t, justBefore.Add(time.Minute), run.LeaseExpiresAt, "the lease end moves with the start")
+	require.Equal(t, justBefore.Add(time.Second), run.PushAt, "the push moves with the start")
+	require.Equal(t, justBefore.Add(time.Minute), txn.Messages[1].LeaseExpiresAt)
+	require.Equal(t, deadline, run.Deadline)
+
+	// At the deadline, and past it: refused, nothing moved.
+	for _, last := range []time.Time{deadline, deadline.Add(time.Hour)} {
+		txn := handOff()
+		require.True(t, txn.StartsBy(last.Sub(t0)))
+		require.False(t, txn.Restamp(last), "a start moved to %s, its deadline %s", last, deadline)
+		require.Equal(t, handOff(), txn, "a refused restamp changes nothing")
+		_, err := txn.StampAfter(last)
+		require.ErrorIs(t, err, ErrLateStart)
+		require.ErrorIs(t, err, ErrConflict, "core re-reads on ErrLateStart as on a conflict")
+		require.Equal(t, handOff(), txn)
+	}
+
+	// A transaction without a start moves past any deadline: the release
+	// alone, a parked submission, an expiry.
+	release := handOff()
+	release.Tasks = release.Tasks[:1]
+	release.Events = release.Events[:1]
+	release.Messages = release.Messages[:1]
+	late := deadline.Add(time.Hour)
+	require.False(t, release.StartsBy(late.Sub(t0)))
+	require.Equal(t, late, must(release.StampAfter(late)))
+	require.Equal(t, late, release.Tasks[0].Task.EndedAt)
+
+	parked := Task{ID: "c", Tenant: "acme", Pool: "p", State: StateParked, SubmittedAt: t0, Deadline: deadline}
+	park := parkTxn(parked, nil, t0)
+	require.Equal(t, late, must(park.StampAfter(late)))
+	require.Equal(t, late, park.Tasks[0].Task.SubmittedAt)
+
+	// A submission admitted at once, with a deadline 10 ms on: its start
+	// may not move to the deadline either.
+	sub := Task{ID: "d", Tenant: "acme", Pool: "p", State: StateRunning, SubmittedAt: t0, Deadline: deadline,
+		StartedAt: t0, LeaseExpiresAt: t0.Add(time.Minute)}
+	admit := admitTxn(sub, nil, t0)
+	_, err := admit.StampAfter(deadline)
+	require.ErrorIs(t, err, ErrLateStart)
+	require.Equal(t, t0, admit.Tasks[0].Task.StartedAt)
+	require.Equal(t, t0, admit.Events[0].At)
+	require.Equal(t, justBefore, must(admit.StampAfter(justBefore)))
+	require.Equal(t, justBefore, admit.Tasks[0].Task.StartedAt)
+	require.Equal(t, justBefore, admit.Tasks[0].Task.SubmittedAt)
 }

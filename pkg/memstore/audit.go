@@ -13,18 +13,19 @@ import (
 type auditLog struct {
 	mu     sync.Mutex
 	events []core.Event
-	seq    uint64
 }
 
 func (s *Store) auditLogsOf(evs []core.Event) []itemRef[auditLog] {
 	return collect[auditLog](&s.audits, len(evs), func(i int) string { return evs[i].Tenant })
 }
 
-// append adds e in (At, Seq) order; the caller holds l.mu. Writers' clocks
-// are read before their commits, so an event may land slightly out of order.
-func (l *auditLog) append(e core.Event) {
-	l.seq++
-	e.Seq = l.seq
+// append adds e, numbered seq (greater than every number before it), in
+// (At, Seq) order; the caller holds l.mu. Writers' clocks are read before
+// their commits, so an event may land slightly out of order: within a
+// pool, Commit raises it to the pool's last stamp (core.Txn.StampAfter),
+// but the tenant's log holds events of other pools.
+func (l *auditLog) append(e core.Event, seq uint64) {
+	e.Seq = seq
 	n := len(l.events)
 	if n == 0 || !e.At.Before(l.events[n-1].At) {
 		l.events = append(l.events, e)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parkinglot/parkinglot/pkg/core"
@@ -33,6 +34,10 @@ type Store struct {
 	queues    sync.Map // pool -> *queue
 	unsent    sync.Map // id -> struct{}
 	due       dueIndex
+	// eventSeq numbers events across tenants, taken under the locks of a
+	// commit: the events of a pool's transactions, which hold its item's
+	// lock, are numbered in commit order.
+	eventSeq atomic.Uint64
 }
 
 var _ core.Backend = (*Store)(nil)
@@ -233,11 +238,21 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 			return fmt.Errorf("memstore: %w", err)
 		}
 	}
+	// The stamp the pool's order allows (raising txn's times to it), the
+	// last condition: no start moved to or past its deadline.
+	var lastAt time.Time
+	if pool != nil {
+		var err error
+		if lastAt, err = txn.StampAfter(pool.p.LastAt); err != nil {
+			return fmt.Errorf("memstore: commit %s: %w", txn.Pool, err)
+		}
+	}
 
 	// Apply every write.
 	if pool != nil {
 		pool.p.Running += txn.RunningDelta
 		pool.p.Parked += txn.ParkedDelta
+		pool.p.LastAt = lastAt
 	}
 	for i, w := range txn.Tasks {
 		it := tasks[i]
@@ -264,7 +279,7 @@ func (s *Store) Commit(_ context.Context, txn *core.Txn) error {
 		e := txn.Events[i]
 		for _, r := range logs {
 			if r.key == e.Tenant {
-				r.it.append(e)
+				r.it.append(e, s.eventSeq.Add(1))
 			}
 		}
 	}

@@ -115,11 +115,22 @@ func (s *Store) applyTxn(w *pebble.Batch, b *batch, txn *core.Txn) (func(), erro
 			return nil, refuse(fmt.Errorf("pebblestore: %w", err))
 		}
 	}
+	// The stamp the pool's order allows (raising txn's times to it; the
+	// writer is the pool's only committer, and numbers events in its
+	// order), the last condition: no start moved to or past its deadline.
+	var lastAt time.Time
+	if pool != nil {
+		var err error
+		if lastAt, err = txn.StampAfter(pool.LastAt); err != nil {
+			return nil, refuse(fmt.Errorf("pebblestore: commit %s: %w", txn.Pool, err))
+		}
+	}
 
 	// Write everything.
 	if pool != nil {
 		pool.Running += txn.RunningDelta
 		pool.Parked += txn.ParkedDelta
+		pool.LastAt = lastAt
 		if err := s.putPool(w, b, pool); err != nil {
 			return nil, err
 		}

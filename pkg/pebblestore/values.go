@@ -140,9 +140,14 @@ func encPool(e *enc, p *core.Pool) {
 	e.int(int64(p.Running))
 	e.int(int64(p.Parked))
 	// The executor follows in files written since it was added, when it is
-	// not the default; a pool without it ends here, as older files hold it.
-	if p.Executor != "" {
+	// not the default, and the last stamp after it, when the pool has one
+	// (in Unix nanoseconds: it is only compared, and every transition
+	// writes it); a pool without them ends here, as older files hold it.
+	if p.Executor != "" || !p.LastAt.IsZero() {
 		e.str(string(p.Executor))
+	}
+	if !p.LastAt.IsZero() {
+		e.int(p.LastAt.UnixNano())
 	}
 }
 
@@ -157,6 +162,9 @@ func decPool(d *dec, p *core.Pool) {
 	p.Parked = int(d.int())
 	if len(d.b) > 0 {
 		p.Executor = core.Executor(d.str())
+	}
+	if len(d.b) > 0 {
+		p.LastAt = time.Unix(0, d.int()).UTC()
 	}
 }
 

@@ -21,6 +21,8 @@ func sampleValues() []any {
 		&core.Task{ID: "t3", Tenant: "acme", Pool: "push", State: core.StateRunning, StartedAt: at, Lease: "l3",
 			LeaseExpiresAt: at.Add(2 * time.Minute), PushAt: at.Add(35 * time.Second), PushAttempts: 2, Error: "503", Version: 4},
 		&core.Pool{PoolConfig: core.PoolConfig{Name: "push", Capacity: 2, DefaultMaxWait: time.Minute, RunTimeout: time.Hour, Executor: core.ExecutorPush}},
+		&core.Pool{PoolConfig: core.PoolConfig{Name: "stamped", Capacity: 2, DefaultMaxWait: time.Minute, RunTimeout: time.Hour}, Running: 1, LastAt: at},
+		&core.Pool{PoolConfig: core.PoolConfig{Name: "pulled", Capacity: 2, DefaultMaxWait: time.Minute, RunTimeout: time.Hour, Executor: core.ExecutorPull}, LastAt: at},
 		&core.Task{ID: "t2", Tenant: "acme", State: core.StateExpired, Payload: json.RawMessage("null"), EndedAt: at.In(time.FixedZone("", 3600)), Error: "e"},
 		&core.KeyRecord{Tenant: "acme", Key: "k", TaskID: "t1", BodyHash: "h"},
 		&core.Message{Cursor: 7, Tenant: "acme", Recipient: "r", TaskID: "t1", Pool: "gpu", Type: "succeeded", Result: json.RawMessage(`[1]`), At: at},

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,11 +17,13 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
-// SQLSTATEs that the store's functions raise (migrations/0001_init.sql).
+// SQLSTATEs that the store's functions raise (migrations/0001_init.sql;
+// PLT02: migrations/0004_late_start.sql).
 const (
 	codePoolNotFound  = "PLP01"
 	codePoolCondition = "PLP02"
 	codeTaskConflict  = "PLT01"
+	codeLateStart     = "PLT02"
 	codeKeyExists     = "PLK01"
 )
 
@@ -178,6 +181,7 @@ func (s *Store) commitGroup(group []*commitReq) {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 		Detail  string `json:"detail"`
+		Shift   int64  `json:"shift"`
 	}
 	for attempt := 1; ; attempt++ {
 		var raw []byte
@@ -202,6 +206,16 @@ func (s *Store) commitGroup(group []*commitReq) {
 			continue
 		}
 		res := results[i]
+		if res.Code == "" && res.Shift > 0 {
+			// Committed later than the stamp allowed: the caller reads the
+			// times as committed. commit_one refused (PLT02) what core's
+			// rule refuses, so this cannot: if it did, the two disagree.
+			if !r.txn.Restamp(r.txn.Stamp().Add(time.Duration(res.Shift))) {
+				r.done <- fmt.Errorf("pgstore: commit %s: committed a start moved by %s to or past its deadline, which core refuses",
+					describe(r.txn), time.Duration(res.Shift))
+				continue
+			}
+		}
 		if err := s.translate(r, res.Code, res.Message, res.Detail); err != errRequeued {
 			r.done <- err
 		}
@@ -226,6 +240,8 @@ func (s *Store) translate(r *commitReq, code, msg, detail string) error {
 		return namePoolFailure(txn, detail)
 	case codeTaskConflict:
 		return taskConflict(txn, msg, detail)
+	case codeLateStart:
+		return fmt.Errorf("pgstore: commit %s: %s: %w", describe(txn), msg, core.ErrLateStart)
 	case codeKeyExists:
 		return fmt.Errorf("pgstore: commit key %q: %w", txn.Key.Key, core.ErrKeyExists)
 	}
@@ -276,6 +292,10 @@ type (
 		Slot     bool         `json:"slot"`
 		First    bool         `json:"first"`
 		Room     bool         `json:"room"`
+		// At is the stamp of a transaction that touches the pool, which
+		// commit_one raises to the pool's last (core.Txn.StampAfter),
+		// moving by as much the times marked in each record's Shift.
+		At *int64 `json:"at,omitempty"`
 	}
 	taskArg struct {
 		ID             string `json:"id"`
@@ -301,6 +321,7 @@ type (
 		DueAt          *int64 `json:"due_at"`
 		PushAt         *int64 `json:"push_at"`
 		PushAttempts   int    `json:"push_attempts"`
+		Shift          int    `json:"shift,omitempty"` // taskShift bits
 	}
 	keyArg struct {
 		Tenant   string `json:"tenant"`
@@ -317,6 +338,7 @@ type (
 		From   string `json:"from_state"`
 		To     string `json:"to_state"`
 		Detail string `json:"detail"`
+		Shift  int    `json:"shift,omitempty"` // 1: at
 	}
 	messageArg struct {
 		Tenant    string `json:"tenant"`
@@ -333,6 +355,7 @@ type (
 		Error     string `json:"error"`
 		At        int64  `json:"at"`
 		Notify    string `json:"notify"`
+		Shift     int    `json:"shift,omitempty"` // 1: at, 2: lease_expires_at
 	}
 )
 
@@ -348,7 +371,9 @@ func groupJSON(group []*commitReq, channel string) ([]byte, error) {
 	for i, r := range group {
 		txn := r.txn
 		a := &g.Txns[i]
-		for _, w := range txn.Tasks {
+		st := stampedTimes(txn)
+		for j := range txn.Tasks {
+			w := &txn.Tasks[j]
 			t := &w.Task
 			if w.Expect != 0 {
 				g.Tasks = append(g.Tasks, t.ID)
@@ -358,7 +383,7 @@ func groupJSON(group []*commitReq, channel string) ([]byte, error) {
 				State: string(t.State), Payload: bytesOrNil(t.Payload), SubmittedAt: ns(t.SubmittedAt), Deadline: ns(t.Deadline),
 				RunTimeout: int64(t.RunTimeout), StartedAt: ns(t.StartedAt), Lease: t.Lease, LeaseExpiresAt: ns(t.LeaseExpiresAt),
 				EndedAt: ns(t.EndedAt), Result: bytesOrNil(t.Result), Error: t.Error, BodyHash: t.BodyHash, Unsent: t.Unsent,
-				DueAt: ns(t.DueAt()), PushAt: ns(t.PushAt), PushAttempts: t.PushAttempts,
+				DueAt: ns(t.DueAt()), PushAt: ns(t.PushAt), PushAttempts: t.PushAttempts, Shift: st.task(t),
 			})
 		}
 		if k := txn.Key; k != nil {
@@ -367,7 +392,7 @@ func groupJSON(group []*commitReq, channel string) ([]byte, error) {
 		for j := range txn.Events {
 			e := &txn.Events[j]
 			a.Events = append(a.Events, eventArg{Tenant: e.Tenant, At: e.At.UnixNano(), Pool: e.Pool, TaskID: e.TaskID,
-				Type: e.Type, From: string(e.From), To: string(e.To), Detail: e.Detail})
+				Type: e.Type, From: string(e.From), To: string(e.To), Detail: e.Detail, Shift: st.bits(&e.At)})
 		}
 		for j := range txn.Messages {
 			m := &txn.Messages[j]
@@ -375,11 +400,15 @@ func groupJSON(group []*commitReq, channel string) ([]byte, error) {
 			a.Messages = append(a.Messages, messageArg{Tenant: m.Tenant, Recipient: m.Recipient, TaskID: m.TaskID,
 				Pool: m.Pool, Type: string(m.Type), Key: m.Key, Payload: bytesOrNil(m.Payload), Deadline: ns(m.Deadline),
 				Lease: m.Lease, LeaseEnd: ns(m.LeaseExpiresAt), Result: bytesOrNil(m.Result), Error: m.Error,
-				At: m.At.UnixNano(), Notify: mailboxPayload(m.Tenant, m.Recipient)})
+				At: m.At.UnixNano(), Notify: mailboxPayload(m.Tenant, m.Recipient),
+				Shift: st.bits(&m.At, &m.LeaseExpiresAt)})
 		}
 		if txn.TouchesPool() {
 			a.Pool = &txn.Pool
 			a.Run, a.Park, a.Slot, a.First, a.Room = txn.RunningDelta, txn.ParkedDelta, txn.NeedSlot, txn.FirstInLine, txn.NeedParkRoom
+			if at := txn.Stamp(); !at.IsZero() {
+				a.At = ns(at)
+			}
 			g.Pools = append(g.Pools, txn.Pool)
 		}
 	}
@@ -392,6 +421,55 @@ func groupJSON(group []*commitReq, channel string) ([]byte, error) {
 	slices.Sort(g.Pools)
 	g.Pools = slices.Compact(g.Pools)
 	return json.Marshal(g)
+}
+
+// stamped is the times of a transaction that its stamp governs
+// (core.Txn.StampedTimes), which commit_one moves with the stamp; empty for
+// a transaction that does not touch the pool, whose stamp never moves.
+type stamped []*time.Time
+
+func stampedTimes(txn *core.Txn) stamped {
+	var st stamped
+	if txn.TouchesPool() {
+		txn.StampedTimes(func(t *time.Time) { st = append(st, t) })
+	}
+	return st
+}
+
+// bits returns a bit per time, in order (1, 2, 4...), set when the time is
+// stamped.
+func (st stamped) bits(times ...*time.Time) int {
+	b := 0
+	for i, t := range times {
+		if slices.Contains(st, t) {
+			b |= 1 << i
+		}
+	}
+	return b
+}
+
+// task returns the stamped times of t as commit_one's shift bits: 1
+// submitted_at, 2 started_at, 4 lease_expires_at, 8 ended_at, 16 push_at,
+// and 32 due_at, which is derived (core.Task.DueAt) and moves when the time
+// it is drawn from does.
+func (st stamped) task(t *core.Task) int {
+	if len(st) == 0 {
+		return 0
+	}
+	b := st.bits(&t.SubmittedAt, &t.StartedAt, &t.LeaseExpiresAt, &t.EndedAt, &t.PushAt)
+	if b == 0 {
+		return 0
+	}
+	moved := *t
+	for i, f := range []*time.Time{&moved.SubmittedAt, &moved.StartedAt, &moved.LeaseExpiresAt, &moved.EndedAt, &moved.PushAt} {
+		if b&(1<<i) != 0 {
+			*f = f.Add(time.Nanosecond)
+		}
+	}
+	if due := t.DueAt(); !due.IsZero() && moved.DueAt().Equal(due.Add(time.Nanosecond)) {
+		b |= 32
+	}
+	return b
 }
 
 // bytesOrNil keeps a nil payload or result NULL and an empty one empty,

@@ -202,14 +202,16 @@ func (s *Store) PutPool(ctx context.Context, cfg core.PoolConfig) error {
 	return nil
 }
 
-const poolColumns = `name, capacity, max_parked, default_max_wait, run_timeout, slot_shards, executor, running, parked`
+const poolColumns = `name, capacity, max_parked, default_max_wait, run_timeout, slot_shards, executor, running, parked, last_at`
 
 func scanPool(row pgx.Row) (core.Pool, error) {
 	var p core.Pool
 	var wait, run int64
 	var executor string
-	err := row.Scan(&p.Name, &p.Capacity, &p.MaxParked, &wait, &run, &p.SlotShards, &executor, &p.Running, &p.Parked)
+	var lastAt *int64
+	err := row.Scan(&p.Name, &p.Capacity, &p.MaxParked, &wait, &run, &p.SlotShards, &executor, &p.Running, &p.Parked, &lastAt)
 	p.DefaultMaxWait, p.RunTimeout, p.Executor = time.Duration(wait), time.Duration(run), core.Executor(executor)
+	p.LastAt = fromNS(lastAt)
 	return p, err
 }
 

@@ -50,6 +50,8 @@ func Exercise(t *testing.T, newBackend NewBackend) {
 		t.Parallel()
 		exerciseConcurrency(t, newBackend)
 		exerciseRaces(t, newBackend)
+		exerciseAuditReplay(t, newBackend)
+		exerciseLateStart(t, newBackend)
 	})
 	t.Run("Crash", func(t *testing.T) {
 		t.Parallel()
