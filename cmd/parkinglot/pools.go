@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 
-	"github.com/parkinglot/parkinglot/internal/config"
 	"github.com/parkinglot/parkinglot/internal/poolapply"
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
@@ -21,27 +19,11 @@ import (
 // tasks run is refused by the aws store, which stops the command with exit
 // code 4 after the pools before it were applied.
 func poolsApplyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("pools apply", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration `file` (YAML): its store and pools")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: parkinglot pools apply --config FILE\n\nCreates or updates the file's pools in its store (counters kept; pools not in the file are\nleft alone) and reports each as created, updated or unchanged.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 || *path == "" {
-		fs.Usage()
-		return exitUsage
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "parkinglot pools apply: %v\n", err)
-		return exitUsage
+	cfg, code, ok := configCommand("pools apply", "configuration `file` (YAML): its store and pools",
+		"Creates or updates the file's pools in its store (counters kept; pools not in the file are\nleft alone) and reports each as created, updated or unchanged.",
+		args, stderr)
+	if !ok {
+		return code
 	}
 	backend, closeStore, err := openStore(ctx, cfg.Store, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
