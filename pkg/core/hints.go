@@ -17,7 +17,8 @@ import (
 //     refused commit or a needless receive, never a wrong transition.
 //   - the next task: a parking message may carry its task as the sender
 //     expects it stored (Parked.Task); the start's commit is conditioned on
-//     that version, and a refusal reads the task and tries again.
+//     that version and on the state parked (TaskWrite.ExpectState), and a
+//     refusal reads the task and tries again.
 
 // Only a pool's configuration is taken from a hint unchecked (its
 // executor), which changes only by PutPool: this Scheduler's own forget the

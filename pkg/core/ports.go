@@ -403,7 +403,8 @@ type Parked struct {
 	// Task, when set, is the task as its sender expects it to be stored
 	// once the send is recorded. A receiver may start the task from it
 	// without reading the task item: the start's commit is conditioned on
-	// its version, and a refused commit reads the task. A queue that cannot
+	// its version and on the state parked (TaskWrite.ExpectState), and a
+	// refused commit reads the task. A queue that cannot
 	// carry it whole leaves it out of the message (nil when received).
 	Task *Task
 }
