@@ -2,6 +2,8 @@ package awsstore_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,12 +19,33 @@ import (
 	"github.com/parkinglot/parkinglot/pkg/core"
 )
 
-// callLog records the AWS calls made, in order, as "Service.Operation",
-// with the kind of item a GetItem reads ("DynamoDB.GetItem TASK").
+// callLog records the AWS calls made, in the order they began, as
+// "Service.Operation", with the kind of item a GetItem reads ("DynamoDB.GetItem
+// TASK"), and when each began and returned. A call armed with hold waits,
+// before it is sent, until a call of another name has begun: two calls
+// that the code makes at once are then seen at once, on a machine of any
+// speed, while calls made one after the other are seen so after a long
+// wait.
 type callLog struct {
 	mu    sync.Mutex
-	calls []string
+	calls []call
+	hold  *callHold
 }
+
+type call struct {
+	name       string
+	begun, end time.Time
+}
+
+// callHold holds the next call named name until one named until begins.
+type callHold struct {
+	name, until string
+	begun       chan struct{} // closed when the call named until begins
+	held        bool          // the call named name came
+}
+
+// holdLimit bounds a hold: calls made one after the other wait this long.
+const holdLimit = 20 * time.Second
 
 func (c *callLog) register(cfg *aws.Config) {
 	cfg.APIOptions = append(cfg.APIOptions, func(stack *middleware.Stack) error {
@@ -36,18 +59,75 @@ func (c *callLog) register(cfg *aws.Config) {
 					}
 				}
 				c.mu.Lock()
-				c.calls = append(c.calls, name)
+				i := len(c.calls)
+				c.calls = append(c.calls, call{name: name, begun: time.Now()})
+				h := c.hold
+				var wait <-chan struct{}
+				switch {
+				case h == nil:
+				case h.name == name && !h.held:
+					h.held = true
+					wait = h.begun
+				case h.until == name:
+					c.hold = nil
+					close(h.begun)
+				}
 				c.mu.Unlock()
-				return next.HandleInitialize(ctx, in)
+				if wait != nil {
+					select {
+					case <-wait:
+					case <-time.After(holdLimit):
+					}
+				}
+				out, md, err := next.HandleInitialize(ctx, in)
+				c.mu.Lock()
+				c.calls[i].end = time.Now()
+				c.mu.Unlock()
+				return out, md, err
 			}), middleware.Before)
 	})
 }
 
-// since returns the calls recorded after the first n.
+// holdUntil arms a hold: the next call named name waits until one named
+// until begins (or holdLimit passes).
+func (c *callLog) holdUntil(name, until string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hold = &callHold{name: name, until: until, begun: make(chan struct{})}
+}
+
+// since returns the calls recorded after the first n, by name.
 func (c *callLog) since(n int) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]string(nil), c.calls[n:]...)
+	var names []string
+	for _, k := range c.calls[n:] {
+		names = append(names, k.name)
+	}
+	return names
+}
+
+// depthsSince returns the calls recorded after the first n, each as
+// "<depth> <name>", sorted: a call's depth is 1 plus the greatest depth of
+// the calls that returned before it began, so the depth of a call is the
+// number of round trips, one after the other, up to and including it.
+func (c *callLog) depthsSince(n int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	calls := c.calls[n:]
+	depth := make([]int, len(calls))
+	var out []string
+	for i, k := range calls { // in the order they began
+		depth[i] = 1
+		for j := range i {
+			if !calls[j].end.IsZero() && !calls[j].end.After(k.begun) {
+				depth[i] = max(depth[i], depth[j]+1)
+			}
+		}
+		out = append(out, fmt.Sprintf("%d %s", depth[i], k.name))
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (c *callLog) len() int {
@@ -56,42 +136,59 @@ func (c *callLog) len() int {
 	return len(c.calls)
 }
 
-// TestWakePathCalls records, in order, the AWS calls of a completion with
-// a task parked behind it: from the release decided (after the completing
-// task's read) to the next task's start committed, 2 sequential calls —
-// ReceiveMessage, whose message carries the parked task, and the one
-// TransactWriteItems that ends one task and starts the other — when the
-// releasing process read the pool within Config.PoolHintAge; with the hint
-// turned off, the pool read comes first. A task too large for its message
-// to carry it (SQS bills each 64 KiB) is read.
+// TestWakePathCalls records the AWS calls of a completion with a task
+// parked behind it, each with its depth: how many round trips, one after
+// the other, lead to it and include it. From the request to the next
+// task's start committed, 2: the completing task's read and ReceiveMessage
+// at once (the lease names the pool, and the releasing process read the
+// pool within Config.PoolHintAge), whose message carries the parked task,
+// then the one TransactWriteItems that ends one task and starts the other.
+// Without a recent pool read, the pool is read alongside the task: 3. A
+// task too large for its message to carry it (SQS bills each 64 KiB) is
+// read. The completing task's read is held until the call expected
+// alongside it begins, so that calls made at once are seen at once on a
+// busy machine.
 func TestWakePathCalls(t *testing.T) {
 	t.Parallel()
 	large := []byte(`{"blob":"` + strings.Repeat("x", 60<<10) + `"}`)
+	const (
+		task    = "DynamoDB.GetItem TASK"
+		pool    = "DynamoDB.GetItem POOL"
+		receive = "SQS.ReceiveMessage"
+		commit  = "DynamoDB.TransactWriteItems"
+		del     = "SQS.DeleteMessage"
+	)
 	for _, tc := range []struct {
 		name    string
 		hintAge time.Duration
+		fresh   bool // completed by a process that has not read the pool
 		payload []byte
+		with    string // the call made alongside the task's read
 		want    []string
 	}{
-		{"pool read recently", time.Hour, nil, []string{
-			"DynamoDB.GetItem TASK", // the completing task
-			"SQS.ReceiveMessage",
-			"DynamoDB.TransactWriteItems",
-			"SQS.DeleteMessage", "DynamoDB.GetItem POOL", // after the commit: the dispatch that follows a hand-off
+		{"pool read recently", time.Hour, false, nil, receive, []string{
+			"1 " + task, "1 " + receive, // at once
+			"2 " + commit,
+			"3 " + del, "4 " + pool, // after the commit: the dispatch that follows a hand-off
 		}},
-		{"large payload", time.Hour, large, []string{
-			"DynamoDB.GetItem TASK",
-			"SQS.ReceiveMessage",
-			"DynamoDB.GetItem TASK", // the parked task: its message does not carry it
-			"DynamoDB.TransactWriteItems",
-			"SQS.DeleteMessage", "DynamoDB.GetItem POOL",
+		{"large payload", time.Hour, false, large, receive, []string{
+			"1 " + task, "1 " + receive,
+			"2 " + task, // the parked task: its message does not carry it
+			"3 " + commit,
+			"4 " + del, "5 " + pool,
 		}},
-		{"no pool hint", -1, nil, []string{
-			"DynamoDB.GetItem TASK",
-			"DynamoDB.GetItem POOL",
-			"SQS.ReceiveMessage",
-			"DynamoDB.TransactWriteItems",
-			"SQS.DeleteMessage", "DynamoDB.GetItem POOL",
+		{"pool not read recently", time.Hour, true, nil, pool, []string{
+			"1 " + task, "1 " + pool,
+			"2 " + receive,
+			"3 " + commit,
+			"4 " + del, "5 " + pool,
+		}},
+		{"no pool hints", -1, false, nil, "", []string{
+			"1 " + task,
+			"2 " + pool,
+			"3 " + receive,
+			"4 " + commit,
+			"5 " + del, "6 " + pool,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,9 +220,20 @@ func TestWakePathCalls(t *testing.T) {
 			parked := submit()
 			require.Equal(t, core.StateParked, parked.State)
 
+			completer := s
+			if tc.fresh {
+				// Another process, which has not read the pool.
+				completer, err = core.New(core.Config{Backend: b.store, Clock: core.NewStubClock(t0), PoolHintAge: tc.hintAge})
+				require.NoError(t, err)
+			}
 			n := b.calls.len()
-			complete(a)
-			require.Equal(t, tc.want, b.calls.since(n))
+			if tc.with != "" {
+				b.calls.holdUntil(task, tc.with)
+			}
+			_, err = completer.Complete(ctx, core.CompleteRequest{Tenant: "acme", TaskID: a.ID, Lease: a.Lease, Status: core.StateSucceeded})
+			require.NoError(t, err)
+			slices.Sort(tc.want)
+			require.Equal(t, tc.want, b.calls.depthsSince(n), "in the order begun: %v", b.calls.since(n))
 
 			woken, err := s.Task(ctx, "acme", parked.ID)
 			require.NoError(t, err)

@@ -50,7 +50,9 @@ const maxStaleMessages = 3
 // nothing, when neither could be made.
 func (s *Scheduler) releaseInline(ctx context.Context, t Task, e ending) (Task, bool, error) {
 	// The pool as recently read will do: the counts decided on below are
-	// conditions of the commit that follows (hints.go).
+	// conditions of the commit that follows (hints.go); the lookahead may
+	// have just read it.
+	e.ahead.wait(t.Pool)
 	p, err := s.recentPool(ctx, t.Pool)
 	if err != nil || p.Pulls() {
 		return Task{}, false, nil
@@ -81,7 +83,7 @@ func (s *Scheduler) releaseTo(ctx context.Context, t Task, e ending, w *Worker) 
 	if !p.Pulls() {
 		return Task{}, Task{}, fmt.Errorf("%w: pool %s is a permit pool: its tasks start without claims", ErrInvalidState, t.Pool)
 	}
-	if p.Parked > 0 && p.Running <= p.Capacity {
+	if handsOff(p) {
 		done, next, ok, err := s.handOff(ctx, p, t, e, w)
 		if ok || err != nil {
 			return done, next, err
@@ -93,6 +95,13 @@ func (s *Scheduler) releaseTo(ctx context.Context, t Task, e ending, w *Worker) 
 	}
 	s.wake(ctx, t.Pool, e.at)
 	return done, Task{}, nil
+}
+
+// handsOff reports whether a release in pool p (as last read) hands its
+// slot to the next parked task: there is one, and the slot is within
+// capacity (not when capacity was lowered below running).
+func handsOff(p Pool) bool {
+	return p.Parked > 0 && p.Running <= p.Capacity
 }
 
 // handOff ends t and starts the next parked task of its pool p (as last
@@ -107,7 +116,10 @@ func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claim
 	var next Task
 	fromMessage := false
 	for attempt := 0; ; attempt++ {
-		ds, err := s.b.Receive(ctx, t.Pool, 1)
+		ds, err, ok := e.ahead.take(t.Pool)
+		if !ok {
+			ds, err = s.b.Receive(ctx, t.Pool, 1)
+		}
 		if err != nil || len(ds) == 0 || attempt == maxStaleMessages {
 			for _, d := range ds {
 				_ = s.b.Release(ctx, t.Pool, d.Receipt)
@@ -220,7 +232,7 @@ func (s *Scheduler) startTask(t Task, p Pool, now time.Time) Task {
 	run.State = StateRunning
 	run.Unsent = false
 	run.StartedAt = now
-	run.Lease = newLease()
+	run.Lease = newLease(t.Pool)
 	run.LeaseExpiresAt = now.Add(run.RunTimeout)
 	if p.Pushes() {
 		s.pushPending(&run, now)

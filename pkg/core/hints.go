@@ -53,13 +53,21 @@ func (s *Scheduler) readPool(ctx context.Context, name string) (Pool, error) {
 // reads it otherwise. Its counts may be stale: use it only for decisions
 // that a commit condition checks again.
 func (s *Scheduler) recentPool(ctx context.Context, name string) (Pool, error) {
+	if p, ok := s.poolHint(name); ok {
+		return p, nil
+	}
+	return s.readPool(ctx, name)
+}
+
+// poolHint returns pool name as last read, if within Config.PoolHintAge.
+func (s *Scheduler) poolHint(name string) (Pool, bool) {
 	s.hints.mu.Lock()
 	h, ok := s.hints.m[name]
 	s.hints.mu.Unlock()
 	if ok && time.Since(h.at) < s.cfg.PoolHintAge {
-		return h.p, nil
+		return h.p, true
 	}
-	return s.readPool(ctx, name)
+	return Pool{}, false
 }
 
 // forgetPool drops pool name's hint (its configuration changed).

@@ -12,8 +12,8 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// newLease returns an unguessable 128-bit lease token.
-func newLease() string {
+// newToken returns an unguessable 128-bit token.
+func newToken() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])

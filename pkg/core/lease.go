@@ -70,6 +70,8 @@ func (s *Scheduler) CompleteNext(ctx context.Context, req CompleteRequest) (Task
 		return Task{}, nil, err
 	}
 	var first Task // started in the hand-off
+	// The pool's next parked message is received while the task is read.
+	ahead := s.lookAhead(ctx, req.Lease, req.Next > 0)
 	done, err := retryCAS("complete", req.TaskID, func() (Task, error) {
 		t, err := s.taskFor(ctx, req.Tenant, req.Worker, req.TaskID)
 		if err != nil {
@@ -89,7 +91,7 @@ func (s *Scheduler) CompleteNext(ctx context.Context, req CompleteRequest) (Task
 			s.reclaimLapsed(ctx, t, now)
 			return Task{}, ErrLeaseLost
 		}
-		e := ending{to: req.Status, event: EventComplete, at: now, edit: func(n *Task) {
+		e := ending{to: req.Status, event: EventComplete, at: now, ahead: ahead, edit: func(n *Task) {
 			n.Result = req.Result
 			n.Error = req.Error
 		}}
@@ -101,6 +103,7 @@ func (s *Scheduler) CompleteNext(ctx context.Context, req CompleteRequest) (Task
 		first = run
 		return done, wrapUnlessConflict(err, "complete", t.ID)
 	})
+	s.settle(ctx, ahead)
 	if err != nil || req.Next == 0 {
 		return done, nil, err
 	}

@@ -283,13 +283,16 @@ func (s *Scheduler) ended(t *Task) {
 
 // ending is how a task ends: the terminal state it goes to, the audit
 // event that records it (type and detail), when, and edit, which, if set,
-// fills outcome fields (result, error) on the ended task.
+// fills outcome fields (result, error) on the ended task. A completion's
+// ending carries the pool's next parked message if it received it while
+// reading the task (ahead: lookahead.go), for its hand-off.
 type ending struct {
 	to     State
 	event  string
 	detail string
 	at     time.Time
 	edit   func(*Task)
+	ahead  *lookahead
 }
 
 // finish commits the transition of t (as read, at t.Version) to e,

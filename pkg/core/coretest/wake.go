@@ -119,6 +119,45 @@ func exerciseWakeAndIsolation(t *testing.T, newBackend NewBackend) {
 		require.Equal(t, core.PoolStats{Name: "p", Capacity: 2, Running: 2, MaxParked: 10}, tb.stats(t, "p"))
 	})
 
+	t.Run("RefusedCompletionsGiveBackWhatTheyReceived", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t, newBackend, poolCfg("p", 1, 10), poolCfg("q", 1, 10))
+		a := tb.submit(t, "acme", "p")
+		b := tb.submit(t, "acme", "p")
+		qa := tb.submit(t, "acme", "q")
+		qb := tb.submit(t, "acme", "q")
+		require.Equal(t, core.StateParked, b.State)
+		require.Equal(t, core.StateParked, qb.State)
+		// A completion receives the next parked message of its lease's pool
+		// while it reads its task. Each of these is refused after the
+		// receive: the message goes back, and nothing changed.
+		for _, c := range []struct {
+			req  core.CompleteRequest
+			want error
+		}{
+			{core.CompleteRequest{Tenant: "acme", TaskID: a.ID, Lease: "not-a-lease"}, core.ErrLeaseLost},
+			{core.CompleteRequest{Tenant: "acme", TaskID: a.ID, Lease: qa.Lease}, core.ErrLeaseLost}, // a lease of pool q
+			{core.CompleteRequest{Tenant: "globex", TaskID: a.ID, Lease: a.Lease}, core.ErrNotFound},
+		} {
+			c.req.Status = core.StateSucceeded
+			_, err := tb.s.Complete(tb.ctx, c.req)
+			require.ErrorIs(t, err, c.want)
+		}
+		require.Equal(t, core.PoolStats{Name: "p", Capacity: 1, Running: 1, Parked: 1, MaxParked: 10}, tb.stats(t, "p"))
+		require.Equal(t, core.PoolStats{Name: "q", Capacity: 1, Running: 1, Parked: 1, MaxParked: 10}, tb.stats(t, "q"))
+		// Both messages are back in their queues: each release hands its
+		// slot off.
+		tb.complete(t, a, core.StateSucceeded)
+		require.Equal(t, core.StateRunning, tb.task(t, "acme", b.ID).State)
+		tb.complete(t, qa, core.StateSucceeded)
+		require.Equal(t, core.StateRunning, tb.task(t, "acme", qb.ID).State)
+		// A repeat of a's completion finds nothing to hand off (p has
+		// nothing parked): it answers a as it ended.
+		again := tb.complete(t, a, core.StateSucceeded)
+		require.Equal(t, a.ID, again.ID)
+		require.Equal(t, core.StateRunning, tb.task(t, "acme", b.ID).State)
+	})
+
 	t.Run("FairnessBetweenTenants", func(t *testing.T) {
 		t.Parallel()
 		tb := setup(t, newBackend, poolCfg("p", 1, 100))
