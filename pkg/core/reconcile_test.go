@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -51,7 +52,8 @@ func (q *lossyQueue) QueueShort(_ context.Context, pool string, parked int) (boo
 }
 
 // NonTerminal pages through the memory store's due index, 2 ids a page, the
-// cursor being an offset.
+// cursor being an offset into the ids sorted (the index orders tasks due
+// at the same time in no fixed order, which would make pages overlap).
 func (q *lossyQueue) NonTerminal(ctx context.Context, after string, limit int) ([]string, string, error) {
 	q.mu.Lock()
 	q.nonTerms++
@@ -60,6 +62,7 @@ func (q *lossyQueue) NonTerminal(ctx context.Context, after string, limit int) (
 	if err != nil {
 		return nil, "", err
 	}
+	slices.Sort(ids)
 	from := 0
 	if after != "" {
 		if from, err = strconv.Atoi(after); err != nil {
