@@ -105,11 +105,12 @@ func handsOff(p Pool) bool {
 }
 
 // handOff ends t and starts the next parked task of its pool p (as last
-// read) in one transaction, for claimer if not nil. It returns both tasks as committed; it reports
-// false, having changed nothing, when it could not (also when the start
-// would have committed at or after the parked task's deadline:
-// ErrLateStart); an error is that of the commit (ErrConflict: t or the
-// parked task changed).
+// read) in one transaction, for claimer if not nil. It returns both tasks
+// as committed; it reports false, having changed nothing, when it could
+// not (also when the start would have committed at or after the parked
+// task's deadline: ErrLateStart); an error is that of the commit
+// (ErrConflict: t or the parked task changed). Its first receive is the
+// one e's completion made ahead, if any.
 func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claimer *Worker) (done, run Task, ok bool, err error) {
 	now := e.at
 	var d Delivery
@@ -141,23 +142,19 @@ func (s *Scheduler) handOff(ctx context.Context, p Pool, t Task, e ending, claim
 		}
 		break
 	}
-	for {
-		done, run, err = s.commitHandOff(ctx, p, t, e, next, fromMessage, claimer)
-		if errors.Is(err, ErrConflict) && !errors.Is(err, ErrLateStart) && fromMessage {
-			// The message's copy of the next task may be out of date (or
-			// t changed): read the task, and try once more if it differs.
-			fromMessage = false
-			carried := next
-			next, err = s.b.Task(ctx, d.TaskID)
-			if ok, _ := s.startable(ctx, t.Pool, d, next, err, now); !ok {
-				return Task{}, Task{}, false, nil
-			}
-			if next.Version != carried.Version {
-				continue
-			}
-			err = ErrConflict // the copy was right: t is what changed
+	done, run, err = s.commitHandOff(ctx, p, t, e, next, fromMessage, claimer)
+	if fromMessage && errors.Is(err, ErrConflict) && !errors.Is(err, ErrLateStart) {
+		// The message's copy of the next task may be out of date (or t
+		// changed): read the task, and try once more if it differs.
+		carried := next
+		next, err = s.b.Task(ctx, d.TaskID)
+		if ok, _ := s.startable(ctx, t.Pool, d, next, err, now); !ok {
+			return Task{}, Task{}, false, nil
 		}
-		break
+		err = ErrConflict // the copy was right: t is what changed
+		if next.Version != carried.Version {
+			done, run, err = s.commitHandOff(ctx, p, t, e, next, false, claimer)
+		}
 	}
 	switch {
 	case errors.Is(err, ErrNoCapacity), errors.Is(err, ErrLateStart):
