@@ -33,6 +33,7 @@ func (s *Scheduler) release(ctx context.Context, t Task, e ending) (Task, error)
 			return done, err
 		}
 	}
+	s.settle(ctx, e.ahead)
 	done, err := s.finish(ctx, t, e)
 	if err != nil {
 		return Task{}, err
@@ -89,6 +90,7 @@ func (s *Scheduler) releaseTo(ctx context.Context, t Task, e ending, w *Worker) 
 			return done, next, err
 		}
 	}
+	s.settle(ctx, e.ahead)
 	done, err := s.finish(ctx, t, e)
 	if err != nil {
 		return Task{}, Task{}, err

@@ -88,6 +88,7 @@ func (s *Scheduler) CompleteNext(ctx context.Context, req CompleteRequest) (Task
 		}
 		now := s.clock.Now()
 		if !now.Before(t.LeaseExpiresAt) {
+			s.settle(ctx, ahead) // for the reclaim's wake-up
 			s.reclaimLapsed(ctx, t, now)
 			return Task{}, ErrLeaseLost
 		}
@@ -103,7 +104,12 @@ func (s *Scheduler) CompleteNext(ctx context.Context, req CompleteRequest) (Task
 		first = run
 		return done, wrapUnlessConflict(err, "complete", t.ID)
 	})
-	s.settle(ctx, ahead)
+	if s.settle(ctx, ahead) {
+		// While the message was held, a release of the pool may have
+		// found its queue empty (on SQS FIFO, the message's group is
+		// blocked) and freed its slot with nothing to start.
+		s.wake(ctx, ahead.pool, time.Time{})
+	}
 	if err != nil || req.Next == 0 {
 		return done, nil, err
 	}

@@ -49,7 +49,7 @@ type lookahead struct {
 	received bool          // a receive was made: ds and err are its answer
 	ds       []Delivery
 	err      error
-	taken    bool
+	settled  bool // taken by a hand-off, or given back
 }
 
 // lookAhead starts receiving the next parked message of the pool lease
@@ -89,31 +89,35 @@ func (l *lookahead) wait(pool string) {
 }
 
 // take returns, once, the answer of the receive made ahead for pool; false
-// when none was made for it.
+// when none was made for it, or it was given back.
 func (l *lookahead) take(pool string) ([]Delivery, error, bool) {
-	if l == nil || l.pool != pool || l.taken {
+	if l == nil || l.pool != pool || l.settled {
 		return nil, nil, false
 	}
 	<-l.done
 	if !l.received {
 		return nil, nil, false
 	}
-	l.taken = true
+	l.settled = true
 	return l.ds, l.err, true
 }
 
 // settle waits for the receive made ahead and gives back the message it
-// got if no hand-off took it.
-func (s *Scheduler) settle(ctx context.Context, l *lookahead) {
+// got if no hand-off took it; it reports whether it gave one back. A
+// release that does not hand its slot off settles before it wakes the
+// pool, so that the pool's dispatch finds the message.
+func (s *Scheduler) settle(ctx context.Context, l *lookahead) bool {
 	if l == nil {
-		return
+		return false
 	}
 	<-l.done
-	if l.taken {
-		return
+	if l.settled {
+		return false
 	}
+	l.settled = true
 	ctx = context.WithoutCancel(ctx)
 	for _, d := range l.ds {
 		s.giveBack(ctx, l.pool, d)
 	}
+	return len(l.ds) > 0
 }
