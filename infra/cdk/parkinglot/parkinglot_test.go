@@ -3,6 +3,7 @@ package parkinglot_test
 import (
 	"archive/zip"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,6 +105,13 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 		"Pools[1].Target: invalid target.timeout": func(p *parkinglot.Props) {
 			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
 				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, parkinglot.HTTPSync, parkinglot.DeliveryTimeout(time.Hour))})
+		},
+		// Lambda's 4 KB environment: 20 webhooks of 150-character URLs.
+		"Pools: function submit's environment would take about": func(p *parkinglot.Props) {
+			for i := range 20 {
+				p.Pools = append(p.Pools, parkinglot.Pool{Name: fmt.Sprintf("hook-%02d", i), Capacity: 1,
+					Target: parkinglot.HTTPTarget(fmt.Sprintf("https://hooks.example.com/%0124d", i), nil, parkinglot.HTTPSync)})
+			}
 		},
 		"Domain":       func(p *parkinglot.Props) { p.Domain = &parkinglot.Domain{Name: "x.example.com"} },
 		"JWTIssuer":    func(p *parkinglot.Props) { p.JWTIssuer = "http://issuer.example.com/" },

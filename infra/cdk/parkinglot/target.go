@@ -145,19 +145,21 @@ type envTarget struct {
 	MaxAttempts int    `json:"maxAttempts,omitempty"`
 }
 
-func (t *target) env() *envTarget {
+// env is t in PARKINGLOT_TARGETS, with each reference (the secret's ARN,
+// the function's ARN, the queue's URL) as ref makes it.
+func (t *target) env(ref func(string) string) *envTarget {
 	e := &envTarget{Type: t.typ, URL: t.url, Mode: string(t.mode), Qualifier: t.qualifier, MaxAttempts: t.maxAttempts}
 	if t.timeout != 0 {
 		e.Timeout = t.timeout.String()
 	}
 	if t.secret != nil {
-		e.SecretARN = *t.secret.SecretArn()
+		e.SecretARN = ref(*t.secret.SecretArn())
 	}
 	if t.fn != nil {
-		e.Function = *t.fn.FunctionArn()
+		e.Function = ref(*t.fn.FunctionArn())
 	}
 	if t.queue != nil {
-		e.QueueURL = *t.queue.QueueUrl()
+		e.QueueURL = ref(*t.queue.QueueUrl())
 	}
 	return e
 }

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -26,6 +27,63 @@ func targetFunction(scope awscdk.Stack, id string, timeout time.Duration) awslam
 		props.Timeout = awscdk.Duration_Seconds(jsii.Number(timeout.Seconds()))
 	}
 	return awslambda.NewFunction(scope, jsii.String(id), props)
+}
+
+// TestLambdaEnvironmentLimit: push pools whose targets would take a
+// function's environment past Lambda's 4 KB, which Lambda refuses only at
+// deployment, are refused at synthesis, with the function, the size and
+// the limit; the most push pools the construct takes synthesize, and each
+// function's environment, measured on the template, is within 4 KB and
+// close to it (the construct's estimate is not too cautious).
+func TestLambdaEnvironmentLimit(t *testing.T) {
+	cp, err := synth.props.Construct()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(dir)})
+	st := awscdk.NewStack(app, jsii.String("FullEnv"), nil)
+	fn := targetFunction(st, "Target", 0)
+	props := func(push int) *parkinglot.Props {
+		p := cp
+		p.Name, p.Pools = "FullEnv", slices.Clone(cp.Pools)
+		for i := range push {
+			p.Pools = append(p.Pools, parkinglot.Pool{Name: fmt.Sprintf("push-pool-with-a-longish-name-%03d", i),
+				Capacity: 4, MaxParked: 100, Target: parkinglot.LambdaTarget(fn)})
+		}
+		p = p.WithDefaults()
+		return &p
+	}
+	most := 0
+	for props(most+1).Validate() == nil {
+		most++
+		require.Less(t, most, 100, "no limit")
+	}
+	t.Logf("at most %d push pools of a function's", most)
+	require.Greater(t, most, 10)
+	_, err = parkinglot.NewChecked(st, "Default", props(most+1))
+	require.ErrorContains(t, err, "parkinglot: Pools: function submit's environment would take about ")
+	require.ErrorContains(t, err, "over Lambda's limit of 4096 bytes")
+	require.ErrorContains(t, err, fmt.Sprintf("the targets of %d push pools", most+1))
+	require.Panics(t, func() { parkinglot.New(st, "Default", props(most+1)) })
+
+	_, err = parkinglot.NewChecked(st, "Default", props(most))
+	require.NoError(t, err)
+	asm := app.Synth(nil)
+	tpl := readTemplate(t, *asm.GetStackArtifact(st.ArtifactId()).TemplateFullPath())
+	fns := 0
+	for id, r := range tpl.Resources {
+		if r.Type != "AWS::Lambda::Function" || !strings.HasPrefix(id, "Fn") {
+			continue
+		}
+		fns++
+		env := r.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+		size := envSize(t, id, env)
+		t.Logf("%s: environment of at most %d bytes", id, size)
+		require.LessOrEqual(t, size, lambdaEnvLimit, id)
+		if strings.HasPrefix(id, "Fnsubmit") {
+			require.Greater(t, size, lambdaEnvLimit-250, "one more target (about 230 bytes) would not fit")
+		}
+	}
+	require.Equal(t, 4, fns)
 }
 
 // TestLambdaTargetEventAge: each lambda target's asynchronous invocation
