@@ -79,7 +79,11 @@ func newTarget(t *target, opts []TargetOption) Target {
 // one of the app's functions, an imported one (the destinations' grant
 // then goes to its role, if imported with one), a version or an alias; or
 // pass Qualifier. The construct owns the function's (or qualifier's)
-// asynchronous invocation configuration: do not configure it elsewhere.
+// asynchronous invocation configuration: do not configure it elsewhere. Its
+// maximum event age ends Lambda's retries of an event before the task's
+// lease ends: the pool's RunTimeout less the function's timeout (when the
+// construct knows it), at least 60 s (infra/cdk/README.md, "Event age of a
+// lambda target").
 func LambdaTarget(fn awslambda.IFunction, opts ...TargetOption) Target {
 	return newTarget(&target{typ: push.TypeLambda, fn: fn}, opts)
 }
