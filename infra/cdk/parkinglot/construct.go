@@ -3,7 +3,6 @@ package parkinglot
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -25,7 +24,6 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/parkinglot/parkinglot/internal/awsconfig"
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
 	"github.com/parkinglot/parkinglot/pkg/awsstore"
 )
@@ -332,14 +330,7 @@ func (s *Parkinglot) queues() {
 }
 
 // pushes reports whether any pool pushes.
-func (s *Parkinglot) pushes() bool {
-	for _, p := range s.props.Pools {
-		if p.Pushes() {
-			return true
-		}
-	}
-	return false
-}
+func (s *Parkinglot) pushes() bool { return s.props.pushes() }
 
 // functions builds the four functions from their zips: provided.al2023 on
 // arm64, JSON logs into a log group of their own, the memory, timeout and
@@ -382,31 +373,12 @@ func (s *Parkinglot) functions() {
 	}
 }
 
-// env is function f's environment (lambdaapi.LoadEnv reads it): the
-// table, the queue prefix, the tenant claim, the push pools' targets
-// (submit, dispatch and expire push) and expire's sweep cadence. The pools
-// are not in it: they are in the table (PoolsResource), so that the
-// environment grows with the push pools only, within Lambda's 4 KB.
+// env is function f's environment (Props.environment), with the table's
+// name.
 func (s *Parkinglot) env(f Function) *map[string]*string {
-	env := map[string]*string{
-		awsconfig.EnvTable:       s.Table.TableName(),
-		awsconfig.EnvQueuePrefix: jsii.String(s.props.QueuePrefix),
-		lambdaapi.EnvTenantClaim: jsii.String(s.props.TenantClaim),
-		lambdaapi.EnvNamespace:   jsii.String(MetricsNamespace),
-	}
-	if f != Mailbox && s.pushes() {
-		env[lambdaapi.EnvTargets] = jsii.String(TargetsJSON(s.props.Pools))
-	}
-	if f == Submit && len(s.props.EventSources) > 0 {
-		var kv []string
-		for _, src := range sortedKeys(s.props.EventSources) {
-			kv = append(kv, src+"="+s.props.EventSources[src])
-		}
-		env[lambdaapi.EnvEventSources] = jsii.String(strings.Join(kv, ","))
-	}
-	if f == Expire {
-		env[lambdaapi.EnvSweepEvery] = jsii.String(sweepEvery.String())
-		env[lambdaapi.EnvSweepFor] = jsii.String(sweepFor.String())
+	env := map[string]*string{}
+	for k, v := range s.props.environment(f, *s.Table.TableName(), same) {
+		env[k] = jsii.String(v)
 	}
 	return &env
 }
@@ -451,11 +423,14 @@ func PoolsJSON(pools []Pool) string {
 // PARKINGLOT_TARGETS (lambdaapi.EnvTargets): an object by pool name. A
 // target names its function, queue and secret by their ARN or URL, tokens
 // that CloudFormation resolves; an HTTP target's secret by its ARN only.
-func TargetsJSON(pools []Pool) string {
+func TargetsJSON(pools []Pool) string { return targetsJSON(pools, same) }
+
+// targetsJSON is TargetsJSON with each reference as ref makes it.
+func targetsJSON(pools []Pool, ref func(string) string) string {
 	out := map[string]*envTarget{}
 	for _, p := range pools {
 		if p.Target != nil {
-			out[p.Name] = p.Target.target().env()
+			out[p.Name] = p.Target.target().env(ref)
 		}
 	}
 	b, err := json.Marshal(out)

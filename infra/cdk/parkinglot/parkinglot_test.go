@@ -3,6 +3,7 @@ package parkinglot_test
 import (
 	"archive/zip"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,6 +105,13 @@ func TestPropsValidateNamesTheField(t *testing.T) {
 		"Pools[1].Target: invalid target.timeout": func(p *parkinglot.Props) {
 			p.Pools = append(p.Pools, parkinglot.Pool{Name: "hook", Capacity: 1,
 				Target: parkinglot.HTTPTarget("https://hooks.example.com/", nil, parkinglot.HTTPSync, parkinglot.DeliveryTimeout(time.Hour))})
+		},
+		// Lambda's 4 KB environment: 20 webhooks of 150-character URLs.
+		"Pools: function submit's environment would take about": func(p *parkinglot.Props) {
+			for i := range 20 {
+				p.Pools = append(p.Pools, parkinglot.Pool{Name: fmt.Sprintf("hook-%02d", i), Capacity: 1,
+					Target: parkinglot.HTTPTarget(fmt.Sprintf("https://hooks.example.com/%0124d", i), nil, parkinglot.HTTPSync)})
+			}
 		},
 		"Domain":       func(p *parkinglot.Props) { p.Domain = &parkinglot.Domain{Name: "x.example.com"} },
 		"JWTIssuer":    func(p *parkinglot.Props) { p.JWTIssuer = "http://issuer.example.com/" },
@@ -243,7 +251,7 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 			queues = append(queues, q)
 		}
 	}
-	require.Len(t, queues, 6*2+2+2) // pools and their DLQs, submit and results queues and their DLQs
+	require.Len(t, queues, 7*2+2+2) // pools and their DLQs, submit and results queues and their DLQs
 	names := map[string]bool{}
 	for _, q := range queues {
 		require.Equal(t, key, q.Props["KmsMasterKeyId"], q.ID)
@@ -253,7 +261,7 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 		}
 	}
 	want := map[string]bool{}
-	for _, p := range []string{"render", "mail", "thumbs", "reports", "hooks", "jobs"} {
+	for _, p := range []string{"render", "mail", "thumbs", "reports", "hooks", "jobs", "previews"} {
 		want["user-"+p+".fifo"], want["user-dlq-"+p+".fifo"] = true, true
 	}
 	require.Equal(t, want, names)
@@ -287,7 +295,7 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 	require.Equal(t, getAtt(idOf(t, tpl, "AWS::Lambda::Function", "SchedulerFnexpire"), "Arn"), crs[0].Props["ServiceToken"])
 	var pools []map[string]any
 	require.NoError(t, json.Unmarshal([]byte(crs[0].Props[lambdaapi.PropPools].(string)), &pools))
-	require.Len(t, pools, 6)
+	require.Len(t, pools, 7)
 	require.Equal(t, []map[string]any{
 		{"name": "render", "capacity": 8.0, "maxParked": 100.0, "defaultMaxWait": "10m0s", "runTimeout": "5m0s", "executor": "pull"},
 		{"name": "mail", "capacity": 2.0, "maxParked": 50.0, "defaultMaxWait": "1h0m0s", "runTimeout": "5m0s"},
@@ -388,7 +396,7 @@ func TestEmbeddedInAUsersApp(t *testing.T) {
 	for q := range poolQs {
 		worker[js(t, getAtt(q, "Arn"))] = []string{"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueUrl"}
 	}
-	require.Len(t, poolQs, 6)
+	require.Len(t, poolQs, 7)
 	// A worker of an sqs target may send its outcome to the results queue.
 	worker[js(t, getAtt(resultsQ, "Arn"))] = []string{"sqs:SendMessage"}
 	require.Equal(t, worker, policy("Worker"))

@@ -339,6 +339,9 @@ func (p Props) Validate() error {
 	if err := p.validateFunctions(); err != nil {
 		return err
 	}
+	if err := p.validateEnvironment(); err != nil {
+		return err
+	}
 	if err := validThrottle("Throttle", p.Throttle); err != nil {
 		return err
 	}

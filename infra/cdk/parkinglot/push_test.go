@@ -128,6 +128,7 @@ func checkPush(t *testing.T, tpl map[string]any, fns map[string]map[string]any) 
 		"thumbs": {Type: "lambda", Function: deployed["Thumbs.Arn"], Timeout: push.DefaultTimeout, MaxAttempts: push.DefaultMaxAttempts},
 		"reports": {Type: "lambda", Function: reportsARN, Qualifier: "live",
 			Timeout: push.DefaultTimeout, MaxAttempts: 3},
+		"previews": {Type: "lambda", Function: deployed["Thumbs.Arn"], Timeout: push.DefaultTimeout, MaxAttempts: push.DefaultMaxAttempts},
 		"hooks": {Type: "http", URL: "https://hooks.example.com/parkinglot", Mode: "async",
 			Timeout: 10 * time.Second, MaxAttempts: push.DefaultMaxAttempts},
 		"jobs": {Type: "sqs", QueueURL: deployed["Jobs.Ref"], Timeout: push.DefaultTimeout, MaxAttempts: push.DefaultMaxAttempts},
@@ -145,7 +146,7 @@ func checkPush(t *testing.T, tpl map[string]any, fns map[string]map[string]any) 
 			pushPools = append(pushPools, p.Name)
 		}
 	}
-	require.Equal(t, []string{"thumbs", "reports", "hooks", "jobs"}, pushPools)
+	require.Equal(t, []string{"thumbs", "reports", "hooks", "jobs", "previews"}, pushPools)
 	require.NotContains(t, crs[0].Props[lambdaapi.PropPools], "arn:")
 
 	// The results queue: standard (Lambda destinations take no FIFO
@@ -187,19 +188,26 @@ func checkPush(t *testing.T, tpl map[string]any, fns map[string]map[string]any) 
 	require.Equal(t, []any{"ReportBatchItemFailures"}, mappings[0]["FunctionResponseTypes"])
 
 	// The lambda targets' destinations, on success and on failure: the
-	// app's function unqualified, the imported one on its qualifier.
+	// app's function unqualified, once for its two pools, the imported one
+	// on its qualifier. Lambda gives up on an event (and the failure
+	// destination fails its task) before the task's lease ends: at the
+	// pool's run timeout less the function's timeout (the default 3 s) for
+	// the app's function, the smallest of its two pools' (previews, 2m);
+	// at the run timeout of 30 s for the imported function, whose timeout
+	// the construct cannot know, rounded up to Lambda's minimum of 60 s.
 	dest := map[string]any{"Destination": getAtt(results, "Arn")}
 	var configs []map[string]any
 	for _, c := range ofType(tpl, "AWS::Lambda::EventInvokeConfig") {
 		if strings.Contains(js(t, c.Props["DestinationConfig"]), results) {
 			require.Equal(t, map[string]any{"OnSuccess": dest, "OnFailure": dest}, c.Props["DestinationConfig"], c.ID)
 			require.EqualValues(t, 0, c.Props["MaximumRetryAttempts"], "a function error is the task's outcome, not retried")
-			configs = append(configs, map[string]any{"FunctionName": c.Props["FunctionName"], "Qualifier": c.Props["Qualifier"]})
+			configs = append(configs, map[string]any{"FunctionName": c.Props["FunctionName"], "Qualifier": c.Props["Qualifier"],
+				"MaximumEventAgeInSeconds": c.Props["MaximumEventAgeInSeconds"]})
 		}
 	}
 	require.ElementsMatch(t, []map[string]any{
-		{"FunctionName": map[string]any{"Ref": thumbs}, "Qualifier": "$LATEST"},
-		{"FunctionName": "reports", "Qualifier": "live"},
+		{"FunctionName": map[string]any{"Ref": thumbs}, "Qualifier": "$LATEST", "MaximumEventAgeInSeconds": 2*60.0 - 3},
+		{"FunctionName": "reports", "Qualifier": "live", "MaximumEventAgeInSeconds": 60.0},
 	}, configs)
 
 	// The grants. Submit, dispatch and expire push: each may invoke the

@@ -79,7 +79,11 @@ func newTarget(t *target, opts []TargetOption) Target {
 // one of the app's functions, an imported one (the destinations' grant
 // then goes to its role, if imported with one), a version or an alias; or
 // pass Qualifier. The construct owns the function's (or qualifier's)
-// asynchronous invocation configuration: do not configure it elsewhere.
+// asynchronous invocation configuration: do not configure it elsewhere. Its
+// maximum event age ends Lambda's retries of an event before the task's
+// lease ends: the pool's RunTimeout less the function's timeout (when the
+// construct knows it), at least 60 s (infra/cdk/README.md, "Event age of a
+// lambda target").
 func LambdaTarget(fn awslambda.IFunction, opts ...TargetOption) Target {
 	return newTarget(&target{typ: push.TypeLambda, fn: fn}, opts)
 }
@@ -145,19 +149,21 @@ type envTarget struct {
 	MaxAttempts int    `json:"maxAttempts,omitempty"`
 }
 
-func (t *target) env() *envTarget {
+// env is t in PARKINGLOT_TARGETS, with each reference (the secret's ARN,
+// the function's ARN, the queue's URL) as ref makes it.
+func (t *target) env(ref func(string) string) *envTarget {
 	e := &envTarget{Type: t.typ, URL: t.url, Mode: string(t.mode), Qualifier: t.qualifier, MaxAttempts: t.maxAttempts}
 	if t.timeout != 0 {
 		e.Timeout = t.timeout.String()
 	}
 	if t.secret != nil {
-		e.SecretARN = *t.secret.SecretArn()
+		e.SecretARN = ref(*t.secret.SecretArn())
 	}
 	if t.fn != nil {
-		e.Function = *t.fn.FunctionArn()
+		e.Function = ref(*t.fn.FunctionArn())
 	}
 	if t.queue != nil {
-		e.QueueURL = *t.queue.QueueUrl()
+		e.QueueURL = ref(*t.queue.QueueUrl())
 	}
 	return e
 }

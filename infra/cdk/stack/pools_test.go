@@ -259,24 +259,27 @@ func TestManyPools(t *testing.T) {
 	}
 }
 
-// envSize is the size of a function's environment once deployed: the only
-// reference, PARKINGLOT_TABLE, at its longest; in PARKINGLOT_TARGETS, each
-// reference (a function's ARN, a queue's URL) counted as refSize.
+// envSize is the size of a function's environment once deployed, as
+// Lambda measures it against its 4 KB: the variables as a JSON object,
+// keys and values ({"KEY":"value",...}). The only reference outside
+// PARKINGLOT_TARGETS, PARKINGLOT_TABLE, at its longest; in
+// PARKINGLOT_TARGETS, each reference (a function's ARN, a queue's URL)
+// counted as refSize.
 func envSize(t *testing.T, id string, env map[string]any) int {
 	t.Helper()
-	n := 0
+	n := 2 + len(env) - 1 // the braces and commas
 	for k, v := range env {
-		n += len(k)
+		n += len(canon(t, k)) + 1 // the key and its colon
 		switch {
 		case k == lambdaapi.EnvTargets:
-			n += size(t, v) - 2 // the JSON string's quotes
+			n += size(t, v) // JSON escaped once, as a JSON string's value
 		default:
 			s, ok := v.(string)
 			if !ok {
 				require.Equal(t, "PARKINGLOT_TABLE", k, "%s: the only reference is the table's name", id)
-				n += maxTableName
+				n += maxTableName + 2
 			} else {
-				n += len(s)
+				n += len(canon(t, s))
 			}
 		}
 	}

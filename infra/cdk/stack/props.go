@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/aws/constructs-go/constructs/v10"
@@ -24,6 +25,7 @@ const (
 	CtxStackName    = "stackName"    // CloudFormation stack name
 	CtxAlarmEmail   = "alarmEmail"   // optional address subscribed to the alarm topic
 	CtxEventSources = "eventSources" // "source=tenant,...": EventBridge sources whose events submit, and for whom
+	CtxPoolsInStack = "poolsInStack" // pools kept in the stack before nested stacks take the rest (default 50)
 )
 
 // Props configures the stack: the context's settings, with the pools as
@@ -42,6 +44,10 @@ type Props struct {
 	QueuePrefix  string
 	AlarmEmail   string
 	EventSources map[string]string
+	// PoolsInStack is the construct's PoolsInStack: how many pools, the
+	// first of Pools, stay in the stack; nested stacks of 40 take the
+	// others. Default: parkinglot.DefaultPoolsInStack.
+	PoolsInStack int
 }
 
 // WithDefaults returns a copy of p with zero fields set to their defaults.
@@ -49,8 +55,10 @@ func (p Props) WithDefaults() Props {
 	if p.StackName == "" {
 		p.StackName = DefaultStackName
 	}
-	d := parkinglot.Props{TenantClaim: p.TenantClaim, LambdaDir: p.LambdaDir, QueuePrefix: p.QueuePrefix}.WithDefaults()
+	d := parkinglot.Props{TenantClaim: p.TenantClaim, LambdaDir: p.LambdaDir, QueuePrefix: p.QueuePrefix,
+		PoolsInStack: p.PoolsInStack}.WithDefaults()
 	p.TenantClaim, p.LambdaDir, p.QueuePrefix = d.TenantClaim, d.LambdaDir, d.QueuePrefix
+	p.PoolsInStack = d.PoolsInStack
 	return p
 }
 
@@ -74,7 +82,7 @@ func (p Props) Construct() (parkinglot.Props, error) {
 	cp := parkinglot.Props{
 		Name: p.StackName, Pools: pools, JWTIssuer: p.JWTIssuer, JWTAudience: p.JWTAudience,
 		TenantClaim: p.TenantClaim, LambdaDir: p.LambdaDir, QueuePrefix: p.QueuePrefix,
-		AlarmEmail: p.AlarmEmail, EventSources: p.EventSources,
+		AlarmEmail: p.AlarmEmail, EventSources: p.EventSources, PoolsInStack: p.PoolsInStack,
 	}.WithDefaults()
 	return cp, cp.Validate()
 }
@@ -125,6 +133,13 @@ func PropsFromContext(node constructs.Node) (Props, error) {
 			p.EventSources = map[string]string{}
 		}
 		p.EventSources[strings.TrimSpace(src)] = strings.TrimSpace(tenant)
+	}
+	if v := get(CtxPoolsInStack); v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 {
+			return Props{}, fmt.Errorf("stack: context %s: must be a positive integer (pools kept in the stack), got %q", CtxPoolsInStack, v)
+		}
+		p.PoolsInStack = n
 	}
 	file := get(CtxPoolsFile)
 	if file == "" {

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/parkinglot/parkinglot/infra/cdk/parkinglot"
 	"github.com/parkinglot/parkinglot/internal/config"
 	"github.com/parkinglot/parkinglot/internal/lambdaapi"
 )
@@ -67,6 +68,27 @@ func TestPropsFromContext(t *testing.T) {
 	p = p.WithDefaults()
 	require.Equal(t, DefaultStackName, p.StackName)
 	require.Equal(t, "tenant", p.TenantClaim)
+	require.Equal(t, parkinglot.DefaultPoolsInStack, p.PoolsInStack)
+
+	// poolsInStack: a positive integer, from -c (a string) or cdk.json (a
+	// number), handed to the construct.
+	for _, v := range []any{"60", " 2 ", 1, 75.0} {
+		ctx[CtxPoolsInStack] = v
+		p, err := PropsFromContext(awscdk.NewApp(&awscdk.AppProps{Context: &ctx}).Node())
+		require.NoError(t, err, "%v", v)
+		want := map[any]int{"60": 60, " 2 ": 2, 1: 1, 75.0: 75}[v]
+		require.Equal(t, want, p.PoolsInStack)
+		p.LambdaDir = synth.props.LambdaDir
+		cp, err := p.WithDefaults().Construct()
+		require.NoError(t, err)
+		require.Equal(t, want, cp.PoolsInStack)
+	}
+	for _, v := range []any{"0", "-3", "fifty", "1.5", 2.5, "60 pools"} {
+		ctx[CtxPoolsInStack] = v
+		_, err := PropsFromContext(awscdk.NewApp(&awscdk.AppProps{Context: &ctx}).Node())
+		require.ErrorContains(t, err, "stack: context poolsInStack: must be a positive integer", "%v", v)
+	}
+	delete(ctx, CtxPoolsInStack)
 
 	delete(ctx, CtxPoolsFile)
 	_, err = PropsFromContext(awscdk.NewApp(&awscdk.AppProps{Context: &ctx}).Node())

@@ -38,9 +38,10 @@ func main() {
 		AssumedBy: awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), nil),
 	})
 
-	// The push pools' targets: a function of the app's, a function of
-	// another app's (imported with its role) invoked through an alias, a
-	// webhook signed with a secret, and a queue with a key of its own.
+	// The push pools' targets: a function of the app's (two pools share
+	// it), a function of another app's (imported with its role) invoked
+	// through an alias, a webhook signed with a secret, and a queue with a
+	// key of its own.
 	thumbs := awslambda.NewFunction(stack, jsii.String("Thumbs"), &awslambda.FunctionProps{
 		Runtime: awslambda.Runtime_PYTHON_3_13(),
 		Handler: jsii.String("index.handler"),
@@ -64,11 +65,13 @@ func main() {
 			{Name: "render", Capacity: 8, MaxParked: 100, Executor: parkinglot.ExecutorPull},
 			{Name: "mail", Capacity: 2, MaxParked: 50, DefaultMaxWait: time.Hour},
 			{Name: "thumbs", Capacity: 4, MaxParked: 100, Target: parkinglot.LambdaTarget(thumbs)},
-			{Name: "reports", Capacity: 1, MaxParked: 10, Executor: parkinglot.ExecutorPush,
+			{Name: "reports", Capacity: 1, MaxParked: 10, Executor: parkinglot.ExecutorPush, RunTimeout: 30 * time.Second,
 				Target: parkinglot.LambdaTarget(reports, parkinglot.Qualifier("live"), parkinglot.MaxAttempts(3))},
 			{Name: "hooks", Capacity: 2, MaxParked: 10, Target: parkinglot.HTTPTarget("https://hooks.example.com/parkinglot",
 				hookSecret, parkinglot.HTTPAsync, parkinglot.DeliveryTimeout(10*time.Second))},
 			{Name: "jobs", Capacity: 3, MaxParked: 10, Target: parkinglot.SQSTarget(jobs)},
+			// A second pool on the app's function, with a shorter run timeout.
+			{Name: "previews", Capacity: 2, MaxParked: 10, RunTimeout: 2 * time.Minute, Target: parkinglot.LambdaTarget(thumbs)},
 		},
 		JWTIssuer:    "https://auth.example.com/",
 		JWTAudience:  []string{"scheduler"},
