@@ -75,7 +75,7 @@ func (r *SubmitRequest) validate(now time.Time) error {
 func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
 	var pool Pool
 	res, err := s.submit(ctx, req, &pool)
-	if res.Task.Lease == "" {
+	if res.Task.ID == "" {
 		return res, err
 	}
 	view, verr := s.tenantView(ctx, res.Task, &pool)
