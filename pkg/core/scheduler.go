@@ -259,13 +259,13 @@ func (s *Scheduler) Task(ctx context.Context, tenant, id string) (Task, error) {
 // A task that is not running needs no pool: it has no lease (never
 // started), or its last one, which changes nothing any more (a repeat of
 // its completion only returns it) and which the API shows only while the
-// task runs; it goes without it. For a running
-// one, only the pool's executor is decided on, and it changes only by
-// PutPool, so the pool as recently read will do (recentPool: this
-// Scheduler's own PutPool forgets it at once, another process's is seen
-// within Config.PoolHintAge). The task records nothing of who its start
-// was for: a task started in a pull or push pool whose executor is later
-// set to permit shows its lease again.
+// task runs; it goes without it. For a running one, only the pool's
+// executor is decided on, and it changes only by PutPool, so the pool as
+// recently read will do (recentPool: this Scheduler's own PutPool forgets
+// it at once, another process's is seen within Config.PoolHintAge), with
+// no read at all when the caller has just read it. The task records
+// nothing of who its start was for: a task started in a pull or push pool
+// whose executor is later set to permit shows its lease again.
 func (s *Scheduler) tenantView(ctx context.Context, t Task, p *Pool) (Task, error) {
 	if t.State != StateRunning {
 		t.Lease = ""
