@@ -309,7 +309,7 @@ func (e *engine) submit(args []byte) (any, error) {
 		// The task's own wake-up may have started it within Submit, which
 		// returns it as parked: read it again, so that the reply says how
 		// it stands and only a task still parked is watched.
-		if cur, rerr := e.s.Task(e.ctx, tenant, res.Task.ID); rerr == nil {
+		if cur, rerr := e.s.WaitTask(e.ctx, tenant, res.Task.ID, 0); rerr == nil {
 			res.Task = cur
 		}
 		if res.Task.State == core.StateParked {
@@ -329,7 +329,7 @@ func (e *engine) task(args []byte) (any, error) {
 	if err := decode(args, &in); err != nil {
 		return nil, err
 	}
-	t, err := e.s.Task(e.ctx, tenant, in.ID)
+	t, err := e.s.WaitTask(e.ctx, tenant, in.ID, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -231,6 +232,62 @@ func TestLeaseLostAtLeaseEnd(t *testing.T) {
 	p, err := b.sched.Pool(context.Background(), "gpu")
 	require.NoError(t, err)
 	require.Equal(t, 0, p.Running)
+}
+
+// heldPusher is a core.Pusher that keeps what core pushes, as the target
+// would receive it.
+type heldPusher struct {
+	mu     sync.Mutex
+	pushed []core.Task
+}
+
+func (p *heldPusher) Push(t core.Task) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pushed = append(p.pushed, t)
+}
+
+func (p *heldPusher) Hold(string) time.Duration { return time.Minute }
+
+// TestPushLeaseIsTheTargets: a task of a push pool started at submission
+// answers its tenant (201, a replay's 200, GET) without the lease, which
+// the target got; the target completes with it (here with the tenant's
+// token, as an sqs target's consumer may, through the API).
+func TestPushLeaseIsTheTargets(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	pusher := &heldPusher{}
+	s, err := core.New(core.Config{Backend: b.sched.Backend(), Clock: b.clock, Pusher: pusher})
+	require.NoError(t, err)
+	require.NoError(t, s.PutPool(context.Background(), core.PoolConfig{Name: "hook", Capacity: 1, MaxParked: 1, DefaultMaxWait: time.Minute, RunTimeout: time.Minute, Executor: core.ExecutorPush}))
+	b.sched = s
+	b.h = httpapi.New(httpapi.Options{Scheduler: s, Auth: httpapi.NewTokenAuth(map[string]string{"tok-acme": "acme"})})
+
+	created := b.submitTask(t, "hook", `{"key":"k"}`, http.StatusCreated)
+	require.Equal(t, "running", created.State)
+	require.Empty(t, created.Lease, "the target holds the lease")
+	require.NotNil(t, created.LeaseExpiresAt)
+	replayed := b.submitTask(t, "hook", `{"key":"k"}`, http.StatusOK)
+	require.Equal(t, created.ID, replayed.ID)
+	require.Empty(t, replayed.Lease)
+	for _, path := range []string{"/v1/tasks/" + created.ID, "/v1/tasks/" + created.ID + "?wait=1s"} {
+		code, _, out := b.do(t, "tok-acme", "GET", path, "")
+		require.Equal(t, http.StatusOK, code, "%s", out)
+		got := decodeTask(t, out)
+		require.Equal(t, "running", got.State, path)
+		require.Empty(t, got.Lease, path)
+		require.NotContains(t, string(out), `"lease":`, path)
+	}
+
+	pusher.mu.Lock()
+	require.Len(t, pusher.pushed, 1)
+	held := pusher.pushed[0]
+	pusher.mu.Unlock()
+	require.Equal(t, created.ID, held.ID)
+	require.NotEmpty(t, held.Lease)
+	code, _, out := b.do(t, "tok-acme", "POST", "/v1/tasks/"+created.ID+"/complete", `{"lease":"`+held.Lease+`","status":"succeeded"}`)
+	require.Equal(t, http.StatusOK, code, "%s", out)
+	require.Equal(t, "succeeded", decodeTask(t, out).State)
 }
 
 func TestParkedTaskExpires(t *testing.T) {

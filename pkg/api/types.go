@@ -194,7 +194,9 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // FromTask converts a core task. The lease token is shown only while the
-// task runs.
+// task runs, and only if core gave it: core's answers to a tenant
+// (WaitTask, Submit) leave out the lease of a task of a pull or push pool,
+// which the claiming worker or the target holds.
 func FromTask(t *core.Task) Task {
 	out := Task{
 		ID: t.ID, Key: t.Key, Tenant: t.Tenant, Pool: t.Pool, Recipient: t.Recipient,

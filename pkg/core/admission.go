@@ -68,8 +68,27 @@ func (r *SubmitRequest) validate(now time.Time) error {
 
 // Submit admits the task if its pool has a free slot and nothing parked
 // waits before it, parks it otherwise, and rejects it (ErrPoolFull, with the
-// rejected task in the result) when the parked depth is full.
+// rejected task in the result) when the parked depth is full. The result
+// answers the tenant: a task of a push pool started at once, or a replayed
+// task of a pull or push pool, comes without its lease, which the pool's
+// target or the claiming worker holds (tenantView).
 func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
+	var pool Pool
+	res, err := s.submit(ctx, req, &pool)
+	if res.Task.ID == "" {
+		return res, err
+	}
+	view, verr := s.tenantView(ctx, res.Task, &pool)
+	if verr != nil {
+		return SubmitResult{}, verr
+	}
+	res.Task = view
+	return res, err
+}
+
+// submit is Submit with the task as stored. It sets *read to the pool it
+// read, if it got that far.
+func (s *Scheduler) submit(ctx context.Context, req SubmitRequest, read *Pool) (SubmitResult, error) {
 	now := s.clock.Now()
 	if req.Recipient == "" {
 		req.Recipient = req.Tenant
@@ -81,6 +100,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (SubmitResult
 	if err != nil {
 		return SubmitResult{}, err
 	}
+	*read = pool
 	var hash string // only a keyed submission can be replayed
 	if req.Key != "" {
 		hash = req.bodyHash(pool.PoolConfig)

@@ -170,10 +170,21 @@ func claimDetail(w *Worker) string {
 
 // WaitTask returns tenant's task id once it is no longer parked, waiting up
 // to wait for it to start or end (a task that stays parked is returned as
-// it is when the wait runs out). Many callers that share one recipient can
-// each wait for their own task this way without taking each other's
-// mailbox messages.
+// it is when the wait runs out); with wait 0, at once. Many callers that
+// share one recipient can each wait for their own task this way without
+// taking each other's mailbox messages. It answers the tenant: a task of a
+// pull or push pool comes without its lease, which the claiming worker or
+// the pool's target holds (tenantView).
 func (s *Scheduler) WaitTask(ctx context.Context, tenant, id string, wait time.Duration) (Task, error) {
+	t, err := s.waitTask(ctx, tenant, id, wait)
+	if err != nil {
+		return Task{}, err
+	}
+	return s.tenantView(ctx, t, nil)
+}
+
+// waitTask is WaitTask with the task as stored.
+func (s *Scheduler) waitTask(ctx context.Context, tenant, id string, wait time.Duration) (Task, error) {
 	if wait < 0 || wait > MaxMailboxWait {
 		return Task{}, Invalid("wait", "wait must be 0-%s, got %s", MaxMailboxWait, wait)
 	}

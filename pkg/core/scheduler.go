@@ -234,7 +234,11 @@ func (s *Scheduler) Pools(ctx context.Context) ([]PoolStats, error) {
 	return out, nil
 }
 
-// Task returns tenant's task id; another tenant's task is ErrNotFound.
+// Task returns tenant's task id as stored, lease included whoever holds
+// it; another tenant's task is ErrNotFound. It is what the lease checks of
+// a tenant's heartbeat, completion and cancellation compare and commit
+// (taskFor): an answer to the tenant is WaitTask's (or Submit's), which
+// leaves out the lease that a worker or a push target holds (tenantView).
 func (s *Scheduler) Task(ctx context.Context, tenant, id string) (Task, error) {
 	t, err := s.b.Task(ctx, id)
 	if err != nil {
@@ -242,6 +246,40 @@ func (s *Scheduler) Task(ctx context.Context, tenant, id string) (Task, error) {
 	}
 	if t.Tenant != tenant {
 		return Task{}, ErrNotFound
+	}
+	return t, nil
+}
+
+// tenantView is t as its tenant may see it: without the lease in a pull
+// pool, where the claiming worker holds it, or a push pool, where the
+// target does; a tenant that had it could heartbeat or complete the task in
+// their place (the recipient's started message goes without it for the
+// same reason). p is t's pool if the caller has just read it, else nil.
+//
+// A task that is not running needs no pool: it has no lease (never
+// started), or its last one, which changes nothing any more (a repeat of
+// its completion only returns it) and which the API shows only while the
+// task runs; it goes without it. For a running one, only the pool's
+// executor is decided on, and it changes only by PutPool, so the pool as
+// recently read will do (recentPool: this Scheduler's own PutPool forgets
+// it at once, another process's is seen within Config.PoolHintAge), with
+// no read at all when the caller has just read it. The task records
+// nothing of who its start was for: a task started in a pull or push pool
+// whose executor is later set to permit shows its lease again.
+func (s *Scheduler) tenantView(ctx context.Context, t Task, p *Pool) (Task, error) {
+	if t.State != StateRunning {
+		t.Lease = ""
+		return t, nil
+	}
+	if p == nil || p.Name != t.Pool {
+		read, err := s.recentPool(ctx, t.Pool)
+		if err != nil {
+			return Task{}, fmt.Errorf("core: read pool %s of task %s: %w", t.Pool, t.ID, err)
+		}
+		p = &read
+	}
+	if p.Pulls() || p.Pushes() {
+		t.Lease = ""
 	}
 	return t, nil
 }

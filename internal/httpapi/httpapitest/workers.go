@@ -77,6 +77,16 @@ func testClaims(t *testing.T, e env) {
 		require.NotEmpty(t, tk.LeaseExpiresAt)
 		require.NotEmpty(t, tk.Payload, "a claim carries the payload")
 		require.Contains(t, ids, tk.ID)
+		// Its tenant's read, with or without a wait, goes without the
+		// lease: the worker holds it.
+		owner, ok := map[string]caller{"acme": acme, "globex": globex}[tk.Tenant]
+		require.True(t, ok, "tenant %s", tk.Tenant)
+		for _, path := range []string{"/v1/tasks/" + tk.ID, "/v1/tasks/" + tk.ID + "?wait=1s"} {
+			seen := expectTask(t, owner.get(path), http.StatusOK)
+			require.Equal(t, "running", seen.State, path)
+			require.Empty(t, seen.Lease, "%s: the worker holds the lease", path)
+			require.NotEmpty(t, seen.LeaseExpiresAt, path)
+		}
 	}
 	empty := expect[claimAnswer](t, claim(w, "ct-pull", object{}), http.StatusOK)
 	require.Empty(t, empty.Tasks, "the pool is full")

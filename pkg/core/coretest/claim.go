@@ -222,6 +222,60 @@ func exerciseClaims(t *testing.T, newBackend NewBackend) {
 		require.ErrorIs(t, err, core.ErrInvalid)
 	})
 
+	t.Run("TenantSeesNoLease", func(t *testing.T) {
+		t.Parallel()
+		// The claiming worker holds the lease: the tenant's reads of its
+		// task (a read, a wait, a replayed submission) go without it, the
+		// worker's (the claim, the next task of a completion) carry it.
+		tb := setup(t, newBackend, pullCfg("p", 1, 10))
+		req := core.SubmitRequest{Tenant: "acme", Pool: "p", Key: "k"}
+		res, err := tb.s.Submit(tb.ctx, req)
+		require.NoError(t, err)
+		a := res.Task
+		require.Equal(t, core.StateParked, a.State)
+		b := tb.submit(t, "acme", "p")
+		got := tb.claim(t, w1, "p", 1)
+		require.Len(t, got, 1)
+		require.Equal(t, a.ID, got[0].ID)
+		require.NotEmpty(t, got[0].Lease, "the claim carries the lease")
+
+		view, err := tb.s.WaitTask(tb.ctx, "acme", a.ID, 0)
+		require.NoError(t, err)
+		require.Equal(t, core.StateRunning, view.State)
+		require.Empty(t, view.Lease, "the tenant's read goes without the worker's lease")
+		require.True(t, view.LeaseExpiresAt.Equal(got[0].LeaseExpiresAt), "the lease's end is shown")
+		view, err = tb.s.WaitTask(tb.ctx, "acme", a.ID, time.Second)
+		require.NoError(t, err)
+		require.Empty(t, view.Lease, "nor does a wait")
+		replay, err := tb.s.Submit(tb.ctx, req)
+		require.NoError(t, err)
+		require.True(t, replay.Replayed)
+		require.Equal(t, core.StateRunning, replay.Task.State)
+		require.Empty(t, replay.Task.Lease, "nor does a replayed submission")
+		// Another process, with no pool read to go by, reads the pool.
+		s2, err := core.New(core.Config{Backend: tb.b, Clock: tb.clock})
+		require.NoError(t, err)
+		view, err = s2.WaitTask(tb.ctx, "acme", a.ID, 0)
+		require.NoError(t, err)
+		require.Empty(t, view.Lease)
+
+		// The worker's next task, started in its completion, carries its lease;
+		// the tenant's read of it does not.
+		_, next, err := tb.s.CompleteNext(tb.ctx, core.CompleteRequest{Worker: &w1, TaskID: a.ID, Lease: got[0].Lease, Status: core.StateSucceeded, Next: 1})
+		require.NoError(t, err)
+		require.Len(t, next, 1)
+		require.Equal(t, b.ID, next[0].ID)
+		require.NotEmpty(t, next[0].Lease)
+		view, err = tb.s.WaitTask(tb.ctx, "acme", b.ID, 0)
+		require.NoError(t, err)
+		require.Equal(t, core.StateRunning, view.State)
+		require.Empty(t, view.Lease)
+		// The worker's lease is what the store keeps.
+		stored, err := tb.b.Task(tb.ctx, b.ID)
+		require.NoError(t, err)
+		require.Equal(t, next[0].Lease, stored.Lease)
+	})
+
 	t.Run("RacingClaimers", func(t *testing.T) {
 		t.Parallel()
 		// Claimers race each other and the sweeper; an observer of their own

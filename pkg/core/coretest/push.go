@@ -81,7 +81,11 @@ func exercisePush(t *testing.T, newBackend NewBackend) {
 		require.True(t, a.Pushing(), "an admitted task of a push pool waits for its target")
 		require.True(t, a.PushAt.Equal(T0.Add(pushHold)))
 		require.True(t, a.LeaseExpiresAt.Equal(T0.Add(pushHold+time.Minute)), "the lease outlasts the delivery")
-		require.Equal(t, []string{a.ID}, pushedIDs(pusher.take()), "pushed after the commit")
+		require.Empty(t, a.Lease, "the tenant's answer goes without the lease: the target holds it")
+		pushed := pusher.take()
+		require.Equal(t, []string{a.ID}, pushedIDs(pushed), "pushed after the commit")
+		require.NotEmpty(t, pushed[0].Lease, "the target gets the lease")
+		a = pushed[0]
 		stored, err := tb.b.Task(tb.ctx, a.ID)
 		require.NoError(t, err)
 		require.True(t, stored.PushAt.Equal(a.PushAt), "the pending delivery is stored with the start")
@@ -102,7 +106,9 @@ func exercisePush(t *testing.T, newBackend NewBackend) {
 		tb.complete(t, a, core.StateSucceeded)
 		b = tb.task(t, "acme", b.ID)
 		require.True(t, b.Pushing())
-		require.Equal(t, []string{b.ID}, pushedIDs(pusher.take()))
+		pushed = pusher.take()
+		require.Equal(t, []string{b.ID}, pushedIDs(pushed))
+		require.Equal(t, b.Lease, pushed[0].Lease)
 
 		// Within the hold, nothing is pushed again.
 		tb.clock.Advance(pushHold - time.Second)
@@ -135,7 +141,7 @@ func exercisePush(t *testing.T, newBackend NewBackend) {
 		t.Parallel()
 		tb, pusher := setupPush(t, pushCfg("p", 1, 10))
 		a := tb.submit(t, "acme", "p")
-		pusher.take()
+		a = pusher.take()[0] // as the target has it, with the lease
 		// A synchronous target answered with the outcome.
 		done := tb.complete(t, a, core.StateSucceeded)
 		require.False(t, done.Pushing())
@@ -154,9 +160,9 @@ func exercisePush(t *testing.T, newBackend NewBackend) {
 	t.Run("RetriesThenFails", func(t *testing.T) {
 		t.Parallel()
 		tb, pusher := setupPush(t, pushCfg("p", 1, 10))
-		a := tb.submit(t, "acme", "p")
+		tb.submit(t, "acme", "p")
 		b := tb.submit(t, "globex", "p")
-		pusher.take()
+		a := pusher.take()[0] // as the target has it, with the lease
 
 		tb.clock.Advance(time.Second)
 		r, ok, err := tb.s.PushRetry(tb.ctx, a, "503 Service Unavailable", 2*time.Second)
@@ -207,6 +213,64 @@ func exercisePush(t *testing.T, newBackend NewBackend) {
 		require.True(t, b.Pushing())
 		require.Equal(t, []string{b.ID}, pushedIDs(pusher.take()))
 		require.Equal(t, core.PoolStats{Name: "p", Capacity: 1, Running: 1, MaxParked: 10, Executor: core.ExecutorPush}, tb.stats(t, "p"))
+	})
+
+	t.Run("TenantSeesNoLease", func(t *testing.T) {
+		t.Parallel()
+		// The target holds the lease: the tenant's answers (the submission
+		// that started the task, a read, a wait, a replay) go without it,
+		// also once the target took the task (nothing pending to tell it
+		// by); in a permit pool the tenant's recipient holds it, and sees it.
+		tb, pusher := setupPush(t, pushCfg("p", 1, 10), poolCfg("q", 1, 10))
+		req := core.SubmitRequest{Tenant: "acme", Pool: "p", Key: "k"}
+		res, err := tb.s.Submit(tb.ctx, req)
+		require.NoError(t, err)
+		a := res.Task
+		require.Equal(t, core.StateRunning, a.State)
+		require.Empty(t, a.Lease, "the submission that started it goes without the lease")
+		pushed := pusher.take()
+		require.Equal(t, []string{a.ID}, pushedIDs(pushed))
+		require.NotEmpty(t, pushed[0].Lease, "the target gets it")
+
+		tenantReads := func(s *core.Scheduler) {
+			t.Helper()
+			for _, wait := range []time.Duration{0, time.Second} {
+				view, err := s.WaitTask(tb.ctx, "acme", a.ID, wait)
+				require.NoError(t, err)
+				require.Equal(t, core.StateRunning, view.State)
+				require.Empty(t, view.Lease, "wait %s", wait)
+			}
+			replay, err := s.Submit(tb.ctx, req)
+			require.NoError(t, err)
+			require.True(t, replay.Replayed)
+			require.Equal(t, core.StateRunning, replay.Task.State)
+			require.Empty(t, replay.Task.Lease, "a replay")
+		}
+		tenantReads(tb.s)
+		require.NoError(t, tb.s.PushAccepted(tb.ctx, a.ID, pushed[0].Lease))
+		tenantReads(tb.s)
+		// Another process, with no pool read to go by, reads the pool.
+		s2, err := core.New(core.Config{Backend: tb.b, Clock: tb.clock})
+		require.NoError(t, err)
+		tenantReads(s2)
+		_, err = tb.s.WaitTask(tb.ctx, "globex", a.ID, 0)
+		require.ErrorIs(t, err, core.ErrNotFound)
+
+		// The target heartbeats and completes with the lease it was pushed.
+		_, err = tb.s.Heartbeat(tb.ctx, core.HeartbeatRequest{Tenant: "acme", TaskID: a.ID, Lease: pushed[0].Lease})
+		require.NoError(t, err)
+		tb.complete(t, pushed[0], core.StateSucceeded)
+		view, err := tb.s.WaitTask(tb.ctx, "acme", a.ID, 0)
+		require.NoError(t, err)
+		require.Equal(t, core.StateSucceeded, view.State)
+		require.Empty(t, view.Lease, "nor once it ended")
+
+		q := tb.submit(t, "acme", "q")
+		require.Equal(t, core.StateRunning, q.State)
+		require.NotEmpty(t, q.Lease, "a permit pool's submitter holds the lease")
+		view, err = tb.s.WaitTask(tb.ctx, "acme", q.ID, 0)
+		require.NoError(t, err)
+		require.Equal(t, q.Lease, view.Lease)
 	})
 
 	t.Run("DispatchAndCancel", func(t *testing.T) {
