@@ -188,7 +188,7 @@ func (s *Scheduler) waitTask(ctx context.Context, tenant, id string, wait time.D
 	if wait < 0 || wait > MaxMailboxWait {
 		return Task{}, Invalid("wait", "wait must be 0-%s, got %s", MaxMailboxWait, wait)
 	}
-	t, err := s.Task(ctx, tenant, id)
+	t, err := s.tenantTask(ctx, tenant, id)
 	if err != nil || t.State != StateParked || wait == 0 {
 		return t, err
 	}
@@ -199,7 +199,7 @@ func (s *Scheduler) waitTask(ctx context.Context, tenant, id string, wait time.D
 	poll := time.NewTicker(s.cfg.MailboxPoll)
 	defer poll.Stop()
 	for {
-		cur, err := s.Task(ctx, tenant, id)
+		cur, err := s.tenantTask(ctx, tenant, id)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return t, nil

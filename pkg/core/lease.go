@@ -133,7 +133,7 @@ func (s *Scheduler) CompleteNext(ctx context.Context, req CompleteRequest) (Task
 // task is ErrNotFound, as a task that does not exist.
 func (s *Scheduler) taskFor(ctx context.Context, tenant string, w *Worker, id string) (Task, error) {
 	if w == nil {
-		return s.Task(ctx, tenant, id)
+		return s.tenantTask(ctx, tenant, id)
 	}
 	t, err := s.b.Task(ctx, id)
 	if err != nil {

@@ -234,12 +234,21 @@ func (s *Scheduler) Pools(ctx context.Context) ([]PoolStats, error) {
 	return out, nil
 }
 
-// Task returns tenant's task id as stored, lease included whoever holds
-// it; another tenant's task is ErrNotFound. It is what the lease checks of
-// a tenant's heartbeat, completion and cancellation compare and commit
-// (taskFor): an answer to the tenant is WaitTask's (or Submit's), which
-// leaves out the lease that a worker or a push target holds (tenantView).
+// Task returns tenant's task id as the tenant may see it (tenantView:
+// without the lease that a worker or a push target holds); another
+// tenant's task is ErrNotFound.
 func (s *Scheduler) Task(ctx context.Context, tenant, id string) (Task, error) {
+	t, err := s.tenantTask(ctx, tenant, id)
+	if err != nil {
+		return Task{}, err
+	}
+	return s.tenantView(ctx, t, nil)
+}
+
+// tenantTask is Task as stored, lease included whoever holds it: what the
+// lease checks of a tenant's heartbeat, completion and cancellation compare
+// and commit (taskFor).
+func (s *Scheduler) tenantTask(ctx context.Context, tenant, id string) (Task, error) {
 	t, err := s.b.Task(ctx, id)
 	if err != nil {
 		return Task{}, err

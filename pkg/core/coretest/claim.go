@@ -55,7 +55,7 @@ func exerciseClaims(t *testing.T, newBackend NewBackend) {
 			require.NotEmpty(t, task.Lease)
 			require.True(t, task.StartedAt.Equal(T0.Add(time.Second)))
 			require.True(t, task.LeaseExpiresAt.Equal(T0.Add(time.Second+time.Minute)))
-			stored := tb.task(t, task.Tenant, task.ID)
+			stored := tb.stored(t, task.ID)
 			require.Equal(t, stored.Lease, task.Lease)
 			require.JSONEq(t, string(stored.Payload), string(task.Payload), "the claim carries the payload")
 			// The recipient learns of the start, without the lease.

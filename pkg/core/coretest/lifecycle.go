@@ -55,6 +55,15 @@ func (tb *bundle) task(t *testing.T, tenant, id string) core.Task {
 	return task
 }
 
+// stored returns task id as the store holds it, lease included whoever
+// holds it (tb.task is the tenant's view).
+func (tb *bundle) stored(t *testing.T, id string) core.Task {
+	t.Helper()
+	task, err := tb.b.Task(tb.ctx, id)
+	require.NoError(t, err)
+	return task
+}
+
 func (tb *bundle) complete(t *testing.T, task core.Task, status core.State) core.Task {
 	t.Helper()
 	done, err := tb.s.Complete(tb.ctx, core.CompleteRequest{Tenant: task.Tenant, TaskID: task.ID, Lease: task.Lease, Status: status})

@@ -100,11 +100,11 @@ func exercisePush(t *testing.T, newBackend NewBackend) {
 		// The target took a (asynchronous), then completes it: the hand-off
 		// starts b, which is pushed.
 		require.NoError(t, tb.s.PushAccepted(tb.ctx, a.ID, a.Lease))
-		a = tb.task(t, "acme", a.ID)
+		a = tb.stored(t, a.ID)
 		require.False(t, a.Pushing())
 		tb.clock.Advance(time.Second)
 		tb.complete(t, a, core.StateSucceeded)
-		b = tb.task(t, "acme", b.ID)
+		b = tb.stored(t, b.ID)
 		require.True(t, b.Pushing())
 		pushed = pusher.take()
 		require.Equal(t, []string{b.ID}, pushedIDs(pushed))
