@@ -30,6 +30,9 @@ type callLog struct {
 	mu    sync.Mutex
 	calls []call
 	hold  *callHold
+	// latency, if set, is how long each call waits before it is sent, on
+	// top of moto's own time: a network's round trip (BenchmarkWakePath).
+	latency func(name string) time.Duration
 }
 
 type call struct {
@@ -61,7 +64,7 @@ func (c *callLog) register(cfg *aws.Config) {
 				c.mu.Lock()
 				i := len(c.calls)
 				c.calls = append(c.calls, call{name: name, begun: time.Now()})
-				h := c.hold
+				h, latency := c.hold, c.latency
 				var wait <-chan struct{}
 				switch {
 				case h == nil:
@@ -78,6 +81,9 @@ func (c *callLog) register(cfg *aws.Config) {
 					case <-wait:
 					case <-time.After(holdLimit):
 					}
+				}
+				if latency != nil {
+					time.Sleep(latency(name))
 				}
 				out, md, err := next.HandleInitialize(ctx, in)
 				c.mu.Lock()
@@ -241,4 +247,88 @@ func TestWakePathCalls(t *testing.T) {
 			require.Equal(t, payload, []byte(woken.Payload), "the started task keeps its payload")
 		})
 	}
+}
+
+// inRegion is a typical in-region round trip of each call: GetItem 5 ms,
+// ReceiveMessage 10 ms, TransactWriteItems 15 ms, any other 5 ms.
+func inRegion(name string) time.Duration {
+	switch {
+	case strings.HasPrefix(name, "SQS.ReceiveMessage"):
+		return 10 * time.Millisecond
+	case strings.HasPrefix(name, "DynamoDB.TransactWriteItems"):
+		return 15 * time.Millisecond
+	}
+	return 5 * time.Millisecond
+}
+
+// BenchmarkWakePath measures the time from a `complete` request, with a
+// task parked behind it, to the next task's start committed (the return of
+// the hand-off's TransactWriteItems), each AWS call made to take a typical
+// in-region round trip (inRegion) on top of moto's own time, in the wake
+// path's three cases of TestWakePathCalls: 2, 3 and 4 calls one after the
+// other. It reports the median as ms/wake (ns/op counts the whole
+// iteration: the parked task's submission too).
+//
+//	go test ./pkg/awsstore -run '^$' -bench BenchmarkWakePath -benchtime 40x
+func BenchmarkWakePath(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		hintAge time.Duration
+		fresh   bool // completed by a process that has not read the pool
+	}{
+		{"pool read recently", time.Hour, false},
+		{"pool not read recently", time.Hour, true},
+		{"no pool hints", -1, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			bb := setup(b)
+			ctx := context.Background()
+			s, err := core.New(core.Config{Backend: bb.store, PoolHintAge: bc.hintAge})
+			require.NoError(b, err)
+			require.NoError(b, s.PutPool(ctx, poolCfg("gpu", 1, 10)))
+			submit := func() core.Task {
+				res, err := s.Submit(ctx, core.SubmitRequest{Tenant: "acme", Pool: "gpu", MaxWait: time.Hour})
+				require.NoError(b, err)
+				return res.Task
+			}
+			run := submit()
+			require.Equal(b, core.StateRunning, run.State)
+			bb.calls.mu.Lock()
+			bb.calls.latency = inRegion
+			bb.calls.mu.Unlock()
+			var wakes []time.Duration
+			for b.Loop() {
+				parked := submit()
+				require.Equal(b, core.StateParked, parked.State)
+				completer := s
+				if bc.fresh {
+					completer, err = core.New(core.Config{Backend: bb.store, PoolHintAge: bc.hintAge})
+					require.NoError(b, err)
+				}
+				n := bb.calls.len()
+				begun := time.Now()
+				_, err := completer.Complete(ctx, core.CompleteRequest{Tenant: "acme", TaskID: run.ID, Lease: run.Lease, Status: core.StateSucceeded})
+				require.NoError(b, err)
+				wakes = append(wakes, bb.calls.firstEnd(n, "DynamoDB.TransactWriteItems").Sub(begun))
+				run, err = bb.store.Task(ctx, parked.ID)
+				require.NoError(b, err)
+				require.Equal(b, core.StateRunning, run.State, "started by the hand-off")
+			}
+			slices.Sort(wakes)
+			b.ReportMetric(float64(wakes[len(wakes)/2])/float64(time.Millisecond), "ms/wake")
+		})
+	}
+}
+
+// firstEnd returns when the first call named name after the first n
+// returned.
+func (c *callLog) firstEnd(n int, name string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range c.calls[n:] {
+		if k.name == name {
+			return k.end
+		}
+	}
+	return time.Time{}
 }
