@@ -99,12 +99,15 @@ lambdas:
 # The CDK app (infra/cdk, its own Go module). `make synth` writes
 # infra/cdk/cdk.out/Parkinglot.template.json; `make deploy` deploys it to the
 # AWS account of your credentials with the CDK CLI pinned in
-# infra/cdk/package.json (see infra/cdk/README.md; not run in CI).
+# infra/cdk/package.json (see infra/cdk/README.md; not run in CI). CDK_ARGS
+# passes more context to both, e.g. make synth CDK_ARGS='-c poolsInStack=30'.
 POOLS        ?= infra/cdk/pools.yaml
 JWT_ISSUER   ?=
 JWT_AUDIENCE ?=
+CDK_ARGS     ?=
 CDK_CONTEXT   = -c poolsFile=$(abspath $(POOLS)) -c lambdaDir=$(CURDIR)/dist/lambda \
-                -c jwtIssuer=$(or $(JWT_ISSUER),https://issuer.example.com/) -c jwtAudience=$(or $(JWT_AUDIENCE),parkinglot)
+                -c jwtIssuer=$(or $(JWT_ISSUER),https://issuer.example.com/) -c jwtAudience=$(or $(JWT_AUDIENCE),parkinglot) \
+                $(CDK_ARGS)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 # node_modules holds Go files the go tool cannot read (CDK init templates):
 # a go.mod there keeps it out of infra/cdk's ./... patterns.
