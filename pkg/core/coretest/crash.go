@@ -3,6 +3,7 @@ package coretest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -55,7 +56,10 @@ func exerciseCrashes(t *testing.T, newBackend NewBackend) {
 	setupCrash := func(t *testing.T) (*bundle, *crashing) {
 		clock := core.NewStubClock(T0)
 		c := &crashing{Backend: newBackend(t, clock)}
-		s, err := core.New(core.Config{Backend: c, Clock: clock, OutboxGrace: 30 * time.Second})
+		// Warnings (a wake-up or a send that failed) go to the test's
+		// output, shown when it fails.
+		logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		s, err := core.New(core.Config{Backend: c, Clock: clock, OutboxGrace: 30 * time.Second, Logger: logger})
 		require.NoError(t, err)
 		tb := &bundle{ctx: t.Context(), clock: clock, b: c.Backend, s: s}
 		require.NoError(t, s.PutPool(tb.ctx, poolCfg("p", 1, 5)))
