@@ -57,22 +57,24 @@ type lookahead struct {
 // hands its slot off (for a worker asking for its next task, in a pull
 // pool: pulls); the release decides on the same hint. Without a recent
 // hint, it reads the pool instead, for the release to find. It returns nil
-// when the lease names no pool or the Scheduler leaves starts to
-// Config.Wake. The caller settles what it returns.
+// when it has nothing to do: the lease names no pool, the Scheduler leaves
+// starts to Config.Wake, or the recent hint says the release will not hand
+// off (or hints are off). The caller settles what it returns.
 func (s *Scheduler) lookAhead(ctx context.Context, lease string, pulls bool) *lookahead {
 	pool, ok := leasePool(lease)
 	if !ok || s.cfg.Wake != nil {
 		return nil
 	}
-	l := &lookahead{pool: pool, done: make(chan struct{})}
 	p, recent := s.poolHint(pool)
-	l.received = recent && p.Pulls() == pulls && handsOff(p)
+	received := recent && p.Pulls() == pulls && handsOff(p)
+	if !received && (recent || s.cfg.PoolHintAge <= 0) {
+		return nil
+	}
+	l := &lookahead{pool: pool, done: make(chan struct{}), received: received}
 	go func() {
 		defer close(l.done)
 		if !l.received {
-			if !recent && s.cfg.PoolHintAge > 0 {
-				_, _ = s.readPool(ctx, pool)
-			}
+			_, _ = s.readPool(ctx, pool)
 			return
 		}
 		l.ds, l.err = s.b.Receive(ctx, pool, 1)
